@@ -1,0 +1,120 @@
+/* sgpy's sg helpers: the few loops that are worth doing in C.
+ *
+ * Everything here follows the sg v3 interface as documented in
+ * <scsi/sg.h> and the kernel's drivers/scsi/sg.c: a command is queued by
+ * write()-ing a struct sg_io_hdr to the sg fd, and its completion is
+ * collected by read()-ing one back.  At most SG_MAX_QUEUE (16) commands are
+ * outstanding per fd; the next write() fails with EDOM (sg.c, sg_new_write:
+ * "if (!(srp = sg_add_request(sfp))) return -EDOM").
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <scsi/sg.h>
+
+/* glibc's copy of <scsi/sg.h> predates these flags; the values are the
+ * kernel's (include/scsi/sg.h, "following flag values can be or-ed"). */
+#ifndef SG_FLAG_MMAP_IO
+#define SG_FLAG_MMAP_IO 4
+#endif
+#ifndef SG_FLAG_Q_AT_TAIL
+#define SG_FLAG_Q_AT_TAIL 0x10
+#endif
+#ifndef SG_FLAG_Q_AT_HEAD
+#define SG_FLAG_Q_AT_HEAD 0x20
+#endif
+
+/* CDBs are at most 260 bytes in SPC; sg takes at most 252 (MAX_COMMAND_SIZE
+ * for variable-length CDBs in the v3 interface is cmd_len <= 255).  32 covers
+ * every CDB sgpy builds; larger ones are refused with EINVAL. */
+#define SGPY_CDB_MAX 32
+/* SCSI_SENSE_BUFFERSIZE in the kernel (include/scsi/scsi_cmnd.h) is 96. */
+#define SGPY_SENSE_MAX 96
+
+struct sgpy_slot {
+    sg_io_hdr_t hdr;
+    unsigned char cdb[SGPY_CDB_MAX];
+    unsigned char sense[SGPY_SENSE_MAX];
+};
+
+static int sgpy_fill(struct sgpy_slot *slot, int dxfer_direction,
+                     const unsigned char *cdb, unsigned int cdb_len,
+                     void *data, unsigned int data_len,
+                     unsigned int timeout_ms, int pack_id, unsigned int flags)
+{
+    sg_io_hdr_t *h = &slot->hdr;
+    if (cdb_len == 0 || cdb_len > SGPY_CDB_MAX)
+        return EINVAL;
+    memset(h, 0, sizeof(*h));
+    memcpy(slot->cdb, cdb, cdb_len);
+    h->interface_id = 'S';
+    h->dxfer_direction = dxfer_direction;
+    h->cmd_len = (unsigned char)cdb_len;
+    h->mx_sb_len = SGPY_SENSE_MAX;
+    h->dxfer_len = data_len;
+    h->dxferp = data;
+    h->cmdp = slot->cdb;
+    h->sbp = slot->sense;
+    h->timeout = timeout_ms;
+    h->flags = flags;
+    h->pack_id = pack_id;
+    h->usr_ptr = slot;
+    return 0;
+}
+
+static int sgpy_submit(int fd, struct sgpy_slot *const *slots, int n, int *err)
+{
+    int i;
+    *err = 0;
+    for (i = 0; i < n; i++) {
+        ssize_t r;
+        do {
+            r = write(fd, &slots[i]->hdr, sizeof(sg_io_hdr_t));
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            *err = errno;
+            break;
+        }
+    }
+    return i;
+}
+
+static int sgpy_reap(int fd, sg_io_hdr_t *out, int max, int *err)
+{
+    int i;
+    *err = 0;
+    for (i = 0; i < max; i++) {
+        ssize_t r;
+        /* pack_id -1 asks for any completed command (sg.c, sg_read). */
+        out[i].interface_id = 'S';
+        out[i].pack_id = -1;
+        do {
+            r = read(fd, &out[i], sizeof(sg_io_hdr_t));
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            *err = errno;
+            break;
+        }
+    }
+    return i;
+}
+
+static int sgpy_sg_io(int fd, sg_io_hdr_t *hdr)
+{
+    int r;
+    do {
+        r = ioctl(fd, SG_IO, hdr);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? errno : 0;
+}
+
+static int sgpy_ioctl_int(int fd, unsigned long request, int *value)
+{
+    return ioctl(fd, request, value) < 0 ? errno : 0;
+}
+
+static int sgpy_get_scsi_id(int fd, struct sg_scsi_id *id)
+{
+    return ioctl(fd, SG_GET_SCSI_ID, id) < 0 ? errno : 0;
+}

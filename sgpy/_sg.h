@@ -1,0 +1,120 @@
+/* cdef for sgpy's sg extension (sgpy._sgffi).
+ *
+ * The kernel ABI is declared here by NAME only: every struct ends in "...;"
+ * and every constant is "#define X ...", so cffi takes the real layout and
+ * values from <scsi/sg.h> when it compiles the module.  Nothing about the
+ * layout is written down by hand, in C or in Python.
+ */
+
+typedef struct sg_io_hdr {
+    int interface_id;
+    int dxfer_direction;
+    unsigned char cmd_len;
+    unsigned char mx_sb_len;
+    unsigned short iovec_count;
+    unsigned int dxfer_len;
+    void *dxferp;
+    unsigned char *cmdp;
+    unsigned char *sbp;
+    unsigned int timeout;
+    unsigned int flags;
+    int pack_id;
+    void *usr_ptr;
+    unsigned char status;
+    unsigned char masked_status;
+    unsigned char msg_status;
+    unsigned char sb_len_wr;
+    unsigned short host_status;
+    unsigned short driver_status;
+    int resid;
+    unsigned int duration;
+    unsigned int info;
+    ...;
+} sg_io_hdr_t;
+
+struct sg_scsi_id {
+    int host_no;
+    int channel;
+    int scsi_id;
+    int lun;
+    int scsi_type;
+    short h_cmd_per_lun;
+    short d_queue_depth;
+    ...;
+};
+
+#define SG_IO ...
+#define SG_GET_VERSION_NUM ...
+#define SG_SET_RESERVED_SIZE ...
+#define SG_GET_RESERVED_SIZE ...
+#define SG_GET_SCSI_ID ...
+#define SG_GET_NUM_WAITING ...
+#define SG_SET_FORCE_PACK_ID ...
+#define SG_GET_PACK_ID ...
+#define SG_SET_KEEP_ORPHAN ...
+#define SG_GET_KEEP_ORPHAN ...
+#define SG_GET_SG_TABLESIZE ...
+#define SG_SET_COMMAND_Q ...
+#define SG_GET_COMMAND_Q ...
+#define SG_SET_TIMEOUT ...
+#define SG_GET_TIMEOUT ...
+#define SG_SCSI_RESET ...
+#define SG_SCSI_RESET_NOTHING ...
+#define SG_SCSI_RESET_DEVICE ...
+#define SG_SCSI_RESET_BUS ...
+#define SG_SCSI_RESET_HOST ...
+#define SG_DXFER_NONE ...
+#define SG_DXFER_TO_DEV ...
+#define SG_DXFER_FROM_DEV ...
+#define SG_DXFER_TO_FROM_DEV ...
+#define SG_FLAG_DIRECT_IO ...
+#define SG_FLAG_LUN_INHIBIT ...
+#define SG_FLAG_MMAP_IO ...
+#define SG_FLAG_NO_DXFER ...
+#define SG_FLAG_Q_AT_TAIL ...
+#define SG_FLAG_Q_AT_HEAD ...
+#define SG_INFO_OK_MASK ...
+#define SG_INFO_CHECK ...
+#define SG_MAX_QUEUE ...
+#define SG_DEF_RESERVED_SIZE ...
+
+/* sgpy's own helpers (sgpy/_sg.c). */
+#define SGPY_CDB_MAX ...
+#define SGPY_SENSE_MAX ...
+
+/* One submission slot: a header plus the CDB and sense storage it points
+ * at, so one allocation serves a command for its whole life in the kernel. */
+struct sgpy_slot {
+    sg_io_hdr_t hdr;
+    unsigned char cdb[...];
+    unsigned char sense[...];
+    ...;
+};
+
+/* Prepare a slot's header for one command (fills the v3 header's input
+ * fields and points cmdp/sbp at the slot's own storage).  Returns 0, or
+ * EINVAL when cdb_len does not fit. */
+int sgpy_fill(struct sgpy_slot *slot, int dxfer_direction,
+              const unsigned char *cdb, unsigned int cdb_len,
+              void *data, unsigned int data_len,
+              unsigned int timeout_ms, int pack_id, unsigned int flags);
+
+/* write() each slot's header to fd in order; stop at the first failure.
+ * Returns how many were accepted; *err is 0, or the errno that stopped it
+ * (EAGAIN, EDOM when the fd's queue of 16 is full, ENODEV, ...). */
+int sgpy_submit(int fd, struct sgpy_slot *const *slots, int n, int *err);
+
+/* Non-blocking read() of up to max completed headers into out[].  Returns
+ * how many were read; *err is 0 (max reached), EAGAIN (nothing more ready)
+ * or the errno that stopped it. */
+int sgpy_reap(int fd, sg_io_hdr_t *out, int max, int *err);
+
+/* The synchronous SG_IO ioctl; returns 0 or an errno. */
+int sgpy_sg_io(int fd, sg_io_hdr_t *hdr);
+
+/* An sg ioctl whose third argument is an int pointer (SG_GET_VERSION_NUM,
+ * SG_SET_RESERVED_SIZE, ...); returns 0 or an errno. */
+int sgpy_ioctl_int(int fd, unsigned long request, int *value);
+
+/* SG_GET_SCSI_ID; returns 0 or an errno. */
+int sgpy_get_scsi_id(int fd, struct sg_scsi_id *id);

@@ -1,0 +1,574 @@
+"""A real-kernel sg sandbox: User-Mode Linux with scsi_debug devices.
+
+``python -m sgpy.sandbox [options] -- COMMAND ARGS...`` boots Debian's
+User-Mode Linux kernel (package ``user-mode-linux``) as an ordinary process,
+with the host's ``/`` as its root file system (hostfs), loads the SCSI
+midlayer, ``sg``, ``sd_mod`` and ``scsi_debug``, and runs COMMAND as root
+inside it, in the caller's working directory and with the caller's
+environment.  COMMAND therefore sees real ``/dev/sgN`` nodes served by the
+kernel's sg driver, and sgpy's venv, sources and tests exactly as on the host.
+COMMAND's standard output and error are streamed to the caller's; the
+sandbox exits with COMMAND's exit status.
+
+The same is available as :func:`run`.  No privileges are needed: UML runs
+as the calling user (inside the guest, COMMAND is root of the guest only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import selectors
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from sgpy.errors import SgError
+
+__all__ = [
+    "DEFAULT_SCSI_DEBUG",
+    "SandboxError",
+    "SandboxTimeout",
+    "run",
+    "main",
+    "parse_params",
+    "format_params",
+    "module_load_order",
+    "find_uml",
+    "EXIT_TIMEOUT",
+    "EXIT_SANDBOX_FAILED",
+]
+
+#: scsi_debug parameters used when the caller names none: two 64 MiB disks
+#: that complete every command at once (``delay=0``: inside ``write()``).
+DEFAULT_SCSI_DEBUG: Dict[str, str] = {"delay": "0", "dev_size_mb": "64", "num_tgts": "2"}
+
+#: Exit status when COMMAND outlived the timeout (as coreutils ``timeout``).
+EXIT_TIMEOUT = 124
+#: Exit status when the sandbox itself failed (boot, modules, packages).
+EXIT_SANDBOX_FAILED = 125
+
+_EXIT_MARK = "SGPY-SANDBOX-EXIT"
+_FAIL_MARK = "SGPY-SANDBOX-FAILED"
+
+#: Modules the guest needs, by name; their dependencies come from
+#: ``modules.dep``.  ``crc64_rocksoft_generic`` provides the crypto
+#: algorithm ``t10-pi`` (needed by ``sd_mod``) asks for at load time.
+_GUEST_MODULES = ("scsi_common", "scsi_mod", "crc64_rocksoft_generic", "sg", "sd_mod")
+
+#: glibc's AVX code paths are switched off inside the guest: with the
+#: FXSAVE-only FPU switching that umlfix.c selects, AVX register state is not
+#: preserved across UML context switches (see umlfix.c).
+_GUEST_TUNABLES = (
+    "glibc.cpu.hwcaps=-AVX,-AVX2,-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD,"
+    "-AVX_VNNI,-ERMS,-FSRM,-BMI1,-BMI2,-LZCNT,-MOVBE,-RTM,-F16C,-FMA,-XSAVE,-XSAVEC"
+)
+
+_UML_MODULES = "/usr/lib/uml/modules"
+_INSTALL_HINT = "install them with: sudo apt-get install user-mode-linux kmod"
+
+
+class SandboxError(SgError):
+    """The sandbox could not be set up or the guest failed to boot."""
+
+
+class SandboxTimeout(SandboxError):
+    """COMMAND did not finish in time; the guest was killed."""
+
+
+# ---------------------------------------------------------------------------
+# parameters
+
+
+def parse_params(text: Union[str, Sequence[str], Mapping[str, object], None]) -> Dict[str, str]:
+    """Turn ``"delay=0 num_tgts=2"`` (or a list of ``k=v``, or a mapping) into a dict."""
+    if text is None:
+        return {}
+    if isinstance(text, Mapping):
+        return {str(k): _param_value(v) for k, v in text.items()}
+    words = text.split() if isinstance(text, str) else list(text)
+    out: Dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise SandboxError(f"scsi_debug parameter {word!r} is not of the form name=value")
+        out[key] = value
+    return out
+
+
+def _param_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    return str(v)
+
+
+def format_params(params: Mapping[str, str]) -> str:
+    """The ``k=v k=v`` form ``insmod`` takes."""
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+# ---------------------------------------------------------------------------
+# host-side discovery
+
+
+def find_uml() -> Tuple[str, str]:
+    """Return ``(linux.uml path, modules directory)`` or raise SandboxError.
+
+    The message says which Debian packages provide what is missing.
+    """
+    missing = []
+    uml = shutil.which("linux.uml") or ("/usr/bin/linux.uml" if os.path.exists("/usr/bin/linux.uml") else None)
+    if uml is None:
+        missing.append("linux.uml (package user-mode-linux)")
+    moddir = None
+    if os.path.isdir(_UML_MODULES):
+        versions = sorted(os.listdir(_UML_MODULES))
+        if versions:
+            moddir = os.path.join(_UML_MODULES, versions[-1])
+    if moddir is None and uml is not None:
+        missing.append(f"UML kernel modules in {_UML_MODULES} (package user-mode-linux)")
+    if _find_tool("insmod") is None:
+        missing.append("insmod (package kmod)")
+    if missing:
+        raise SandboxError("the sg sandbox needs " + ", ".join(missing) + "; " + _INSTALL_HINT)
+    assert uml is not None and moddir is not None  # for type checkers; checked above
+    return uml, moddir
+
+
+def _find_tool(name: str) -> Optional[str]:
+    for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin"):
+        p = os.path.join(d, name)
+        if os.access(p, os.X_OK):
+            return p
+    return shutil.which(name)
+
+
+def _read_modules_dep(moddir: str) -> Tuple[Dict[str, str], Dict[str, List[str]]]:
+    """Map module name -> path and path -> dependency paths from modules.dep."""
+    paths: Dict[str, str] = {}
+    deps: Dict[str, List[str]] = {}
+    with open(os.path.join(moddir, "modules.dep"), encoding="utf-8") as f:
+        for line in f:
+            path, _, rest = line.partition(":")
+            path = path.strip()
+            if not path:
+                continue
+            name = os.path.basename(path).split(".ko")[0].replace("-", "_")
+            paths[name] = path
+            deps[path] = rest.split()
+    return paths, deps
+
+
+def _read_softdeps(moddir: str) -> Dict[str, List[str]]:
+    """Module name -> modules to load first (``softdep X pre: ...``)."""
+    out: Dict[str, List[str]] = {}
+    try:
+        with open(os.path.join(moddir, "modules.softdep"), encoding="utf-8") as f:
+            for line in f:
+                words = line.split()
+                if len(words) < 3 or words[0] != "softdep":
+                    continue
+                name = words[1].replace("-", "_")
+                pre: List[str] = []
+                mode = None
+                for w in words[2:]:
+                    if w in ("pre:", "post:"):
+                        mode = w
+                    elif mode == "pre:":
+                        pre.append(w.replace("-", "_"))
+                out[name] = pre
+    except OSError:
+        pass
+    return out
+
+
+def module_load_order(moddir: str, wanted: Sequence[str]) -> List[str]:
+    """Absolute paths of ``wanted`` modules and their dependencies, in load order.
+
+    Missing optional modules (``crc64_rocksoft_generic`` on kernels that
+    build it in) are skipped; a missing required one raises SandboxError.
+    """
+    paths, deps = _read_modules_dep(moddir)
+    soft = _read_softdeps(moddir)
+    order: List[str] = []
+    seen = set()
+
+    def visit_path(path: str) -> None:
+        if path in seen:
+            return
+        seen.add(path)
+        name = os.path.basename(path).split(".ko")[0].replace("-", "_")
+        for pre in soft.get(name, ()):
+            if pre in paths:
+                visit_path(paths[pre])
+        for dep in deps.get(path, ()):
+            visit_path(dep)
+        order.append(os.path.join(moddir, path))
+
+    for name in wanted:
+        key = name.replace("-", "_")
+        if key not in paths:
+            if name == "crc64_rocksoft_generic":
+                continue
+            raise SandboxError(f"kernel module {name} not found in {moddir}; {_INSTALL_HINT}")
+        visit_path(paths[key])
+    return order
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    path = os.path.join(base, "sgpy")
+    try:
+        os.makedirs(path, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    path = os.path.join(tempfile.gettempdir(), f"sgpy-cache-{os.getuid()}")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _umlfix() -> str:
+    """Build (once, cached by content hash) the LD_PRELOAD shim umlfix.c."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "umlfix.c")
+    with open(src, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    out = os.path.join(_cache_dir(), f"umlfix-{digest}.so")
+    if os.path.exists(out):
+        return out
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise SandboxError("the sg sandbox needs a C compiler (cc) to build its UML helper; "
+                           "install it with: sudo apt-get install gcc")
+    tmp = f"{out}.{os.getpid()}.tmp"
+    proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", tmp, src, "-ldl"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SandboxError("building the sandbox's UML helper failed:\n" + proc.stdout.decode(errors="replace"))
+    os.replace(tmp, out)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the guest's init script
+
+
+def _init_script(
+    *,
+    command: Sequence[str],
+    cwd: str,
+    env: Mapping[str, str],
+    modules: Sequence[str],
+    scsi_debug_ko: str,
+    params: Mapping[str, str],
+    expected: int,
+) -> str:
+    q = shlex.quote
+    lines = [
+        "#!/bin/sh",
+        "# Generated by sgpy.sandbox: the init process of a User-Mode Linux guest.",
+        'if [ -z "${SGPY_SANDBOX_INIT:-}" ]; then',
+        "  exec /usr/bin/env -i SGPY_SANDBOX_INIT=1 PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+        f" GLIBC_TUNABLES={q(_GUEST_TUNABLES)} /bin/sh \"$0\"",
+        "fi",
+        f"fail() {{ echo \"{_FAIL_MARK} $*\" > /dev/console; sync; poweroff -f; exit 1; }}",
+        "mount -t proc proc /proc || fail 'mount /proc'",
+        "mount -t sysfs sysfs /sys || fail 'mount /sys'",
+        "[ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev || fail 'mount /dev'",
+        "mkdir -p /dev/pts /dev/shm",
+        "mount -t devpts devpts /dev/pts 2>/dev/null",
+        "mount -t tmpfs tmpfs /dev/shm 2>/dev/null",
+    ]
+    for path in modules:
+        lines.append(f"insmod {q(path)} || fail {q('insmod ' + os.path.basename(path))}")
+    lines.append(
+        f"insmod {q(scsi_debug_ko)} {' '.join(q(f'{k}={v}') for k, v in params.items())}"
+        f" || fail {q('insmod scsi_debug ' + format_params(params))}"
+    )
+    lines += [
+        # scsi_debug scans its targets during insmod; sd attaches afterwards.
+        "i=0",
+        f"while [ $(ls /sys/class/scsi_generic 2>/dev/null | wc -l) -lt {expected} ] && [ $i -lt 200 ]; do",
+        "  sleep 0.05; i=$((i+1))",
+        "done",
+        # devtmpfs normally creates the nodes; make any that are missing.
+        "for d in /sys/class/scsi_generic/* /sys/block/sd*; do",
+        "  [ -e \"$d/dev\" ] || continue",
+        "  n=/dev/$(basename \"$d\"); [ -e \"$n\" ] && continue",
+        "  t=c; case \"$d\" in /sys/block/*) t=b;; esac",
+        "  mknod \"$n\" $t $(tr ':' ' ' < \"$d/dev\")",
+        "done",
+        "stty -F /dev/tty1 raw -echo 2>/dev/null",
+        "stty -F /dev/tty2 raw -echo 2>/dev/null",
+    ]
+    for k, v in env.items():
+        lines.append(f"export {k}={q(v)}")
+    lines += [
+        f"cd {q(cwd)} || fail {q('cd ' + cwd)}",
+        " ".join(q(c) for c in command) + " < /dev/null > /dev/tty1 2> /dev/tty2",
+        "rc=$?",
+        f"echo \"{_EXIT_MARK} $rc\" > /dev/console",
+        "sync",
+        "poweroff -f",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _expected_devices(params: Mapping[str, str]) -> int:
+    def num(key: str, default: int) -> int:
+        try:
+            return int(params.get(key, default))
+        except ValueError:
+            return default
+
+    return max(1, num("num_tgts", 1) * num("max_luns", 1) * max(1, num("add_host", 1)))
+
+
+def _guest_env(env: Optional[Mapping[str, str]], params: Mapping[str, str], moddir: str, ko: str) -> Dict[str, str]:
+    out = dict(os.environ if env is None else env)
+    for k in ("LD_PRELOAD", "SGPY_SANDBOX_INIT"):
+        out.pop(k, None)
+    out = {k: v for k, v in out.items() if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)}
+    tun = out.get("GLIBC_TUNABLES")
+    out["GLIBC_TUNABLES"] = f"{tun}:{_GUEST_TUNABLES}" if tun else _GUEST_TUNABLES
+    out["SGPY_SANDBOX"] = "uml"
+    out["SGPY_SANDBOX_SCSI_DEBUG"] = format_params(params)
+    out["SGPY_SANDBOX_MODULES"] = moddir
+    out["SGPY_SANDBOX_SCSI_DEBUG_KO"] = ko
+    return out
+
+
+# ---------------------------------------------------------------------------
+# running
+
+
+def run(
+    command: Sequence[str],
+    *,
+    scsi_debug: Union[str, Sequence[str], Mapping[str, object], None] = None,
+    mem: str = "768M",
+    timeout: Optional[float] = None,
+    cwd: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    stdout: Optional[IO[bytes]] = None,
+    stderr: Optional[IO[bytes]] = None,
+    console: Optional[IO[bytes]] = None,
+) -> int:
+    """Boot the sandbox, run ``command`` inside it, return its exit status.
+
+    ``scsi_debug`` replaces :data:`DEFAULT_SCSI_DEBUG` when given (a
+    ``"k=v k=v"`` string, a list or a mapping).  ``timeout`` (seconds) kills
+    the guest and raises :class:`SandboxTimeout`; a guest that fails to set
+    up raises :class:`SandboxError` carrying the console log.  COMMAND's
+    output goes to ``stdout``/``stderr`` (binary streams; default: this
+    process's), the kernel console to ``console`` (default: kept for error
+    messages only).
+    """
+    if not command:
+        raise SandboxError("no COMMAND given: usage is python -m sgpy.sandbox [options] -- COMMAND ARGS...")
+    uml, moddir = find_uml()
+    params = dict(DEFAULT_SCSI_DEBUG) if scsi_debug is None else parse_params(scsi_debug)
+    modules = module_load_order(moddir, _GUEST_MODULES)
+    paths, _ = _read_modules_dep(moddir)
+    if "scsi_debug" not in paths:
+        raise SandboxError(f"scsi_debug.ko not found in {moddir}; {_INSTALL_HINT}")
+    ko = os.path.join(moddir, paths["scsi_debug"])
+    shim = _umlfix()
+    cwd = os.path.abspath(cwd or os.getcwd())
+    out_stream = stdout if stdout is not None else sys.stdout.buffer
+    err_stream = stderr if stderr is not None else sys.stderr.buffer
+
+    with tempfile.TemporaryDirectory(prefix="sgpy-sandbox-") as tmp:
+        init = os.path.join(tmp, "init")
+        with open(init, "w", encoding="utf-8") as f:
+            f.write(_init_script(
+                command=command, cwd=cwd, env=_guest_env(env, params, moddir, ko),
+                modules=modules, scsi_debug_ko=ko, params=params, expected=_expected_devices(params),
+            ))
+        os.chmod(init, 0o755)
+        # The guest can read the host's / (hostfs) but must be able to read
+        # the script; keep it private to the user otherwise.
+        os.chmod(tmp, 0o755)
+
+        pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, console
+        (out_r, out_w), (err_r, err_w), (con_r, con_w) = pipes
+        uml_dir = os.path.join(tmp, "uml")
+        os.mkdir(uml_dir)
+        argv = [
+            uml,
+            f"mem={mem}",
+            "rootfstype=hostfs",
+            "rootflags=/",
+            "rw",
+            f"init={init}",
+            f"uml_dir={uml_dir}",
+            f"umid=sgpy{os.getpid()}",
+            "con=null",
+            "ssl=null",
+            f"con0=null,fd:{con_w}",
+            f"con1=null,fd:{out_w}",
+            f"con2=null,fd:{err_w}",
+        ]
+        uml_env = dict(os.environ)
+        uml_env["LD_PRELOAD"] = shim
+        uml_env.pop("GLIBC_TUNABLES", None)
+        shm = "/dev/shm"
+        if os.path.isdir(shm) and os.access(shm, os.W_OK):
+            uml_env["TMPDIR"] = shm
+        uml_env.setdefault("HOME", tmp)
+        if not os.access(uml_env["HOME"], os.W_OK):
+            uml_env["HOME"] = tmp
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=con_w, stderr=con_w,
+                pass_fds=(out_w, err_w, con_w), env=uml_env, start_new_session=True,
+            )
+        finally:
+            for fd in (out_w, err_w, con_w):
+                os.close(fd)
+        log = _pump(proc, {out_r: out_stream, err_r: err_stream, con_r: console}, timeout)
+        text = log.decode(errors="replace")
+        if log.endswith(b"\0TIMEOUT"):
+            raise SandboxTimeout(
+                f"COMMAND {shlex.join(command)!s} did not finish within {timeout:g} s; the guest was killed.\n"
+                + _tail(text[: -len("\0TIMEOUT")])
+            )
+        m = re.search(_EXIT_MARK + r" (\d+)", text)
+        if m:
+            return int(m.group(1))
+        f = re.search(_FAIL_MARK + r" (.*)", text)
+        what = f"the guest failed to set up: {f.group(1).strip()}" if f else "the guest stopped before COMMAND finished"
+        raise SandboxError(f"sgpy sandbox: {what}\n" + _tail(text))
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    rows = [r for r in text.replace("\r", "").splitlines() if r.strip()]
+    return "--- kernel console (last lines) ---\n" + "\n".join(rows[-lines:])
+
+
+def _pump(proc: "subprocess.Popen[bytes]", sinks: Dict[int, Optional[IO[bytes]]], timeout: Optional[float]) -> bytes:
+    """Copy the guest's pipes to their sinks until it powers off; return the console log."""
+    console_fd = list(sinks)[-1]
+    log = bytearray()
+    sel = selectors.DefaultSelector()
+    for fd in sinks:
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    exited_at: Optional[float] = None
+    timed_out = False
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if deadline is not None and now > deadline and exited_at is None:
+                timed_out = True
+                break
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > 2.0:
+                break  # helpers that still hold a pipe open: stop waiting
+            wait = 0.2
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - now))
+            for key, _ in sel.select(wait):
+                fd = key.fd
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    sel.unregister(fd)
+                    continue
+                sink = sinks[fd]
+                if fd == console_fd:
+                    log += chunk
+                if sink is not None:
+                    sink.write(chunk)
+                    sink.flush()
+    except BaseException:
+        _kill(proc)
+        raise
+    finally:
+        for fd in list(sel.get_map()):
+            sel.unregister(fd)
+        sel.close()
+        for fd in sinks:
+            os.close(fd)
+    _kill(proc)
+    if timed_out:
+        log += b"\0TIMEOUT"
+    return bytes(log)
+
+
+def _kill(proc: "subprocess.Popen[bytes]") -> None:
+    """Kill UML and every host process it started (one per guest process)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a stuck zombie
+        pass
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+def _arg_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sgpy.sandbox",
+        description="Run COMMAND as root inside a User-Mode Linux guest that has real sg devices "
+        "served by scsi_debug, in this directory and with this environment.",
+        epilog="Example: python -m sgpy.sandbox -p ndelay=50000 -- python -m pytest tests/device",
+    )
+    p.add_argument("-p", "--param", action="append", default=None, metavar="NAME=VALUE",
+                   help="a scsi_debug module parameter (repeatable); replaces the default set "
+                   f"{format_params(DEFAULT_SCSI_DEBUG)!r}")
+    p.add_argument("--scsi-debug", default=None, metavar="'NAME=VALUE ...'",
+                   help="all scsi_debug parameters as one string")
+    p.add_argument("--mem", default="768M", help="guest memory (default 768M)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="kill the guest after this long (exit status 124)")
+    p.add_argument("--console", action="store_true", help="also show the kernel console on stderr")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``python -m sgpy.sandbox``; returns the exit status."""
+    args = _arg_parser().parse_args(argv)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        _arg_parser().print_usage(sys.stderr)
+        print("python -m sgpy.sandbox: error: no COMMAND given after --", file=sys.stderr)
+        return 2
+    params: Optional[Dict[str, str]] = None
+    try:
+        if args.scsi_debug is not None or args.param:
+            params = parse_params(args.scsi_debug or "")
+            params.update(parse_params(args.param or []))
+        return run(
+            command, scsi_debug=params, mem=args.mem, timeout=args.timeout,
+            console=sys.stderr.buffer if args.console else None,
+        )
+    except SandboxTimeout as exc:
+        print(f"sgpy sandbox: {exc}", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except SandboxError as exc:
+        print(str(exc) if str(exc).startswith("sgpy sandbox") else f"sgpy sandbox: {exc}", file=sys.stderr)
+        return EXIT_SANDBOX_FAILED
+    except KeyboardInterrupt:
+        return 130
