@@ -1,0 +1,1 @@
+"""Typed parsers for device answers."""
