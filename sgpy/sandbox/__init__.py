@@ -270,6 +270,7 @@ def _init_script(
     scsi_debug_ko: str,
     params: Mapping[str, str],
     expected: int,
+    tty_out: bool = False,
 ) -> str:
     q = shlex.quote
     lines = [
@@ -313,8 +314,22 @@ def _init_script(
         lines.append(f"export {k}={q(v)}")
     lines += [
         f"cd {q(cwd)} || fail {q('cd ' + cwd)}",
-        " ".join(q(c) for c in command) + " < /dev/null > /dev/tty1 2> /dev/tty2",
-        "rc=$?",
+    ]
+    cmd = " ".join(q(c) for c in command)
+    if tty_out:
+        lines.append(f"{cmd} < /dev/null > /dev/tty1 2> /dev/tty2")
+        lines.append("rc=$?")
+    else:
+        # The caller's output is not a terminal: give COMMAND pipes too, so
+        # that it behaves as it would on the host (no colours, buffering).
+        lines += [
+            "mkfifo /dev/shm/sgpy-out /dev/shm/sgpy-err || fail mkfifo",
+            "cat /dev/shm/sgpy-out > /dev/tty1 & cat /dev/shm/sgpy-err > /dev/tty2 &",
+            f"{cmd} < /dev/null > /dev/shm/sgpy-out 2> /dev/shm/sgpy-err",
+            "rc=$?",
+            "wait",
+        ]
+    lines += [
         f"echo \"{_EXIT_MARK} $rc\" > /dev/console",
         "sync",
         "poweroff -f",
@@ -393,6 +408,7 @@ def run(
             f.write(_init_script(
                 command=command, cwd=cwd, env=_guest_env(env, params, moddir, ko),
                 modules=modules, scsi_debug_ko=ko, params=params, expected=_expected_devices(params),
+                tty_out=_isatty(out_stream),
             ))
         os.chmod(init, 0o755)
         # The guest can read the host's / (hostfs) but must be able to read
@@ -448,6 +464,13 @@ def run(
         f = re.search(_FAIL_MARK + r" (.*)", text)
         what = f"the guest failed to set up: {f.group(1).strip()}" if f else "the guest stopped before COMMAND finished"
         raise SandboxError(f"sgpy sandbox: {what}\n" + _tail(text))
+
+
+def _isatty(stream: IO[bytes]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _tail(text: str, lines: int = 40) -> str:
