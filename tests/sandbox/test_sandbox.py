@@ -1,0 +1,162 @@
+"""The sandbox itself, driven from the host: boot, exit status, output, timeout."""
+
+import io
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sgpy import sandbox
+
+try:
+    sandbox.find_uml()
+    HAVE_UML = True
+except sandbox.SandboxError as exc:  # pragma: no cover - depends on the machine
+    HAVE_UML = False
+    WHY = str(exc)
+
+needs_uml = pytest.mark.skipif(not HAVE_UML, reason="user-mode-linux is not installed")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("delay=0 num_tgts=2", {"delay": "0", "num_tgts": "2"}),
+        (["ndelay=50000", "random=1"], {"ndelay": "50000", "random": "1"}),
+        ({"wp": True, "opts": 2}, {"wp": "1", "opts": "2"}),
+        ("", {}),
+        (None, {}),
+    ],
+)
+def test_parse_params(text, expected):
+    assert sandbox.parse_params(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["delay", "=1", "a b=1", "1x=2"])
+def test_parse_params_refuses_garbage(bad):
+    with pytest.raises(sandbox.SandboxError, match="name=value"):
+        sandbox.parse_params(bad)
+
+
+def test_format_params_round_trips():
+    p = {"delay": "0", "dev_size_mb": "64"}
+    assert sandbox.parse_params(sandbox.format_params(p)) == p
+
+
+def test_module_load_order_puts_dependencies_first(tmp_path):
+    (tmp_path / "modules.dep").write_text(
+        "kernel/a/sg.ko: kernel/a/scsi_mod.ko kernel/a/scsi_common.ko\n"
+        "kernel/a/scsi_mod.ko: kernel/a/scsi_common.ko\n"
+        "kernel/a/scsi_common.ko:\n"
+        "kernel/b/crc64-rocksoft.ko: kernel/b/crc64.ko\n"
+        "kernel/b/crc64.ko:\n"
+    )
+    (tmp_path / "modules.softdep").write_text("softdep crc64_rocksoft pre: crc64\n")
+    order = sandbox.module_load_order(str(tmp_path), ["sg", "crc64_rocksoft", "crc64_rocksoft_generic"])
+    names = [os.path.basename(p) for p in order]
+    assert names == ["scsi_common.ko", "scsi_mod.ko", "sg.ko", "crc64.ko", "crc64-rocksoft.ko"]
+
+
+def test_module_load_order_names_a_missing_module(tmp_path):
+    (tmp_path / "modules.dep").write_text("kernel/a/x.ko:\n")
+    with pytest.raises(sandbox.SandboxError, match="scsi_debug not found.*apt-get install"):
+        sandbox.module_load_order(str(tmp_path), ["scsi_debug"])
+
+
+def test_missing_packages_are_named(monkeypatch):
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    monkeypatch.setattr(sandbox.os.path, "exists", lambda p: False)
+    monkeypatch.setattr(sandbox, "_UML_MODULES", "/nonexistent")
+    monkeypatch.setattr(sandbox, "_find_tool", lambda name: None)
+    with pytest.raises(sandbox.SandboxError) as info:
+        sandbox.find_uml()
+    msg = str(info.value)
+    assert "user-mode-linux" in msg and "kmod" in msg and "apt-get install" in msg
+
+
+@needs_uml
+def test_exit_status_and_output_come_back():
+    out, err = io.BytesIO(), io.BytesIO()
+    rc = sandbox.run(["sh", "-c", "echo hello; echo oops >&2; ls /dev/sg0; exit 7"], stdout=out, stderr=err)
+    assert rc == 7
+    assert out.getvalue().splitlines() == [b"hello", b"/dev/sg0"]
+    assert err.getvalue() == b"oops\n"
+
+
+@needs_uml
+def test_command_line_exits_with_the_commands_status():
+    proc = subprocess.run([sys.executable, "-m", "sgpy.sandbox", "--", "sh", "-c", "exit 7"])
+    assert proc.returncode == 7
+
+
+@needs_uml
+def test_command_runs_in_callers_directory_with_callers_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SGPY_TEST_MARKER", "it's here")
+    out = io.BytesIO()
+    rc = sandbox.run(["sh", "-c", 'pwd; echo "$SGPY_TEST_MARKER"; id -u; echo "$SGPY_SANDBOX_SCSI_DEBUG"'],
+                     cwd=str(tmp_path), stdout=out, scsi_debug="delay=1 num_tgts=1")
+    assert rc == 0
+    assert out.getvalue().decode().splitlines() == [str(tmp_path), "it's here", "0", "delay=1 num_tgts=1"]
+
+
+@needs_uml
+def test_a_hung_command_is_killed_and_reported():
+    start = time.monotonic()
+    with pytest.raises(sandbox.SandboxTimeout, match="did not finish within 3 s"):
+        sandbox.run(["sleep", "600"], timeout=3, stdout=io.BytesIO())
+    assert time.monotonic() - start < 30
+
+
+@needs_uml
+def test_timeout_on_the_command_line_exits_124():
+    proc = subprocess.run([sys.executable, "-m", "sgpy.sandbox", "--timeout", "3", "--", "sleep", "600"],
+                          stderr=subprocess.PIPE)
+    assert proc.returncode == sandbox.EXIT_TIMEOUT
+    assert b"did not finish within 3 s" in proc.stderr
+
+
+@needs_uml
+def test_bad_scsi_debug_parameter_fails_with_the_console_log():
+    with pytest.raises(sandbox.SandboxError, match="insmod scsi_debug"):
+        sandbox.run(["true"], scsi_debug="num_tgts=notanumber", stdout=io.BytesIO())
+
+
+@needs_uml
+def test_non_root_user_can_boot():
+    """UML needs no privileges, and no writable HOME: boot as 'nobody'."""
+    if os.getuid() != 0:
+        pytest.skip("already running as a non-root user: every other test covers it")
+    import pwd
+    import shutil
+    import tempfile
+
+    nobody = pwd.getpwnam("nobody")
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no system python3 that 'nobody' can run")
+    work = tempfile.mkdtemp(prefix="sgpy-nobody-")
+    try:
+        # A copy of the pure-Python package that 'nobody' can read.
+        src = os.path.dirname(sandbox.__file__)
+        pkg = os.path.join(work, "sgpy")
+        os.makedirs(pkg)
+        for name in ("__init__.py", "errors.py"):
+            shutil.copy(os.path.join(os.path.dirname(src), name), pkg)
+        shutil.copytree(src, os.path.join(pkg, "sandbox"), ignore=shutil.ignore_patterns("__pycache__"))
+        for root, dirs, files in os.walk(work):
+            os.chmod(root, 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o644)
+        code = (
+            "import io, sys; from sgpy import sandbox; out = io.BytesIO();"
+            "rc = sandbox.run(['sh', '-c', 'ls /dev/sg0; exit 3'], stdout=out);"
+            "sys.exit(rc if out.getvalue() == b'/dev/sg0\\n' else 99)"
+        )
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/nonexistent", "PYTHONPATH": work}
+        proc = subprocess.run([python, "-c", code], env=env, cwd=work, user=nobody.pw_uid,
+                              group=nobody.pw_gid, extra_groups=[], stderr=subprocess.PIPE)
+        assert proc.returncode == 3, proc.stderr.decode(errors="replace")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
