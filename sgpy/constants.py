@@ -184,3 +184,8 @@ class PersistentReservationType(enum.IntEnum):
     EXCLUSIVE_ACCESS_REGISTRANTS_ONLY = 0x6
     WRITE_EXCLUSIVE_ALL_REGISTRANTS = 0x7
     EXCLUSIVE_ACCESS_ALL_REGISTRANTS = 0x8
+
+
+from sgpy._opcodes import opcode_name  # noqa: E402
+
+__all__ += ["opcode_name"]
