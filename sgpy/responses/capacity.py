@@ -1,0 +1,119 @@
+"""READ CAPACITY(10) and READ CAPACITY(16) parameter data (SBC-4 5.20, 5.21)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Optional
+
+from sgpy.errors import MalformedResponse
+from sgpy.responses._common import bits, decode_layout, frozen
+
+__all__ = ["ReadCapacity10Data", "ReadCapacity16Data"]
+
+
+@frozen
+class ReadCapacity10Data:
+    """READ CAPACITY(10) data, SBC-4 table 69: last LBA and block length.
+
+    A ``returned_lba`` of FFFFFFFFh means the capacity does not fit and
+    READ CAPACITY(16) must be used (:attr:`needs_read_capacity_16`).
+    """
+
+    LENGTH: ClassVar[int] = 8
+
+    returned_lba: int = bits(0, 0, 32)
+    block_length: int = bits(4, 0, 32)
+    truncated: bool = False
+    wanted_length: Optional[int] = 8
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """Always 8: the answer has a fixed size."""
+        return 8
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "ReadCapacity10Data":
+        """Parse the 8 bytes; fewer give ``truncated`` with the rest read as zero."""
+        buf = bytes(buf)
+        if not buf:
+            raise MalformedResponse("READ CAPACITY(10) data is empty")
+        return cls(**decode_layout(cls, buf[:8]), truncated=len(buf) < 8, wanted_length=8)
+
+    @property
+    def number_of_blocks(self) -> int:
+        """Logical blocks on the medium: ``returned_lba + 1``."""
+        return self.returned_lba + 1
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Capacity in bytes."""
+        return self.number_of_blocks * self.block_length
+
+    @property
+    def needs_read_capacity_16(self) -> bool:
+        """True when the capacity does not fit in 32 bits."""
+        return self.returned_lba == 0xFFFFFFFF
+
+
+@frozen
+class ReadCapacity16Data:
+    """READ CAPACITY(16) data, SBC-4 table 71.
+
+    ``p_type``/``prot_en`` describe protection information;
+    ``logical_blocks_per_physical_block_exponent`` (LBPPBE) gives
+    2**n logical blocks per physical block; ``lbpme``/``lbprz`` report
+    logical block provisioning; ``lowest_aligned_lba`` is the first LBA on
+    a physical block boundary.
+    """
+
+    LENGTH: ClassVar[int] = 32
+
+    returned_lba: int = bits(0, 0, 64)
+    block_length: int = bits(8, 0, 32)
+    rc_basis: int = bits(12, 4, 2)
+    p_type: int = bits(12, 1, 3)
+    prot_en: bool = bits(12, 0, 1, flag=True)
+    p_i_exponent: int = bits(13, 4, 4)
+    logical_blocks_per_physical_block_exponent: int = bits(13, 0, 4)
+    lbpme: bool = bits(14, 7, 1, flag=True)
+    lbprz: bool = bits(14, 6, 1, flag=True)
+    lowest_aligned_lba: int = bits(14, 0, 14)
+    truncated: bool = False
+    wanted_length: Optional[int] = 32
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """Always 32: the answer has a fixed size."""
+        return 32
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "ReadCapacity16Data":
+        """Parse the 32 bytes; fewer give ``truncated`` with the rest read as zero."""
+        buf = bytes(buf)
+        if not buf:
+            raise MalformedResponse("READ CAPACITY(16) data is empty")
+        return cls(**decode_layout(cls, buf[:32]), truncated=len(buf) < 32, wanted_length=32)
+
+    @property
+    def lbppbe(self) -> int:
+        """Short name of the logical blocks per physical block exponent."""
+        return self.logical_blocks_per_physical_block_exponent
+
+    @property
+    def number_of_blocks(self) -> int:
+        """Logical blocks on the medium: ``returned_lba + 1``."""
+        return self.returned_lba + 1
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Capacity in bytes."""
+        return self.number_of_blocks * self.block_length
+
+    @property
+    def physical_block_length(self) -> int:
+        """Bytes per physical block."""
+        return self.block_length << self.logical_blocks_per_physical_block_exponent
+
+    @property
+    def protection_type(self) -> int:
+        """Protection type 0 (none) to 3 (SBC-4 table 72: P_TYPE + 1 when PROT_EN)."""
+        return self.p_type + 1 if self.prot_en else 0

@@ -1,0 +1,372 @@
+"""GET LBA STATUS, REPORT TARGET PORT GROUPS, REPORT ZONES, REPORT SUPPORTED
+TASK MANAGEMENT FUNCTIONS, and REQUEST SENSE parameter data."""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar, Optional, Tuple
+
+from sgpy.errors import MalformedResponse
+from sgpy.responses._common import be, bits, decode_layout, enum_or_int, frozen
+from sgpy.sense import SenseData
+
+__all__ = [
+    "RequestSenseData",
+    "ProvisioningStatus",
+    "LbaStatusDescriptor",
+    "LbaStatus",
+    "AccessState",
+    "TargetPortGroup",
+    "TargetPortGroups",
+    "ZoneType",
+    "ZoneCondition",
+    "Zone",
+    "ReportZonesData",
+    "SupportedTaskManagementFunctions",
+]
+
+#: REQUEST SENSE returns sense data (SPC-5 6.39): the same decoder serves it.
+RequestSenseData = SenseData
+
+
+# ---------------------------------------------------------------------------
+# GET LBA STATUS (SBC-4 5.8)
+# ---------------------------------------------------------------------------
+
+
+class ProvisioningStatus(enum.IntEnum):
+    """PROVISIONING STATUS, SBC-4 table 49."""
+
+    MAPPED = 0
+    DEALLOCATED = 1
+    ANCHORED = 2
+    UNKNOWN = 3
+
+
+@frozen
+class LbaStatusDescriptor:
+    """One LBA status descriptor, SBC-4 table 48: a run of blocks with one status."""
+
+    lba: int
+    number_of_blocks: int
+    provisioning_status: int
+    additional_status: int
+
+
+@frozen
+class LbaStatus:
+    """GET LBA STATUS parameter data, SBC-4 table 47."""
+
+    descriptors: Tuple[LbaStatusDescriptor, ...] = ()
+    truncated: bool = False
+    wanted_length: Optional[int] = None
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """PARAMETER DATA LENGTH + 4, or None when the 4-byte header is incomplete."""
+        if len(buf) < 4:
+            return None
+        return be(buf, 0, 4) + 4
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "LbaStatus":
+        """Parse the 16-byte descriptors after the 8-byte header."""
+        buf = bytes(buf)
+        if len(buf) < 4:
+            raise MalformedResponse(f"GET LBA STATUS data: {len(buf)} bytes, the header needs 4")
+        wanted = be(buf, 0, 4) + 4
+        if wanted < 8 or (wanted - 8) % 16:
+            raise MalformedResponse(f"GET LBA STATUS PARAMETER DATA LENGTH {wanted - 4} is not 4 + 16n")
+        data = buf[:wanted]
+        descriptors = tuple(
+            LbaStatusDescriptor(
+                lba=be(data, p, 8),
+                number_of_blocks=be(data, p + 8, 4),
+                provisioning_status=enum_or_int(ProvisioningStatus, data[p + 12] & 0x0F),
+                additional_status=data[p + 13],
+            )
+            for p in range(8, len(data) - 15, 16)
+        )
+        return cls(descriptors=descriptors, truncated=len(buf) < wanted, wanted_length=wanted)
+
+
+# ---------------------------------------------------------------------------
+# REPORT TARGET PORT GROUPS (SPC-5 6.36)
+# ---------------------------------------------------------------------------
+
+
+class AccessState(enum.IntEnum):
+    """ASYMMETRIC ACCESS STATE, SPC-5 table 321."""
+
+    ACTIVE_OPTIMIZED = 0x0
+    ACTIVE_NON_OPTIMIZED = 0x1
+    STANDBY = 0x2
+    UNAVAILABLE = 0x3
+    LOGICAL_BLOCK_DEPENDENT = 0x4
+    OFFLINE = 0xE
+    TRANSITIONING = 0xF
+
+
+@frozen
+class TargetPortGroup:
+    """Target port group descriptor, SPC-5 table 320, with its relative target ports."""
+
+    pref: bool
+    asymmetric_access_state: int
+    supported_states: int
+    target_port_group: int
+    status_code: int
+    vendor_specific: int
+    relative_target_ports: Tuple[int, ...]
+
+    @property
+    def t_sup(self) -> bool:
+        """Transitioning state supported."""
+        return bool(self.supported_states & 0x80)
+
+    @property
+    def o_sup(self) -> bool:
+        """Offline state supported."""
+        return bool(self.supported_states & 0x40)
+
+    @property
+    def lbd_sup(self) -> bool:
+        """Logical block dependent state supported."""
+        return bool(self.supported_states & 0x10)
+
+    @property
+    def u_sup(self) -> bool:
+        """Unavailable state supported."""
+        return bool(self.supported_states & 0x08)
+
+    @property
+    def s_sup(self) -> bool:
+        """Standby state supported."""
+        return bool(self.supported_states & 0x04)
+
+    @property
+    def an_sup(self) -> bool:
+        """Active/non-optimized state supported."""
+        return bool(self.supported_states & 0x02)
+
+    @property
+    def ao_sup(self) -> bool:
+        """Active/optimized state supported."""
+        return bool(self.supported_states & 0x01)
+
+
+@frozen
+class TargetPortGroups:
+    """REPORT TARGET PORT GROUPS data, length-only (SPC-5 table 318) or
+    extended (table 319, ``extended`` True, with the implicit transition time)."""
+
+    groups: Tuple[TargetPortGroup, ...] = ()
+    extended: bool = False
+    implicit_transition_time: Optional[int] = None
+    truncated: bool = False
+    wanted_length: Optional[int] = None
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """RETURN DATA LENGTH + 4, or None when the 4-byte header is incomplete."""
+        if len(buf) < 4:
+            return None
+        return be(buf, 0, 4) + 4
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "TargetPortGroups":
+        """Parse each group; the format is read from byte 4 (FORMAT TYPE 001b = extended)."""
+        buf = bytes(buf)
+        if len(buf) < 4:
+            raise MalformedResponse(f"target port groups: {len(buf)} bytes, the header needs 4")
+        wanted = be(buf, 0, 4) + 4
+        truncated = len(buf) < wanted
+        data = buf[:wanted]
+        extended = len(data) > 4 and (data[4] >> 4) & 0x07 == 1
+        itt = data[5] if extended and len(data) > 5 else None
+        pos = 8 if extended else 4
+        groups = []
+        while pos < len(data):
+            if pos + 8 > len(data):
+                if truncated:
+                    break
+                raise MalformedResponse(f"target port group descriptor at byte {pos} runs past the data length")
+            end = pos + 8 + 4 * data[pos + 7]
+            if end > len(data):
+                if truncated:
+                    break
+                raise MalformedResponse(f"target port group descriptor at byte {pos} runs past the data length")
+            groups.append(
+                TargetPortGroup(
+                    pref=bool(data[pos] & 0x80),
+                    asymmetric_access_state=enum_or_int(AccessState, data[pos] & 0x0F),
+                    supported_states=data[pos + 1],
+                    target_port_group=be(data, pos + 2, 2),
+                    status_code=data[pos + 5],
+                    vendor_specific=data[pos + 6],
+                    relative_target_ports=tuple(be(data, p + 2, 2) for p in range(pos + 8, end, 4)),
+                )
+            )
+            pos = end
+        return cls(
+            groups=tuple(groups),
+            extended=extended,
+            implicit_transition_time=itt,
+            truncated=truncated,
+            wanted_length=wanted,
+        )
+
+
+# ---------------------------------------------------------------------------
+# REPORT ZONES (ZBC-2 5.4)
+# ---------------------------------------------------------------------------
+
+
+class ZoneType(enum.IntEnum):
+    """ZONE TYPE, ZBC-2 table 7."""
+
+    CONVENTIONAL = 0x1
+    SEQUENTIAL_WRITE_REQUIRED = 0x2
+    SEQUENTIAL_WRITE_PREFERRED = 0x3
+    SEQUENTIAL_OR_BEFORE_REQUIRED = 0x4
+    GAP = 0x5
+
+
+class ZoneCondition(enum.IntEnum):
+    """ZONE CONDITION, ZBC-2 table 8."""
+
+    NOT_WRITE_POINTER = 0x0
+    EMPTY = 0x1
+    IMPLICITLY_OPENED = 0x2
+    EXPLICITLY_OPENED = 0x3
+    CLOSED = 0x4
+    INACTIVE = 0x5
+    READ_ONLY = 0xD
+    FULL = 0xE
+    OFFLINE = 0xF
+
+
+@frozen
+class Zone:
+    """Zone descriptor, ZBC-2 table 6 (64 bytes)."""
+
+    zone_type: int
+    zone_condition: int
+    non_seq: bool
+    reset: bool
+    zone_length: int
+    zone_start_lba: int
+    write_pointer_lba: int
+
+
+@frozen
+class ReportZonesData:
+    """REPORT ZONES parameter data, ZBC-2 table 5: a 64-byte header and 64-byte zone descriptors.
+
+    ``wanted_length`` counts every zone that matched, which may be far more
+    than one allocation length can carry; re-issue from the last zone's end
+    to read them in pieces.
+    """
+
+    zone_list_length: int = 0
+    same: int = 0
+    maximum_lba: int = 0
+    zones: Tuple[Zone, ...] = ()
+    truncated: bool = False
+    wanted_length: Optional[int] = None
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """ZONE LIST LENGTH + 64, or None when the 4-byte length is missing."""
+        if len(buf) < 4:
+            return None
+        return be(buf, 0, 4) + 64
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "ReportZonesData":
+        """Parse the header and every complete zone descriptor."""
+        buf = bytes(buf)
+        if len(buf) < 4:
+            raise MalformedResponse(f"REPORT ZONES data: {len(buf)} bytes, the header needs 4")
+        length = be(buf, 0, 4)
+        if length % 64:
+            raise MalformedResponse(f"ZONE LIST LENGTH {length} is not a multiple of 64")
+        wanted = length + 64
+        data = buf[:wanted]
+        zones = tuple(
+            Zone(
+                zone_type=enum_or_int(ZoneType, data[p] & 0x0F),
+                zone_condition=enum_or_int(ZoneCondition, data[p + 1] >> 4),
+                non_seq=bool(data[p + 1] & 0x02),
+                reset=bool(data[p + 1] & 0x01),
+                zone_length=be(data, p + 8, 8),
+                zone_start_lba=be(data, p + 16, 8),
+                write_pointer_lba=be(data, p + 24, 8),
+            )
+            for p in range(64, len(data) - 63, 64)
+        )
+        return cls(
+            zone_list_length=length,
+            same=data[4] & 0x0F if len(data) > 4 else 0,
+            maximum_lba=be(data, 8, 8),
+            zones=zones,
+            truncated=len(buf) < wanted,
+            wanted_length=wanted,
+        )
+
+
+# ---------------------------------------------------------------------------
+# REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (SPC-5 6.38)
+# ---------------------------------------------------------------------------
+
+
+@frozen
+class SupportedTaskManagementFunctions:
+    """REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS data, SPC-5 table 331
+    (4 bytes) or, with REPD, table 332 (16 bytes, with timeouts in 100 ms units)."""
+
+    LENGTH: ClassVar[int] = 4
+
+    ats: bool = bits(0, 7, 1, flag=True)
+    atss: bool = bits(0, 6, 1, flag=True)
+    cacas: bool = bits(0, 5, 1, flag=True)
+    ctss: bool = bits(0, 4, 1, flag=True)
+    lurs: bool = bits(0, 3, 1, flag=True)
+    qts: bool = bits(0, 2, 1, flag=True)
+    trs: bool = bits(0, 1, 1, flag=True)
+    wakes: bool = bits(0, 0, 1, flag=True)
+    qaes: bool = bits(1, 2, 1, flag=True)
+    qtss: bool = bits(1, 1, 1, flag=True)
+    itnrs: bool = bits(1, 0, 1, flag=True)
+    additional_data_length: int = bits(3)
+    tmftmov: bool = bits(4, 0, 1, flag=True)
+    atts: bool = bits(6, 7, 1, flag=True)
+    atsts: bool = bits(6, 6, 1, flag=True)
+    cacats: bool = bits(6, 5, 1, flag=True)
+    ctsts: bool = bits(6, 4, 1, flag=True)
+    lurts: bool = bits(6, 3, 1, flag=True)
+    qtts: bool = bits(6, 2, 1, flag=True)
+    wakets: bool = bits(6, 0, 1, flag=True)
+    qaets: bool = bits(7, 2, 1, flag=True)
+    qtsts: bool = bits(7, 1, 1, flag=True)
+    itnrts: bool = bits(7, 0, 1, flag=True)
+    tmf_long_timeout: int = bits(8, 0, 32)
+    tmf_short_timeout: int = bits(12, 0, 32)
+    truncated: bool = False
+    wanted_length: Optional[int] = None
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """4 + ADDITIONAL DATA LENGTH, or None when byte 3 is missing."""
+        if len(buf) < 4:
+            return None
+        return 4 + buf[3]
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "SupportedTaskManagementFunctions":
+        """Parse the support bits (and the timeouts of the extended form)."""
+        buf = bytes(buf)
+        if len(buf) < 4:
+            raise MalformedResponse(f"task management functions data: {len(buf)} bytes, 4 needed")
+        wanted = 4 + buf[3]
+        return cls(**decode_layout(cls, buf[:wanted]), truncated=len(buf) < wanted, wanted_length=wanted)

@@ -1,0 +1,177 @@
+"""REPORT SUPPORTED OPERATION CODES parameter data (SPC-5 6.35)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Optional, Tuple
+
+
+from sgpy.errors import MalformedResponse
+from sgpy.responses._common import be, enum_or_int, frozen
+
+__all__ = [
+    "CommandTimeouts",
+    "CommandDescriptor",
+    "SupportedOperationCodes",
+    "CommandSupport",
+    "OneCommandSupport",
+]
+
+
+@frozen
+class CommandTimeouts:
+    """Command timeouts descriptor, SPC-5 table 315 (12 bytes; timeouts in seconds)."""
+
+    command_specific: int
+    nominal_command_processing_timeout: int
+    recommended_command_timeout: int
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "CommandTimeouts":
+        """Parse the 12-byte descriptor (DESCRIPTOR LENGTH must be at least 0Ah)."""
+        if len(buf) < 12:
+            raise MalformedResponse(f"command timeouts descriptor: {len(buf)} bytes, 12 needed")
+        if be(buf, 0, 2) < 0x0A:
+            raise MalformedResponse(f"command timeouts DESCRIPTOR LENGTH {be(buf, 0, 2)} is below 0Ah")
+        return cls(buf[3], be(buf, 4, 4), be(buf, 8, 4))
+
+
+@frozen
+class CommandDescriptor:
+    """One command descriptor of the all-commands format, SPC-5 table 313.
+
+    ``service_action`` is None unless SERVACTV is set; ``flags`` is byte 5
+    as read (CTDP is bit 1, SERVACTV bit 0; newer standards add bits there).
+    """
+
+    opcode: int
+    service_action: Optional[int]
+    cdb_length: int
+    flags: int
+    timeouts: Optional[CommandTimeouts] = None
+
+    @property
+    def ctdp(self) -> bool:
+        """A command timeouts descriptor follows."""
+        return bool(self.flags & 0x02)
+
+
+@frozen
+class SupportedOperationCodes:
+    """All-commands parameter data (REPORTING OPTIONS 000b), SPC-5 table 312."""
+
+    commands: Tuple[CommandDescriptor, ...] = ()
+    truncated: bool = False
+    wanted_length: Optional[int] = None
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """COMMAND DATA LENGTH + 4, or None when the 4-byte header is incomplete."""
+        if len(buf) < 4:
+            return None
+        return be(buf, 0, 4) + 4
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "SupportedOperationCodes":
+        """Parse every command descriptor (8 bytes, 20 with a timeouts descriptor)."""
+        buf = bytes(buf)
+        if len(buf) < 4:
+            raise MalformedResponse(f"supported operation codes: {len(buf)} bytes, the header needs 4")
+        wanted = be(buf, 0, 4) + 4
+        truncated = len(buf) < wanted
+        data = buf[:wanted]
+        out = []
+        pos = 4
+        while pos < len(data):
+            if pos + 8 > len(data):
+                if truncated:
+                    break
+                raise MalformedResponse(f"command descriptor at byte {pos} runs past the data length")
+            flags = data[pos + 5]
+            size = 20 if flags & 0x02 else 8
+            if pos + size > len(data):
+                if truncated:
+                    break
+                raise MalformedResponse(f"command descriptor at byte {pos} runs past the data length")
+            out.append(
+                CommandDescriptor(
+                    opcode=data[pos],
+                    service_action=be(data, pos + 2, 2) if flags & 0x01 else None,
+                    cdb_length=be(data, pos + 6, 2),
+                    flags=flags,
+                    timeouts=CommandTimeouts.from_bytes(data[pos + 8 : pos + 20]) if size == 20 else None,
+                )
+            )
+            pos += size
+        return cls(commands=tuple(out), truncated=truncated, wanted_length=wanted)
+
+    def find(self, opcode: int, service_action: Optional[int] = None) -> Optional[CommandDescriptor]:
+        """The descriptor for this opcode (and service action), or None."""
+        for c in self.commands:
+            if c.opcode == opcode and c.service_action == service_action:
+                return c
+        return None
+
+
+class CommandSupport(enum.IntEnum):
+    """The SUPPORT field, SPC-5 table 317."""
+
+    NOT_AVAILABLE = 0
+    NOT_SUPPORTED = 1
+    SUPPORTED = 3
+    SUPPORTED_VENDOR_SPECIFIC = 5
+
+
+@frozen
+class OneCommandSupport:
+    """One-command parameter data (REPORTING OPTIONS 001b-011b), SPC-5 table 316.
+
+    ``cdb_usage`` is the CDB usage map: for each CDB byte, the bits the
+    device looks at (the opcode byte holds the opcode itself).
+    """
+
+    support: int = 0
+    flags: int = 0
+    cdb_usage: bytes = b""
+    timeouts: Optional[CommandTimeouts] = None
+    truncated: bool = False
+    wanted_length: Optional[int] = None
+
+    @property
+    def ctdp(self) -> bool:
+        """A command timeouts descriptor follows the usage map."""
+        return bool(self.flags & 0x80)
+
+    @property
+    def supported(self) -> bool:
+        """True for SUPPORT 011b or 101b."""
+        return self.support in (CommandSupport.SUPPORTED, CommandSupport.SUPPORTED_VENDOR_SPECIFIC)
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """4 + CDB SIZE (+ 12 with CTDP), or None when the 4-byte header is incomplete."""
+        if len(buf) < 4:
+            return None
+        return 4 + be(buf, 2, 2) + (12 if buf[1] & 0x80 else 0)
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "OneCommandSupport":
+        """Parse the support value, the CDB usage map and the timeouts descriptor."""
+        buf = bytes(buf)
+        if len(buf) < 4:
+            raise MalformedResponse(f"one-command support data: {len(buf)} bytes, the header needs 4")
+        flags = buf[1]
+        size = be(buf, 2, 2)
+        wanted = 4 + size + (12 if flags & 0x80 else 0)
+        timeouts = None
+        if flags & 0x80 and len(buf) >= wanted:
+            timeouts = CommandTimeouts.from_bytes(buf[4 + size : wanted])
+        return cls(
+            support=enum_or_int(CommandSupport, flags & 0x07),
+            flags=flags,
+            cdb_usage=buf[4 : 4 + size],
+            timeouts=timeouts,
+            truncated=len(buf) < wanted,
+            wanted_length=wanted,
+        )
+

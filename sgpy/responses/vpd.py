@@ -1,0 +1,390 @@
+"""Vital product data pages (SPC-5 7.7, SBC-4 6.6, SAT-4 12.4.2, ZBC-2 6.5).
+
+Every page starts with the 4-byte VPD header (SPC-5 table 476): peripheral
+qualifier and device type, the page code, and a 2-byte PAGE LENGTH, so the
+complete page takes ``PAGE LENGTH + 4`` bytes (``wanted_length``).
+:func:`parse_vpd` picks the class by page code; unknown pages become
+:class:`RawVpdPage`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Optional, Tuple, Type, TypeVar
+
+import attr
+
+from sgpy.errors import MalformedResponse
+from sgpy.responses._common import ascii_field, be, bits, decode_layout, frozen, pdt
+from sgpy.responses.designators import Association, Designator, NaaDesignator, parse_designator
+
+__all__ = [
+    "VpdPage",
+    "RawVpdPage",
+    "SupportedVpdPages",
+    "UnitSerialNumber",
+    "DeviceIdentification",
+    "ExtendedInquiryData",
+    "AtaInformation",
+    "PowerCondition",
+    "BlockLimits",
+    "BlockDeviceCharacteristics",
+    "LogicalBlockProvisioning",
+    "ZonedBlockDeviceCharacteristics",
+    "parse_vpd",
+]
+
+V = TypeVar("V", bound="VpdPage")
+
+
+@frozen
+class VpdPage:
+    """Fields and helpers shared by every VPD page class."""
+
+    PAGE_CODE: ClassVar[int] = -1
+
+    peripheral_qualifier: int = bits(0, 5, 3)
+    peripheral_device_type: int = bits(0, 0, 5)
+    truncated: bool = False
+    wanted_length: Optional[int] = None
+
+    @staticmethod
+    def required_length(buf: bytes) -> Optional[int]:
+        """PAGE LENGTH + 4, or None when the 4-byte header is incomplete."""
+        if len(buf) < 4:
+            return None
+        return be(buf, 2, 2) + 4
+
+    @classmethod
+    def _start(cls, buf: bytes) -> Tuple[bytes, Dict[str, Any]]:
+        """Check the header; return the page bytes (cut at PAGE LENGTH) and the common fields."""
+        buf = bytes(buf)
+        if len(buf) < 4:
+            raise MalformedResponse(f"VPD page: {len(buf)} bytes, the header needs 4")
+        if cls.PAGE_CODE >= 0 and buf[1] != cls.PAGE_CODE:
+            raise MalformedResponse(f"{cls.__name__}: page code {buf[1]:02X}h, expected {cls.PAGE_CODE:02X}h")
+        wanted = be(buf, 2, 2) + 4
+        data = buf[:wanted]
+        fields = decode_layout(cls, data)
+        fields["peripheral_device_type"] = pdt(fields["peripheral_device_type"])
+        fields["truncated"] = len(buf) < wanted
+        fields["wanted_length"] = wanted
+        return data, fields
+
+    @classmethod
+    def from_bytes(cls: Type[V], buf: bytes) -> V:
+        """Parse the page; fields past the end of a short answer read as zero."""
+        _, fields = cls._start(buf)
+        return cls(**fields)
+
+
+@frozen
+class RawVpdPage(VpdPage):
+    """A VPD page sgpy does not decode: its code and the bytes after the header."""
+
+    page_code: int = 0
+    data: bytes = b""
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "RawVpdPage":
+        """Keep any page as bytes."""
+        page, fields = cls._start(buf)
+        return cls(**fields, page_code=page[1], data=page[4:])
+
+
+@frozen
+class SupportedVpdPages(VpdPage):
+    """Page 00h, SPC-5 7.7.18: the VPD page codes the device supports."""
+
+    PAGE_CODE: ClassVar[int] = 0x00
+    pages: Tuple[int, ...] = ()
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "SupportedVpdPages":
+        """Parse the list of page codes."""
+        page, fields = cls._start(buf)
+        return cls(**fields, pages=tuple(page[4:]))
+
+
+@frozen
+class UnitSerialNumber(VpdPage):
+    """Page 80h, SPC-5 7.7.19: the product serial number, trimmed."""
+
+    PAGE_CODE: ClassVar[int] = 0x80
+    serial: str = ""
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "UnitSerialNumber":
+        """Parse the serial number (ASCII; other bytes are replaced)."""
+        page, fields = cls._start(buf)
+        return cls(**fields, serial=ascii_field(page, 4, len(page)).strip(" \0"))
+
+
+@frozen
+class DeviceIdentification(VpdPage):
+    """Page 83h, SPC-5 7.7.6: the designators naming the logical unit,
+    its target port and target device, as typed values
+    (:mod:`sgpy.responses.designators`)."""
+
+    PAGE_CODE: ClassVar[int] = 0x83
+    designators: Tuple[Designator, ...] = ()
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "DeviceIdentification":
+        """Parse every designation descriptor; a cut-off last one is dropped."""
+        page, fields = cls._start(buf)
+        out = []
+        pos = 4
+        while pos + 4 <= len(page):
+            if pos + 4 + page[pos + 3] > len(page):
+                if fields["truncated"]:
+                    break
+                raise MalformedResponse(f"designation descriptor at byte {pos} runs past the page length")
+            designator, pos = parse_designator(page, pos)
+            out.append(designator)
+        if pos < len(page) and not fields["truncated"]:
+            raise MalformedResponse(f"{len(page) - pos} stray byte(s) after the last designator")
+        return cls(**fields, designators=tuple(out))
+
+    def logical_unit(self) -> Tuple[Designator, ...]:
+        """The designators whose association is the logical unit."""
+        return tuple(d for d in self.designators if d.association == Association.LOGICAL_UNIT)
+
+    @property
+    def naa(self) -> Optional[NaaDesignator]:
+        """The logical unit's NAA designator (the usual WWN), if any."""
+        for d in self.logical_unit():
+            if isinstance(d, NaaDesignator):
+                return d
+        return None
+
+
+@frozen
+class ExtendedInquiryData(VpdPage):
+    """Page 86h, SPC-5 7.7.8: which protection, task attribute and
+    microcode features the logical unit supports."""
+
+    PAGE_CODE: ClassVar[int] = 0x86
+    activate_microcode: int = bits(4, 6, 2)
+    spt: int = bits(4, 3, 3)
+    grd_chk: bool = bits(4, 2, 1, flag=True)
+    app_chk: bool = bits(4, 1, 1, flag=True)
+    ref_chk: bool = bits(4, 0, 1, flag=True)
+    uask_sup: bool = bits(5, 5, 1, flag=True)
+    group_sup: bool = bits(5, 4, 1, flag=True)
+    prior_sup: bool = bits(5, 3, 1, flag=True)
+    headsup: bool = bits(5, 2, 1, flag=True)
+    ordsup: bool = bits(5, 1, 1, flag=True)
+    simpsup: bool = bits(5, 0, 1, flag=True)
+    wu_sup: bool = bits(6, 3, 1, flag=True)
+    crd_sup: bool = bits(6, 2, 1, flag=True)
+    nv_sup: bool = bits(6, 1, 1, flag=True)
+    v_sup: bool = bits(6, 0, 1, flag=True)
+    no_pi_chk: bool = bits(7, 5, 1, flag=True)
+    p_i_i_sup: bool = bits(7, 4, 1, flag=True)
+    luiclr: bool = bits(7, 0, 1, flag=True)
+    lu_coll_type: int = bits(8, 5, 3)
+    r_sup: bool = bits(8, 4, 1, flag=True)
+    rtd_sup: bool = bits(8, 3, 1, flag=True)
+    hssrelef: bool = bits(8, 1, 1, flag=True)
+    cbcs: bool = bits(8, 0, 1, flag=True)
+    multi_it_nexus_microcode_download: int = bits(9, 0, 4)
+    extended_self_test_completion_minutes: int = bits(10, 0, 16)
+    poa_sup: bool = bits(12, 7, 1, flag=True)
+    hra_sup: bool = bits(12, 6, 1, flag=True)
+    vsa_sup: bool = bits(12, 5, 1, flag=True)
+    maximum_supported_sense_data_length: int = bits(13)
+
+
+def _ata_string(identify: bytes, first_word: int, last_word: int) -> str:
+    """An ATA IDENTIFY string: each 16-bit word holds two characters, high byte first."""
+    raw = identify[first_word * 2 : (last_word + 1) * 2]
+    swapped = bytearray()
+    for i in range(0, len(raw) - 1, 2):
+        swapped += bytes((raw[i + 1], raw[i]))
+    return swapped.decode("ascii", "replace").strip(" \0")
+
+
+@frozen
+class AtaInformation(VpdPage):
+    """Page 89h, SAT-4 12.4.2: the SAT layer and the ATA device behind it.
+
+    ``identify_data`` is the 512-byte IDENTIFY (PACKET) DEVICE data kept raw;
+    :attr:`ata_model`, :attr:`ata_serial` and :attr:`ata_firmware` read the
+    strings out of it (ACS-4 words 27-46, 10-19 and 23-26).
+    """
+
+    PAGE_CODE: ClassVar[int] = 0x89
+    sat_vendor: str = ""
+    sat_product: str = ""
+    sat_revision: str = ""
+    device_signature: bytes = attr.ib(default=b"", repr=False)
+    command_code: int = bits(56)
+    identify_data: bytes = attr.ib(default=b"", repr=False)
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "AtaInformation":
+        """Parse the SAT identification and keep the IDENTIFY data."""
+        page, fields = cls._start(buf)
+        return cls(
+            **fields,
+            sat_vendor=ascii_field(page, 8, 8),
+            sat_product=ascii_field(page, 16, 16),
+            sat_revision=ascii_field(page, 32, 4),
+            device_signature=page[36:56],
+            identify_data=page[60:572],
+        )
+
+    @property
+    def ata_model(self) -> str:
+        """Model number from IDENTIFY words 27-46."""
+        return _ata_string(self.identify_data, 27, 46)
+
+    @property
+    def ata_serial(self) -> str:
+        """Serial number from IDENTIFY words 10-19."""
+        return _ata_string(self.identify_data, 10, 19)
+
+    @property
+    def ata_firmware(self) -> str:
+        """Firmware revision from IDENTIFY words 23-26."""
+        return _ata_string(self.identify_data, 23, 26)
+
+
+@frozen
+class PowerCondition(VpdPage):
+    """Page 8Ah, SPC-5 7.7.14: supported power conditions and their recovery times (ms)."""
+
+    PAGE_CODE: ClassVar[int] = 0x8A
+    standby_y: bool = bits(4, 1, 1, flag=True)
+    standby_z: bool = bits(4, 0, 1, flag=True)
+    idle_c: bool = bits(5, 2, 1, flag=True)
+    idle_b: bool = bits(5, 1, 1, flag=True)
+    idle_a: bool = bits(5, 0, 1, flag=True)
+    stopped_condition_recovery_time: int = bits(6, 0, 16)
+    standby_z_condition_recovery_time: int = bits(8, 0, 16)
+    standby_y_condition_recovery_time: int = bits(10, 0, 16)
+    idle_a_condition_recovery_time: int = bits(12, 0, 16)
+    idle_b_condition_recovery_time: int = bits(14, 0, 16)
+    idle_c_condition_recovery_time: int = bits(16, 0, 16)
+
+
+@frozen
+class BlockLimits(VpdPage):
+    """Page B0h, SBC-4 6.6.4: transfer, unmap, write same and atomic limits.
+
+    Lengths are in logical blocks; zero means "not reported" for most
+    fields, as SBC-4 defines.
+    """
+
+    PAGE_CODE: ClassVar[int] = 0xB0
+    wsnz: bool = bits(4, 0, 1, flag=True)
+    maximum_compare_and_write_length: int = bits(5)
+    optimal_transfer_length_granularity: int = bits(6, 0, 16)
+    maximum_transfer_length: int = bits(8, 0, 32)
+    optimal_transfer_length: int = bits(12, 0, 32)
+    maximum_prefetch_length: int = bits(16, 0, 32)
+    maximum_unmap_lba_count: int = bits(20, 0, 32)
+    maximum_unmap_block_descriptor_count: int = bits(24, 0, 32)
+    optimal_unmap_granularity: int = bits(28, 0, 32)
+    ugavalid: bool = bits(32, 7, 1, flag=True)
+    unmap_granularity_alignment: int = bits(32, 0, 31)
+    maximum_write_same_length: int = bits(36, 0, 64)
+    maximum_atomic_transfer_length: int = bits(44, 0, 32)
+    atomic_alignment: int = bits(48, 0, 32)
+    atomic_transfer_length_granularity: int = bits(52, 0, 32)
+    maximum_atomic_transfer_length_with_atomic_boundary: int = bits(56, 0, 32)
+    maximum_atomic_boundary_size: int = bits(60, 0, 32)
+
+
+@frozen
+class BlockDeviceCharacteristics(VpdPage):
+    """Page B1h, SBC-4 6.6.2: rotation rate (1 = non-rotating), form factor, zoning."""
+
+    PAGE_CODE: ClassVar[int] = 0xB1
+    medium_rotation_rate: int = bits(4, 0, 16)
+    product_type: int = bits(6)
+    wabereq: int = bits(7, 6, 2)
+    wacereq: int = bits(7, 4, 2)
+    nominal_form_factor: int = bits(7, 0, 4)
+    zoned: int = bits(8, 4, 2)
+    bocs: bool = bits(8, 2, 1, flag=True)
+    fuab: bool = bits(8, 1, 1, flag=True)
+    vbuls: bool = bits(8, 0, 1, flag=True)
+    depopulation_time: int = bits(12, 0, 32)
+
+    @property
+    def non_rotating(self) -> bool:
+        """True for solid-state media (MEDIUM ROTATION RATE 0001h)."""
+        return self.medium_rotation_rate == 1
+
+
+@frozen
+class LogicalBlockProvisioning(VpdPage):
+    """Page B2h, SBC-4 6.6.6: thin provisioning support.
+
+    ``provisioning_group`` is the optional designation descriptor of the
+    provisioning group (present when ``dp`` is set).
+    """
+
+    PAGE_CODE: ClassVar[int] = 0xB2
+    threshold_exponent: int = bits(4)
+    lbpu: bool = bits(5, 7, 1, flag=True)
+    lbpws: bool = bits(5, 6, 1, flag=True)
+    lbpws10: bool = bits(5, 5, 1, flag=True)
+    lbprz: int = bits(5, 2, 3)
+    anc_sup: bool = bits(5, 1, 1, flag=True)
+    dp: bool = bits(5, 0, 1, flag=True)
+    minimum_percentage: int = bits(6, 3, 5)
+    provisioning_type: int = bits(6, 0, 3)
+    threshold_percentage: int = bits(7)
+    provisioning_group: Optional[Designator] = None
+
+    @classmethod
+    def from_bytes(cls, buf: bytes) -> "LogicalBlockProvisioning":
+        """Parse the page and its provisioning group descriptor, if complete."""
+        page, fields = cls._start(buf)
+        group = None
+        if fields["dp"] and len(page) >= 12:
+            try:
+                group, _ = parse_designator(page, 8)
+            except MalformedResponse:
+                if not fields["truncated"]:
+                    raise
+        return cls(**fields, provisioning_group=group)
+
+
+@frozen
+class ZonedBlockDeviceCharacteristics(VpdPage):
+    """Page B6h, ZBC-2 6.5.2: zone resource limits of a zoned device."""
+
+    PAGE_CODE: ClassVar[int] = 0xB6
+    urswrz: bool = bits(4, 0, 1, flag=True)
+    optimal_open_sequential_write_preferred_zones: int = bits(8, 0, 32)
+    optimal_non_sequentially_written_sequential_write_preferred_zones: int = bits(12, 0, 32)
+    maximum_open_sequential_write_required_zones: int = bits(16, 0, 32)
+    zone_alignment_method: int = bits(23, 0, 4)
+    zone_starting_lba_granularity: int = bits(24, 0, 64)
+
+
+_VPD_CLASSES: Dict[int, Type[VpdPage]] = {
+    cls.PAGE_CODE: cls
+    for cls in (
+        SupportedVpdPages,
+        UnitSerialNumber,
+        DeviceIdentification,
+        ExtendedInquiryData,
+        AtaInformation,
+        PowerCondition,
+        BlockLimits,
+        BlockDeviceCharacteristics,
+        LogicalBlockProvisioning,
+        ZonedBlockDeviceCharacteristics,
+    )
+}
+
+
+def parse_vpd(buf: bytes) -> VpdPage:
+    """Parse any VPD page by its page code (byte 1); unknown codes give :class:`RawVpdPage`."""
+    if len(buf) < 4:
+        raise MalformedResponse(f"VPD page: {len(buf)} bytes, the header needs 4")
+    return _VPD_CLASSES.get(buf[1], RawVpdPage).from_bytes(buf)
