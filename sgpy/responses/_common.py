@@ -75,23 +75,27 @@ def decode_layout(cls: type, buf: bytes) -> Dict[str, Any]:
 def encode_layout(obj: Any, body: bytearray) -> None:
     """Write every :func:`bits` field of ``obj`` into ``body`` in place.
 
-    A value that does not fit its field raises :class:`EncodeError`; a field
-    lying past the end of ``body`` must be zero (it cannot be written).
+    A value that does not fit its field raises :class:`EncodeError`, and so
+    does a non-zero value that would land past the end of ``body``.
     """
     cls = type(obj)
+    size = len(body)
+    work = bytearray(body)
+    extent = layout_size(cls)
+    if extent > size:
+        work.extend(bytes(extent - size))
     for name, byte, nbytes, lsb, mask, flag in _plan(cls):
         value = getattr(obj, name)
         if isinstance(value, bool) or flag:
             value = int(bool(value))
         if not isinstance(value, int) or value < 0 or value > mask:
             raise EncodeError(f"{cls.__name__}.{name}: {value!r} does not fit 0..{mask}")
-        if byte + nbytes > len(body):
-            if value:
-                raise EncodeError(f"{cls.__name__}.{name}: the page is too short to hold this field")
-            continue
-        current = int.from_bytes(body[byte : byte + nbytes], "big")
+        current = int.from_bytes(work[byte : byte + nbytes], "big")
         current = (current & ~(mask << lsb)) | (value << lsb)
-        body[byte : byte + nbytes] = current.to_bytes(nbytes, "big")
+        work[byte : byte + nbytes] = current.to_bytes(nbytes, "big")
+    if any(work[size:]):
+        raise EncodeError(f"{cls.__name__}: a field is set that lies past the end of the {size}-byte page")
+    body[:] = work[:size]
 
 
 def be(buf: bytes, start: int, length: int) -> int:
