@@ -213,7 +213,7 @@ class Layout:
         return f"Layout(length={self.length}, fields={[f.name for f in self.fields]}, format={self.struct_format!r})"
 
     def reserved_positions(self, cdb: bytes) -> Tuple[Tuple[int, int], ...]:
-        """(byte, bit) of every reserved bit set in ``cdb``."""
+        """(byte, bit) of every reserved bit set in ``cdb``, in wire order."""
         value = int.from_bytes(cdb, "big") & self.reserved_mask
         out = []
         total = 8 * self.length
@@ -222,7 +222,7 @@ class Layout:
             index = total - low.bit_length()  # from the CDB's first bit
             out.append((index // 8, 7 - index % 8))
             value ^= low
-        return tuple(sorted(out))
+        return tuple(sorted(out, key=lambda position: (position[0], -position[1])))
 
 
 def _pieces(n: int) -> List[int]:
