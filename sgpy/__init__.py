@@ -1,6 +1,48 @@
-"""sgpy: send SCSI commands to Linux devices through the sg driver."""
+"""sgpy: send SCSI commands to Linux devices through the sg driver.
+
+``from sgpy import Channel, command`` is all most programs need::
+
+    with Channel.from_path("/dev/sg3") as channel:
+        io = channel.cmd.Inquiry()
+        print(io.result)
+
+The engine (:class:`Channel`, :class:`Reactor`) is imported on first use, so
+that the pure layers (:mod:`sgpy.command`, :mod:`sgpy.sense`,
+:mod:`sgpy.responses`, :mod:`sgpy.errors`) import without the C extension.
+"""
+
+from typing import Any
 
 from sgpy import errors
 from sgpy.errors import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Channel": ("sgpy.channel", "Channel"),
+    "Reactor": ("sgpy.reactor", "Reactor"),
+    "default_reactor": ("sgpy.reactor", "default_reactor"),
+    "command": ("sgpy.command", None),
+    "handler": ("sgpy.handler", None),
+    "responses": ("sgpy.responses", None),
+    "sense": ("sgpy.sense", None),
+    "constants": ("sgpy.constants", None),
+    "io": ("sgpy.io", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'sgpy' has no attribute {name!r}") from None
+    import importlib
+
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> Any:
+    return sorted(list(globals()) + list(_LAZY))

@@ -36,6 +36,13 @@ __all__ = [
     "submit",
     "reap",
     "sg_io",
+    "REC",
+    "new_records",
+    "reap_packed",
+    "unpack",
+    "slot_sense",
+    "slot_address",
+    "buffer_pointer",
     "ioctl_int",
     "version_num",
     "get_reserved_size",
@@ -102,6 +109,14 @@ class SgIoResult(NamedTuple):
     sense: bytes
 
 
+def buffer_pointer(buf: Any) -> Any:
+    """A C pointer to ``buf``'s memory (kept valid while the result lives)."""
+    return ffi.from_buffer(buf)
+
+
+NULL = ffi.NULL
+
+
 def new_slots(n: int) -> Any:
     """Allocate ``n`` zeroed submission slots (header + CDB + sense storage)."""
     return ffi.new("struct sgpy_slot[]", n)
@@ -162,6 +177,41 @@ def reap(fd: int, headers: Any, max_n: int) -> Tuple[int, int]:
     box = _err_box
     n = lib.sgpy_reap(fd, headers, max_n, box)
     return n, box[0]
+
+
+REC: int = lib.SGPY_REC
+
+
+def new_records(n: int) -> Any:
+    """Room for ``n`` packed completion records (see :func:`reap_packed`)."""
+    return ffi.new("int[]", n * REC)
+
+
+def reap_packed(fd: int, records: Any, max_n: int) -> Tuple[int, int]:
+    """Like :func:`reap`, packing each completion into ``REC`` ints.
+
+    Record layout: pack_id, status, masked_status, msg_status, sb_len_wr,
+    host_status, driver_status, resid, duration, info.  Returns
+    ``(count, errno)``; read the ints with :func:`unpack`.
+    """
+    box = _err_box
+    n = lib.sgpy_reap_packed(fd, records, max_n, box)
+    return n, box[0]
+
+
+def unpack(records: Any, count: int) -> list:
+    """The first ``count`` records' ints as one flat list."""
+    return ffi.unpack(records, count * REC)
+
+
+def slot_sense(slots: Any, index: int, length: int) -> bytes:
+    """The sense bytes the kernel wrote into slot ``index``."""
+    return ffi.buffer(slots[index].sense, length)[:]
+
+
+def slot_address(slots: Any, index: int) -> Any:
+    """A pointer to slot ``index`` (for a submit batch)."""
+    return slots + index
 
 
 def sg_io(fd: int, hdr: Any) -> None:

@@ -100,13 +100,51 @@ static int sgpy_reap(int fd, sg_io_hdr_t *out, int max, int *err)
     return i;
 }
 
+/* No retry on EINTR: when a signal interrupts SG_IO the kernel has already
+ * queued the command and marks it an orphan (sg.c, sg_ioctl_common, case
+ * SG_IO); issuing it again would run the command twice.  The caller sees
+ * EINTR and decides. */
+/* Like sgpy_reap, but packs each completion's output fields into SGPY_REC
+ * ints (pack_id, status, masked_status, msg_status, sb_len_wr, host_status,
+ * driver_status, resid, duration, info) so Python reads them with one
+ * ffi.unpack instead of one attribute access per field. */
+#define SGPY_REC 10
+
+static int sgpy_reap_packed(int fd, int *out, int max, int *err)
+{
+    sg_io_hdr_t h;
+    int i;
+    *err = 0;
+    for (i = 0; i < max; i++) {
+        ssize_t r;
+        int *o = out + (size_t)i * SGPY_REC;
+        memset(&h, 0, sizeof(h));
+        h.interface_id = 'S';
+        h.pack_id = -1;
+        do {
+            r = read(fd, &h, sizeof(h));
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            *err = errno;
+            break;
+        }
+        o[0] = h.pack_id;
+        o[1] = h.status;
+        o[2] = h.masked_status;
+        o[3] = h.msg_status;
+        o[4] = h.sb_len_wr;
+        o[5] = h.host_status;
+        o[6] = h.driver_status;
+        o[7] = h.resid;
+        o[8] = (int)h.duration;
+        o[9] = (int)h.info;
+    }
+    return i;
+}
+
 static int sgpy_sg_io(int fd, sg_io_hdr_t *hdr)
 {
-    int r;
-    do {
-        r = ioctl(fd, SG_IO, hdr);
-    } while (r < 0 && errno == EINTR);
-    return r < 0 ? errno : 0;
+    return ioctl(fd, SG_IO, hdr) < 0 ? errno : 0;
 }
 
 static int sgpy_ioctl_int(int fd, unsigned long request, int *value)

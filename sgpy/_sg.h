@@ -109,7 +109,14 @@ int sgpy_submit(int fd, struct sgpy_slot *const *slots, int n, int *err);
  * or the errno that stopped it. */
 int sgpy_reap(int fd, sg_io_hdr_t *out, int max, int *err);
 
-/* The synchronous SG_IO ioctl; returns 0 or an errno. */
+/* sgpy_reap, packing each completion into SGPY_REC ints: pack_id, status,
+ * masked_status, msg_status, sb_len_wr, host_status, driver_status, resid,
+ * duration, info. */
+#define SGPY_REC ...
+int sgpy_reap_packed(int fd, int *out, int max, int *err);
+
+/* The synchronous SG_IO ioctl; returns 0 or an errno (EINTR is not retried:
+ * the interrupted command has been queued already). */
 int sgpy_sg_io(int fd, sg_io_hdr_t *hdr);
 
 /* An sg ioctl whose third argument is an int pointer (SG_GET_VERSION_NUM,

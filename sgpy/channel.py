@@ -1,0 +1,564 @@
+"""Channels: a device, a pool of sg file descriptors, and a user-space queue.
+
+``Channel.from_path("/dev/sg3")`` opens the device; ``execute`` /
+``execute_many`` / ``channel.cmd.Name(...)`` send commands, synchronously
+(returning the finished IO or raising its failure) or with ``async_=True``
+(returning pending IOs to ``poll()``/``wait()``).
+
+A channel on an sg character device queues commands in user space and
+spreads them over a pool of up to ``max_fds`` descriptors open on the same
+device, one in-flight command per fd before any fd takes a second, so each
+command can use its fd's reserve buffer and the kernel's limit of 16
+commands per fd (EDOM) is never reached.  A block device (``/dev/sdX``) is
+driven synchronously through the ``SG_IO`` ioctl only.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno as _errno
+import os
+import stat
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional
+
+from sgpy import _binding
+from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction
+from sgpy.errors import (
+    ChannelClosed,
+    DeviceGone,
+    EncodeError,
+    IllegalRequest,
+    NotAnSgDevice,
+    SgError,
+    TaskFailed,
+    TransferTooLarge,
+    UnsafeCommand,
+)
+from sgpy.io import Header, Input, Io, NoDirectionIo, Output
+from sgpy.reactor import FdState, Reactor, default_reactor
+
+__all__ = ["Channel", "DEFAULT_MAX_FDS"]
+
+#: Default size of a channel's fd pool: one in-flight command per fd up to
+#: this queue depth, each on its fd's reserve buffer.
+DEFAULT_MAX_FDS = 16
+
+_IO_CLASS = {Direction.NONE: NoDirectionIo, Direction.FROM_DEVICE: Input, Direction.TO_DEVICE: Output}
+_DXFER = {
+    Direction.NONE: _binding.SG_DXFER_NONE,
+    Direction.TO_DEVICE: _binding.SG_DXFER_TO_DEV,
+    Direction.FROM_DEVICE: _binding.SG_DXFER_FROM_DEV,
+}
+_OPEN_FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
+_RESERVE_CAP = 4 * 1024 * 1024
+
+
+def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
+    try:
+        return os.open(path, flags)
+    except PermissionError as exc:
+        raise PermissionError(
+            exc.errno,
+            f"cannot open {path}: permission denied; sgpy needs read and write access to it "
+            "(run as root, or be in the group that owns it, usually 'disk')",
+            path,
+        ) from None
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(exc.errno, f"{path} does not exist (is the device attached? see sgpy.devices())",
+                                path) from None
+
+
+class _CommandNamespace:
+    """``channel.cmd``: every command class, executed on the channel when called."""
+
+    __slots__ = ("_channel", "_cache")
+
+    def __init__(self, channel: "Channel") -> None:
+        self._channel = channel
+        self._cache: Dict[str, Callable[..., Io]] = {}
+
+    def __getattr__(self, name: str) -> Callable[..., Io]:
+        try:
+            return self._cache[name]
+        except KeyError:
+            pass
+        from sgpy import command as _command
+
+        cls = getattr(_command, name, None)
+        if not isinstance(cls, type):
+            raise AttributeError(f"sgpy.command has no command named {name!r}")
+        channel = self._channel
+
+        def call(*args: Any, async_: bool = False, timeout: Optional[int] = None, **fields: Any) -> Io:
+            if "async" in fields:  # the original spelling, via **{"async": True}
+                async_ = bool(fields.pop("async"))
+            return channel.execute(cls(*args, **fields), async_=async_, timeout=timeout)
+
+        call.__name__ = name
+        call.__doc__ = f"Execute {name} on this channel (see sgpy.command.{name})."
+        self._cache[name] = call
+        return call
+
+    def __dir__(self) -> List[str]:
+        from sgpy import command as _command
+
+        return sorted(c.__name__ for c in _command.all_commands())
+
+
+class Channel:
+    """A device and the commands sent to it; see the module docstring.
+
+    Create with :meth:`from_path` or :meth:`from_fd`; close with
+    :meth:`close` or a ``with`` block.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        path: str,
+        *,
+        reactor: Optional[Reactor] = None,
+        block_size: Optional[int] = None,
+        max_fds: int = DEFAULT_MAX_FDS,
+        timeout: int = DEFAULT_TIMEOUT_MS,
+        read_only: bool = False,
+        reissue: bool = True,
+        owns_fd: bool = True,
+    ) -> None:
+        if max_fds < 1:
+            raise ValueError("max_fds must be at least 1")
+        self.path = path
+        self.timeout = timeout
+        self.read_only = read_only
+        self.reissue = reissue
+        self.max_fds = max_fds
+        self.submitted = 0
+        self._block_size = block_size
+        self._closed = False
+        self._gone = False
+        self._owns_fd = owns_fd
+        self._queue: Deque[Io] = collections.deque()
+        self._pool: List[FdState] = []
+        self._outstanding = 0
+        self._dxfer = _DXFER
+        self._max_transfer: Optional[int] = None
+        self._sync_callers: List[_binding.SyncCaller] = []
+        self.cmd = _CommandNamespace(self)
+        st = os.fstat(fd)
+        if stat.S_ISBLK(st.st_mode):
+            self.kind = "block"
+        elif stat.S_ISCHR(st.st_mode):
+            try:
+                self.sg_version = _binding.version_num(fd)
+            except OSError:
+                raise NotAnSgDevice(
+                    _errno.ENOTTY,
+                    f"{path} is a character device but not an sg device (SG_GET_VERSION_NUM failed); "
+                    "use its /dev/sgN node (see sgpy.devices())",
+                ) from None
+            self.kind = "sg"
+        else:
+            raise NotAnSgDevice(_errno.ENOTTY, f"{path} is not a device node (sg character device or block device)")
+        self._fd = fd
+        self.reactor = reactor if reactor is not None else default_reactor()
+        self.reactor._add_channel(self)
+        if self.kind == "sg":
+            self._add_fd(fd)
+
+    # -- construction --------------------------------------------------------
+
+    @classmethod
+    def from_path(cls, path: str, **options: Any) -> "Channel":
+        """Open ``path`` (``/dev/sgN``, or ``/dev/sdX`` for synchronous use).
+
+        Options: ``reactor``, ``block_size`` (else learned with READ
+        CAPACITY when first needed), ``max_fds`` (fd pool size, default 16),
+        ``timeout`` (ms, default 60000), ``read_only`` (refuse commands that
+        change data), ``reissue`` (re-issue variable-length answers once with
+        the length the device asked for; default True).
+        """
+        fd = _open(path)
+        try:
+            return cls(fd, path, **options)
+        except BaseException:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            raise
+
+    @classmethod
+    def from_fd(cls, fd: int, *, close: bool = False, **options: Any) -> "Channel":
+        """Use an fd already open on a device; ``close=True`` hands it over to the channel."""
+        path = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists(f"/proc/self/fd/{fd}") else f"fd:{fd}"
+        return cls(fd, path, owns_fd=close, **options)
+
+    def __repr__(self) -> str:
+        return f"Channel({self.path!r})"
+
+    def __enter__(self) -> "Channel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the fd pool -----------------------------------------------------------
+
+    def _add_fd(self, fd: int) -> FdState:
+        st = FdState(fd, self)
+        try:
+            st.reserved = _binding.get_reserved_size(fd)
+        except OSError:
+            st.reserved = 0
+        self._pool.append(st)
+        self.reactor._register(st)
+        return st
+
+    def _open_pool_fd(self) -> Optional[FdState]:
+        try:
+            fd = os.open(self.path if os.path.exists(self.path) else f"/proc/self/fd/{self._fd}", _OPEN_FLAGS)
+        except OSError:
+            return None  # the pool just stays smaller (fd limit, permissions...)
+        return self._add_fd(fd)
+
+    def _pump(self) -> None:
+        """Move queued IOs into free fd slots (lock held), spreading them evenly."""
+        q = self._queue
+        if not q or self._gone:
+            return
+        pool = self._pool
+        reactor = self.reactor
+        maxq = _binding.SG_MAX_QUEUE
+        while q:
+            loads = [len(st.inflight) for st in pool]
+            total = len(q) + sum(loads)
+            want = min(self.max_fds, total)
+            while len(pool) < want and (not pool or min(loads) >= 1):
+                st = self._open_pool_fd()
+                if st is None:
+                    self.max_fds = max(1, len(pool))
+                    break
+                loads.append(0)
+            target = min(maxq, -(-total // len(pool)))
+            progressed = False
+            for st, load in zip(list(pool), loads):
+                give = min(target - load, len(q))
+                if give <= 0:
+                    continue
+                batch = [q.popleft() for _ in range(give)]
+                self._prepare_reserve(st, batch)
+                rest = reactor._submit_batch(st, batch)
+                self.submitted += give - len(rest)
+                if len(rest) < give:
+                    progressed = True
+                if rest:
+                    q.extendleft(reversed(rest))
+                    # That fd is full for now (EAGAIN/EDOM); try the next.
+                if self._gone:
+                    return
+                if not q:
+                    return
+            if not progressed:
+                return
+
+    def _prepare_reserve(self, st: FdState, batch: List[Io]) -> None:
+        """Grow an idle fd's reserve buffer to fit the largest transfer in ``batch``."""
+        if st.inflight:
+            return
+        need = max(io.length for io in batch)
+        if need <= st.reserved or st.reserved >= _RESERVE_CAP:
+            return
+        size = 1 << (need - 1).bit_length()
+        try:
+            st.reserved = _binding.set_reserved_size(st.fd, min(size, _RESERVE_CAP))
+        except OSError:
+            pass
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (or the device vanished)."""
+        return self._closed
+
+    @property
+    def block_size(self) -> int:
+        """The logical block size, from READ CAPACITY(16) (or (10)) on first use."""
+        if self._block_size is None:
+            self._block_size = self._learn_block_size()
+        return self._block_size
+
+    @block_size.setter
+    def block_size(self, value: int) -> None:
+        self._block_size = value
+
+    def _learn_block_size(self) -> int:
+        from sgpy import command as _command
+        from sgpy.handler import might_fail
+
+        io = self.execute(_command.ReadCapacity16(allocation_length=32), verify_handler=might_fail)
+        if io.error is None and len(io.data) >= 12:
+            return int.from_bytes(io.data[8:12], "big")  # SBC-4 table 69: LOGICAL BLOCK LENGTH
+        if io.error is not None and not isinstance(io.error, IllegalRequest):
+            raise io.error
+        io = self.execute(_command.ReadCapacity10())
+        if len(io.data) < 8:
+            raise TaskFailed(f"{self.path}: READ CAPACITY(10) returned {len(io.data)} bytes", io=io)
+        return int.from_bytes(io.data[4:8], "big")  # SBC-4 table 67
+
+    @property
+    def max_transfer(self) -> int:
+        """Largest single transfer in bytes: sg's limit and the device queue's ``max_hw_sectors_kb``."""
+        if self._max_transfer is None:
+            limit = _binding.SG_TRANSFER_LIMIT - 1
+            for p in self._queue_limit_paths():
+                try:
+                    with open(p, encoding="ascii") as f:
+                        limit = min(limit, int(f.read().strip()) * 1024)
+                    break
+                except (OSError, ValueError):
+                    continue
+            self._max_transfer = limit
+        return self._max_transfer
+
+    def _queue_limit_paths(self) -> List[str]:
+        name = os.path.basename(os.path.realpath(self.path))
+        base = f"/sys/class/scsi_generic/{name}/device/block"
+        out = []
+        try:
+            for blk in os.listdir(base):
+                out.append(f"{base}/{blk}/queue/max_hw_sectors_kb")
+        except OSError:
+            pass
+        out.append(f"/sys/class/block/{name}/queue/max_hw_sectors_kb")
+        return out
+
+    # -- executing -----------------------------------------------------------
+
+    def _make_io(self, cmd: Any, timeout: Optional[int], verify_handler: Any) -> Io:
+        if self._closed:
+            raise ChannelClosed(f"{self!r} is closed")
+        if self._gone:
+            raise DeviceGone(f"{self.path}: the device is gone", command=cmd, host_status=1)
+        if self.read_only and (cmd.changes_data or cmd.irreversible):
+            raise UnsafeCommand(
+                f"{cmd.name} changes data on the device and {self!r} was opened read_only=True; "
+                "open it without read_only to allow it", command=cmd)
+        if cmd.needs_block_size:
+            cmd = cmd.for_block_size(self.block_size)
+            length = cmd.transfer_bytes(self.block_size)
+        else:
+            length = cmd.transfer_bytes()
+        if length > self.max_transfer:
+            raise TransferTooLarge(
+                f"{cmd.name} would move {length} bytes; {self.path} accepts at most {self.max_transfer} "
+                "bytes in one command (sg's 256 MiB limit or the device queue's max_hw_sectors_kb): "
+                "split the transfer")
+        direction = cmd.direction
+        io = _IO_CLASS[direction](cmd, self, length, None, self.timeout if timeout is None else timeout,
+                                  verify_handler)
+        if length:
+            if direction is Direction.FROM_DEVICE:
+                buf: Any = bytearray(length)
+            else:
+                buf = cmd.data
+                if buf is None:
+                    raise EncodeError(f"{cmd.name}: {length} bytes to send but no data=; pass data=")
+            io.data_buf = buf
+            io._cbuf = _binding.buffer_pointer(buf)
+        return io
+
+    def execute(
+        self,
+        cmd: Any,
+        *,
+        async_: bool = False,
+        timeout: Optional[int] = None,
+        verify_handler: Any = None,
+        **options: Any,
+    ) -> Io:
+        """Execute one command.
+
+        Synchronous (the default): returns the finished IO, or raises what its
+        verify handler raised (by default, the failure).  ``async_=True``
+        (also spelled ``**{"async": True}``): returns the pending IO at once.
+        ``timeout`` is in milliseconds; ``verify_handler`` overrides the
+        command's own.
+        """
+        if options:
+            if "async" in options:
+                async_ = bool(options.pop("async"))
+            if options:
+                raise TypeError(f"execute() got unexpected keyword(s) {sorted(options)}")
+        io = self._make_io(cmd, timeout, verify_handler)
+        if self.kind == "block":
+            if async_:
+                raise SgError(f"{self.path} is a block device: it takes synchronous SG_IO commands only; "
+                              "use its sg node (/dev/sgN) for asynchronous work")
+            self._execute_sg_io(io)
+        else:
+            reactor = self.reactor
+            with reactor._lock:
+                reactor._outstanding += 1
+                self._outstanding += 1
+                self._queue.append(io)
+                self._pump()
+                st = io._fdstate
+                if not async_ and st is not None and not io.returned:
+                    reactor._reap(st)  # delay=0 devices complete inside write()
+            if async_:
+                return io
+            if not io.returned:
+                reactor.wait([io])
+        if io.exception is not None:
+            raise io.exception
+        return io
+
+    def execute_many(self, cmds: Iterable[Any], *, async_: bool = False, timeout: Optional[int] = None,
+                     **options: Any) -> List[Io]:
+        """Execute commands in order, submitted in batches; return their IOs in input order.
+
+        Synchronous: waits for all of them, then raises the first failure
+        (every IO has returned by then; the exception's ``batch`` holds the
+        list).  ``async_=True``: returns the pending IOs at once.
+        """
+        if "async" in options:
+            async_ = bool(options.pop("async"))
+        if options:
+            raise TypeError(f"execute_many() got unexpected keyword(s) {sorted(options)}")
+        ios = [self._make_io(c, timeout, None) for c in cmds]
+        if self.kind == "block":
+            if async_:
+                raise SgError(f"{self.path} is a block device: asynchronous work needs its sg node")
+            for io in ios:
+                self._execute_sg_io(io)
+        else:
+            reactor = self.reactor
+            with reactor._lock:
+                reactor._outstanding += len(ios)
+                self._outstanding += len(ios)
+                self._queue.extend(ios)
+                self._pump()
+            if async_:
+                return ios
+            reactor.wait(ios)
+        for io in ios:
+            if io.exception is not None:
+                exc = io.exception
+                try:
+                    exc.batch = ios  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+                raise exc
+        return ios
+
+    def _execute_sg_io(self, io: Io) -> None:
+        """The synchronous SG_IO path (block devices)."""
+        caller = self._sync_callers.pop() if self._sync_callers else _binding.SyncCaller(self._fd)
+        try:
+            cmd = io.command
+            r = caller.call(cmd.cdb, _DXFER[cmd.direction], io.data_buf, io.length, io.timeout)
+        except OSError as exc:
+            if exc.errno in (_errno.ENODEV, _errno.ENXIO):
+                raise DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", io=io, command=io.command,
+                                 host_status=1) from None
+            raise
+        finally:
+            self._sync_callers.append(caller)
+        io.hdr = Header(r.status, r.masked_status, 0, r.host_status, r.driver_status, r.resid, r.duration, r.info,
+                        r.sense)
+        reactor = self.reactor
+        with reactor._lock:
+            reactor._outstanding += 1
+            self._outstanding += 1
+            if r.status in (0, 4) and r.host_status == 0 and r.driver_status & ~0x08 == 0 and not r.sense:
+                reactor._finish(io)
+            else:
+                reactor._classify(io)
+
+    def _wants_reissue(self, io: Io) -> bool:
+        """Re-issue a truncated variable-length answer once, with the length the device wants."""
+        if not self.reissue:
+            return False
+        from sgpy.results import wanted_length
+
+        want = wanted_length(io.command, io.data)
+        if want is None or want <= io.length:
+            return False
+        try:
+            bigger = io.command.with_allocation_length(want)
+        except (EncodeError, AttributeError, TypeError):
+            return False
+        io._reissued = True
+        io.command = bigger
+        io.length = bigger.transfer_bytes()
+        io.data_buf = bytearray(io.length)
+        io._cbuf = _binding.buffer_pointer(io.data_buf)
+        io.hdr = None
+        if self.kind == "block":
+            self.reactor._outstanding -= 1
+            self._outstanding -= 1
+            self._execute_sg_io(io)
+        else:
+            self._queue.append(io)
+            self._pump()
+        return True
+
+    # -- waiting ---------------------------------------------------------------
+
+    def poll(self) -> bool:
+        """Make progress without blocking; True when none of this channel's IOs is pending."""
+        if self._outstanding:
+            self.reactor.poll()
+        return self._outstanding == 0
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Block until every IO of this channel returned; TimeoutError after ``timeout`` seconds."""
+        if self._outstanding and not self.reactor._wait_until(lambda: self._outstanding == 0, timeout):
+            raise TimeoutError(f"{self!r}: {self._outstanding} IO(s) still pending after {timeout} s")
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Drain in-flight commands (up to ``timeout`` s, default: their own timeout), then close.
+
+        Cancel is not abort: a command already sent may still be executed by
+        the device after it is given up on here.  Queued commands that were
+        never sent fail with :class:`ChannelClosed`.  Idempotent.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        reactor = self.reactor
+        try:
+            with reactor._lock:
+                while self._queue:
+                    io = self._queue.popleft()
+                    reactor._fail(io, ChannelClosed(f"{self!r} was closed before {io.command!r} was sent"))
+            if self._outstanding and not self._gone:
+                limit = timeout
+                if limit is None:
+                    limit = max((io.timeout for st in self._pool for io in st.inflight.values()),
+                                default=0) / 1000.0 + 5.0
+                reactor._wait_until(lambda: self._outstanding == 0, limit)
+        finally:
+            with reactor._lock:
+                for st in self._pool:
+                    for io in list(st.inflight.values()):
+                        if not io.returned:
+                            reactor._fail(io, ChannelClosed(
+                                f"{self!r} was closed with {io.command!r} in flight; the device may still "
+                                "execute it"))
+                    st.inflight.clear()
+                    if st.fd == self._fd and not self._owns_fd:
+                        st.closed = True
+                        reactor._unregister(st)
+                    else:
+                        reactor._close_fd(st)
+                self._pool.clear()
+                if self.kind == "block" and self._owns_fd:
+                    try:
+                        os.close(self._fd)
+                    except OSError:
+                        pass
+                reactor._remove_channel(self)

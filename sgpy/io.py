@@ -1,0 +1,194 @@
+"""IO objects: one execution of a command on a channel.
+
+An IO is created by :meth:`sgpy.channel.Channel.execute` (or
+``execute_many``), travels through the reactor, and is finished exactly once:
+``returned`` becomes True, ``hdr`` holds the completion's output fields,
+``error`` the device's failure (if any) and ``exception`` what :meth:`wait`
+raises (the verify handler's verdict, or a handler's own exception).
+
+The three classes only differ in their data direction, as in the original
+sgpy: :class:`NoDirectionIo`, :class:`Input` (data from the device) and
+:class:`Output` (data to the device).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+
+from sgpy.constants import DEFAULT_TIMEOUT_MS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sgpy.channel import Channel
+
+__all__ = ["Header", "Io", "NoDirectionIo", "Input", "Output"]
+
+
+class Header(NamedTuple):
+    """The output fields of a completed ``sg_io_hdr`` (kernel ``<scsi/sg.h>``).
+
+    ``duration`` is in milliseconds; ``sense`` holds the bytes the kernel
+    wrote (``sb_len_wr`` of them).
+    """
+
+    status: int
+    masked_status: int
+    msg_status: int
+    host_status: int
+    driver_status: int
+    resid: int
+    duration: int
+    info: int
+    sense: bytes
+
+    @property
+    def sb_len_wr(self) -> int:
+        """How many sense bytes were written."""
+        return len(self.sense)
+
+
+class Io:
+    """One command's execution; see the module docstring.
+
+    Attributes: ``command``, ``channel``, ``timeout`` (ms), ``returned``,
+    ``data_buf`` (the data buffer: a ``bytearray`` for :class:`Input`, the
+    payload for :class:`Output`), ``hdr`` (:class:`Header`, None until
+    returned), ``error`` (the device failure as a
+    :class:`sgpy.errors.TaskFailed`, or None), ``sense`` (decoded sense data,
+    when there was sense), ``exception`` (raised by :meth:`wait`: None when
+    the verify handler accepted the outcome and every handler ran).
+    """
+
+    __slots__ = (
+        "command",
+        "channel",
+        "timeout",
+        "returned",
+        "data_buf",
+        "hdr",
+        "error",
+        "sense",
+        "exception",
+        "verify_handler",
+        "length",
+        "_cbuf",
+        "_pack_id",
+        "_fdstate",
+        "_slot",
+        "_submitted_at",
+        "_abandoned",
+        "_reissued",
+        "_result",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        command: Any,
+        channel: "Channel",
+        length: int,
+        data_buf: Any,
+        timeout: int = DEFAULT_TIMEOUT_MS,
+        verify_handler: Any = None,
+    ) -> None:
+        self.command = command
+        self.channel = channel
+        self.timeout = timeout
+        self.returned = False
+        self.length = length
+        self.data_buf = data_buf
+        self.hdr: Optional[Header] = None
+        self.error: Optional[BaseException] = None
+        self.sense: Any = None
+        self.exception: Optional[BaseException] = None
+        self.verify_handler = verify_handler
+        self._cbuf: Any = None
+        self._pack_id = 0
+        self._fdstate: Any = None
+        self._slot = -1
+        self._submitted_at = 0.0
+        self._abandoned = False
+        self._reissued = False
+        self._result: Any = _UNSET
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(timeout={self.timeout}, returned={self.returned})"
+
+    # -- waiting -----------------------------------------------------------
+
+    def poll(self) -> bool:
+        """Make progress without blocking; True once this IO has returned."""
+        if not self.returned:
+            self.channel.reactor.poll()
+        return self.returned
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Block until this IO returns (``timeout`` in seconds), then raise its exception if any.
+
+        Raises :class:`TimeoutError` when ``timeout`` passes first; the IO
+        stays pending and a later wait can still collect it.
+        """
+        if not self.returned and not self.channel.reactor.wait([self], timeout):
+            raise TimeoutError(f"{self!r} did not return within {timeout} s")
+        if self.exception is not None:
+            raise self.exception
+
+    # -- results -----------------------------------------------------------
+
+    @property
+    def ok(self) -> bool:
+        """True when the IO returned and :meth:`wait` would not raise."""
+        return self.returned and self.exception is None
+
+    @property
+    def data(self) -> bytes:
+        """The data that moved: ``dxfer_len - resid`` bytes (b"" for no-data commands)."""
+        buf = self.data_buf
+        if buf is None:
+            return b""
+        n = self.length
+        if self.hdr is not None and self.hdr.resid > 0:
+            n = max(0, n - self.hdr.resid)
+        return bytes(memoryview(buf)[:n])
+
+    @property
+    def result(self) -> Any:
+        """The parsed answer, when the command has a parser (INQUIRY, READ CAPACITY...).
+
+        None for commands without one, and before the IO returned
+        successfully.  Parsed on first access.
+        """
+        if self._result is _UNSET:
+            if not self.returned or self.error is not None and not getattr(self.error, "recovered", False):
+                return None
+            from sgpy.results import parse_result
+
+            self._result = parse_result(self.command, self.data)
+        return self._result
+
+
+class NoDirectionIo(Io):
+    """An IO of a command that moves no data (TEST UNIT READY, RESERVE...)."""
+
+    __slots__ = ()
+
+
+class Input(Io):
+    """An IO of a command that reads data from the device (``data_buf`` is a bytearray)."""
+
+    __slots__ = ()
+
+
+class Output(Io):
+    """An IO of a command that sends data to the device."""
+
+    __slots__ = ()
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET = _Unset()

@@ -1,0 +1,523 @@
+"""The reactor: one epoll instance multiplexing every channel's completions.
+
+Each channel owns a small pool of file descriptors open on its device
+(:class:`FdState`); the reactor registers each with ``EPOLLIN`` and, when
+the kernel has completions ready, reads them back in batches, matches them
+to their IOs by ``pack_id`` (never by order), classifies them, runs the verify
+handler and the handler chain, and submits whatever the freed slots allow.
+
+The kernel's limits shape the design (drivers/scsi/sg.c): an sg fd accepts at
+most ``SG_MAX_QUEUE`` (16) outstanding commands, completed-but-unread ones
+included (the 17th ``write()`` fails with EDOM); and only one in-flight
+command per fd uses that fd's reserve buffer, the others allocate kernel
+pages per command.  So channels queue in user space, spread commands over
+their fds (one per fd first), and never let a write see EDOM.
+
+Threading: every state change happens under one re-entrant lock.  In the
+default mode the thread that calls :meth:`Reactor.wait` or :meth:`poll`
+drives the reactor; :meth:`start` runs it in a background thread instead, and
+then waiters sleep on a condition.  Submitting is thread-safe in both modes.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import itertools
+import os
+import select
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+from sgpy import _binding
+from sgpy.constants import ScsiStatus
+from sgpy.errors import ChannelClosed, CommandTimeout, DeviceGone, TaskFailed
+from sgpy.io import Header, Io
+from sgpy.results import VARIABLE_LENGTH as _VARIABLE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sgpy.channel import Channel
+
+__all__ = ["Reactor", "FdState", "default_reactor"]
+
+_EPOLLIN = select.EPOLLIN
+_EPOLL_GONE = select.EPOLLHUP | select.EPOLLERR
+_REC = _binding.REC
+_BATCH = 64
+_GONE_ERRNOS = frozenset({_errno.ENODEV, _errno.ENXIO, _errno.EBADF, _errno.EIO})
+#: The watchdog gives the kernel this long past a command's own timeout
+#: before it declares the command lost (the SCSI error handler runs first).
+WATCHDOG_GRACE = 30.0
+_SWEEP_EVERY = 1.0
+_DRIVER_SENSE = 0x08
+_CONDITION_MET = int(ScsiStatus.CONDITION_MET)
+
+
+class FdState:
+    """One sg file descriptor of a channel's pool, and the commands on it."""
+
+    __slots__ = ("fd", "channel", "slots", "ptrs", "free", "inflight", "reserved", "closed")
+
+    def __init__(self, fd: int, channel: "Channel") -> None:
+        self.fd = fd
+        self.channel = channel
+        self.slots = _binding.new_slots(_binding.SG_MAX_QUEUE)
+        self.ptrs = _binding.slot_pointers(_binding.SG_MAX_QUEUE)
+        self.free: List[int] = list(range(_binding.SG_MAX_QUEUE - 1, -1, -1))
+        self.inflight: Dict[int, Io] = {}
+        self.reserved = 0
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"FdState(fd={self.fd}, inflight={len(self.inflight)})"
+
+
+class Reactor:
+    """One epoll instance for any number of channels; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._fds: Dict[int, FdState] = {}
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._records = _binding.new_records(_BATCH)
+        self._ids = itertools.count(1)
+        self._channels: List["Channel"] = []
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = False
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._epoll.register(self._wake_r, _EPOLLIN)
+        self._next_sweep = time.monotonic() + _SWEEP_EVERY
+        self._outstanding = 0
+        self._abandoned: Dict[int, Io] = {}
+        self.submitted = 0
+        self.completed = 0
+        self.failed = 0
+        self._closed = False
+
+    def __repr__(self) -> str:
+        mode = "thread" if self._thread is not None else "caller-driven"
+        return f"Reactor(channels={len(self._channels)}, outstanding={self._outstanding}, {mode})"
+
+    # -- registration (channels call these, under the lock) ------------------
+
+    def fileno(self) -> int:
+        """The epoll fd: readable when completions are ready (for other event loops)."""
+        return self._epoll.fileno()
+
+    def _add_channel(self, channel: "Channel") -> None:
+        with self._lock:
+            if self._closed:
+                raise ChannelClosed("the reactor is closed")
+            self._channels.append(channel)
+
+    def _remove_channel(self, channel: "Channel") -> None:
+        with self._lock:
+            try:
+                self._channels.remove(channel)
+            except ValueError:
+                pass
+
+    def _register(self, st: FdState) -> None:
+        self._epoll.register(st.fd, _EPOLLIN)
+        self._fds[st.fd] = st
+
+    def _unregister(self, st: FdState) -> None:
+        if self._fds.pop(st.fd, None) is not None:
+            try:
+                self._epoll.unregister(st.fd)
+            except (OSError, ValueError):
+                pass
+
+    # -- submission ----------------------------------------------------------
+
+    def _submit_batch(self, st: FdState, ios: List[Io]) -> List[Io]:
+        """Fill slots for ``ios`` on ``st`` and write them; return the ones not taken.
+
+        Called with the lock held.  IOs the kernel refused for a reason of
+        their own (EINVAL, ENOMEM, EFAULT...) are finished with that error;
+        EAGAIN/EDOM hand the rest back to the caller's queue; a vanished
+        device fails the channel.
+        """
+        slots = st.slots
+        ptrs = st.ptrs
+        free = st.free
+        lib_fill = _binding.lib.sgpy_fill
+        null = _binding.NULL
+        now = time.monotonic()
+        n = 0
+        for io in ios:
+            idx = free.pop()
+            pid = next(self._ids) & 0x7FFFFFFF
+            io._pack_id = pid
+            io._slot = idx
+            io._fdstate = st
+            io._submitted_at = now
+            cdb = io.command.cdb
+            cbuf = io._cbuf
+            lib_fill(slots + idx, io.channel._dxfer[io.command.direction], cdb, len(cdb),
+                     null if cbuf is None else cbuf, io.length, io.timeout, pid, 0)
+            ptrs[n] = slots + idx
+            st.inflight[pid] = io
+            n += 1
+        done, err = _binding.submit(st.fd, ptrs, n)
+        self.submitted += done
+        if done == n:
+            return []
+        # Take back what was not accepted.
+        rest = ios[done:]
+        for io in rest:
+            st.inflight.pop(io._pack_id, None)
+            free.append(io._slot)
+            io._slot = -1
+            io._fdstate = None
+        if err in (_errno.EAGAIN, _errno.EDOM):
+            return rest
+        if err in _GONE_ERRNOS:
+            self._channel_gone(st.channel, err)
+            return []
+        # The first refused command is at fault: fail it, retry the others.
+        bad = rest[0]
+        self._fail(bad, TaskFailed(
+            f"the kernel refused {bad.command!r}: {os.strerror(err)} (errno {err})",
+            io=bad, command=bad.command))
+        return rest[1:]
+
+    # -- completion ----------------------------------------------------------
+
+    def _reap(self, st: FdState) -> int:
+        """Read every ready completion of ``st``; return how many. Lock held."""
+        total = 0
+        records = self._records
+        while not st.closed:
+            n, err = _binding.reap_packed(st.fd, records, _BATCH)
+            if n:
+                total += n
+                self._complete_batch(st, _binding.unpack(records, n), n)
+            if err:
+                if err in _GONE_ERRNOS:
+                    self._channel_gone(st.channel, err)
+                elif err != _errno.EAGAIN:
+                    raise OSError(err, f"read() of completions from {st.channel.path}: {os.strerror(err)}")
+                break
+            if n < _BATCH:
+                break
+        if total and not st.closed:
+            st.channel._pump()
+        return total
+
+    def _complete_batch(self, st: FdState, recs: list, n: int) -> None:
+        inflight = st.inflight
+        free = st.free
+        slots = st.slots
+        for base in range(0, n * _REC, _REC):
+            pid = recs[base]
+            io = inflight.pop(pid, None)
+            if io is None:
+                continue  # not ours: cannot happen on a private fd
+            free.append(io._slot)
+            sb = recs[base + 4]
+            sense = _binding.slot_sense(slots, io._slot, sb) if sb else b""
+            io._fdstate = None
+            if io._abandoned:
+                # The watchdog already finished it; the kernel gave it back now.
+                self._abandoned.pop(pid, None)
+                continue
+            status = recs[base + 1]
+            host = recs[base + 5]
+            driver = recs[base + 6]
+            io.hdr = Header(status, recs[base + 2], recs[base + 3], host, driver, recs[base + 7],
+                            recs[base + 8], recs[base + 9], sense)
+            if (status == 0 or status == _CONDITION_MET) and host == 0 and driver & ~_DRIVER_SENSE == 0 and not sb:
+                self._finish(io)
+            else:
+                self._classify(io)
+
+    def _classify(self, io: Io) -> None:
+        from sgpy.status import classify
+
+        h = io.hdr
+        assert h is not None  # set just before; for type checkers only
+        c = classify(status=h.status, host_status=h.host_status, driver_status=h.driver_status,
+                     sense=h.sense, resid=h.resid, command=io.command, io=io)
+        io.sense = c.sense
+        io.error = c.error
+        self._finish(io)
+
+    def _finish(self, io: Io) -> None:
+        """Run the verify handler and the chain, then mark the IO returned.  Lock held."""
+        cmd = io.command
+        if io.error is None and cmd.name in _VARIABLE and not io._reissued and io.channel._wants_reissue(io):
+            return  # re-submitted with a larger allocation length
+        io.returned = True  # handlers see a returned IO, as in the original sgpy
+        verify = io.verify_handler or cmd.verify_handler
+        try:
+            if verify is not None:
+                verify(io)
+            elif io.error is not None:
+                raise io.error
+            for h in cmd.handlers:
+                h(io)
+        except Exception as exc:
+            io.exception = exc
+        self._done(io)
+
+    def _done(self, io: Io) -> None:
+        io.returned = True
+        self._outstanding -= 1
+        io.channel._outstanding -= 1
+        if io.exception is not None or io.error is not None:
+            self.failed += 1
+        else:
+            self.completed += 1
+
+    def _fail(self, io: Io, error: BaseException) -> None:
+        """Finish ``io`` with ``error`` without a completion from the kernel."""
+        if io.returned:
+            return
+        io.returned = True
+        io.error = error
+        io.exception = error
+        verify = io.verify_handler or io.command.verify_handler
+        if verify is not None:
+            try:
+                verify(io)
+                io.exception = None
+            except Exception as exc:
+                io.exception = exc
+        self._done(io)
+
+    def _channel_gone(self, channel: "Channel", err: int) -> None:
+        """The device vanished: fail each of the channel's IOs exactly once, close its fds."""
+        if channel._gone:
+            return
+        channel._gone = True
+        why = f"{channel.path}: the device is gone ({os.strerror(err)})"
+        for st in list(channel._pool):
+            for pid, io in list(st.inflight.items()):
+                st.inflight.pop(pid, None)
+                self._abandoned.pop(pid, None)
+                if not io.returned:
+                    self._fail(io, DeviceGone(why, io=io, command=io.command, host_status=1))
+            self._close_fd(st)
+        channel._pool.clear()
+        while channel._queue:
+            io = channel._queue.popleft()
+            self._fail(io, DeviceGone(why, io=io, command=io.command, host_status=1))
+
+    def _close_fd(self, st: FdState) -> None:
+        if st.closed:
+            return
+        st.closed = True
+        self._unregister(st)
+        try:
+            os.close(st.fd)
+        except OSError:
+            pass
+
+    # -- driving -------------------------------------------------------------
+
+    def _dispatch(self, events: Iterable[Any]) -> int:
+        """Handle epoll events (lock held); return completions processed."""
+        total = 0
+        fds = self._fds
+        for fd, ev in events:
+            st = fds.get(fd)
+            if st is None:
+                if fd == self._wake_r:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                continue
+            if ev & _EPOLLIN or ev & _EPOLL_GONE:
+                total += self._reap(st)
+            if ev & _EPOLL_GONE and not st.closed:
+                self._channel_gone(st.channel, _errno.ENODEV)
+        return total
+
+    def _sweep(self, now: float) -> None:
+        """The watchdog: finish IOs the kernel has held far past their timeout."""
+        self._next_sweep = now + _SWEEP_EVERY
+        for st in list(self._fds.values()):
+            for pid, io in list(st.inflight.items()):
+                if io._abandoned or io.returned:
+                    continue
+                limit = io.timeout / 1000.0 + WATCHDOG_GRACE
+                if now - io._submitted_at > limit:
+                    io._abandoned = True
+                    self._abandoned[pid] = io
+                    # Buffers stay referenced by the IO (still in st.inflight)
+                    # until the kernel hands the command back.
+                    self._fail(io, CommandTimeout(
+                        f"{io.command!r} did not complete within {io.timeout} ms + {WATCHDOG_GRACE:g} s "
+                        "(reactor watchdog); its buffers are kept until the kernel returns it",
+                        io=io, command=io.command, host_status=3))
+
+    def poll(self) -> int:
+        """Process whatever is ready without blocking; return completions processed."""
+        if self._thread is not None:
+            return 0
+        events = self._epoll.poll(0)
+        with self._lock:
+            n = self._dispatch(events) if events else 0
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._sweep(now)
+            return n
+
+    def _wait_until(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._thread is not None and threading.current_thread() is not self._thread:
+            with self._cond:
+                while not done():
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cond.wait(remaining if remaining is not None else 1.0)
+            return True
+        epoll = self._epoll
+        while True:
+            with self._lock:
+                if done():
+                    return True
+                # Completions may already be waiting (e.g. delay=0 devices
+                # complete inside write()): try the busy fds before sleeping.
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            wait = self._next_sweep - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            events = epoll.poll(max(0.0, wait), _BATCH)
+            with self._lock:
+                if events:
+                    self._dispatch(events)
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._sweep(now)
+
+    def wait(self, ios: Optional[Sequence[Io]] = None, timeout: Optional[float] = None) -> bool:
+        """Block until ``ios`` (default: everything outstanding) returned.
+
+        Returns False if ``timeout`` (seconds) passed first; nothing is lost:
+        a later wait collects the rest.
+        """
+        if ios is None:
+            return self._wait_until(lambda: self._outstanding == 0, timeout)
+        pos = [0]
+        seq = list(ios)
+
+        def done() -> bool:
+            i = pos[0]
+            n = len(seq)
+            while i < n and seq[i].returned:
+                i += 1
+            pos[0] = i
+            return i == n
+
+        return self._wait_until(done, timeout)
+
+    # -- background thread ---------------------------------------------------
+
+    def start(self) -> None:
+        """Run the reactor in a background thread; waiters then sleep on a condition."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="sgpy-reactor", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: Optional[float] = None) -> None:
+        """Stop the background thread (outstanding IOs stay pending for later waits)."""
+        t = self._thread
+        if t is None:
+            return
+        self._stopping = True
+        self._wake()
+        t.join(timeout)
+        self._thread = None
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass
+
+    def _run(self) -> None:
+        epoll = self._epoll
+        while not self._stopping:
+            events = epoll.poll(_SWEEP_EVERY, _BATCH)
+            with self._cond:
+                if events:
+                    self._dispatch(events)
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._sweep(now)
+                self._cond.notify_all()
+
+    @property
+    def running(self) -> bool:
+        """True while the background thread runs."""
+        return self._thread is not None
+
+    # -- introspection and shutdown -----------------------------------------
+
+    def statistics(self) -> Dict[str, Any]:
+        """Counters: submitted, completed, failed, in flight, queued, and per channel."""
+        with self._lock:
+            per = {}
+            inflight = 0
+            queued = 0
+            for ch in self._channels:
+                c_in = sum(len(st.inflight) for st in ch._pool)
+                c_q = len(ch._queue)
+                inflight += c_in
+                queued += c_q
+                per[ch.path] = {"in_flight": c_in, "queued": c_q, "fds": len(ch._pool),
+                                "submitted": ch.submitted}
+            return {
+                "submitted": self.submitted,
+                "completed": self.completed,
+                "failed": self.failed,
+                "in_flight": inflight,
+                "queued": queued,
+                "outstanding": self._outstanding,
+                "abandoned": len(self._abandoned),
+                "channels": per,
+            }
+
+    def close(self) -> None:
+        """Close every channel (draining them) and the epoll fd.  Idempotent."""
+        if self._closed:
+            return
+        for ch in list(self._channels):
+            ch.close()
+        self.stop()
+        self._closed = True
+        self._epoll.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def __enter__(self) -> "Reactor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_default: Optional[Reactor] = None
+_default_lock = threading.Lock()
+
+
+def default_reactor() -> Reactor:
+    """The process-wide reactor channels use unless given another."""
+    global _default
+    r = _default
+    if r is None or r._closed:
+        with _default_lock:
+            if _default is None or _default._closed:
+                _default = Reactor()
+            r = _default
+    return r
