@@ -79,9 +79,9 @@ class TaskFailed(SgError):
 
     ``message`` is the description of the failure; when it is empty, one is
     made from the fields (the decoded sense, the status name, the ``DID_*``
-    name...).  ``str()`` is the message followed by `` — `` and the
-    command's repr when a command is known, e.g. ``ILLEGAL REQUEST — Invalid
-    field in CDB (24h/00h), field pointer: CDB byte 2 bit 7 — Read16(...)``.
+    name...).  When a command is known, ``str()`` is the message, an em dash
+    and the command's repr, e.g. ``ILLEGAL REQUEST — Invalid field in CDB
+    (24h/00h), field pointer: CDB byte 2 bit 7 — Read16(...)``.
     """
 
     def __init__(
@@ -268,7 +268,7 @@ class TaskAborted(StatusError):
 
 
 class HostError(TaskFailed):
-    """The host adapter / transport failed the command; ``host_name`` is DID_*."""
+    """The host adapter / transport failed the command; ``host_name`` is the ``DID_*`` name."""
 
     def _default_message(self) -> str:
         return f"host status {self.host_name} (0x{self.host_status:02x})"
@@ -304,11 +304,11 @@ class DeviceGone(HostError):
 
 
 class DriverError(TaskFailed):
-    """The midlayer's driver byte reported an error; ``driver_name`` is DRIVER_*."""
+    """The midlayer's driver byte reported an error; ``driver_name`` is the ``DRIVER_*`` name."""
 
     @property
     def driver_name(self) -> str:
-        """The DRIVER_* name of the driver byte's low nibble."""
+        """The ``DRIVER_*`` name of the driver byte's low nibble."""
         from sgpy.constants import DriverStatus
 
         try:
