@@ -233,7 +233,7 @@ class Channel:
             loads = [len(st.inflight) for st in pool]
             total = len(q) + sum(loads)
             want = min(self.max_fds, total)
-            while len(pool) < want and (not pool or min(loads) >= 1):
+            while len(pool) < want:
                 st = self._open_pool_fd()
                 if st is None:
                     self.max_fds = max(1, len(pool))

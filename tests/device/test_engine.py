@@ -1,0 +1,362 @@
+"""The engine on real sg devices: queues, fd pools, reactor, handlers, limits."""
+
+import os
+import random
+import signal
+import struct
+import threading
+import time
+
+import pytest
+
+import sgpy
+from sgpy import Channel, Reactor, command, handler
+from sgpy.constants import SenseKey
+from sgpy.errors import (
+    ChannelClosed,
+    IllegalRequest,
+    NotAnSgDevice,
+    SgError,
+    TransferTooLarge,
+    UnsafeCommand,
+    VerifyFailed,
+)
+
+BLOCK = 512
+
+
+def pattern(lba, size=BLOCK):
+    return struct.pack(">Q", lba) * (size // 8)
+
+
+def fd_count():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def reactor():
+    r = Reactor()
+    yield r
+    r.close()
+
+
+def open_ready(path, **kw):
+    ch = Channel.from_path(path, **kw)
+    ch.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+    return ch
+
+
+def write_pattern(ch, blocks, chunk=64):
+    cmds = [command.Write10(lba=lba, transfer_length=chunk,
+                            data=b"".join(pattern(i) for i in range(lba, lba + chunk)))
+            for lba in range(0, blocks, chunk)]
+    ch.execute_many(cmds)
+
+
+def test_execute_many_1000_synchronously(sg_device):
+    with open_ready(sg_device) as ch:
+        ios = ch.execute_many([command.TestUnitReady() for _ in range(1000)])
+        assert len(ios) == 1000 and all(io.returned and io.ok for io in ios)
+
+
+def test_100k_reads_over_8_channels_on_2_devices_one_reactor(sg_devices, reactor):
+    assert len(sg_devices) >= 2
+    blocks = 4096
+    for path in sg_devices[:2]:
+        with open_ready(path, reactor=reactor) as ch:
+            write_pattern(ch, blocks)
+    channels = [open_ready(sg_devices[i % 2], reactor=reactor) for i in range(8)]
+    seen = {}
+    lock = threading.Lock()
+
+    def count(io):
+        with lock:
+            seen[id(io)] = seen.get(id(io), 0) + 1
+
+    rng = random.Random(7)
+    total = 100_000
+    per = total // len(channels)
+    all_ios = []
+    try:
+        for ch in channels:
+            cmds = []
+            for _ in range(per):
+                c = command.Read10(lba=rng.randrange(blocks), transfer_length=1)
+                c.add_handler(count)
+                cmds.append(c)
+            all_ios.extend(ch.execute_many(cmds, async_=True))
+        assert reactor.wait(timeout=600)
+        stats = reactor.statistics()
+        assert len(all_ios) == total
+        assert all(io.returned for io in all_ios)
+        bad = [io for io in all_ios if io.data != pattern(io.command.lba)]
+        assert not bad, f"{len(bad)} reads returned another block's data"
+        assert len(seen) == total and set(seen.values()) == {1}, "a completion was lost or delivered twice"
+        assert stats["outstanding"] == 0 and stats["in_flight"] == 0 and stats["queued"] == 0
+        assert stats["failed"] == 0
+    finally:
+        for ch in channels:
+            ch.close()
+
+
+@pytest.mark.scsi_debug(delay=0, ndelay=200000)
+def test_queue_depth_64_on_one_channel_never_shows_edom(sg_device):
+    with open_ready(sg_device, max_fds=2) as ch:  # 2 fds x 16 = 32 kernel slots for 64 commands
+        ios = ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(64)], async_=True)
+        stats = ch.reactor.statistics()["channels"][sg_device]
+        assert stats["in_flight"] == 32 and stats["queued"] == 32
+        ch.wait(timeout=60)
+        assert all(io.ok for io in ios)
+    with open_ready(sg_device) as ch:  # default pool: up to 16 fds, 4 each
+        ios = ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(64)], async_=True)
+        stats = ch.reactor.statistics()["channels"][sg_device]
+        assert stats["in_flight"] == 64 and stats["fds"] == 16
+        ch.wait(timeout=60)
+        assert all(io.ok for io in ios)
+
+
+def test_no_fd_leak_over_1000_channels(sg_device):
+    before = fd_count()
+    for _ in range(1000):
+        ch = Channel.from_path(sg_device)
+        ch.close()
+        ch.close()  # idempotent
+    assert fd_count() == before
+    # and with a pool of several fds in use
+    for _ in range(20):
+        with Channel.from_path(sg_device) as ch:
+            ch.execute_many([command.Inquiry() for _ in range(40)], async_=True)
+            ch.wait()
+    assert fd_count() == before
+
+
+def test_handlers_run_in_order_and_a_raising_handler_reaches_the_waiter(sg_device):
+    with open_ready(sg_device) as ch:
+        calls = []
+        cmd = command.Inquiry()
+        cmd.add_handler(lambda io: calls.append(("first", io.returned)))
+        cmd.add_handler(lambda io: calls.append(("second", io.returned)))
+        ch.execute_many([cmd, cmd])
+        assert calls == [("first", True), ("second", True)] * 2
+
+        boom = command.TestUnitReady()
+
+        def explode(io):
+            raise RuntimeError("handler failed")
+
+        boom.add_handler(explode)
+        io = ch.execute(boom, async_=True)
+        with pytest.raises(RuntimeError, match="handler failed"):
+            io.wait()
+        with pytest.raises(RuntimeError):
+            io.wait()  # and again: the exception stays with the IO
+        # The reactor keeps working.
+        assert ch.cmd.TestUnitReady().ok
+
+
+def test_must_fail_with_the_expected_and_with_another_sense(sg_device):
+    with open_ready(sg_device) as ch:
+        beyond = 0xFFFFFFFF
+        ok = handler.must_fail(sense_key=SenseKey.ILLEGAL_REQUEST, asc=0x21, ascq=0x00)
+        io = ch.execute(command.Read16(lba=beyond, transfer_length=1), verify_handler=ok)
+        assert isinstance(io.error, IllegalRequest)
+        wrong = handler.must_fail(sense_key=SenseKey.MEDIUM_ERROR)
+        with pytest.raises(VerifyFailed, match="expected to fail with sense_key=MEDIUM_ERROR"):
+            ch.execute(command.Read16(lba=beyond, transfer_length=1), verify_handler=wrong)
+        with pytest.raises(VerifyFailed, match="expected to fail"):
+            ch.execute(command.TestUnitReady(), verify_handler=handler.must_fail)
+        io = ch.execute(command.Read16(lba=beyond, transfer_length=1), verify_handler=handler.might_fail)
+        assert io.error is not None and io.exception is None
+
+
+def test_data_validators(sg_device):
+    with open_ready(sg_device) as ch:
+        ch.cmd.Write10(lba=10, transfer_length=1, data=pattern(10))
+        good = command.Read10(lba=10, transfer_length=1)
+        good.add_handler(handler.expect_data(pattern(10)))
+        good.add_handler(handler.expect_length(BLOCK))
+        assert ch.execute(good).ok
+        bad = command.Read10(lba=10, transfer_length=1)
+        bad.add_handler(handler.expect_data(pattern(11)))
+        with pytest.raises(VerifyFailed, match="differs .* at byte 7"):
+            ch.execute(bad)
+
+
+def test_read_only_channel_refuses_data_changing_commands_before_sending(sg_device):
+    with open_ready(sg_device, read_only=True) as ch:
+        before = ch.reactor.statistics()["submitted"]
+        with pytest.raises(UnsafeCommand, match="read_only"):
+            ch.cmd.Write10(lba=0, transfer_length=1, data=bytes(BLOCK))
+        assert ch.reactor.statistics()["submitted"] == before
+        assert ch.cmd.Read10(lba=0, transfer_length=1).ok
+
+
+def test_transfer_larger_than_the_device_allows_is_refused_with_the_limit(sg_device):
+    with open_ready(sg_device) as ch:
+        limit = ch.max_transfer
+        blocks = limit // BLOCK + 1
+        with pytest.raises(TransferTooLarge, match=f"at most {limit} bytes"):
+            ch.cmd.Read16(lba=0, transfer_length=blocks)
+
+
+def test_closed_channel_refuses_work(sg_device):
+    ch = open_ready(sg_device)
+    ch.close()
+    with pytest.raises(ChannelClosed):
+        ch.cmd.TestUnitReady()
+
+
+@pytest.mark.scsi_debug(ndelay=100_000_000)  # 100 ms per command
+def test_close_drains_commands_in_flight(sg_device):
+    ch = open_ready(sg_device)
+    ios = ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(8)], async_=True)
+    ch.close()
+    assert all(io.returned and io.ok for io in ios)
+
+
+def test_block_device_is_synchronous_only(sg_device):
+    import glob
+
+    disks = sorted(glob.glob(f"/sys/class/scsi_generic/{os.path.basename(sg_device)}/device/block/*"))
+    blk = "/dev/" + os.path.basename(disks[0])
+    with Channel.from_path(blk) as ch:
+        assert ch.kind == "block"
+        ch.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+        assert ch.cmd.Inquiry().result.product == "scsi_debug"
+        with pytest.raises(SgError, match="synchronous SG_IO commands only"):
+            ch.cmd.Inquiry(async_=True)
+
+
+def test_not_an_sg_device_is_named(tmp_path):
+    with pytest.raises(NotAnSgDevice, match="/dev/null is a character device but not an sg device"):
+        Channel.from_path("/dev/null")
+    f = tmp_path / "plain"
+    f.write_bytes(b"x")
+    with pytest.raises(NotAnSgDevice, match="not a device node"):
+        Channel.from_path(str(f))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Channel.from_path("/dev/sg999")
+
+
+def test_background_thread_with_submitters_on_many_threads(sg_devices):
+    r = Reactor()
+    r.start()
+    try:
+        channels = [open_ready(p, reactor=r) for p in sg_devices[:2]]
+        results = []
+        errors = []
+
+        def worker(k):
+            try:
+                ch = channels[k % len(channels)]
+                ios = ch.execute_many([command.Read10(lba=k * 10 + i, transfer_length=1) for i in range(200)],
+                                      async_=True)
+                for io in ios:
+                    io.wait(timeout=60)
+                sync = ch.cmd.Inquiry()  # synchronous from a non-reactor thread
+                results.append(len(ios) + (1 if sync.ok else 0))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors
+        assert results == [201] * 6
+        assert r.statistics()["outstanding"] == 0
+        for ch in channels:
+            ch.close()
+    finally:
+        r.stop()
+        r.close()
+
+
+@pytest.mark.scsi_debug(ndelay=50_000_000)  # 50 ms per command
+def test_keyboard_interrupt_during_wait_loses_no_command(sg_device):
+    with open_ready(sg_device) as ch:
+        ios = ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(32)], async_=True)
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGALRM, interrupt)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0.03)
+            with pytest.raises(KeyboardInterrupt):
+                ch.wait()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        ch.wait(timeout=30)
+        assert all(io.returned and io.ok for io in ios)
+        assert ch.reactor.statistics()["outstanding"] == 0
+
+
+@pytest.mark.scsi_debug(sector_size=4096)
+def test_block_size_is_learned_from_read_capacity(sg_device):
+    with open_ready(sg_device) as ch:
+        io = ch.cmd.Read10(lba=0, transfer_length=2)
+        assert ch.block_size == 4096
+        assert len(io.data) == 8192
+    with open_ready(sg_device, block_size=4096) as ch:
+        assert ch.cmd.Write6(lba=1, data=b"z" * 4096).ok
+        assert ch.cmd.Read6(lba=1, transfer_length=1).data == b"z" * 4096
+
+
+def test_variable_length_answers_are_reissued_once(sg_device):
+    with open_ready(sg_device) as ch:
+        io = ch.cmd.Inquiry(evpd=True, page_code=0x83, allocation_length=8)
+        assert io.command.allocation_length > 8
+        assert not io.result.truncated and len(io.result.designators) >= 2
+        full = io.result
+    with open_ready(sg_device, reissue=False) as ch:
+        io = ch.cmd.Inquiry(evpd=True, page_code=0x83, allocation_length=8)
+        assert io.command.allocation_length == 8
+        assert io.result.truncated and io.result.wanted_length == full.wanted_length
+
+
+def test_results_are_typed(sg_device):
+    with open_ready(sg_device) as ch:
+        inq = ch.cmd.Inquiry().result
+        assert (inq.vendor, inq.product) == ("Linux", "scsi_debug")
+        cap = ch.cmd.ReadCapacity16().result
+        assert cap.block_length == BLOCK and cap.returned_lba == 64 * 2048 - 1
+        assert ch.cmd.ReadCapacity10().result.block_length == BLOCK
+        luns = ch.cmd.ReportLuns().result
+        assert [lun.linux for lun in luns.luns] == [0]
+        assert ch.cmd.TestUnitReady().result is None
+
+
+def test_reactor_fileno_is_readable_when_completions_wait(sg_device):
+    import select
+
+    r = Reactor()
+    try:
+        with open_ready(sg_device, reactor=r) as ch:
+            io = ch.execute(command.Inquiry(), async_=True)
+            readable, _, _ = select.select([r.fileno()], [], [], 5)
+            assert readable == [r.fileno()]
+            assert r.poll() >= 0
+            io.wait(timeout=5)
+            assert io.ok
+    finally:
+        r.close()
+
+
+def test_statistics_count_per_channel(sg_devices, reactor):
+    a = open_ready(sg_devices[0], reactor=reactor)
+    b = open_ready(sg_devices[1], reactor=reactor)
+    try:
+        a.execute_many([command.TestUnitReady() for _ in range(10)])
+        b.execute(command.Read16(lba=0xFFFFFFFF, transfer_length=1), verify_handler=handler.might_fail)
+        s = reactor.statistics()
+        assert set(s) >= {"submitted", "completed", "failed", "in_flight", "queued", "channels"}
+        assert s["channels"][sg_devices[0]]["submitted"] == 11
+        # TEST UNIT READY, READ CAPACITY(16) (to learn the block size), READ(16)
+        assert s["channels"][sg_devices[1]]["submitted"] == 3
+        assert s["failed"] == 1 and s["completed"] == 13
+    finally:
+        a.close()
+        b.close()
