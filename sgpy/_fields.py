@@ -258,12 +258,14 @@ def compile_layout(
     fields: Iterable[FieldSpec],
     consts: Iterable[Tuple[FieldSpec, int]],
     extras: Iterable[Tuple[str, Any, bool]] = (),
+    cache_attribute: Optional[str] = None,
 ) -> Layout:
     """Compile one command class's layout into a struct plan and two generated functions.
 
     ``fields`` carry their attribute names; ``consts`` are (position, value)
     pairs; ``extras`` are the other init attributes the decoder must fill
-    with their defaults, as (name, default, default_is_factory).  Overlapping
+    with their defaults, as (name, default, default_is_factory);
+    ``cache_attribute``, when given, receives the decoded bytes.  Overlapping
     or out-of-range declarations raise ``ValueError`` at import time.
     """
     fields = tuple(sorted(fields, key=lambda s: s.start))
@@ -365,7 +367,7 @@ def compile_layout(
     }
 
     # Encoder: one combined type/range test, then a single struct.pack call.
-    lines = ["def encode(self):"]
+    lines = ["def encode(self, _int=_int, _bool=_bool, _pack=_pack):"]
     for i, spec in enumerate(fields):
         lines.append(f"    v{i} = self.{spec.name}")
     tests = []
@@ -392,6 +394,8 @@ def compile_layout(
     for j, (name, default, factory) in enumerate(extras):
         namespace[f"_d{j}"] = default
         lines.append(f"    _set({name!r}, _d{j}())" if factory else f"    _set({name!r}, _d{j})")
+    if cache_attribute:
+        lines.append(f"    _set({cache_attribute!r}, cdb)")
     lines.append("    return self")
     source = "\n".join(lines) + "\n"
     code = compile(source, f"<sgpy layout {owner}>", "exec")

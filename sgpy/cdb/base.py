@@ -127,6 +127,8 @@ class Command:
     irreversible: ClassVar[bool] = False
     data: ClassVar[Optional[DataBuffer]] = None
     _layout: ClassVar[Layout]
+    # The layout's encoder, bound as a method: ``self._encode()`` packs the CDB.
+    _encode: ClassVar[Callable[["Command"], Optional[bytes]]]
     # Where the service action sits, for families that have one.
     _sa_spec: ClassVar[Optional[FieldSpec]] = None
     # Other constant parts (e.g. the ADDITIONAL CDB LENGTH of 32-byte CDBs).
@@ -135,7 +137,7 @@ class Command:
     def __attrs_post_init__(self) -> None:
         if self.handlers.__class__ is not list:
             _setattr(self, "handlers", _chain(self.handlers))
-        _setattr(self, "_cdb", self._layout.encode(self))
+        _setattr(self, "_cdb", self._encode())
 
     # -- the CDB ----------------------------------------------------------
 
@@ -169,27 +171,7 @@ class Command:
         ``reserved_bits`` and reported with a ReservedBitsWarning, or raise
         DecodeError when ``strict``.
         """
-        layout = cls._layout
-        raw = bytes(cdb)
-        if len(raw) != layout.length:
-            raise DecodeError(f"{cls.name}: CDB must be {layout.length} bytes, got {len(raw)}")
-        whole = int.from_bytes(raw, "big")
-        if whole & layout.const_mask != layout.const_bits:
-            raise DecodeError(
-                f"{cls.name}: bytes {raw.hex()} do not carry this command's operation code / constants"
-            )
-        obj = layout.decode(cls, raw)
-        if whole & layout.reserved_mask:
-            positions = layout.reserved_positions(raw)
-            where = ", ".join(f"byte {b} bit {i}" for b, i in positions)
-            message = f"{cls.name}: reserved bits set in CDB {raw.hex()}: {where}"
-            if strict:
-                raise DecodeError(message)
-            warnings.warn(message, ReservedBitsWarning, stacklevel=3)
-            _setattr(obj, "_reserved", positions)
-            raw = layout.encode(obj)
-        _setattr(obj, "_cdb", raw)
-        return obj
+        return _decode_as(cls, cdb if type(cdb) is bytes else bytes(cdb), strict)  # type: ignore[return-value]
 
     # -- transfer ---------------------------------------------------------
 
@@ -264,7 +246,8 @@ def command(cls: type) -> type:
             raise TypeError(f"{cls.__name__}: service_action given but the family has no _sa_spec")
         consts.append((cls._sa_spec, cls.service_action))
     consts.extend(cls._extra_consts)
-    cls._layout = compile_layout(cls.__name__, cls.cdb_length, fields, consts, extras)
+    cls._layout = compile_layout(cls.__name__, cls.cdb_length, fields, consts, extras, cache_attribute="_cdb")
+    cls._encode = cls._layout.encode
     cls.name = cls.__name__
     _register(cls)
     return cls
@@ -321,6 +304,27 @@ def _group_length(cdb: bytes) -> Optional[int]:
     return None
 
 
+def _decode_as(cls: Any, raw: bytes, strict: bool) -> "Command":
+    """Decode ``raw`` (bytes) as ``cls``: the shared body of from_bytes and decode."""
+    layout = cls._layout
+    if len(raw) != layout.length:
+        raise DecodeError(f"{cls.name}: CDB must be {layout.length} bytes, got {len(raw)}")
+    whole = int.from_bytes(raw, "big")
+    if whole & layout.const_mask != layout.const_bits:
+        raise DecodeError(f"{cls.name}: bytes {raw.hex()} do not carry this command's operation code / constants")
+    obj = layout.decode(cls, raw)  # also stores raw as the CDB
+    if whole & layout.reserved_mask:
+        positions = layout.reserved_positions(raw)
+        where = ", ".join(f"byte {b} bit {i}" for b, i in positions)
+        message = f"{cls.name}: reserved bits set in CDB {raw.hex()}: {where}"
+        if strict:
+            raise DecodeError(message)
+        warnings.warn(message, ReservedBitsWarning, stacklevel=3)
+        _setattr(obj, "_reserved", positions)
+        _setattr(obj, "_cdb", layout.encode(obj))
+    return obj  # type: ignore[no-any-return]
+
+
 def decode(cdb: Union[bytes, bytearray, memoryview], *, strict: bool = False) -> "Command":
     """Decode CDB bytes into the matching command, or a RawCommand for unknown ones.
 
@@ -332,7 +336,7 @@ def decode(cdb: Union[bytes, bytearray, memoryview], *, strict: bool = False) ->
     A RawCommand from ``decode`` has direction NONE and length 0: the bytes
     alone do not say how data moves.
     """
-    raw = bytes(cdb)
+    raw = cdb if type(cdb) is bytes else bytes(cdb)
     if not raw:
         raise DecodeError("empty CDB")
     opcode = raw[0]
@@ -344,7 +348,7 @@ def decode(cdb: Union[bytes, bytearray, memoryview], *, strict: bool = False) ->
             if len(raw) > spec.last_byte:
                 cls = table.get(spec.extract(raw))
     if cls is not None:
-        return cls.from_bytes(raw, strict=strict)  # type: ignore[no-any-return,attr-defined]
+        return _decode_as(cls, raw, strict)
     expected = _group_length(raw)
     if expected is not None and len(raw) != expected:
         raise DecodeError(f"CDB with operation code {opcode:#04x} must be {expected} bytes, got {len(raw)}")
@@ -474,7 +478,7 @@ class DataOut(Command):
         if data is not None:
             _check_data(self.name, data)
         self._resolve()
-        _setattr(self, "_cdb", self._layout.encode(self))
+        _setattr(self, "_cdb", self._encode())
 
     def _resolve(self) -> None:
         """Fill fields that follow from the data without the block size."""
