@@ -10,9 +10,10 @@ way sg3_utils treats it; only data that cannot be sense at all raises
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import attr
+import attrs
 
 from sgpy._asc import asc_text
 from sgpy.constants import SenseKey
@@ -47,7 +48,6 @@ __all__ = [
     "SenseDescriptor",
 ]
 
-_frozen = attr.s(frozen=True, slots=True, auto_attribs=True)
 
 # Response codes, SPC-5 4.4.1 table 27.
 _FIXED_CURRENT = 0x70
@@ -70,7 +70,7 @@ def _be(buf: bytes, start: int, length: int) -> int:
 # ---------------------------------------------------------------------------
 
 
-@_frozen
+@attrs.frozen
 class FieldPointer:
     """ILLEGAL REQUEST: which CDB or parameter-list field was wrong (SPC-5 table 34).
 
@@ -91,7 +91,7 @@ class FieldPointer:
         return text
 
 
-@_frozen
+@attrs.frozen
 class ActualRetryCount:
     """RECOVERED/MEDIUM/HARDWARE ERROR: retries the device made (SPC-5 table 35)."""
 
@@ -101,7 +101,7 @@ class ActualRetryCount:
         return f"actual retry count: {self.count}"
 
 
-@_frozen
+@attrs.frozen
 class ProgressIndication:
     """NO SENSE / NOT READY: progress of a long operation (SPC-5 table 36).
 
@@ -125,7 +125,7 @@ class ProgressIndication:
         return f"progress: {self.percent:.1f}%"
 
 
-@_frozen
+@attrs.frozen
 class SegmentPointer:
     """COPY ABORTED: where in the segment descriptor the copy failed (SPC-5 table 37).
 
@@ -145,7 +145,7 @@ class SegmentPointer:
         return text
 
 
-@_frozen
+@attrs.frozen
 class UnitAttentionQueueOverflow:
     """UNIT ATTENTION: the unit attention condition queue overflowed (SPC-5 table 38)."""
 
@@ -155,7 +155,7 @@ class UnitAttentionQueueOverflow:
         return "unit attention queue overflow" if self.overflow else "no unit attention queue overflow"
 
 
-@_frozen
+@attrs.frozen
 class RawSenseKeySpecific:
     """Sense-key specific bytes for a sense key that SPC-5 gives no format."""
 
@@ -200,7 +200,7 @@ def _sense_key_specific(key: int, sks: bytes) -> Optional[SenseKeySpecific]:
 # ---------------------------------------------------------------------------
 
 
-@_frozen
+@attrs.frozen
 class InformationDescriptor:
     """Type 00h, SPC-5 4.4.2.2: the INFORMATION field (often an LBA)."""
 
@@ -212,7 +212,7 @@ class InformationDescriptor:
         return f"information: 0x{self.information:x}"
 
 
-@_frozen
+@attrs.frozen
 class CommandSpecificInformationDescriptor:
     """Type 01h, SPC-5 4.4.2.3: command-specific information."""
 
@@ -223,7 +223,7 @@ class CommandSpecificInformationDescriptor:
         return f"command-specific information: 0x{self.information:x}"
 
 
-@_frozen
+@attrs.frozen
 class SenseKeySpecificDescriptor:
     """Type 02h, SPC-5 4.4.2.4: sense-key specific information (None when SKSV=0)."""
 
@@ -234,7 +234,7 @@ class SenseKeySpecificDescriptor:
         return str(self.sense_key_specific) if self.sense_key_specific else "sense key specific: not valid"
 
 
-@_frozen
+@attrs.frozen
 class FieldReplaceableUnitDescriptor:
     """Type 03h, SPC-5 4.4.2.5: the vendor's field replaceable unit code."""
 
@@ -245,7 +245,7 @@ class FieldReplaceableUnitDescriptor:
         return f"field replaceable unit: 0x{self.code:02x}"
 
 
-@_frozen
+@attrs.frozen
 class StreamCommandsDescriptor:
     """Type 04h, SSC-4 4.2.x: FILEMARK, EOM and ILI for stream devices."""
 
@@ -258,7 +258,7 @@ class StreamCommandsDescriptor:
         return f"stream commands: filemark={int(self.filemark)} eom={int(self.eom)} ili={int(self.ili)}"
 
 
-@_frozen
+@attrs.frozen
 class BlockCommandsDescriptor:
     """Type 05h, SBC-4 4.18.2: ILI for block devices (READ LONG, WRITE LONG)."""
 
@@ -269,7 +269,7 @@ class BlockCommandsDescriptor:
         return f"block commands: ili={int(self.ili)}"
 
 
-@_frozen
+@attrs.frozen
 class AtaStatusReturnDescriptor:
     """Type 09h, SAT-4 12.2.2.6: the ATA registers after ATA PASS-THROUGH.
 
@@ -293,7 +293,7 @@ class AtaStatusReturnDescriptor:
         )
 
 
-@_frozen
+@attrs.frozen
 class AnotherProgressIndicationDescriptor:
     """Type 0Ah, SPC-5 4.4.2.6: progress of an operation other than the failed one."""
 
@@ -315,7 +315,7 @@ class AnotherProgressIndicationDescriptor:
         )
 
 
-@_frozen
+@attrs.frozen
 class ReferralTargetPortGroup:
     """A target port group in a user data segment referral (SBC-4 table 178)."""
 
@@ -323,7 +323,7 @@ class ReferralTargetPortGroup:
     target_port_group: int
 
 
-@_frozen
+@attrs.frozen
 class ReferralSegment:
     """One user data segment referral descriptor (SBC-4 table 177)."""
 
@@ -332,7 +332,7 @@ class ReferralSegment:
     target_port_groups: Tuple[ReferralTargetPortGroup, ...]
 
 
-@_frozen
+@attrs.frozen
 class UserDataSegmentReferralDescriptor:
     """Type 0Bh, SPC-5 4.4.2.7: where the user data segments live (referrals)."""
 
@@ -344,7 +344,7 @@ class UserDataSegmentReferralDescriptor:
         return f"user data segment referral: {len(self.segments)} segment(s)"
 
 
-@_frozen
+@attrs.frozen
 class ForwardedSenseDataDescriptor:
     """Type 0Ch, SPC-5 4.4.2.8: sense data forwarded from a copy source or destination.
 
@@ -364,7 +364,7 @@ class ForwardedSenseDataDescriptor:
         return f"forwarded sense (source {self.sense_data_source}, status 0x{self.forwarded_status:02x}): {inner}"
 
 
-@_frozen
+@attrs.frozen
 class DirectAccessBlockDeviceDescriptor:
     """Type 0Dh, SBC-4 4.18.3: the fixed-format fields, for block devices, in one descriptor."""
 
@@ -380,7 +380,7 @@ class DirectAccessBlockDeviceDescriptor:
         return f"direct-access block device: information=0x{self.information:x} ili={int(self.ili)}"
 
 
-@_frozen
+@attrs.frozen
 class DeviceDesignationDescriptor:
     """Type 0Eh, SPC-5 4.4.2.9: a designation descriptor naming the device."""
 
@@ -391,7 +391,7 @@ class DeviceDesignationDescriptor:
         return f"device designation: {self.designator}"
 
 
-@_frozen
+@attrs.frozen
 class MicrocodeActivationDescriptor:
     """Type 0Fh, SPC-5 4.4.2.10: seconds until new microcode becomes active."""
 
@@ -402,7 +402,7 @@ class MicrocodeActivationDescriptor:
         return f"microcode activation time: {self.activation_time} s"
 
 
-@_frozen
+@attrs.frozen
 class RawDescriptor:
     """A descriptor kept as bytes: OSD types (06h-08h), vendor specific (80h-FFh),
     unknown types, and any descriptor too short for its type or cut off by the
@@ -545,7 +545,7 @@ def _referral(d: bytes) -> SenseDescriptor:
 # ---------------------------------------------------------------------------
 
 
-@_frozen
+@attrs.frozen
 class SenseData:
     """Decoded sense data, fixed or descriptor format, current or deferred.
 
@@ -720,7 +720,7 @@ def _descriptor_format(buf: bytes, code: int, depth: int) -> SenseData:
         end = len(buf)
     truncated = wanted is None or len(buf) < wanted
     key = SenseKey(buf[1] & 0x0F) if end > 1 else SenseKey.NO_SENSE
-    descriptors = []
+    descriptors: List[SenseDescriptor] = []
     pos = 8
     while pos + 2 <= end:
         nxt = pos + 2 + buf[pos + 1]

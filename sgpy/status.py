@@ -14,7 +14,7 @@ the low nibble (``DRIVER_*``) is looked at.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Type
 
 import attr
 
@@ -120,7 +120,7 @@ def classify(
 
     if host_status:
         decoded = _decode_quietly(sense_bytes)
-        cls = HostError
+        cls: Type[TaskFailed] = HostError
         if host_status == HostStatus.DID_TIME_OUT:
             cls = CommandTimeout
         elif host_status in _GONE:

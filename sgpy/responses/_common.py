@@ -17,13 +17,10 @@ from sgpy.errors import EncodeError, MalformedResponse
 
 T = TypeVar("T")
 
-#: Decorator for every frozen value in this package.
-frozen = attr.s(frozen=True, slots=True, auto_attribs=True)
-
 _LAYOUT_KEY = "sgpy_layout"
 
 
-def bits(byte: int, lsb: int = 0, width: int = 8, *, flag: bool = False, doc: str = "") -> Any:
+def bits(byte: int, lsb: int = 0, width: int = 8, *, flag: bool = False) -> Any:
     """Declare a field at ``byte`` (T10 numbering), bits ``lsb .. lsb+width-1``.
 
     A field wider than what is left of its first byte continues into the

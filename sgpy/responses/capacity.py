@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar, Optional
 
+import attrs
+
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import bits, decode_layout, frozen
+from sgpy.responses._common import bits, decode_layout
 
 __all__ = ["ReadCapacity10Data", "ReadCapacity16Data"]
 
 
-@frozen
+@attrs.frozen
 class ReadCapacity10Data:
     """READ CAPACITY(10) data, SBC-4 table 69: last LBA and block length.
 
@@ -54,7 +56,7 @@ class ReadCapacity10Data:
         return self.returned_lba == 0xFFFFFFFF
 
 
-@frozen
+@attrs.frozen
 class ReadCapacity16Data:
     """READ CAPACITY(16) data, SBC-4 table 71.
 

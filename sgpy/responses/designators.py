@@ -12,7 +12,7 @@ import enum
 import uuid
 from typing import Optional, Tuple
 
-import attr
+import attrs
 
 from sgpy.constants import ProtocolIdentifier
 from sgpy.errors import MalformedResponse
@@ -69,10 +69,9 @@ class DesignatorType(enum.IntEnum):
     UUID = 0xA
 
 
-_slots = attr.s(frozen=True, slots=True, auto_attribs=True)
 
 
-@_slots
+@attrs.frozen
 class Designator:
     """A designation descriptor.  Used as is for vendor-specific (0h) and
     protocol-specific port (9h) designators and for any designator whose
@@ -103,7 +102,7 @@ class Designator:
         return f"{self.type_name}: {text}"
 
 
-@_slots
+@attrs.frozen
 class T10VendorIdDesignator(Designator):
     """Type 1h, SPC-5 7.7.6.4: an 8-byte T10 vendor ID plus vendor-specific bytes."""
 
@@ -115,7 +114,7 @@ class T10VendorIdDesignator(Designator):
         return f"T10 vendor ID: {self.vendor} {tail}".rstrip()
 
 
-@_slots
+@attrs.frozen
 class Eui64Designator(Designator):
     """Type 2h, SPC-5 7.7.6.5: EUI-64 (8 bytes), EUI-64 based 12-byte (with a
     directory ID) or 16-byte (with an identifier extension first)."""
@@ -129,7 +128,7 @@ class Eui64Designator(Designator):
         return f"EUI-64: eui.{self.data.hex()}"
 
 
-@_slots
+@attrs.frozen
 class NaaDesignator(Designator):
     """Type 3h, SPC-5 7.7.6.6: a Network Address Authority name.
 
@@ -152,7 +151,7 @@ class NaaDesignator(Designator):
         return f"NAA {self.naa}: naa.{self.data.hex()}"
 
 
-@_slots
+@attrs.frozen
 class RelativeTargetPortDesignator(Designator):
     """Type 4h, SPC-5 7.7.6.7: the relative target port identifier."""
 
@@ -162,7 +161,7 @@ class RelativeTargetPortDesignator(Designator):
         return f"relative target port: {self.relative_port}"
 
 
-@_slots
+@attrs.frozen
 class TargetPortGroupDesignator(Designator):
     """Type 5h, SPC-5 7.7.6.8: the target port group."""
 
@@ -172,7 +171,7 @@ class TargetPortGroupDesignator(Designator):
         return f"target port group: {self.target_port_group}"
 
 
-@_slots
+@attrs.frozen
 class LogicalUnitGroupDesignator(Designator):
     """Type 6h, SPC-5 7.7.6.9: the logical unit group."""
 
@@ -182,7 +181,7 @@ class LogicalUnitGroupDesignator(Designator):
         return f"logical unit group: {self.logical_unit_group}"
 
 
-@_slots
+@attrs.frozen
 class Md5Designator(Designator):
     """Type 7h, SPC-5 7.7.6.10: an MD5 logical unit identifier (16 bytes)."""
 
@@ -192,7 +191,7 @@ class Md5Designator(Designator):
         return f"MD5 logical unit identifier: {self.digest.hex()}"
 
 
-@_slots
+@attrs.frozen
 class ScsiNameStringDesignator(Designator):
     """Type 8h, SPC-5 7.7.6.11: a UTF-8 SCSI name string (e.g. an iSCSI name)."""
 
@@ -202,7 +201,7 @@ class ScsiNameStringDesignator(Designator):
         return f"SCSI name string: {self.name}"
 
 
-@_slots
+@attrs.frozen
 class UuidDesignator(Designator):
     """Type Ah, SPC-5 7.7.6.13: a UUID (type 1 = locally assigned RFC 4122 UUID)."""
 

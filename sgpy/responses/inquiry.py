@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import attr
+import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import ascii_field, be, bits, decode_layout, frozen, pdt
+from sgpy.responses._common import ascii_field, be, bits, decode_layout, pdt
 
 __all__ = ["StandardInquiryData"]
 
 
-@frozen
+@attrs.frozen
 class StandardInquiryData:
     """Standard INQUIRY data with every field named.
 

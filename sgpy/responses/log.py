@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, FrozenSet, List, Optional, Tuple, Type, TypeVar
 
+import attrs
+
 from sgpy._asc import asc_text
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, frozen
+from sgpy.responses._common import be
 
 __all__ = [
     "LogParameter",
@@ -37,7 +39,7 @@ __all__ = [
 L = TypeVar("L", bound="LogPage")
 
 
-@frozen
+@attrs.frozen
 class LogParameter:
     """One log parameter (SPC-5 table 350); ``control`` is byte 2 as read."""
 
@@ -76,7 +78,7 @@ class LogParameter:
         return int.from_bytes(self.value, "big") if self.value else 0
 
 
-@frozen
+@attrs.frozen
 class LogPage:
     """Any log page: its codes and parameters (``ds`` is the DS bit)."""
 
@@ -151,7 +153,7 @@ class LogPage:
         return cls(**common, parameters=params, **cls._typed(params))
 
 
-@frozen
+@attrs.frozen
 class SupportedLogPages(LogPage):
     """Page 00h, SPC-5 7.3.18: the page codes the device supports (no parameters)."""
 
@@ -165,7 +167,7 @@ class SupportedLogPages(LogPage):
         return cls(**common, pages=tuple(b & 0x3F for b in page[4:]))
 
 
-@frozen
+@attrs.frozen
 class SupportedLogSubpages(LogPage):
     """Subpage FFh of any page (00h/FFh lists all), SPC-5 7.3.19: (page, subpage) pairs."""
 
@@ -186,7 +188,7 @@ def _counter(params: Tuple[LogParameter, ...], code: int) -> Optional[int]:
     return None
 
 
-@frozen
+@attrs.frozen
 class ErrorCounterPage(LogPage):
     """Error counter pages, SPC-5 7.3.4 (02h write, 03h read, 05h verify).
 
@@ -217,21 +219,21 @@ class ErrorCounterPage(LogPage):
         return {name: _counter(params, code) for code, name in enumerate(names)}
 
 
-@frozen
+@attrs.frozen
 class WriteErrorCounterPage(ErrorCounterPage):
     """Page 02h, write error counters."""
 
     PAGE_CODES: ClassVar[FrozenSet[int]] = frozenset({0x02})
 
 
-@frozen
+@attrs.frozen
 class ReadErrorCounterPage(ErrorCounterPage):
     """Page 03h, read error counters."""
 
     PAGE_CODES: ClassVar[FrozenSet[int]] = frozenset({0x03})
 
 
-@frozen
+@attrs.frozen
 class VerifyErrorCounterPage(ErrorCounterPage):
     """Page 05h, verify error counters."""
 
@@ -245,7 +247,7 @@ def _celsius(params: Tuple[LogParameter, ...], code: int) -> Optional[int]:
     return None
 
 
-@frozen
+@attrs.frozen
 class TemperaturePage(LogPage):
     """Page 0Dh, SPC-5 7.3.21: temperature and reference temperature in °C
     (None when absent or reported as FFh, "unknown")."""
@@ -266,7 +268,7 @@ def _ascii(params: Tuple[LogParameter, ...], code: int, start: int, length: int)
     return None
 
 
-@frozen
+@attrs.frozen
 class StartStopCycleCounterPage(LogPage):
     """Page 0Eh, SPC-5 7.3.20: manufacture date and start-stop / load-unload counts.
 
@@ -298,7 +300,7 @@ class StartStopCycleCounterPage(LogPage):
         }
 
 
-@frozen
+@attrs.frozen
 class SelfTestResult:
     """One self-test result log parameter, SPC-5 table 391 (parameter codes 0001h-0014h).
 
@@ -322,7 +324,7 @@ class SelfTestResult:
         return asc_text(self.asc, self.ascq)
 
 
-@frozen
+@attrs.frozen
 class SelfTestResultsPage(LogPage):
     """Page 10h, SPC-5 7.3.17: the last 20 self-test results, most recent first.
 
@@ -357,7 +359,7 @@ class SelfTestResultsPage(LogPage):
         return {"results": tuple(out)}
 
 
-@frozen
+@attrs.frozen
 class MediumScanResult:
     """One background medium scan parameter, SBC-4 table 285 (codes 0001h-0800h)."""
 
@@ -370,7 +372,7 @@ class MediumScanResult:
     lba: int
 
 
-@frozen
+@attrs.frozen
 class BackgroundScanResultsPage(LogPage):
     """Page 15h, SBC-4 6.4.2: background scan status and the medium errors it found."""
 
@@ -420,7 +422,7 @@ class BackgroundScanResultsPage(LogPage):
         return out
 
 
-@frozen
+@attrs.frozen
 class InformationalExceptionsPage(LogPage):
     """Page 2Fh, SPC-5 7.3.9: the current failure prediction and temperature."""
 

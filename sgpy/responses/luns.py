@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
+
+import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, frozen
+from sgpy.responses._common import be
 
 __all__ = ["AddressMethod", "LunLevel", "Lun", "ReportLunsData"]
 
@@ -20,7 +22,7 @@ class AddressMethod(enum.IntEnum):
     EXTENDED = 3
 
 
-@frozen
+@attrs.frozen
 class LunLevel:
     """One level of a LUN (SAM-5 4.7.2 to 4.7.7).
 
@@ -49,7 +51,7 @@ class LunLevel:
 
 def _levels(raw: bytes) -> Tuple[LunLevel, ...]:
     """Split an 8-byte LUN into its levels; trailing all-zero levels end it."""
-    levels = []
+    levels: List[LunLevel] = []
     pos = 0
     while pos < 8:
         if levels and not any(raw[pos:]):
@@ -85,7 +87,7 @@ def _levels(raw: bytes) -> Tuple[LunLevel, ...]:
     return tuple(levels)
 
 
-@frozen
+@attrs.frozen
 class Lun:
     """An 8-byte LUN: its levels, and the integer Linux uses for it.
 
@@ -113,7 +115,7 @@ class Lun:
         return f"{self.linux} ({self.raw.hex()})"
 
 
-@frozen
+@attrs.frozen
 class ReportLunsData:
     """REPORT LUNS parameter data, SPC-5 table 284: LUN LIST LENGTH then 8-byte LUNs."""
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import enum
 from typing import ClassVar, Optional, Tuple
 
+import attrs
+
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, bits, decode_layout, enum_or_int, frozen
+from sgpy.responses._common import be, bits, decode_layout, enum_or_int
 from sgpy.sense import SenseData
 
 __all__ = [
@@ -43,7 +45,7 @@ class ProvisioningStatus(enum.IntEnum):
     UNKNOWN = 3
 
 
-@frozen
+@attrs.frozen
 class LbaStatusDescriptor:
     """One LBA status descriptor, SBC-4 table 48: a run of blocks with one status."""
 
@@ -53,7 +55,7 @@ class LbaStatusDescriptor:
     additional_status: int
 
 
-@frozen
+@attrs.frozen
 class LbaStatus:
     """GET LBA STATUS parameter data, SBC-4 table 47."""
 
@@ -107,7 +109,7 @@ class AccessState(enum.IntEnum):
     TRANSITIONING = 0xF
 
 
-@frozen
+@attrs.frozen
 class TargetPortGroup:
     """Target port group descriptor, SPC-5 table 320, with its relative target ports."""
 
@@ -155,7 +157,7 @@ class TargetPortGroup:
         return bool(self.supported_states & 0x01)
 
 
-@frozen
+@attrs.frozen
 class TargetPortGroups:
     """REPORT TARGET PORT GROUPS data, length-only (SPC-5 table 318) or
     extended (table 319, ``extended`` True, with the implicit transition time)."""
@@ -246,7 +248,7 @@ class ZoneCondition(enum.IntEnum):
     OFFLINE = 0xF
 
 
-@frozen
+@attrs.frozen
 class Zone:
     """Zone descriptor, ZBC-2 table 6 (64 bytes)."""
 
@@ -259,7 +261,7 @@ class Zone:
     write_pointer_lba: int
 
 
-@frozen
+@attrs.frozen
 class ReportZonesData:
     """REPORT ZONES parameter data, ZBC-2 table 5: a 64-byte header and 64-byte zone descriptors.
 
@@ -320,7 +322,7 @@ class ReportZonesData:
 # ---------------------------------------------------------------------------
 
 
-@frozen
+@attrs.frozen
 class SupportedTaskManagementFunctions:
     """REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS data, SPC-5 table 331
     (4 bytes) or, with REPD, table 332 (16 bytes, with timeouts in 100 ms units)."""

@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, TypeVar, Union
 
 import attr
+import attrs
 
 from sgpy.errors import EncodeError, MalformedResponse
-from sgpy.responses._common import be, bits, decode_layout, encode_layout, frozen, layout_size
+from sgpy.responses._common import be, bits, decode_layout, encode_layout, layout_size
 
 __all__ = [
     "ShortBlockDescriptor",
@@ -46,7 +47,7 @@ P = TypeVar("P", bound="TypedModePage")
 # ---------------------------------------------------------------------------
 
 
-@frozen
+@attrs.frozen
 class ShortBlockDescriptor:
     """Short LBA mode parameter block descriptor, SBC-4 table 213 (8 bytes).
 
@@ -76,7 +77,7 @@ class ShortBlockDescriptor:
         return bytes(out)
 
 
-@frozen
+@attrs.frozen
 class LongBlockDescriptor:
     """Long LBA mode parameter block descriptor, SBC-4 table 214 (16 bytes, LONGLBA=1)."""
 
@@ -110,7 +111,7 @@ def _header(page_code: int, subpage_code: int, spf: bool, length: int) -> bytes:
     return bytes((page_code, length))
 
 
-@frozen
+@attrs.frozen
 class ModePage:
     """A mode page sgpy does not decode, kept as its code and the bytes after its header."""
 
@@ -125,7 +126,7 @@ class ModePage:
         return _header(self.page_code, self.subpage_code, self.spf, len(self.data)) + self.data
 
 
-@frozen
+@attrs.frozen
 class TypedModePage:
     """Base of the decoded pages.
 
@@ -175,7 +176,7 @@ class TypedModePage:
         return bytes(out)
 
 
-@frozen
+@attrs.frozen
 class ReadWriteErrorRecoveryPage(TypedModePage):
     """Page 01h, SBC-4 6.5.10 table 245: read/write error recovery parameters."""
 
@@ -195,7 +196,7 @@ class ReadWriteErrorRecoveryPage(TypedModePage):
     recovery_time_limit: int = bits(10, 0, 16)
 
 
-@frozen
+@attrs.frozen
 class DisconnectReconnectPage(TypedModePage):
     """Page 02h, SPC-5 7.5.9 table 448: bus/transport flow control limits."""
 
@@ -214,7 +215,7 @@ class DisconnectReconnectPage(TypedModePage):
     first_burst_size: int = bits(14, 0, 16)
 
 
-@frozen
+@attrs.frozen
 class CachingPage(TypedModePage):
     """Page 08h, SBC-4 6.5.5 table 233: caching (``wce`` write cache, ``rcd`` read cache disable)."""
 
@@ -243,7 +244,7 @@ class CachingPage(TypedModePage):
     cache_segment_size: int = bits(14, 0, 16)
 
 
-@frozen
+@attrs.frozen
 class ControlPage(TypedModePage):
     """Page 0Ah, SPC-5 7.5.10 table 457: task set and error handling control
     (``d_sense`` selects descriptor-format sense)."""
@@ -272,7 +273,7 @@ class ControlPage(TypedModePage):
     extended_self_test_completion_time: int = bits(10, 0, 16)
 
 
-@frozen
+@attrs.frozen
 class ControlExtensionPage(TypedModePage):
     """Page 0Ah subpage 01h, SPC-5 7.5.11 table 461: control extension."""
 
@@ -288,7 +289,7 @@ class ControlExtensionPage(TypedModePage):
     maximum_sense_data_length: int = bits(6)
 
 
-@frozen
+@attrs.frozen
 class PowerConditionPage(TypedModePage):
     """Page 1Ah, SPC-5 7.5.16 table 470: power condition timers (100 ms units)."""
 
@@ -310,7 +311,7 @@ class PowerConditionPage(TypedModePage):
     ccf_stopped: int = bits(39, 2, 2)
 
 
-@frozen
+@attrs.frozen
 class InformationalExceptionsControlPage(TypedModePage):
     """Page 1Ch, SPC-5 7.5.14 table 466: failure prediction (SMART) reporting."""
 
@@ -366,7 +367,7 @@ def parse_mode_page(page: bytes) -> AnyModePage:
 # ---------------------------------------------------------------------------
 
 
-@frozen
+@attrs.frozen
 class ModeParameters:
     """A mode parameter list: header, block descriptors and pages (SPC-5 7.5.5).
 

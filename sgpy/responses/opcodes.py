@@ -6,8 +6,10 @@ import enum
 from typing import Optional, Tuple
 
 
+import attrs
+
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, enum_or_int, frozen
+from sgpy.responses._common import be, enum_or_int
 
 __all__ = [
     "CommandTimeouts",
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 
-@frozen
+@attrs.frozen
 class CommandTimeouts:
     """Command timeouts descriptor, SPC-5 table 315 (12 bytes; timeouts in seconds)."""
 
@@ -36,7 +38,7 @@ class CommandTimeouts:
         return cls(buf[3], be(buf, 4, 4), be(buf, 8, 4))
 
 
-@frozen
+@attrs.frozen
 class CommandDescriptor:
     """One command descriptor of the all-commands format, SPC-5 table 313.
 
@@ -56,7 +58,7 @@ class CommandDescriptor:
         return bool(self.flags & 0x02)
 
 
-@frozen
+@attrs.frozen
 class SupportedOperationCodes:
     """All-commands parameter data (REPORTING OPTIONS 000b), SPC-5 table 312."""
 
@@ -122,7 +124,7 @@ class CommandSupport(enum.IntEnum):
     SUPPORTED_VENDOR_SPECIFIC = 5
 
 
-@frozen
+@attrs.frozen
 class OneCommandSupport:
     """One-command parameter data (REPORTING OPTIONS 001b-011b), SPC-5 table 316.
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import attrs
+
 from sgpy.constants import PersistentReservationType, ProtocolIdentifier
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, bits, decode_layout, enum_or_int, frozen
+from sgpy.responses._common import be, bits, decode_layout, enum_or_int
 
 __all__ = [
     "PrReadKeys",
@@ -34,7 +36,7 @@ def _required(buf: bytes) -> Optional[int]:
     return be(buf, 4, 4) + 8
 
 
-@frozen
+@attrs.frozen
 class PrReadKeys:
     """READ KEYS, SPC-5 table 175: the registered reservation keys."""
 
@@ -55,7 +57,7 @@ class PrReadKeys:
         return cls(prgeneration=gen, keys=keys, truncated=truncated, wanted_length=wanted)
 
 
-@frozen
+@attrs.frozen
 class Reservation:
     """The persistent reservation held, SPC-5 table 177 bytes 8-23."""
 
@@ -64,7 +66,7 @@ class Reservation:
     type: int
 
 
-@frozen
+@attrs.frozen
 class PrReadReservation:
     """READ RESERVATION, SPC-5 table 177: ``reservation`` is None when none is held."""
 
@@ -89,7 +91,7 @@ class PrReadReservation:
         return cls(prgeneration=gen, reservation=reservation, truncated=truncated, wanted_length=wanted)
 
 
-@frozen
+@attrs.frozen
 class PrReportCapabilities:
     """REPORT CAPABILITIES, SPC-5 table 179.
 
@@ -132,7 +134,7 @@ class PrReportCapabilities:
         return cls(**decode_layout(cls, buf[: max(wanted, 2)]), truncated=len(buf) < wanted, wanted_length=wanted)
 
 
-@frozen
+@attrs.frozen
 class TransportId:
     """A TransportID, SPC-5 7.6.4 (FORMAT CODE bits 7-6, PROTOCOL IDENTIFIER bits 3-0).
 
@@ -173,7 +175,7 @@ def _transport_id(d: bytes) -> TransportId:
     )
 
 
-@frozen
+@attrs.frozen
 class FullStatusDescriptor:
     """One full status descriptor, SPC-5 table 185: a registration and its I_T nexus."""
 
@@ -186,7 +188,7 @@ class FullStatusDescriptor:
     transport_id: TransportId
 
 
-@frozen
+@attrs.frozen
 class PrFullStatus:
     """READ FULL STATUS, SPC-5 table 184: every registration and who holds the reservation."""
 

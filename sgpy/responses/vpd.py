@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, TypeVar
 
 import attr
+import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import ascii_field, be, bits, decode_layout, frozen, pdt
+from sgpy.responses._common import ascii_field, be, bits, decode_layout, pdt
 from sgpy.responses.designators import Association, Designator, NaaDesignator, parse_designator
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
 V = TypeVar("V", bound="VpdPage")
 
 
-@frozen
+@attrs.frozen
 class VpdPage:
     """Fields and helpers shared by every VPD page class."""
 
@@ -77,7 +78,7 @@ class VpdPage:
         return cls(**fields)
 
 
-@frozen
+@attrs.frozen
 class RawVpdPage(VpdPage):
     """A VPD page sgpy does not decode: its code and the bytes after the header."""
 
@@ -91,7 +92,7 @@ class RawVpdPage(VpdPage):
         return cls(**fields, page_code=page[1], data=page[4:])
 
 
-@frozen
+@attrs.frozen
 class SupportedVpdPages(VpdPage):
     """Page 00h, SPC-5 7.7.18: the VPD page codes the device supports."""
 
@@ -105,7 +106,7 @@ class SupportedVpdPages(VpdPage):
         return cls(**fields, pages=tuple(page[4:]))
 
 
-@frozen
+@attrs.frozen
 class UnitSerialNumber(VpdPage):
     """Page 80h, SPC-5 7.7.19: the product serial number, trimmed."""
 
@@ -119,7 +120,7 @@ class UnitSerialNumber(VpdPage):
         return cls(**fields, serial=ascii_field(page, 4, len(page)).strip(" \0"))
 
 
-@frozen
+@attrs.frozen
 class DeviceIdentification(VpdPage):
     """Page 83h, SPC-5 7.7.6: the designators naming the logical unit,
     its target port and target device, as typed values
@@ -158,7 +159,7 @@ class DeviceIdentification(VpdPage):
         return None
 
 
-@frozen
+@attrs.frozen
 class ExtendedInquiryData(VpdPage):
     """Page 86h, SPC-5 7.7.8: which protection, task attribute and
     microcode features the logical unit supports."""
@@ -204,7 +205,7 @@ def _ata_string(identify: bytes, first_word: int, last_word: int) -> str:
     return swapped.decode("ascii", "replace").strip(" \0")
 
 
-@frozen
+@attrs.frozen
 class AtaInformation(VpdPage):
     """Page 89h, SAT-4 12.4.2: the SAT layer and the ATA device behind it.
 
@@ -250,7 +251,7 @@ class AtaInformation(VpdPage):
         return _ata_string(self.identify_data, 23, 26)
 
 
-@frozen
+@attrs.frozen
 class PowerCondition(VpdPage):
     """Page 8Ah, SPC-5 7.7.14: supported power conditions and their recovery times (ms)."""
 
@@ -268,7 +269,7 @@ class PowerCondition(VpdPage):
     idle_c_condition_recovery_time: int = bits(16, 0, 16)
 
 
-@frozen
+@attrs.frozen
 class BlockLimits(VpdPage):
     """Page B0h, SBC-4 6.6.4: transfer, unmap, write same and atomic limits.
 
@@ -296,7 +297,7 @@ class BlockLimits(VpdPage):
     maximum_atomic_boundary_size: int = bits(60, 0, 32)
 
 
-@frozen
+@attrs.frozen
 class BlockDeviceCharacteristics(VpdPage):
     """Page B1h, SBC-4 6.6.2: rotation rate (1 = non-rotating), form factor, zoning."""
 
@@ -318,7 +319,7 @@ class BlockDeviceCharacteristics(VpdPage):
         return self.medium_rotation_rate == 1
 
 
-@frozen
+@attrs.frozen
 class LogicalBlockProvisioning(VpdPage):
     """Page B2h, SBC-4 6.6.6: thin provisioning support.
 
@@ -353,7 +354,7 @@ class LogicalBlockProvisioning(VpdPage):
         return cls(**fields, provisioning_group=group)
 
 
-@frozen
+@attrs.frozen
 class ZonedBlockDeviceCharacteristics(VpdPage):
     """Page B6h, ZBC-2 6.5.2: zone resource limits of a zoned device."""
 
