@@ -46,6 +46,7 @@ __all__ = [
     "QueueFull",
     "TransferTooLarge",
     "NotAnSgDevice",
+    "UnsafeCommand",
     "SENSE_KEY_ERRORS",
     "STATUS_ERRORS",
     "check_condition_class",
@@ -373,6 +374,14 @@ class QueueFull(SgError):
 
 class TransferTooLarge(SgError, ValueError):
     """A transfer exceeds what sg or the device accepts (the limit is named)."""
+
+
+class UnsafeCommand(SgError):
+    """A command that changes or destroys data, refused by a safety policy (``read_only``)."""
+
+    def __init__(self, message: str = "", *, command: Any = None) -> None:
+        super().__init__(message)
+        self.command = command
 
 
 class NotAnSgDevice(SgError, OSError):

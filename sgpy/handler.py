@@ -108,7 +108,7 @@ class _MustFail:
         err = io.error
         if err is None:
             raise VerifyFailed(
-                f"{io.command!r} was expected to fail ({self._expectation()}), but it succeeded",
+                f"expected to fail ({self._expectation()}), but it succeeded",
                 io=io,
                 command=io.command,
             )
@@ -134,7 +134,7 @@ class _MustFail:
             mismatch.append(type(err).__name__)
         if mismatch:
             raise VerifyFailed(
-                f"{io.command!r} was expected to fail with {self._expectation()}, "
+                f"expected to fail with {self._expectation()}, "
                 f"but got {', '.join(mismatch)}: {err}",
                 io=io,
                 command=io.command,
@@ -157,7 +157,7 @@ def expect_data(expected: bytes) -> Handler:
         if got != want:
             where = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
             raise VerifyFailed(
-                f"{io.command!r}: data differs from what was expected at byte {where} "
+                f"data differs from what was expected at byte {where} "
                 f"({len(got)} bytes read, {len(want)} expected)",
                 io=io,
                 command=io.command,
@@ -172,7 +172,7 @@ def expect_length(n: int) -> Handler:
     def check(io: Any) -> None:
         got = len(io.data)
         if got != n:
-            raise VerifyFailed(f"{io.command!r}: {got} bytes moved, {n} expected", io=io, command=io.command)
+            raise VerifyFailed(f"{got} bytes moved, {n} expected", io=io, command=io.command)
 
     return check
 
@@ -182,7 +182,7 @@ def expect(predicate: Callable[[Any], bool], message: str = "the data check fail
 
     def check(io: Any) -> None:
         if not predicate(io):
-            raise VerifyFailed(f"{io.command!r}: {message}", io=io, command=io.command)
+            raise VerifyFailed(message, io=io, command=io.command)
 
     return check
 

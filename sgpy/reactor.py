@@ -179,7 +179,7 @@ class Reactor:
         # The first refused command is at fault: fail it, retry the others.
         bad = rest[0]
         self._fail(bad, TaskFailed(
-            f"the kernel refused {bad.command!r}: {os.strerror(err)} (errno {err})",
+            f"the kernel refused the command: {os.strerror(err)} (errno {err})",
             io=bad, command=bad.command))
         return rest[1:]
 
@@ -350,7 +350,7 @@ class Reactor:
                     # Buffers stay referenced by the IO (still in st.inflight)
                     # until the kernel hands the command back.
                     self._fail(io, CommandTimeout(
-                        f"{io.command!r} did not complete within {io.timeout} ms + {WATCHDOG_GRACE:g} s "
+                        f"no completion within {io.timeout} ms + {WATCHDOG_GRACE:g} s "
                         "(reactor watchdog); its buffers are kept until the kernel returns it",
                         io=io, command=io.command, host_status=3))
 
