@@ -114,7 +114,7 @@ class Command:
     handlers: List[Handler] = attr.ib(factory=list, kw_only=True, eq=False, repr=False)
     verify_handler: Optional[Handler] = attr.ib(default=None, kw_only=True, eq=False, repr=False)
     _cdb: Optional[bytes] = attr.ib(init=False, eq=False, repr=False)
-    _reserved: Tuple[Tuple[int, int], ...] = attr.ib(init=False, eq=False, repr=False)
+    _reserved: Tuple[Tuple[int, int], ...] = attr.ib(default=(), init=False, eq=False, repr=False)
 
     opcode: ClassVar[int]
     service_action: ClassVar[Optional[int]] = None
@@ -155,7 +155,7 @@ class Command:
     @property
     def reserved_bits(self) -> Tuple[Tuple[int, int], ...]:
         """(byte, bit) of reserved bits that were set in the bytes this command was decoded from."""
-        return getattr(self, "_reserved", ())
+        return self._reserved
 
     @classmethod
     def layout(cls) -> Layout:
@@ -234,7 +234,7 @@ def command(cls: type) -> type:
         spec = field_spec(attribute)
         if spec is not None:
             fields.append(attr.evolve(spec, name=attribute.name))
-        elif attribute.init:
+        elif attribute.default is not attr.NOTHING or attribute.init:
             default = attribute.default
             if isinstance(default, attr.Factory):  # type: ignore[arg-type]
                 extras.append((attribute.name, default.factory, True))  # type: ignore[union-attr]
@@ -391,6 +391,7 @@ class RawCommand(Command):
             _setattr(self, "handlers", _chain(self.handlers))
         if not 1 <= len(self.cdb) <= MAX_CDB_LENGTH:
             raise EncodeError(f"RawCommand: cdb must be 1..{MAX_CDB_LENGTH} bytes, got {len(self.cdb)}")
+        _setattr(self, "_cdb", self.cdb)
         data = self.data
         length = self.length
         if data is not None:
@@ -406,6 +407,13 @@ class RawCommand(Command):
             _setattr(self, "length", 0)
         elif isinstance(length, bool) or not isinstance(length, int) or length < 0:
             raise EncodeError(f"RawCommand: length must be an int >= 0, got {length!r}")
+
+    @classmethod
+    def from_bytes(  # type: ignore[override]
+        cls, cdb: Union[bytes, bytearray, memoryview], *, strict: bool = False
+    ) -> "RawCommand":
+        """Wrap any CDB bytes (direction NONE, length 0); ``strict`` has nothing to check."""
+        return cls(cdb=cdb)
 
     @property
     def opcode(self) -> int:  # type: ignore[override]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import enum
+import pickle
 from typing import Any, Callable, Dict
 
 import pytest
@@ -145,3 +147,29 @@ def test_layout_is_inspectable() -> None:
         "bytes 7-8",
         "byte 9",
     ]
+
+
+def _with_reserved_bits() -> c.Command:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return c.decode(bytes.fromhex("28 01 00 00 00 00 00 00 01 00"))
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        c.Read10(lba=1, transfer_length=2),
+        c.Write6(lba=0, data=b"x" * 512),
+        c.decode(c.Inquiry().cdb),
+        _with_reserved_bits(),
+        c.RawCommand(cdb=b"\xc0\x00", direction=2, length=4),
+    ],
+    ids=lambda cmd: cmd.name,
+)
+def test_commands_pickle_and_copy(cmd: c.Command) -> None:
+    for clone in (pickle.loads(pickle.dumps(cmd)), copy.copy(cmd), copy.deepcopy(cmd)):
+        assert type(clone) is type(cmd) and clone == cmd and repr(clone) == repr(cmd)
+        assert clone.reserved_bits == cmd.reserved_bits
+        assert clone.data == cmd.data
