@@ -272,20 +272,11 @@ class Reactor:
             self.completed += 1
 
     def _fail(self, io: Io, error: BaseException) -> None:
-        """Finish ``io`` with ``error`` without a completion from the kernel."""
+        """Finish ``io`` with ``error`` without a completion from the kernel (lock held)."""
         if io.returned:
             return
-        io.returned = True
         io.error = error
-        io.exception = error
-        verify = io.verify_handler or io.command.verify_handler
-        if verify is not None:
-            try:
-                verify(io)
-                io.exception = None
-            except Exception as exc:
-                io.exception = exc
-        self._done(io)
+        self._finish(io)
 
     def _channel_gone(self, channel: "Channel", err: int) -> None:
         """The device vanished: fail each of the channel's IOs exactly once, close its fds."""

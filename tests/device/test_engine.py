@@ -360,3 +360,46 @@ def test_statistics_count_per_channel(sg_devices, reactor):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.scsi_debug(ndelay=500_000_000)  # 0.5 s per command
+def test_watchdog_finishes_a_lost_command_once_and_keeps_its_buffers(sg_device):
+    r = Reactor()
+    try:
+        with open_ready(sg_device, reactor=r) as ch:
+            calls = []
+            cmd = command.Read10(lba=0, transfer_length=1)
+            cmd.add_handler(calls.append)
+            io = ch.execute(cmd, async_=True, verify_handler=handler.might_fail)
+            buf = io.data_buf
+            with r._lock:
+                io._submitted_at -= 3600  # as if the kernel had held it for an hour
+                r._sweep(time.monotonic())
+            assert io.returned and isinstance(io.error, sgpy.CommandTimeout)
+            assert "reactor watchdog" in str(io.error)
+            assert r.statistics()["abandoned"] == 1
+            # The kernel hands it back later: silently retired, never delivered twice.
+            deadline = time.monotonic() + 10
+            while r.statistics()["abandoned"] and time.monotonic() < deadline:
+                r.wait(timeout=0.1)
+                r.poll()
+            assert r.statistics()["abandoned"] == 0
+            assert calls == [io] and io.data_buf is buf
+            assert ch.cmd.TestUnitReady().ok
+    finally:
+        r.close()
+
+
+def test_channel_from_fd_leaves_the_fd_to_its_owner(sg_device):
+    fd = os.open(sg_device, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        ch = Channel.from_fd(fd)
+        assert repr(ch) == f"Channel({sg_device!r})"
+        ch.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+        ios = ch.execute_many([command.Inquiry() for _ in range(40)], async_=True)  # uses more pool fds
+        ch.wait()
+        assert all(io.ok for io in ios)
+        ch.close()
+        os.fstat(fd)  # still open
+    finally:
+        os.close(fd)
