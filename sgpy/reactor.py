@@ -118,9 +118,17 @@ class Reactor:
             except ValueError:
                 pass
 
-    def _register(self, st: FdState) -> None:
-        self._epoll.register(st.fd, _EPOLLIN)
+    def _register(self, st: Any, events: int = _EPOLLIN) -> None:
+        """Watch ``st.fd``.  ``st`` is an :class:`FdState`, or another transport's
+        endpoint: any object with ``fd``, ``channel``, ``inflight`` (id -> Io),
+        ``closed``, ``on_events(events) -> int`` (called with the lock held;
+        returns completions processed) and ``close_fd()``."""
+        self._epoll.register(st.fd, events)
         self._fds[st.fd] = st
+
+    def _modify(self, st: Any, events: int) -> None:
+        """Change the epoll events watched for a registered endpoint."""
+        self._epoll.modify(st.fd, events)
 
     def _unregister(self, st: FdState) -> None:
         if self._fds.pop(st.fd, None) is not None:
@@ -296,11 +304,14 @@ class Reactor:
             io = channel._queue.popleft()
             self._fail(io, DeviceGone(why, io=io, command=io.command, host_status=1))
 
-    def _close_fd(self, st: FdState) -> None:
+    def _close_fd(self, st: Any) -> None:
         if st.closed:
             return
         st.closed = True
         self._unregister(st)
+        if st.__class__ is not FdState:
+            st.close_fd()
+            return
         try:
             os.close(st.fd)
         except OSError:
@@ -320,6 +331,9 @@ class Reactor:
                         os.read(self._wake_r, 4096)
                     except BlockingIOError:
                         pass
+                continue
+            if st.__class__ is not FdState:
+                total += st.on_events(ev)  # another transport (e.g. iSCSI)
                 continue
             if ev & _EPOLLIN or ev & _EPOLL_GONE:
                 total += self._reap(st)
