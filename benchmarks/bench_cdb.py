@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sgpy import command  # noqa: E402
 
+
 def sgpy_cases() -> Dict[str, Callable[[], object]]:
     """The four sgpy cases."""
     read10, inquiry, decode = command.Read10, command.Inquiry, command.decode

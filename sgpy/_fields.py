@@ -138,9 +138,7 @@ class FieldSpec:
                 return bool(value)
             self._fail(owner, value, "is a one-bit flag: pass True or False (or 0/1)")
         if isinstance(value, bool):
-            self._fail(
-                owner, value, f"is a {self.width}-bit number in 0..{self.max_value}, not a flag: pass an int"
-            )
+            self._fail(owner, value, f"is a {self.width}-bit number in 0..{self.max_value}, not a flag: pass an int")
         try:
             number = operator.index(value)
         except TypeError:
@@ -236,7 +234,7 @@ def _pieces(n: int) -> List[int]:
 
 
 def _units(
-    specs: Sequence[Tuple[FieldSpec, Optional[int], Optional[int]]]
+    specs: Sequence[Tuple[FieldSpec, Optional[int], Optional[int]]],
 ) -> List[Tuple[int, int, List[Tuple[FieldSpec, Optional[int], Optional[int]]]]]:
     """Group members (spec, field index or None, const value or None) into byte-connected units."""
     ordered = sorted(specs, key=lambda m: m[0].start)
@@ -337,7 +335,7 @@ def compile_layout(
                 offset += piece
             unpack_pre.append(f"u{unit_no} = {' | '.join(parts)}")
             source = f"u{unit_no}"
-        for spec, index, value in unit_members:
+        for spec, index, _value in unit_members:
             if index is None:
                 continue
             shift = unit_end - spec.end

@@ -27,7 +27,7 @@ that what is printed is what one types.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 import attr
 
@@ -606,8 +606,7 @@ class BlockOut(DataOut):
         if count is not None:
             if blocks != count:
                 raise EncodeError(
-                    f"{self.name}: len(data)={size} is {blocks} blocks of {bs} bytes but "
-                    f"{name} says {count} blocks"
+                    f"{self.name}: len(data)={size} is {blocks} blocks of {bs} bytes but {name} says {count} blocks"
                 )
             return self
         zero = self._zero_blocks  # type: ignore[attr-defined]

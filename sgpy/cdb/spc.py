@@ -127,7 +127,7 @@ class ModeSelect10(ParameterOut):
 
 @command
 class ModeSense6(AllocationIn):
-    """MODE SENSE(6) (1Ah, SPC-5): read mode page ``page_code``/``subpage_code`` (PC: 0 current, 1 changeable, 2 default, 3 saved)."""
+    """MODE SENSE(6) (1Ah, SPC-5): read a mode page (PC: 0 current, 1 changeable, 2 default, 3 saved)."""
 
     opcode = 0x1A
     cdb_length = 6

@@ -246,7 +246,9 @@ GOLDEN = [
         "37 00 1d 00 00 00 00 00 04 00",
     ),
     (
-        c.ReadDefectData12(req_glist=True, defect_list_format=4, address_descriptor_index=0x100, allocation_length=0x10000),
+        c.ReadDefectData12(
+            req_glist=True, defect_list_format=4, address_descriptor_index=0x100, allocation_length=0x10000
+        ),
         "b7 0c 00 00 01 00 00 01 00 00 00 00",
     ),
     # ---- ZBC-2 -------------------------------------------------------------
@@ -295,7 +297,9 @@ GOLDEN = [
         "85 0d 00 00 00 00 00 56 bc 34 9a 12 78 40 25 00",
     ),
     (
-        c.AtaPassThrough12(multiple_count=7, off_line=3, ck_cond=True, t_type=True, lba_low=1, lba_mid=2, lba_high=3, device=0xE0),
+        c.AtaPassThrough12(
+            multiple_count=7, off_line=3, ck_cond=True, t_type=True, lba_low=1, lba_mid=2, lba_high=3, device=0xE0
+        ),
         "a1 e0 f0 00 00 01 02 03 e0 00 00 00",
     ),
 ]

@@ -70,7 +70,9 @@ TRANSFERS = [
 
 
 @pytest.mark.parametrize("cmd, block_size, direction, size, needs", TRANSFERS, ids=lambda v: getattr(v, "name", None))
-def test_transfer_description(cmd: c.Command, block_size: Optional[int], direction: Direction, size: int, needs: bool) -> None:
+def test_transfer_description(
+    cmd: c.Command, block_size: Optional[int], direction: Direction, size: int, needs: bool
+) -> None:
     assert cmd.direction is direction
     assert cmd.transfer_bytes(block_size) == size
     assert cmd.needs_block_size is needs
@@ -94,7 +96,7 @@ def test_block_commands_need_the_block_size(cmd: c.Command) -> None:
 def test_for_block_size_resolves_transfer_length_from_data() -> None:
     cmd = c.Write10(lba=0, data=bytes(4096))
     with pytest.raises(EncodeError, match="for_block_size"):
-        cmd.cdb
+        _ = cmd.cdb
     resolved = cmd.for_block_size(512)
     assert type(resolved) is c.Write10
     assert resolved.transfer_length == 8

@@ -113,7 +113,8 @@ def test_encode_and_decode_a_bit_packed_layout() -> None:
 
 
 def test_decode_fills_other_attributes_with_defaults() -> None:
-    layout = compile_layout("T", 2, [spec(1, 7, 8, "x")], [(OPCODE, 1)], extras=[("chain", list, True), ("hook", None, False)])
+    extras = [("chain", list, True), ("hook", None, False)]
+    layout = compile_layout("T", 2, [spec(1, 7, 8, "x")], [(OPCODE, 1)], extras=extras)
     first = layout.decode(Holder, b"\x01\x05")
     second = layout.decode(Holder, b"\x01\x05")
     assert first.x == 5 and first.chain == [] and first.hook is None
