@@ -78,6 +78,7 @@ class Io:
         "_abandoned",
         "_reissued",
         "_result",
+        "_callbacks",
         "__weakref__",
     )
 
@@ -109,6 +110,7 @@ class Io:
         self._abandoned = False
         self._reissued = False
         self._result: Any = _UNSET
+        self._callbacks: Any = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(timeout={self.timeout}, returned={self.returned})"
@@ -131,6 +133,25 @@ class Io:
             raise TimeoutError(f"{self!r} did not return within {timeout} s")
         if self.exception is not None:
             raise self.exception
+
+    def add_done_callback(self, fn: Any) -> None:
+        """Call ``fn(io)`` once this IO has returned (at once if it already has).
+
+        For event-loop bridges (:mod:`sgpy.aio`): it runs on the thread that
+        drives the reactor, after the verify handler and the handler chain,
+        with the reactor's lock held; exceptions it raises are ignored.
+        Unlike the command's handlers, it belongs to this execution only.
+        """
+        if self.returned:
+            try:
+                fn(self)
+            except Exception:
+                pass
+            return
+        if self._callbacks is None:
+            self._callbacks = [fn]
+        else:
+            self._callbacks.append(fn)
 
     # -- results -----------------------------------------------------------
 

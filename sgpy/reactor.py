@@ -278,6 +278,14 @@ class Reactor:
             self.failed += 1
         else:
             self.completed += 1
+        callbacks = io._callbacks
+        if callbacks is not None:
+            io._callbacks = None
+            for fn in callbacks:
+                try:
+                    fn(io)
+                except Exception:
+                    pass
 
     def _fail(self, io: Io, error: BaseException) -> None:
         """Finish ``io`` with ``error`` without a completion from the kernel (lock held)."""
