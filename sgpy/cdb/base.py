@@ -208,18 +208,18 @@ class Command:
 _OPCODE_SPEC = FieldSpec(byte=0, bit=7, width=8, name="operation_code")
 
 # opcode -> class, for commands without a service action.
-_BY_OPCODE: Dict[int, type] = {}
+_BY_OPCODE: Dict[int, Any] = {}
 # opcode -> (where the service action is, {service action: class}).
-_BY_SERVICE_ACTION: Dict[int, Tuple[FieldSpec, Dict[int, type]]] = {}
-_ALL: List[type] = []
+_BY_SERVICE_ACTION: Dict[int, Tuple[FieldSpec, Dict[int, Any]]] = {}
+_ALL: List[Any] = []
 
 
-def base(cls: type) -> type:
+def base(cls: Any) -> Any:
     """Make an intermediate (abstract) command class: attrs, no layout, not registered."""
     return attr.s(frozen=True, slots=True, eq=False, repr=False, kw_only=True)(cls)
 
 
-def command(cls: type) -> type:
+def command(cls: Any) -> Any:
     """Class decorator: make a frozen attrs command, compile its layout, register it.
 
     The class body gives ``opcode``, ``cdb_length``, optionally
@@ -253,7 +253,7 @@ def command(cls: type) -> type:
     return cls
 
 
-def _register(cls: type) -> None:
+def _register(cls: Any) -> None:
     opcode = cls.opcode
     if cls.service_action is None:
         if opcode in _BY_OPCODE or opcode in _BY_SERVICE_ACTION:
@@ -269,7 +269,7 @@ def _register(cls: type) -> None:
     _ALL.append(cls)
 
 
-def all_commands() -> Tuple[type, ...]:
+def all_commands() -> Tuple[Any, ...]:
     """Every registered command class, ordered by operation code then service action.
 
     RawCommand is not included: it stands for everything else.
@@ -277,7 +277,7 @@ def all_commands() -> Tuple[type, ...]:
     return tuple(sorted(_ALL, key=lambda c: (c.opcode, c.service_action or 0)))
 
 
-def lookup(opcode: int, service_action: Optional[int] = None) -> Optional[type]:
+def lookup(opcode: int, service_action: Optional[int] = None) -> Any:
     """The class registered for an operation code (and service action), or None."""
     cls = _BY_OPCODE.get(opcode)
     if cls is not None:
@@ -380,9 +380,9 @@ class RawCommand(Command):
     """
 
     cdb: bytes = attr.ib(converter=_raw_cdb)  # type: ignore[assignment]
-    direction: Direction = attr.ib(default=Direction.NONE, converter=Direction)  # type: ignore[assignment]
+    direction: Direction = attr.ib(default=Direction.NONE, converter=Direction)  # type: ignore[assignment,misc]
     length: Optional[int] = attr.ib(default=None)
-    data: Optional[DataBuffer] = attr.ib(default=None, eq=False)  # type: ignore[assignment]
+    data: Optional[DataBuffer] = attr.ib(default=None, eq=False)  # type: ignore[assignment,misc]
 
     name: ClassVar[str] = "RawCommand"
 
@@ -420,7 +420,7 @@ class RawCommand(Command):
         """The first CDB byte."""
         return self.cdb[0]
 
-    def _known(self) -> List[type]:
+    def _known(self) -> List[Any]:
         opcode = self.cdb[0]
         known = [c for c in _ALL if c.opcode == opcode]
         return known
@@ -468,14 +468,14 @@ class AllocationIn(Command):
 
     def with_allocation_length(self: C, allocation_length: int) -> C:
         """The same command asking for ``allocation_length`` bytes (same handler chain)."""
-        return attr.evolve(self, allocation_length=allocation_length)
+        return attr.evolve(self, allocation_length=allocation_length)  # type: ignore[call-arg]
 
 
 @base
 class DataOut(Command):
     """Commands that send data; ``data=`` takes any bytes-like object (``str`` is refused)."""
 
-    data: Optional[DataBuffer] = attr.ib(default=None, eq=False)  # type: ignore[assignment]
+    data: Optional[DataBuffer] = attr.ib(default=None, eq=False)  # type: ignore[assignment,misc]
 
     direction: ClassVar[Direction] = Direction.TO_DEVICE
 
@@ -622,4 +622,4 @@ class BlockOut(DataOut):
                 f"{self.name}: len(data)={size} is {blocks} blocks of {bs} bytes; {name} allows "
                 f"at most {zero or spec.max_value} blocks"
             )
-        return attr.evolve(self, **{name: value})
+        return attr.evolve(self, **{name: value})  # type: ignore[arg-type]

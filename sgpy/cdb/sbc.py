@@ -10,7 +10,7 @@ shows the first of these.
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Tuple
 
 from sgpy._fields import REQUIRED, FieldSpec, field
 from sgpy.cdb.base import (
@@ -229,8 +229,10 @@ class _Variable32:
     opcode = 0x7F
     cdb_length = 32
     standard = "SBC-4"
-    _sa_spec = FieldSpec(byte=8, bit=7, width=16, name="service_action")
-    _extra_consts = ((FieldSpec(byte=7, bit=7, width=8, name="additional_cdb_length"), 0x18),)
+    _sa_spec: ClassVar[Optional[FieldSpec]] = FieldSpec(byte=8, bit=7, width=16, name="service_action")
+    _extra_consts: ClassVar[Tuple[Tuple[FieldSpec, int], ...]] = (
+        (FieldSpec(byte=7, bit=7, width=8, name="additional_cdb_length"), 0x18),
+    )
 
 
 @command
