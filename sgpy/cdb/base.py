@@ -106,7 +106,7 @@ class Command:
     (None when the command has none), ``cdb_length``, ``direction``,
     ``needs_block_size``, ``changes_data`` and ``irreversible`` (for a
     safety policy), ``name`` (the class name) and ``standard`` (the T10
-    clause).  A few commands compute ``direction`` or ``needs_block_size``
+    standard whose table the layout follows, e.g. ``"SBC-4"``).  A few commands compute ``direction`` or ``needs_block_size``
     from their fields (VERIFY's BYTCHK, WRITE SAME(16)'s NDOB, ATA
     PASS-THROUGH's T_DIR/T_LENGTH).
     """
