@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Reactor", "FdState", "default_reactor"]
 
 _EPOLLIN = select.EPOLLIN
+_EPOLLOUT = select.EPOLLOUT
 _EPOLL_GONE = select.EPOLLHUP | select.EPOLLERR
 _REC = _binding.REC
 _BATCH = 64
@@ -56,7 +57,7 @@ _CONDITION_MET = int(ScsiStatus.CONDITION_MET)
 class FdState:
     """One sg file descriptor of a channel's pool, and the commands on it."""
 
-    __slots__ = ("fd", "channel", "slots", "ptrs", "free", "inflight", "reserved", "closed")
+    __slots__ = ("fd", "channel", "slots", "ptrs", "free", "inflight", "reserved", "closed", "wants_out")
 
     def __init__(self, fd: int, channel: "Channel") -> None:
         self.fd = fd
@@ -67,6 +68,7 @@ class FdState:
         self.inflight: Dict[int, Io] = {}
         self.reserved = 0
         self.closed = False
+        self.wants_out = False
 
     def __repr__(self) -> str:
         return f"FdState(fd={self.fd}, inflight={len(self.inflight)})"
@@ -180,6 +182,11 @@ class Reactor:
             io._slot = -1
             io._fdstate = None
         if err in (_errno.EAGAIN, _errno.EDOM):
+            # The kernel is full for now: submit the rest when it says the fd
+            # is writable again (sg_poll reports EPOLLOUT below SG_MAX_QUEUE).
+            if not st.wants_out:
+                st.wants_out = True
+                self._epoll.modify(st.fd, _EPOLLIN | _EPOLLOUT)
             return rest
         if err in _GONE_ERRNOS:
             self._channel_gone(st.channel, err)
@@ -345,6 +352,10 @@ class Reactor:
                 continue
             if ev & _EPOLLIN or ev & _EPOLL_GONE:
                 total += self._reap(st)
+            if ev & _EPOLLOUT and st.wants_out and not st.closed:
+                st.wants_out = False
+                self._epoll.modify(fd, _EPOLLIN)
+                st.channel._pump()
             if ev & _EPOLL_GONE and not st.closed:
                 self._channel_gone(st.channel, _errno.ENODEV)
         return total

@@ -403,3 +403,29 @@ def test_channel_from_fd_leaves_the_fd_to_its_owner(sg_device):
         os.fstat(fd)  # still open
     finally:
         os.close(fd)
+
+
+@pytest.mark.scsi_debug(ndelay=100_000_000)  # 100 ms per command
+def test_a_full_kernel_queue_waits_for_epollout_instead_of_failing(sg_device):
+    from sgpy import _binding as b
+
+    fd = os.open(sg_device, os.O_RDWR | os.O_NONBLOCK)
+    r = Reactor()
+    try:
+        # Someone else fills this fd's 16 kernel slots...
+        slots = b.new_slots(16)
+        ptrs = b.slot_pointers(16)
+        for i in range(16):
+            b.fill(slots + i, b.SG_DXFER_NONE, bytes(6), b.NULL, 0, 5000, 900 + i)
+            ptrs[i] = slots + i
+        assert b.submit(fd, ptrs, 16) == (16, 0)
+        # ...and a one-fd channel on the same fd gets EDOM from the kernel.
+        ch = Channel.from_fd(fd, reactor=r, max_fds=1)
+        io = ch.execute(command.Inquiry(), async_=True)
+        assert not io.returned and r.statistics()["queued"] == 1
+        io.wait(timeout=30)
+        assert io.ok and io.result.product == "scsi_debug"
+        ch.close()
+    finally:
+        r.close()
+        os.close(fd)
