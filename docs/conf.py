@@ -15,6 +15,7 @@ release = "0.1.0"
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.intersphinx",
+    "sgpy_commands",
 ]
 intersphinx_mapping = {}
 autodoc_member_order = "bysource"

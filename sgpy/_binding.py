@@ -285,23 +285,26 @@ def scsi_reset(fd: int, kind: int) -> None:
 class SyncCaller:
     """One reusable slot for synchronous ``SG_IO`` calls on one fd.
 
+    ``bsg=True`` speaks the v4 header a bsg node (``/dev/bsg/H:C:T:L``) takes.
+
     Keeps the header, CDB and sense storage between calls so a synchronous
     command allocates nothing in cffi.  Not thread-safe: one per channel and
     thread.
     """
 
-    __slots__ = ("fd", "_slot", "_hdr")
+    __slots__ = ("fd", "_slot", "_hdr", "_io")
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, bsg: bool = False) -> None:
         self.fd = fd
         self._slot = ffi.new("struct sgpy_slot *")
         self._hdr = ffi.addressof(self._slot, "hdr")
+        self._io = lib.sgpy_bsg_io if bsg else lib.sgpy_sg_io
 
     def call(self, cdb: bytes, direction: int, buf: Any, length: int, timeout_ms: int) -> SgIoResult:
         """Run one command; ``buf`` is a writable/readable buffer or None."""
         data = ffi.from_buffer(buf) if buf is not None else ffi.NULL
         fill(self._slot, direction, cdb, data, length, timeout_ms, 0)
-        err = lib.sgpy_sg_io(self.fd, self._hdr)
+        err = self._io(self.fd, self._hdr)
         if err:
             _raise(err, "SG_IO")
         h = self._hdr

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <scsi/sg.h>
+#include <linux/bsg.h>
 
 /* glibc's copy of <scsi/sg.h> predates these flags; the values are the
  * kernel's (include/scsi/sg.h, "following flag values can be or-ed"). */
@@ -155,4 +156,40 @@ static int sgpy_ioctl_int(int fd, unsigned long request, int *value)
 static int sgpy_get_scsi_id(int fd, struct sg_scsi_id *id)
 {
     return ioctl(fd, SG_GET_SCSI_ID, id) < 0 ? errno : 0;
+}
+
+/* SG_IO on a bsg node (/dev/bsg/H:C:T:L) takes the v4 header of
+ * <linux/bsg.h> (guard 'Q'; block/bsg.c, bsg_sg_io).  Translate a v3 header
+ * prepared by sgpy_fill into one, and the outputs back, so callers see one
+ * header type.  Returns 0 or an errno (EINTR is not retried, as for SG_IO). */
+static int sgpy_bsg_io(int fd, sg_io_hdr_t *h)
+{
+    struct sg_io_v4 v;
+    memset(&v, 0, sizeof(v));
+    v.guard = 'Q';
+    v.protocol = BSG_PROTOCOL_SCSI;
+    v.subprotocol = BSG_SUB_PROTOCOL_SCSI_CMD;
+    v.request_len = h->cmd_len;
+    v.request = (__u64)(unsigned long)h->cmdp;
+    v.max_response_len = h->mx_sb_len;
+    v.response = (__u64)(unsigned long)h->sbp;
+    if (h->dxfer_direction == SG_DXFER_TO_DEV) {
+        v.dout_xfer_len = h->dxfer_len;
+        v.dout_xferp = (__u64)(unsigned long)h->dxferp;
+    } else if (h->dxfer_direction == SG_DXFER_FROM_DEV) {
+        v.din_xfer_len = h->dxfer_len;
+        v.din_xferp = (__u64)(unsigned long)h->dxferp;
+    }
+    v.timeout = h->timeout;
+    if (ioctl(fd, SG_IO, &v) < 0)
+        return errno;
+    h->status = (unsigned char)v.device_status;
+    h->masked_status = (unsigned char)((v.device_status >> 1) & 0x7f);
+    h->host_status = (unsigned short)v.transport_status;
+    h->driver_status = (unsigned short)v.driver_status;
+    h->resid = h->dxfer_direction == SG_DXFER_TO_DEV ? v.dout_resid : v.din_resid;
+    h->duration = v.duration;
+    h->info = v.info;
+    h->sb_len_wr = (unsigned char)(v.response_len > h->mx_sb_len ? h->mx_sb_len : v.response_len);
+    return 0;
 }

@@ -119,6 +119,10 @@ int sgpy_reap_packed(int fd, int *out, int max, int *err);
  * the interrupted command has been queued already). */
 int sgpy_sg_io(int fd, sg_io_hdr_t *hdr);
 
+/* SG_IO on a bsg node: the v3 header prepared by sgpy_fill is translated
+ * to <linux/bsg.h>'s sg_io_v4 and the outputs back.  0 or an errno. */
+int sgpy_bsg_io(int fd, sg_io_hdr_t *hdr);
+
 /* An sg ioctl whose third argument is an int pointer (SG_GET_VERSION_NUM,
  * SG_SET_RESERVED_SIZE, ...); returns 0 or an errno. */
 int sgpy_ioctl_int(int fd, unsigned long request, int *value);

@@ -9,7 +9,8 @@ A channel on an sg character device queues commands in user space and
 spreads them over a pool of up to ``max_fds`` descriptors open on the same
 device, one in-flight command per fd before any fd takes a second, so each
 command can use its fd's reserve buffer and the kernel's limit of 16
-commands per fd (EDOM) is never reached.  A block device (``/dev/sdX``) is
+commands per fd (EDOM) is never reached.  A block device (``/dev/sdX``) or
+a bsg node (``/dev/bsg/H:C:T:L``, through ``<linux/bsg.h>``'s v4 header) is
 driven synchronously through the ``SG_IO`` ioctl only.
 """
 
@@ -66,6 +67,15 @@ def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
     except FileNotFoundError as exc:
         raise FileNotFoundError(exc.errno, f"{path} does not exist (is the device attached? see sgpy.devices())",
                                 path) from None
+
+
+def _is_bsg(rdev: int) -> bool:
+    """True when the character device ``rdev`` belongs to the bsg driver (from sysfs)."""
+    link = f"/sys/dev/char/{os.major(rdev)}:{os.minor(rdev)}/subsystem"
+    try:
+        return os.path.basename(os.readlink(link)) == "bsg"
+    except OSError:
+        return False
 
 
 class _CommandNamespace:
@@ -147,18 +157,22 @@ class Channel:
         st = os.fstat(fd)
         if stat.S_ISBLK(st.st_mode):
             self.kind = "block"
+        elif stat.S_ISCHR(st.st_mode) and _is_bsg(st.st_rdev):
+            self.kind = "bsg"
         elif stat.S_ISCHR(st.st_mode):
             try:
                 self.sg_version = _binding.version_num(fd)
             except OSError:
                 raise NotAnSgDevice(
                     _errno.ENOTTY,
-                    f"{path} is a character device but not an sg device (SG_GET_VERSION_NUM failed); "
+                    f"{path} is a character device but not an sg or bsg device (SG_GET_VERSION_NUM failed); "
                     "use its /dev/sgN node (see sgpy.devices())",
                 ) from None
             self.kind = "sg"
         else:
-            raise NotAnSgDevice(_errno.ENOTTY, f"{path} is not a device node (sg character device or block device)")
+            raise NotAnSgDevice(_errno.ENOTTY, f"{path} is not a device node (sg, bsg or block device)")
+        #: Block devices and bsg nodes take synchronous SG_IO only.
+        self.sync_only = self.kind != "sg"
         self._fd = fd
         self.reactor = reactor if reactor is not None else default_reactor()
         self.reactor._add_channel(self)
@@ -391,9 +405,9 @@ class Channel:
             if options:
                 raise TypeError(f"execute() got unexpected keyword(s) {sorted(options)}")
         io = self._make_io(cmd, timeout, verify_handler)
-        if self.kind == "block":
+        if self.sync_only:
             if async_:
-                raise SgError(f"{self.path} is a block device: it takes synchronous SG_IO commands only; "
+                raise SgError(f"{self.path} is a {self.kind} device: it takes synchronous SG_IO commands only; "
                               "use its sg node (/dev/sgN) for asynchronous work")
             self._execute_sg_io(io)
         else:
@@ -427,9 +441,9 @@ class Channel:
         if options:
             raise TypeError(f"execute_many() got unexpected keyword(s) {sorted(options)}")
         ios = [self._make_io(c, timeout, None) for c in cmds]
-        if self.kind == "block":
+        if self.sync_only:
             if async_:
-                raise SgError(f"{self.path} is a block device: asynchronous work needs its sg node")
+                raise SgError(f"{self.path} is a {self.kind} device: asynchronous work needs its sg node")
             for io in ios:
                 self._execute_sg_io(io)
         else:
@@ -453,8 +467,8 @@ class Channel:
         return ios
 
     def _execute_sg_io(self, io: Io) -> None:
-        """The synchronous SG_IO path (block devices)."""
-        caller = self._sync_callers.pop() if self._sync_callers else _binding.SyncCaller(self._fd)
+        """The synchronous SG_IO path (block devices and bsg nodes)."""
+        caller = self._sync_callers.pop() if self._sync_callers else _binding.SyncCaller(self._fd, self.kind == "bsg")
         try:
             cmd = io.command
             r = caller.call(cmd.cdb, _DXFER[cmd.direction], io.data_buf, io.length, io.timeout)
@@ -495,7 +509,7 @@ class Channel:
         io.data_buf = bytearray(io.length)
         io._cbuf = _binding.buffer_pointer(io.data_buf)
         io.hdr = None
-        if self.kind == "block":
+        if self.sync_only:
             self.reactor._outstanding -= 1
             self._outstanding -= 1
             self._execute_sg_io(io)
@@ -556,7 +570,7 @@ class Channel:
                     else:
                         reactor._close_fd(st)
                 self._pool.clear()
-                if self.kind == "block" and self._owns_fd:
+                if self.sync_only and self._owns_fd:
                     try:
                         os.close(self._fd)
                     except OSError:

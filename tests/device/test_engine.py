@@ -227,6 +227,23 @@ def test_block_device_is_synchronous_only(sg_device):
             ch.cmd.Inquiry(async_=True)
 
 
+def test_bsg_node_is_synchronous_only(sg_device):
+    name = os.path.basename(os.path.realpath(f"/sys/class/scsi_generic/{os.path.basename(sg_device)}/device"))
+    node = f"/dev/bsg/{name}"
+    assert os.path.exists(node), f"no bsg node {node}"
+    with Channel.from_path(node) as ch:
+        assert ch.kind == "bsg" and ch.sync_only
+        ch.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+        assert ch.cmd.Inquiry().result.product == "scsi_debug"
+        ch.cmd.Write10(lba=3, transfer_length=1, data=pattern(3))
+        io = ch.cmd.Read10(lba=3, transfer_length=1)
+        assert io.data == pattern(3) and io.hdr.resid == 0
+        with pytest.raises(IllegalRequest, match="out of range"):
+            ch.cmd.Read16(lba=0xFFFFFFFF, transfer_length=1)
+        with pytest.raises(SgError, match="bsg device: it takes synchronous SG_IO commands only"):
+            ch.cmd.Inquiry(async_=True)
+
+
 def test_not_an_sg_device_is_named(tmp_path):
     with pytest.raises(NotAnSgDevice, match="/dev/null is a character device but not an sg device"):
         Channel.from_path("/dev/null")
