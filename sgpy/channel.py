@@ -378,7 +378,7 @@ class Channel:
                 buf = cmd.data
                 if buf is None:
                     raise EncodeError(f"{cmd.name}: {length} bytes to send but no data=; pass data=")
-            io.data_buf = buf
+            io.data_buf = memoryview(buf)  # .tobytes(), as the original data_buf.tostring()
             io._cbuf = _binding.buffer_pointer(buf)
         return io
 
@@ -506,8 +506,9 @@ class Channel:
         io._reissued = True
         io.command = bigger
         io.length = bigger.transfer_bytes()
-        io.data_buf = bytearray(io.length)
-        io._cbuf = _binding.buffer_pointer(io.data_buf)
+        buf = bytearray(io.length)
+        io.data_buf = memoryview(buf)
+        io._cbuf = _binding.buffer_pointer(buf)
         io.hdr = None
         if self.sync_only:
             self.reactor._outstanding -= 1

@@ -50,8 +50,8 @@ class Io:
     """One command's execution; see the module docstring.
 
     Attributes: ``command``, ``channel``, ``timeout`` (ms), ``returned``,
-    ``data_buf`` (the data buffer: a ``bytearray`` for :class:`Input`, the
-    payload for :class:`Output`), ``hdr`` (:class:`Header`, None until
+    ``data_buf`` (a ``memoryview`` of the data buffer — writable for
+    :class:`Input`; ``.tobytes()`` copies it out), ``hdr`` (:class:`Header`, None until
     returned), ``error`` (the device failure as a
     :class:`sgpy.errors.TaskFailed`, or None), ``sense`` (decoded sense data,
     when there was sense), ``exception`` (raised by :meth:`wait`: None when
@@ -169,7 +169,7 @@ class Io:
         n = self.length
         if self.hdr is not None and self.hdr.resid > 0:
             n = max(0, n - self.hdr.resid)
-        return bytes(memoryview(buf)[:n])
+        return buf[:n].tobytes() if type(buf) is memoryview else bytes(memoryview(buf)[:n])
 
     @property
     def result(self) -> Any:

@@ -245,7 +245,7 @@ def test_bsg_node_is_synchronous_only(sg_device):
 
 
 def test_not_an_sg_device_is_named(tmp_path):
-    with pytest.raises(NotAnSgDevice, match="/dev/null is a character device but not an sg device"):
+    with pytest.raises(NotAnSgDevice, match="/dev/null is a character device but not an sg or bsg device"):
         Channel.from_path("/dev/null")
     f = tmp_path / "plain"
     f.write_bytes(b"x")

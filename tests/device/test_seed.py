@@ -40,7 +40,7 @@ def test_execute_a_single_command_asynchronously(channel):
     assert io.poll() in (False, True)  # a delay=0 device may have answered already
     assert io.wait() is None
     assert io.poll() is True
-    assert memoryview(io.data_buf).tobytes() == b"a" * 512
+    assert io.data_buf.tobytes() == b"a" * 512
 
 
 def test_async_keyword_in_the_original_spelling(channel):
