@@ -34,5 +34,5 @@ def test_a_regular_file_is_not_a_device(tmp_path):
 
 
 def test_dev_null_is_not_an_sg_device():
-    with pytest.raises(NotAnSgDevice, match="not an sg device"):
+    with pytest.raises(NotAnSgDevice, match="not an sg or bsg device"):
         Channel.from_path("/dev/null")
