@@ -38,7 +38,7 @@ def test_generated_file_is_up_to_date() -> None:
     if table is None:
         pytest.skip("shared/data/opcodes.tsv is not beside the repository")
     expected = _generator().render(table.read_text(encoding="utf-8"))
-    assert (REPO / "sgpy" / "_opcodes.py").read_text(encoding="utf-8") == expected, "run tools/gen_opcodes.py"
+    assert (REPO / "sgpy" / "_opcode_table.py").read_text(encoding="utf-8") == expected, "run tools/gen_opcodes.py"
 
 
 def test_every_table_row_is_reachable() -> None:
