@@ -23,6 +23,7 @@ import stat
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional
 
 from sgpy import _binding
+from sgpy import safety as _safety
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction
 from sgpy.errors import (
     ChannelClosed,
@@ -33,7 +34,6 @@ from sgpy.errors import (
     SgError,
     TaskFailed,
     TransferTooLarge,
-    UnsafeCommand,
 )
 from sgpy.io import Header, Input, Io, NoDirectionIo, Output
 from sgpy.reactor import FdState, Reactor, default_reactor
@@ -132,6 +132,7 @@ class Channel:
         max_fds: int = DEFAULT_MAX_FDS,
         timeout: int = DEFAULT_TIMEOUT_MS,
         read_only: bool = False,
+        policy: Optional[_safety.Policy] = None,
         reissue: bool = True,
         owns_fd: bool = True,
     ) -> None:
@@ -140,6 +141,9 @@ class Channel:
         self.path = path
         self.timeout = timeout
         self.read_only = read_only
+        #: The safety policy (:class:`sgpy.safety.Policy`) commands must pass; None lets all
+        #: through.  ``read_only=True`` means :data:`sgpy.safety.READ_ONLY`.
+        self.policy = policy
         self.reissue = reissue
         self.max_fds = max_fds
         self.submitted = 0
@@ -188,7 +192,8 @@ class Channel:
         Options: ``reactor``, ``block_size`` (else learned with READ
         CAPACITY when first needed), ``max_fds`` (fd pool size, default 16),
         ``timeout`` (ms, default 60000), ``read_only`` (refuse commands that
-        change data), ``reissue`` (re-issue variable-length answers once with
+        change data), ``policy`` (a :class:`sgpy.safety.Policy`: which commands may
+        change or destroy data), ``reissue`` (re-issue variable-length answers once with
         the length the device asked for; default True).
         """
         fd = _open(path)
@@ -354,10 +359,11 @@ class Channel:
             raise ChannelClosed(f"{self!r} is closed")
         if self._gone:
             raise DeviceGone(f"{self.path}: the device is gone", command=cmd, host_status=1)
-        if self.read_only and (cmd.changes_data or cmd.irreversible):
-            raise UnsafeCommand(
-                f"{cmd.name} changes data on the device and {self!r} was opened read_only=True; "
-                "open it without read_only to allow it", command=cmd)
+        if self.read_only:
+            _safety.READ_ONLY.check(cmd, where=f"{self!r}, opened read_only=True,",
+                                    remedy="open it without read_only (or with a policy that allows it)")
+        elif self.policy is not None:
+            self.policy.check(cmd, where=repr(self), remedy="open the channel with a policy that allows it")
         if cmd.needs_block_size:
             cmd = cmd.for_block_size(self.block_size)
             length = cmd.transfer_bytes(self.block_size)
