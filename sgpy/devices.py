@@ -1,0 +1,260 @@
+"""Device discovery: the sg devices of this machine, read from sysfs.
+
+``sgpy.devices()`` lists every sg node with its SCSI address (H:C:T:L), the
+peripheral device type, the vendor, model and revision the kernel read at
+scan time, the device node of the upper-level driver bound to the same
+logical unit (``/dev/sdX``, ``/dev/stN``, ``/dev/srN``...) and whether the
+current user may open it.  ``sgpy.find("/dev/sdb")`` maps any of those
+nodes (or an H:C:T:L, or a symlink such as ``/dev/disk/by-id/...``) to the
+sg device.
+
+Nothing here sends a command: everything comes from sysfs
+(``/sys/class/scsi_generic``, ``/sys/dev/{block,char}``), so listing is
+cheap, needs no permission on the devices and works while they are busy.
+Importing the module touches nothing at all.
+
+The module itself is callable (``sgpy.devices()`` is
+``sgpy.devices.devices()``), so ``import sgpy.devices`` and the lazy
+attribute ``sgpy.devices`` mean the same thing.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import sys
+import types
+from typing import Any, Dict, List, Optional, Tuple
+
+import attrs
+
+from sgpy.constants import PeripheralDeviceType
+
+__all__ = ["Device", "devices", "list_devices", "find", "SYSFS", "DEV"]
+
+#: Where sysfs and device nodes live; every function takes others (for tests).
+SYSFS = "/sys"
+DEV = "/dev"
+
+_HCTL = re.compile(r"^\[?(\d+):(\d+):(\d+):(\d+)\]?$")
+# Upper-level drivers and how their class directories name the node of a
+# logical unit: sd/sr/sd-zbc under "block", st under "scsi_tape" (st0, plus
+# the nst0/st0l/... variants), ch under "scsi_changer" (sch0).
+_UPPER = (("block", re.compile(r"^[a-z]+\d*[a-z]*$")), ("scsi_tape", re.compile(r"^st\d+$")),
+          ("scsi_changer", re.compile(r"^sch\d+$")))
+
+
+@attrs.frozen
+class Device:
+    """One sg device, as sysfs describes it.
+
+    ``path`` is the sg node (``/dev/sg0``) and ``name`` its kernel name;
+    ``host``/``channel``/``target``/``lun`` the SCSI address; ``type`` the
+    peripheral device type code (SPC-5 table 141) and :attr:`type_name` its
+    name; ``vendor``/``model``/``revision`` the INQUIRY strings the kernel
+    keeps; ``device_node`` the node of the upper-level driver bound to the
+    same logical unit, or None; ``accessible`` whether this process may open
+    ``path`` for reading and writing (what a channel needs); ``state`` the
+    kernel's device state (``running``, ``offline``...).
+    """
+
+    path: str
+    name: str
+    host: int
+    channel: int
+    target: int
+    lun: int
+    type: int
+    vendor: str = ""
+    model: str = ""
+    revision: str = ""
+    device_node: Optional[str] = None
+    accessible: bool = False
+    state: Optional[str] = None
+
+    @property
+    def hctl(self) -> str:
+        """The SCSI address as ``H:C:T:L``."""
+        return f"{self.host}:{self.channel}:{self.target}:{self.lun}"
+
+    @property
+    def type_name(self) -> str:
+        """The peripheral device type in lower case (``disk``, ``tape``, ``cd_dvd``, ``zbc``...)."""
+        try:
+            return PeripheralDeviceType(self.type).name.lower()
+        except ValueError:
+            return f"type_{self.type:02x}h"
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON form (the keys ``sgpy list --json`` prints)."""
+        return {
+            "path": self.path,
+            "name": self.name,
+            "hctl": self.hctl,
+            "host": self.host,
+            "channel": self.channel,
+            "target": self.target,
+            "lun": self.lun,
+            "type": self.type,
+            "type_name": self.type_name,
+            "vendor": self.vendor,
+            "model": self.model,
+            "revision": self.revision,
+            "device_node": self.device_node,
+            "accessible": self.accessible,
+            "state": self.state,
+        }
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def _read(path: str) -> Optional[str]:
+    """A sysfs attribute, stripped; None when it cannot be read (gone, absent)."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _parse_hctl(text: str) -> Optional[Tuple[int, int, int, int]]:
+    m = _HCTL.match(text.strip())
+    if m is None:
+        return None
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)))
+
+
+def _sg_number(name: str) -> Tuple[int, str]:
+    digits = name[2:]
+    return (int(digits), name) if digits.isdigit() else (1 << 30, name)
+
+
+def _upper_node(devdir: str, dev: str) -> Optional[str]:
+    """The node of the upper-level driver bound to the logical unit at ``devdir``."""
+    for sub, pattern in _UPPER:
+        try:
+            names = sorted(os.listdir(os.path.join(devdir, sub)))
+        except OSError:
+            continue
+        for n in names:
+            if pattern.match(n):
+                return os.path.join(dev, n)
+    return None
+
+
+def _device(sysfs: str, dev: str, name: str) -> Optional[Device]:
+    """Describe ``/sys/class/scsi_generic/<name>``; None when it vanished meanwhile."""
+    sgdir = os.path.join(sysfs, "class", "scsi_generic", name)
+    devdir = os.path.realpath(os.path.join(sgdir, "device"))
+    hctl = _parse_hctl(os.path.basename(devdir))
+    if hctl is None:
+        return None
+    type_text = _read(os.path.join(devdir, "type"))
+    try:
+        ptype = int(type_text, 0) if type_text else PeripheralDeviceType.UNKNOWN
+    except ValueError:
+        ptype = PeripheralDeviceType.UNKNOWN
+    path = os.path.join(dev, name)
+    return Device(
+        path=path,
+        name=name,
+        host=hctl[0],
+        channel=hctl[1],
+        target=hctl[2],
+        lun=hctl[3],
+        type=int(ptype),
+        vendor=_read(os.path.join(devdir, "vendor")) or "",
+        model=_read(os.path.join(devdir, "model")) or "",
+        revision=_read(os.path.join(devdir, "rev")) or "",
+        device_node=_upper_node(devdir, dev),
+        accessible=os.access(path, os.R_OK | os.W_OK),
+        state=_read(os.path.join(devdir, "state")),
+    )
+
+
+def devices(*, sysfs: str = SYSFS, dev: str = DEV) -> List[Device]:
+    """Every sg device of this machine, in sg number order (empty without the sg driver)."""
+    try:
+        names = os.listdir(os.path.join(sysfs, "class", "scsi_generic"))
+    except OSError:
+        return []
+    out = []
+    for name in sorted(names, key=_sg_number):
+        d = _device(sysfs, dev, name)
+        if d is not None:
+            out.append(d)
+    return out
+
+
+#: Another name for :func:`devices`.
+list_devices = devices
+
+
+def _hctl_of_devno(sysfs: str, kind: str, major: int, minor: int) -> Optional[Tuple[int, int, int, int]]:
+    """The SCSI address of the logical unit behind device number ``major:minor``.
+
+    ``kind`` is ``"block"`` or ``"char"``.  A partition leads to its disk;
+    sg, st, sr, ch and bsg nodes lead to their logical unit.
+    """
+    link = os.path.join(sysfs, "dev", kind, f"{major}:{minor}")
+    if not os.path.lexists(link):
+        return None
+    sysdir = os.path.realpath(link)
+    if kind == "block" and os.path.exists(os.path.join(sysdir, "partition")):
+        sysdir = os.path.dirname(sysdir)
+    if os.path.basename(os.path.dirname(sysdir)) == "bsg":
+        return _parse_hctl(os.path.basename(sysdir))  # /sys/class/bsg/H:C:T:L
+    device = os.path.join(sysdir, "device")
+    if not os.path.lexists(device):
+        return None
+    return _parse_hctl(os.path.basename(os.path.realpath(device)))
+
+
+def find(name: str, *, sysfs: str = SYSFS, dev: str = DEV) -> Device:
+    """The sg device behind ``name``.
+
+    ``name`` may be an sg node (``/dev/sg1``, ``sg1``), the node of another
+    driver on the same logical unit (``/dev/sdb``, a partition
+    ``/dev/sdb1``, ``/dev/st0``, ``/dev/sr0``, ``/dev/bsg/0:0:1:0``), a
+    symlink to one (``/dev/disk/by-id/...``), or an SCSI address
+    ``H:C:T:L``.  Raises FileNotFoundError when no sg device matches.
+    """
+    found = devices(sysfs=sysfs, dev=dev)
+    text = os.fspath(name)
+    hctl = _parse_hctl(text)
+    if hctl is None:
+        path = text if os.sep in text else os.path.join(dev, text)
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is not None and (stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+            kind = "block" if stat.S_ISBLK(st.st_mode) else "char"
+            hctl = _hctl_of_devno(sysfs, kind, os.major(st.st_rdev), os.minor(st.st_rdev))
+        if hctl is None:
+            base = os.path.basename(os.path.realpath(path) if st is not None else path)
+            for d in found:
+                if base == d.name or (d.device_node is not None and base == os.path.basename(d.device_node)):
+                    return d
+    if hctl is not None:
+        for d in found:
+            if (d.host, d.channel, d.target, d.lun) == hctl:
+                return d
+    raise FileNotFoundError(errno.ENOENT, f"no sg device for {text} (is the sg driver loaded? see 'sgpy list')",
+                            text)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`devices`."""
+
+    def __call__(self, *, sysfs: str = SYSFS, dev: str = DEV) -> List[Device]:
+        return devices(sysfs=sysfs, dev=dev)
+
+
+sys.modules[__name__].__class__ = _CallableModule

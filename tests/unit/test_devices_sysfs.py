@@ -1,0 +1,182 @@
+"""Device discovery against a fake sysfs tree (no device needed)."""
+
+import os
+import sys
+
+import pytest
+
+import sgpy
+from sgpy import devices as devices_mod
+from sgpy.devices import Device, _hctl_of_devno, devices, find
+
+# (sg name, H:C:T:L, type, vendor, model, rev, upper-level subdirectory, its node names)
+UNITS = [
+    ("sg0", "0:0:0:0", 0, "Linux   ", "scsi_debug      ", "0191", "block", ["sda"]),
+    ("sg1", "0:0:1:0", 0, "Linux", "scsi_debug", "0191", "block", ["sdb"]),
+    ("sg2", "1:0:2:0", 1, "HP", "Ultrium 6-SCSI", "35GD", "scsi_tape", ["nst0", "nst0a", "st0", "st0a", "st0l"]),
+    ("sg10", "2:0:0:0", 5, "QEMU", "QEMU DVD-ROM", "2.5+", "block", ["sr0"]),
+    ("sg3", "3:0:0:0", 0x0D, "LSI", "SAS2X36", "0717", None, []),
+    ("sg4", "4:0:0:0", 0x08, "IBM", "03584L32", "F030", "scsi_changer", ["sch0"]),
+]
+
+
+def _write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    sysfs = tmp_path / "sys"
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name, hctl, ptype, vendor, model, rev, sub, nodes in UNITS:
+        host = hctl.split(":")[0]
+        target = ":".join(hctl.split(":")[:3])
+        lu = sysfs / "devices" / "pseudo_0" / f"adapter{host}" / f"host{host}" / f"target{target}" / hctl
+        for attr, value in (("type", f"{ptype}\n"), ("vendor", vendor + "\n"), ("model", model + "\n"),
+                            ("rev", rev + "\n"), ("state", "running\n")):
+            _write(str(lu / attr), value)
+        sg = lu / "scsi_generic" / name
+        sg.mkdir(parents=True)
+        os.symlink(f"../../../{hctl}", sg / "device")
+        (sysfs / "class" / "scsi_generic").mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(sg, sysfs / "class" / "scsi_generic"), sysfs / "class" / "scsi_generic" / name)
+        for n in nodes:
+            (lu / sub / n).mkdir(parents=True)
+            os.symlink(f"../../../{hctl}", lu / sub / n / "device")
+        (dev / name).write_bytes(b"")
+        (dev / name).chmod(0o600)
+    # device numbers: sda, its partition sda1, sg0 and a bsg node
+    lu0 = sysfs / "devices" / "pseudo_0" / "adapter0" / "host0" / "target0:0:0" / "0:0:0:0"
+    (lu0 / "block" / "sda" / "sda1").mkdir()
+    _write(str(lu0 / "block" / "sda" / "sda1" / "partition"), "1\n")
+    (lu0 / "bsg" / "0:0:0:0").mkdir(parents=True)
+    for kind, devno, target in (("block", "8:0", lu0 / "block" / "sda"), ("block", "8:1", lu0 / "block" / "sda" / "sda1"),
+                                ("char", "21:0", lu0 / "scsi_generic" / "sg0"), ("char", "250:0", lu0 / "bsg" / "0:0:0:0")):
+        (sysfs / "dev" / kind).mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(target, sysfs / "dev" / kind), sysfs / "dev" / kind / devno)
+    return str(sysfs), str(dev)
+
+
+def test_devices_lists_every_sg_node_in_number_order(tree):
+    sysfs, dev = tree
+    found = devices(sysfs=sysfs, dev=dev)
+    assert [d.name for d in found] == ["sg0", "sg1", "sg2", "sg3", "sg4", "sg10"]
+    assert all(isinstance(d, Device) for d in found)
+
+
+@pytest.mark.parametrize(
+    "name, hctl, type_name, vendor, model, revision, node",
+    [
+        ("sg0", "0:0:0:0", "disk", "Linux", "scsi_debug", "0191", "sda"),
+        ("sg1", "0:0:1:0", "disk", "Linux", "scsi_debug", "0191", "sdb"),
+        ("sg2", "1:0:2:0", "tape", "HP", "Ultrium 6-SCSI", "35GD", "st0"),
+        ("sg10", "2:0:0:0", "cd_dvd", "QEMU", "QEMU DVD-ROM", "2.5+", "sr0"),
+        ("sg3", "3:0:0:0", "enclosure", "LSI", "SAS2X36", "0717", None),
+        ("sg4", "4:0:0:0", "medium_changer", "IBM", "03584L32", "F030", "sch0"),
+    ],
+)
+def test_device_fields(tree, name, hctl, type_name, vendor, model, revision, node):
+    sysfs, dev = tree
+    d = {d.name: d for d in devices(sysfs=sysfs, dev=dev)}[name]
+    assert d.path == os.path.join(dev, name)
+    assert d.hctl == hctl
+    assert (d.host, d.channel, d.target, d.lun) == tuple(int(x) for x in hctl.split(":"))
+    assert d.type_name == type_name
+    assert (d.vendor, d.model, d.revision) == (vendor, model, revision)
+    assert d.device_node == (None if node is None else os.path.join(dev, node))
+    assert d.state == "running"
+    assert d.accessible is True
+    assert os.fspath(d) == d.path == str(d)
+
+
+def test_to_dict_keys_are_the_documented_ones(tree):
+    sysfs, dev = tree
+    d = devices(sysfs=sysfs, dev=dev)[0].to_dict()
+    assert list(d) == ["path", "name", "hctl", "host", "channel", "target", "lun", "type", "type_name", "vendor",
+                       "model", "revision", "device_node", "accessible", "state"]
+    assert d["hctl"] == "0:0:0:0" and d["type"] == 0 and d["type_name"] == "disk"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may open anything")
+def test_accessible_follows_the_node_permissions(tree):
+    sysfs, dev = tree
+    os.chmod(os.path.join(dev, "sg1"), 0o400)
+    by_name = {d.name: d for d in devices(sysfs=sysfs, dev=dev)}
+    assert by_name["sg1"].accessible is False and by_name["sg0"].accessible is True
+
+
+def test_a_missing_node_is_not_accessible(tree):
+    sysfs, dev = tree
+    os.remove(os.path.join(dev, "sg1"))
+    by_name = {d.name: d for d in devices(sysfs=sysfs, dev=dev)}
+    assert by_name["sg1"].accessible is False
+
+
+def test_no_sg_driver_means_no_devices(tmp_path):
+    assert devices(sysfs=str(tmp_path), dev=str(tmp_path)) == []
+
+
+def test_unknown_type_code_and_missing_attributes(tree):
+    sysfs, dev = tree
+    lu = os.path.realpath(os.path.join(sysfs, "class", "scsi_generic", "sg3", "device"))
+    _write(os.path.join(lu, "type"), "27\n")
+    os.remove(os.path.join(lu, "vendor"))
+    d = {d.name: d for d in devices(sysfs=sysfs, dev=dev)}["sg3"]
+    assert d.type == 27 and d.type_name == "type_1bh" and d.vendor == ""
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("sg0", "sg0"),
+        ("sg10", "sg10"),
+        ("sda", "sg0"),
+        ("sdb", "sg1"),
+        ("st0", "sg2"),
+        ("sr0", "sg10"),
+        ("sch0", "sg4"),
+        ("0:0:1:0", "sg1"),
+        ("[1:0:2:0]", "sg2"),
+        ("DEV/sg1", "sg1"),
+    ],
+)
+def test_find(tree, query, expected):
+    sysfs, dev = tree
+    assert find(query.replace("DEV", dev), sysfs=sysfs, dev=dev).name == expected
+
+
+@pytest.mark.parametrize("query", ["sdz", "9:9:9:9", "/nonexistent/sdq", "st7"])
+def test_find_nothing(tree, query):
+    sysfs, dev = tree
+    with pytest.raises(FileNotFoundError, match="no sg device for"):
+        find(query, sysfs=sysfs, dev=dev)
+
+
+@pytest.mark.parametrize(
+    "kind, major, minor, hctl",
+    [
+        ("block", 8, 0, (0, 0, 0, 0)),
+        ("block", 8, 1, (0, 0, 0, 0)),  # a partition leads to its disk
+        ("char", 21, 0, (0, 0, 0, 0)),
+        ("char", 250, 0, (0, 0, 0, 0)),  # bsg
+        ("block", 8, 32, None),
+        ("char", 1, 3, None),
+    ],
+)
+def test_device_numbers_lead_to_the_logical_unit(tree, kind, major, minor, hctl):
+    sysfs, _ = tree
+    assert _hctl_of_devno(sysfs, kind, major, minor) == hctl
+
+
+def test_the_module_is_callable_and_the_lazy_names_agree(monkeypatch, tree):
+    sysfs, dev = tree
+    monkeypatch.setattr(devices_mod, "SYSFS", sysfs)
+    assert callable(sgpy.devices)
+    assert sgpy.devices is sys.modules["sgpy.devices"]
+    assert sgpy.devices(sysfs=sysfs, dev=dev) == devices(sysfs=sysfs, dev=dev)
+    assert sgpy.find is find
+    assert devices_mod.list_devices is devices
+
