@@ -170,12 +170,10 @@ def test_timeouts_in_a_batch_leave_the_reactor_working(sg_devices, scsi_debug, r
         ios = a.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(8)], async_=True)
         scsi_debug.set(every_nth=0)
         # While the dropped commands wait for their timeout, other work goes on.
-        t0 = time.monotonic()
         for lba in range(8):
             assert b.cmd.Read10(lba=lba, transfer_length=1).data == pattern(lba)  # one store for all devices
         assert b.execute_many([command.TestUnitReady() for _ in range(50)])
-        assert time.monotonic() - t0 < SHORT_TIMEOUT_MS / 1000
-        assert not a.poll()
+        assert not a.poll()  # B's work was done while A's two commands were still out
 
         a.wait(timeout=30)
         timed_out = [i for i, io in enumerate(ios) if isinstance(io.error, CommandTimeout)]
@@ -203,7 +201,7 @@ def test_timeouts_in_a_batch_leave_the_reactor_working(sg_devices, scsi_debug, r
 
 # -- 3. medium error ----------------------------------------------------------
 
-MEDIUM = dict(medium_error_start=5000, medium_error_count=4)
+MEDIUM = {"medium_error_start": 5000, "medium_error_count": 4}
 
 
 @pytest.mark.scsi_debug(**MEDIUM)
