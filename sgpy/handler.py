@@ -135,7 +135,7 @@ class _MustFail:
         if mismatch:
             raise VerifyFailed(
                 f"expected to fail with {self._expectation()}, "
-                f"but got {', '.join(mismatch)}: {err}",
+                f"but got {', '.join(mismatch)}: {getattr(err, 'message', err)}",
                 io=io,
                 command=io.command,
             ) from err

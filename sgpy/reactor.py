@@ -306,6 +306,15 @@ class Reactor:
         if channel._gone:
             return
         channel._gone = True
+        # A detaching sg device still hands back the commands it completed
+        # (sg.c, sg_read), and device removal waits for outstanding commands:
+        # collect those from every fd of the channel before failing the rest.
+        for st in list(channel._pool):
+            if not st.closed and st.__class__ is FdState and st.inflight:
+                try:
+                    self._reap(st)
+                except OSError:
+                    pass
         why = f"{channel.path}: the device is gone ({os.strerror(err)})"
         for st in list(channel._pool):
             for pid, io in list(st.inflight.items()):
@@ -499,7 +508,12 @@ class Reactor:
                 c_q = len(ch._queue)
                 inflight += c_in
                 queued += c_q
-                per[ch.path] = {"in_flight": c_in, "queued": c_q, "fds": len(ch._pool),
+                key = ch.path
+                n = 2
+                while key in per:  # several channels on one device
+                    key = f"{ch.path} ({n})"
+                    n += 1
+                per[key] = {"in_flight": c_in, "queued": c_q, "fds": len(ch._pool),
                                 "submitted": ch.submitted}
             return {
                 "submitted": self.submitted,

@@ -190,12 +190,6 @@ def test_hot_unplug_fails_each_pending_io_once_and_spares_the_other_device(sg_de
     assert fd_count() == fds_before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: on EPOLLHUP the reactor reads the completions of the one fd it was woken for, "
-    "then Reactor._channel_gone fails every other IO of the channel with DeviceGone without reading "
-    "the completions the kernel already holds (GOOD status, data transferred) on the pool's other fds",
-)
 @pytest.mark.scsi_debug(num_tgts=4)
 def test_completions_the_kernel_holds_when_the_device_goes_are_delivered(sg_devices, unplug, reactor):
     dev_a = sg_devices[0]
