@@ -8,7 +8,7 @@ field of a class through a plan compiled once per class.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import attr
 
@@ -116,12 +116,6 @@ def pdt(value: int) -> int:
         return value
 
 
-def need(buf: bytes, size: int, what: str) -> None:
-    """Raise :class:`MalformedResponse` unless ``buf`` holds at least ``size`` bytes."""
-    if len(buf) < size:
-        raise MalformedResponse(f"{what}: {len(buf)} bytes, at least {size} needed")
-
-
 def enum_or_int(enum_cls: Callable[[int], T], value: int) -> Any:
     """``enum_cls(value)`` when the value is named, else the plain int."""
     try:
@@ -130,11 +124,54 @@ def enum_or_int(enum_cls: Callable[[int], T], value: int) -> Any:
         return value
 
 
+def need(buf: bytes, size: int, what: str) -> None:
+    """Raise :class:`MalformedResponse` unless ``buf`` holds the ``size``-byte header."""
+    if len(buf) < size:
+        raise MalformedResponse(f"{what}: {len(buf)} bytes, the header needs {size}")
+
+
 def length_header(buf: bytes, start: int, size: int, extra: int) -> Optional[int]:
-    """``extra`` plus the big-endian length field at ``buf[start:start+size]``; None if absent."""
+    """``extra`` plus the big-endian length field at ``buf[start:start+size]``; None if absent.
+
+    This is the ``required_length`` of most answers: the length field counts
+    the bytes after itself (or after a fixed header), and ``extra`` adds the
+    bytes it does not count.
+    """
     if len(buf) < start + size:
         return None
     return extra + int.from_bytes(buf[start : start + size], "big")
+
+
+def read_header(buf: bytes, start: int, size: int, extra: int, what: str) -> Tuple[bytes, int]:
+    """``buf`` as bytes and the total length its header asks for (as :func:`length_header`).
+
+    Raises :class:`MalformedResponse` when ``buf`` is too short to hold the
+    length field.
+    """
+    buf = bytes(buf)
+    need(buf, start + size, what)
+    return buf, extra + int.from_bytes(buf[start : start + size], "big")
+
+
+def descriptors(
+    data: bytes, start: int, truncated: bool, header: int, size: Callable[[bytes, int], int], what: str, limit: str
+) -> Iterator[Tuple[int, int]]:
+    """``(first, end)`` of each descriptor in ``data[start:]``, one after the other.
+
+    ``header`` bytes of a descriptor must be present for ``size(data, first)``
+    to give its whole size.  A descriptor that runs past the end of ``data``
+    ends the walk when the answer was ``truncated`` (cut short by the
+    allocation length) and raises :class:`MalformedResponse` otherwise.
+    """
+    pos = start
+    while pos < len(data):
+        end = pos + size(data, pos) if pos + header <= len(data) else None
+        if end is None or end > len(data):
+            if truncated:
+                return
+            raise MalformedResponse(f"{what} at byte {pos} runs past the {limit}")
+        yield pos, end
+        pos = end
 
 
 __all__: List[str] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Type, TypeVar
 
 import attrs
 
@@ -11,34 +11,33 @@ from sgpy.responses._common import bits, decode_layout
 
 __all__ = ["ReadCapacity10Data", "ReadCapacity16Data"]
 
+C = TypeVar("C", bound="_CapacityData")
 
-@attrs.frozen
-class ReadCapacity10Data:
-    """READ CAPACITY(10) data, SBC-4 table 69: last LBA and block length.
 
-    A ``returned_lba`` of FFFFFFFFh means the capacity does not fit and
-    READ CAPACITY(16) must be used (:attr:`needs_read_capacity_16`).
-    """
+class _CapacityData:
+    """What both READ CAPACITY answers share: a fixed size, the last LBA and the block length."""
 
-    LENGTH: ClassVar[int] = 8
+    __slots__ = ()
 
-    returned_lba: int = bits(0, 0, 32)
-    block_length: int = bits(4, 0, 32)
-    truncated: bool = False
-    wanted_length: Optional[int] = 8
-
-    @staticmethod
-    def required_length(buf: bytes) -> Optional[int]:
-        """Always 8: the answer has a fixed size."""
-        return 8
+    LENGTH: ClassVar[int]
+    COMMAND: ClassVar[str]
+    returned_lba: int
+    block_length: int
 
     @classmethod
-    def from_bytes(cls, buf: bytes) -> "ReadCapacity10Data":
-        """Parse the 8 bytes; fewer give ``truncated`` with the rest read as zero."""
+    def required_length(cls, buf: bytes) -> Optional[int]:
+        """Always ``LENGTH``: the answer has a fixed size."""
+        return cls.LENGTH
+
+    @classmethod
+    def from_bytes(cls: Type[C], buf: bytes) -> C:
+        """Parse the ``LENGTH`` bytes; fewer give ``truncated`` with the rest read as zero."""
         buf = bytes(buf)
         if not buf:
-            raise MalformedResponse("READ CAPACITY(10) data is empty")
-        return cls(**decode_layout(cls, buf[:8]), truncated=len(buf) < 8, wanted_length=8)
+            raise MalformedResponse(f"{cls.COMMAND} data is empty")
+        fields = decode_layout(cls, buf[: cls.LENGTH])
+        fields.update(truncated=len(buf) < cls.LENGTH, wanted_length=cls.LENGTH)
+        return cls(**fields)
 
     @property
     def number_of_blocks(self) -> int:
@@ -50,6 +49,23 @@ class ReadCapacity10Data:
         """Capacity in bytes."""
         return self.number_of_blocks * self.block_length
 
+
+@attrs.frozen
+class ReadCapacity10Data(_CapacityData):
+    """READ CAPACITY(10) data, SBC-4 table 69: last LBA and block length.
+
+    A ``returned_lba`` of FFFFFFFFh means the capacity does not fit and
+    READ CAPACITY(16) must be used (:attr:`needs_read_capacity_16`).
+    """
+
+    LENGTH: ClassVar[int] = 8
+    COMMAND: ClassVar[str] = "READ CAPACITY(10)"
+
+    returned_lba: int = bits(0, 0, 32)
+    block_length: int = bits(4, 0, 32)
+    truncated: bool = False
+    wanted_length: Optional[int] = 8
+
     @property
     def needs_read_capacity_16(self) -> bool:
         """True when the capacity does not fit in 32 bits."""
@@ -57,7 +73,7 @@ class ReadCapacity10Data:
 
 
 @attrs.frozen
-class ReadCapacity16Data:
+class ReadCapacity16Data(_CapacityData):
     """READ CAPACITY(16) data, SBC-4 table 71.
 
     ``p_type``/``prot_en`` describe protection information;
@@ -68,6 +84,7 @@ class ReadCapacity16Data:
     """
 
     LENGTH: ClassVar[int] = 32
+    COMMAND: ClassVar[str] = "READ CAPACITY(16)"
 
     returned_lba: int = bits(0, 0, 64)
     block_length: int = bits(8, 0, 32)
@@ -82,33 +99,10 @@ class ReadCapacity16Data:
     truncated: bool = False
     wanted_length: Optional[int] = 32
 
-    @staticmethod
-    def required_length(buf: bytes) -> Optional[int]:
-        """Always 32: the answer has a fixed size."""
-        return 32
-
-    @classmethod
-    def from_bytes(cls, buf: bytes) -> "ReadCapacity16Data":
-        """Parse the 32 bytes; fewer give ``truncated`` with the rest read as zero."""
-        buf = bytes(buf)
-        if not buf:
-            raise MalformedResponse("READ CAPACITY(16) data is empty")
-        return cls(**decode_layout(cls, buf[:32]), truncated=len(buf) < 32, wanted_length=32)
-
     @property
     def lbppbe(self) -> int:
         """Short name of the logical blocks per physical block exponent."""
         return self.logical_blocks_per_physical_block_exponent
-
-    @property
-    def number_of_blocks(self) -> int:
-        """Logical blocks on the medium: ``returned_lba + 1``."""
-        return self.returned_lba + 1
-
-    @property
-    def capacity_bytes(self) -> int:
-        """Capacity in bytes."""
-        return self.number_of_blocks * self.block_length
 
     @property
     def physical_block_length(self) -> int:

@@ -7,8 +7,7 @@ from typing import Optional, Tuple
 import attr
 import attrs
 
-from sgpy.errors import MalformedResponse
-from sgpy.responses._common import ascii_field, be, bits, decode_layout, pdt
+from sgpy.responses._common import ascii_field, be, bits, decode_layout, length_header, pdt, read_header
 
 __all__ = ["StandardInquiryData"]
 
@@ -61,17 +60,12 @@ class StandardInquiryData:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """ADDITIONAL LENGTH + 5, or None when byte 4 is missing."""
-        if len(buf) < 5:
-            return None
-        return buf[4] + 5
+        return length_header(buf, 4, 1, 5)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "StandardInquiryData":
         """Parse standard INQUIRY data; at least the 5-byte header is needed."""
-        buf = bytes(buf)
-        if len(buf) < 5:
-            raise MalformedResponse(f"standard INQUIRY data: {len(buf)} bytes, the header needs 5")
-        wanted = buf[4] + 5
+        buf, wanted = read_header(buf, 4, 1, 5, "standard INQUIRY data")
         data = buf[:wanted]
         fields = decode_layout(cls, data)
         fields["peripheral_device_type"] = pdt(fields["peripheral_device_type"])

@@ -15,7 +15,7 @@ import attrs
 
 from sgpy._asc import asc_text
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be
+from sgpy.responses._common import be, length_header, need, read_header
 
 __all__ = [
     "LogParameter",
@@ -95,9 +95,7 @@ class LogPage:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """PAGE LENGTH + 4, or None when the 4-byte header is incomplete."""
-        if len(buf) < 4:
-            return None
-        return be(buf, 2, 2) + 4
+        return length_header(buf, 2, 2, 4)
 
     def parameter(self, code: int) -> Optional[LogParameter]:
         """The first parameter with this parameter code, or None."""
@@ -108,13 +106,10 @@ class LogPage:
 
     @classmethod
     def _header(cls, buf: bytes) -> Tuple[bytes, Dict[str, Any]]:
-        buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"log page: {len(buf)} bytes, the header needs 4")
+        buf, wanted = read_header(buf, 2, 2, 4, "log page")
         code = buf[0] & 0x3F
         if cls.PAGE_CODES and code not in cls.PAGE_CODES:
             raise MalformedResponse(f"{cls.__name__}: page code {code:02X}h")
-        wanted = be(buf, 2, 2) + 4
         common = dict(
             page_code=code,
             subpage_code=buf[1],
@@ -466,8 +461,7 @@ def parse_log_page(buf: bytes) -> LogPage:
     :class:`SupportedLogPages`, the pages with subpage 00h listed in this
     module their typed class, and anything else a generic :class:`LogPage`.
     """
-    if len(buf) < 4:
-        raise MalformedResponse(f"log page: {len(buf)} bytes, the header needs 4")
+    need(buf, 4, "log page")
     code, subpage = buf[0] & 0x3F, buf[1]
     if subpage == 0xFF:
         return SupportedLogSubpages.from_bytes(buf)

@@ -8,7 +8,7 @@ from typing import List, Optional, Tuple
 import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be
+from sgpy.responses._common import length_header, read_header
 
 __all__ = ["AddressMethod", "LunLevel", "Lun", "ReportLunsData"]
 
@@ -127,20 +127,15 @@ class ReportLunsData:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """LUN LIST LENGTH + 8, or None when the first 4 bytes are missing."""
-        if len(buf) < 4:
-            return None
-        return be(buf, 0, 4) + 8
+        return length_header(buf, 0, 4, 8)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "ReportLunsData":
         """Parse the list; LUNs cut off by a short allocation length are dropped."""
-        buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"REPORT LUNS data: {len(buf)} bytes, the header needs 4")
-        length = be(buf, 0, 4)
+        buf, wanted = read_header(buf, 0, 4, 8, "REPORT LUNS data")
+        length = wanted - 8
         if length % 8:
             raise MalformedResponse(f"LUN LIST LENGTH {length} is not a multiple of 8")
-        wanted = length + 8
         data = buf[:wanted]
         luns = tuple(Lun.from_bytes(data[p : p + 8]) for p in range(8, len(data) - 7, 8))
         return cls(luns=luns, lun_list_length=length, truncated=len(buf) < wanted, wanted_length=wanted)

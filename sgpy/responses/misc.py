@@ -9,7 +9,7 @@ from typing import ClassVar, Optional, Tuple
 import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, bits, decode_layout, enum_or_int
+from sgpy.responses._common import be, bits, decode_layout, descriptors, enum_or_int, length_header, read_header
 from sgpy.sense import SenseData
 
 __all__ = [
@@ -66,17 +66,12 @@ class LbaStatus:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """PARAMETER DATA LENGTH + 4, or None when the 4-byte header is incomplete."""
-        if len(buf) < 4:
-            return None
-        return be(buf, 0, 4) + 4
+        return length_header(buf, 0, 4, 4)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "LbaStatus":
         """Parse the 16-byte descriptors after the 8-byte header."""
-        buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"GET LBA STATUS data: {len(buf)} bytes, the header needs 4")
-        wanted = be(buf, 0, 4) + 4
+        buf, wanted = read_header(buf, 0, 4, 4, "GET LBA STATUS data")
         if wanted < 8 or (wanted - 8) % 16:
             raise MalformedResponse(f"GET LBA STATUS PARAMETER DATA LENGTH {wanted - 4} is not 4 + 16n")
         data = buf[:wanted]
@@ -157,6 +152,11 @@ class TargetPortGroup:
         return bool(self.supported_states & 0x01)
 
 
+def _group_size(data: bytes, pos: int) -> int:
+    """A target port group descriptor's size: 8 bytes, then 4 per relative target port (byte 7)."""
+    return 8 + 4 * data[pos + 7]
+
+
 @attrs.frozen
 class TargetPortGroups:
     """REPORT TARGET PORT GROUPS data, length-only (SPC-5 table 318) or
@@ -171,47 +171,32 @@ class TargetPortGroups:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """RETURN DATA LENGTH + 4, or None when the 4-byte header is incomplete."""
-        if len(buf) < 4:
-            return None
-        return be(buf, 0, 4) + 4
+        return length_header(buf, 0, 4, 4)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "TargetPortGroups":
         """Parse each group; the format is read from byte 4 (FORMAT TYPE 001b = extended)."""
-        buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"target port groups: {len(buf)} bytes, the header needs 4")
-        wanted = be(buf, 0, 4) + 4
+        buf, wanted = read_header(buf, 0, 4, 4, "target port groups")
         truncated = len(buf) < wanted
         data = buf[:wanted]
         extended = len(data) > 4 and (data[4] >> 4) & 0x07 == 1
         itt = data[5] if extended and len(data) > 5 else None
-        pos = 8 if extended else 4
-        groups = []
-        while pos < len(data):
-            if pos + 8 > len(data):
-                if truncated:
-                    break
-                raise MalformedResponse(f"target port group descriptor at byte {pos} runs past the data length")
-            end = pos + 8 + 4 * data[pos + 7]
-            if end > len(data):
-                if truncated:
-                    break
-                raise MalformedResponse(f"target port group descriptor at byte {pos} runs past the data length")
-            groups.append(
-                TargetPortGroup(
-                    pref=bool(data[pos] & 0x80),
-                    asymmetric_access_state=enum_or_int(AccessState, data[pos] & 0x0F),
-                    supported_states=data[pos + 1],
-                    target_port_group=be(data, pos + 2, 2),
-                    status_code=data[pos + 5],
-                    vendor_specific=data[pos + 6],
-                    relative_target_ports=tuple(be(data, p + 2, 2) for p in range(pos + 8, end, 4)),
-                )
+        first = 8 if extended else 4
+        spans = descriptors(data, first, truncated, 8, _group_size, "target port group descriptor", "data length")
+        groups = tuple(
+            TargetPortGroup(
+                pref=bool(data[pos] & 0x80),
+                asymmetric_access_state=enum_or_int(AccessState, data[pos] & 0x0F),
+                supported_states=data[pos + 1],
+                target_port_group=be(data, pos + 2, 2),
+                status_code=data[pos + 5],
+                vendor_specific=data[pos + 6],
+                relative_target_ports=tuple(be(data, p + 2, 2) for p in range(pos + 8, end, 4)),
             )
-            pos = end
+            for pos, end in spans
+        )
         return cls(
-            groups=tuple(groups),
+            groups=groups,
             extended=extended,
             implicit_transition_time=itt,
             truncated=truncated,
@@ -280,20 +265,15 @@ class ReportZonesData:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """ZONE LIST LENGTH + 64, or None when the 4-byte length is missing."""
-        if len(buf) < 4:
-            return None
-        return be(buf, 0, 4) + 64
+        return length_header(buf, 0, 4, 64)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "ReportZonesData":
         """Parse the header and every complete zone descriptor."""
-        buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"REPORT ZONES data: {len(buf)} bytes, the header needs 4")
-        length = be(buf, 0, 4)
+        buf, wanted = read_header(buf, 0, 4, 64, "REPORT ZONES data")
+        length = wanted - 64
         if length % 64:
             raise MalformedResponse(f"ZONE LIST LENGTH {length} is not a multiple of 64")
-        wanted = length + 64
         data = buf[:wanted]
         zones = tuple(
             Zone(
@@ -360,15 +340,10 @@ class SupportedTaskManagementFunctions:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """4 + ADDITIONAL DATA LENGTH, or None when byte 3 is missing."""
-        if len(buf) < 4:
-            return None
-        return 4 + buf[3]
+        return length_header(buf, 3, 1, 4)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "SupportedTaskManagementFunctions":
         """Parse the support bits (and the timeouts of the extended form)."""
-        buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"task management functions data: {len(buf)} bytes, 4 needed")
-        wanted = 4 + buf[3]
+        buf, wanted = read_header(buf, 3, 1, 4, "task management functions data")
         return cls(**decode_layout(cls, buf[:wanted]), truncated=len(buf) < wanted, wanted_length=wanted)

@@ -20,7 +20,7 @@ import attr
 import attrs
 
 from sgpy.errors import EncodeError, MalformedResponse
-from sgpy.responses._common import be, bits, decode_layout, encode_layout, layout_size
+from sgpy.responses._common import be, bits, decode_layout, encode_layout, layout_size, length_header, need
 
 __all__ = [
     "ShortBlockDescriptor",
@@ -402,17 +402,14 @@ class ModeParameters:
     @staticmethod
     def required_length(buf: bytes, *, ten: bool = False) -> Optional[int]:
         """MODE DATA LENGTH + 1 (6-byte CDB) or + 2 (10-byte CDB); None if absent."""
-        if ten:
-            return be(buf, 0, 2) + 2 if len(buf) >= 2 else None
-        return buf[0] + 1 if buf else None
+        return length_header(buf, 0, 2, 2) if ten else length_header(buf, 0, 1, 1)
 
     @classmethod
     def from_bytes(cls, buf: bytes, *, ten: bool = False) -> "ModeParameters":
         """Parse MODE SENSE(6) (``ten=False``) or MODE SENSE(10) (``ten=True``) data."""
         buf = bytes(buf)
         hdr = 8 if ten else 4
-        if len(buf) < hdr:
-            raise MalformedResponse(f"mode parameter header: {len(buf)} bytes, {hdr} needed")
+        need(buf, hdr, "mode parameter header")
         if ten:
             length, medium, dsp = be(buf, 0, 2), buf[2], buf[3]
             longlba, bdl = bool(buf[4] & 0x01), be(buf, 6, 2)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import enum
 from typing import Optional, Tuple
 
-
 import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, enum_or_int
+from sgpy.responses._common import be, descriptors, enum_or_int, length_header, need, read_header
 
 __all__ = [
     "CommandTimeouts",
@@ -58,6 +57,11 @@ class CommandDescriptor:
         return bool(self.flags & 0x02)
 
 
+def _descriptor_size(data: bytes, pos: int) -> int:
+    """A command descriptor's size: 8 bytes, 20 when CTDP (byte 5 bit 1) adds the timeouts."""
+    return 20 if data[pos + 5] & 0x02 else 8
+
+
 @attrs.frozen
 class SupportedOperationCodes:
     """All-commands parameter data (REPORTING OPTIONS 000b), SPC-5 table 312."""
@@ -69,43 +73,26 @@ class SupportedOperationCodes:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """COMMAND DATA LENGTH + 4, or None when the 4-byte header is incomplete."""
-        if len(buf) < 4:
-            return None
-        return be(buf, 0, 4) + 4
+        return length_header(buf, 0, 4, 4)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "SupportedOperationCodes":
         """Parse every command descriptor (8 bytes, 20 with a timeouts descriptor)."""
-        buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"supported operation codes: {len(buf)} bytes, the header needs 4")
-        wanted = be(buf, 0, 4) + 4
+        buf, wanted = read_header(buf, 0, 4, 4, "supported operation codes")
         truncated = len(buf) < wanted
         data = buf[:wanted]
-        out = []
-        pos = 4
-        while pos < len(data):
-            if pos + 8 > len(data):
-                if truncated:
-                    break
-                raise MalformedResponse(f"command descriptor at byte {pos} runs past the data length")
-            flags = data[pos + 5]
-            size = 20 if flags & 0x02 else 8
-            if pos + size > len(data):
-                if truncated:
-                    break
-                raise MalformedResponse(f"command descriptor at byte {pos} runs past the data length")
-            out.append(
-                CommandDescriptor(
-                    opcode=data[pos],
-                    service_action=be(data, pos + 2, 2) if flags & 0x01 else None,
-                    cdb_length=be(data, pos + 6, 2),
-                    flags=flags,
-                    timeouts=CommandTimeouts.from_bytes(data[pos + 8 : pos + 20]) if size == 20 else None,
-                )
+        spans = descriptors(data, 4, truncated, 8, _descriptor_size, "command descriptor", "data length")
+        commands = tuple(
+            CommandDescriptor(
+                opcode=data[pos],
+                service_action=be(data, pos + 2, 2) if data[pos + 5] & 0x01 else None,
+                cdb_length=be(data, pos + 6, 2),
+                flags=data[pos + 5],
+                timeouts=CommandTimeouts.from_bytes(data[pos + 8 : end]) if end - pos == 20 else None,
             )
-            pos += size
-        return cls(commands=tuple(out), truncated=truncated, wanted_length=wanted)
+            for pos, end in spans
+        )
+        return cls(commands=commands, truncated=truncated, wanted_length=wanted)
 
     def find(self, opcode: int, service_action: Optional[int] = None) -> Optional[CommandDescriptor]:
         """The descriptor for this opcode (and service action), or None."""
@@ -160,8 +147,7 @@ class OneCommandSupport:
     def from_bytes(cls, buf: bytes) -> "OneCommandSupport":
         """Parse the support value, the CDB usage map and the timeouts descriptor."""
         buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"one-command support data: {len(buf)} bytes, the header needs 4")
+        need(buf, 4, "one-command support data")
         flags = buf[1]
         size = be(buf, 2, 2)
         wanted = 4 + size + (12 if flags & 0x80 else 0)

@@ -8,7 +8,7 @@ import attrs
 
 from sgpy.constants import PersistentReservationType, ProtocolIdentifier
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, bits, decode_layout, enum_or_int
+from sgpy.responses._common import be, bits, decode_layout, descriptors, enum_or_int, length_header, read_header
 
 __all__ = [
     "PrReadKeys",
@@ -23,17 +23,13 @@ __all__ = [
 
 def _prgeneration_header(buf: bytes, what: str) -> Tuple[bytes, int, int, bool]:
     """PRGENERATION and ADDITIONAL LENGTH (SPC-5 tables 175, 177, 184)."""
-    buf = bytes(buf)
-    if len(buf) < 8:
-        raise MalformedResponse(f"{what}: {len(buf)} bytes, the header needs 8")
-    wanted = be(buf, 4, 4) + 8
+    buf, wanted = read_header(buf, 4, 4, 8, what)
     return buf[:wanted], be(buf, 0, 4), wanted, len(buf) < wanted
 
 
 def _required(buf: bytes) -> Optional[int]:
-    if len(buf) < 8:
-        return None
-    return be(buf, 4, 4) + 8
+    """ADDITIONAL LENGTH + 8, or None when the 8-byte header is incomplete."""
+    return length_header(buf, 4, 4, 8)
 
 
 @attrs.frozen
@@ -120,17 +116,12 @@ class PrReportCapabilities:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """The LENGTH field (normally 8), or None when it is missing."""
-        if len(buf) < 2:
-            return None
-        return be(buf, 0, 2)
+        return length_header(buf, 0, 2, 0)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "PrReportCapabilities":
         """Parse the capability bits."""
-        buf = bytes(buf)
-        if len(buf) < 2:
-            raise MalformedResponse(f"REPORT CAPABILITIES data: {len(buf)} bytes, the header needs 2")
-        wanted = be(buf, 0, 2)
+        buf, wanted = read_header(buf, 0, 2, 0, "REPORT CAPABILITIES data")
         return cls(**decode_layout(cls, buf[: max(wanted, 2)]), truncated=len(buf) < wanted, wanted_length=wanted)
 
 
@@ -188,6 +179,11 @@ class FullStatusDescriptor:
     transport_id: TransportId
 
 
+def _full_status_size(data: bytes, pos: int) -> int:
+    """A full status descriptor's size: 24 bytes plus its ADDITIONAL DESCRIPTOR LENGTH (bytes 20-23)."""
+    return 24 + be(data, pos + 20, 4)
+
+
 @attrs.frozen
 class PrFullStatus:
     """READ FULL STATUS, SPC-5 table 184: every registration and who holds the reservation."""
@@ -203,28 +199,17 @@ class PrFullStatus:
     def from_bytes(cls, buf: bytes) -> "PrFullStatus":
         """Parse each descriptor (24 bytes plus its TransportID)."""
         data, gen, wanted, truncated = _prgeneration_header(buf, "READ FULL STATUS data")
-        out = []
-        pos = 8
-        while pos < len(data):
-            if pos + 24 > len(data):
-                if truncated:
-                    break
-                raise MalformedResponse(f"full status descriptor at byte {pos} runs past the additional length")
-            end = pos + 24 + be(data, pos + 20, 4)
-            if end > len(data):
-                if truncated:
-                    break
-                raise MalformedResponse(f"full status descriptor at byte {pos} runs past the additional length")
-            out.append(
-                FullStatusDescriptor(
-                    key=be(data, pos, 8),
-                    all_tg_pt=bool(data[pos + 12] & 0x02),
-                    r_holder=bool(data[pos + 12] & 0x01),
-                    scope=data[pos + 13] >> 4,
-                    type=enum_or_int(PersistentReservationType, data[pos + 13] & 0x0F),
-                    relative_target_port=be(data, pos + 18, 2),
-                    transport_id=_transport_id(data[pos + 24 : end]),
-                )
+        spans = descriptors(data, 8, truncated, 24, _full_status_size, "full status descriptor", "additional length")
+        out = tuple(
+            FullStatusDescriptor(
+                key=be(data, pos, 8),
+                all_tg_pt=bool(data[pos + 12] & 0x02),
+                r_holder=bool(data[pos + 12] & 0x01),
+                scope=data[pos + 13] >> 4,
+                type=enum_or_int(PersistentReservationType, data[pos + 13] & 0x0F),
+                relative_target_port=be(data, pos + 18, 2),
+                transport_id=_transport_id(data[pos + 24 : end]),
             )
-            pos = end
-        return cls(prgeneration=gen, descriptors=tuple(out), truncated=truncated, wanted_length=wanted)
+            for pos, end in spans
+        )
+        return cls(prgeneration=gen, descriptors=out, truncated=truncated, wanted_length=wanted)

@@ -15,7 +15,7 @@ import attr
 import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import ascii_field, be, bits, decode_layout, pdt
+from sgpy.responses._common import ascii_field, bits, decode_layout, length_header, need, pdt, read_header
 from sgpy.responses.designators import Association, Designator, NaaDesignator, parse_designator
 
 __all__ = [
@@ -51,19 +51,14 @@ class VpdPage:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """PAGE LENGTH + 4, or None when the 4-byte header is incomplete."""
-        if len(buf) < 4:
-            return None
-        return be(buf, 2, 2) + 4
+        return length_header(buf, 2, 2, 4)
 
     @classmethod
     def _start(cls, buf: bytes) -> Tuple[bytes, Dict[str, Any]]:
         """Check the header; return the page bytes (cut at PAGE LENGTH) and the common fields."""
-        buf = bytes(buf)
-        if len(buf) < 4:
-            raise MalformedResponse(f"VPD page: {len(buf)} bytes, the header needs 4")
+        buf, wanted = read_header(buf, 2, 2, 4, "VPD page")
         if cls.PAGE_CODE >= 0 and buf[1] != cls.PAGE_CODE:
             raise MalformedResponse(f"{cls.__name__}: page code {buf[1]:02X}h, expected {cls.PAGE_CODE:02X}h")
-        wanted = be(buf, 2, 2) + 4
         data = buf[:wanted]
         fields = decode_layout(cls, data)
         fields["peripheral_device_type"] = pdt(fields["peripheral_device_type"])
@@ -386,6 +381,5 @@ _VPD_CLASSES: Dict[int, Type[VpdPage]] = {
 
 def parse_vpd(buf: bytes) -> VpdPage:
     """Parse any VPD page by its page code (byte 1); unknown codes give :class:`RawVpdPage`."""
-    if len(buf) < 4:
-        raise MalformedResponse(f"VPD page: {len(buf)} bytes, the header needs 4")
+    need(buf, 4, "VPD page")
     return _VPD_CLASSES.get(buf[1], RawVpdPage).from_bytes(buf)
