@@ -18,6 +18,7 @@ import attrs
 from sgpy._asc import asc_text
 from sgpy.constants import SenseKey
 from sgpy.errors import MalformedResponse
+from sgpy.responses._common import be, length_header
 
 __all__ = [
     "decode",
@@ -57,12 +58,6 @@ _DESC_DEFERRED = 0x73
 
 # Forwarded sense data may itself hold forwarded sense data; stop somewhere.
 _MAX_NESTING = 2
-
-
-def _be(buf: bytes, start: int, length: int) -> int:
-    """Big-endian unsigned integer of ``buf[start:start+length]`` (missing bytes are 0)."""
-    chunk = buf[start : start + length]
-    return int.from_bytes(chunk.ljust(length, b"\0"), "big")
 
 
 # ---------------------------------------------------------------------------
@@ -459,9 +454,9 @@ def _descriptor(d: bytes, key: int, depth: int) -> SenseDescriptor:
     if need is None or len(d) < need:
         return RawDescriptor(dtype, bytes(d[2:]))
     if dtype == 0x00:
-        return InformationDescriptor(valid=bool(d[2] & 0x80), information=_be(d, 4, 8))
+        return InformationDescriptor(valid=bool(d[2] & 0x80), information=be(d, 4, 8))
     if dtype == 0x01:
-        return CommandSpecificInformationDescriptor(_be(d, 4, 8))
+        return CommandSpecificInformationDescriptor(be(d, 4, 8))
     if dtype == 0x02:
         return SenseKeySpecificDescriptor(_sense_key_specific(key, d[4:7]))
     if dtype == 0x03:
@@ -506,8 +501,8 @@ def _descriptor(d: bytes, key: int, depth: int) -> SenseDescriptor:
             ili=bool(d[2] & 0x20),
             sense_key_specific=_sense_key_specific(key, d[4:7]),
             fru_code=d[7],
-            information=_be(d, 8, 8),
-            command_specific_information=_be(d, 16, 8),
+            information=be(d, 8, 8),
+            command_specific_information=be(d, 16, 8),
         )
     if dtype == 0x0E:
         # Imported here: the designator parser lives with the VPD pages and
@@ -535,7 +530,7 @@ def _referral(d: bytes) -> SenseDescriptor:
         groups = tuple(
             ReferralTargetPortGroup(d[p] & 0x0F, d[p + 2] << 8 | d[p + 3]) for p in range(pos + 20, end, 4)
         )
-        segments.append(ReferralSegment(_be(d, pos + 4, 8), _be(d, pos + 12, 8), groups))
+        segments.append(ReferralSegment(be(d, pos + 4, 8), be(d, pos + 12, 8), groups))
         pos = end
     return UserDataSegmentReferralDescriptor(bool(d[2] & 0x01), tuple(segments))
 
@@ -631,9 +626,7 @@ class SenseData:
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:
         """Total length the sense data says it has (8 + ADDITIONAL SENSE LENGTH)."""
-        if len(buf) < 8:
-            return None
-        return 8 + buf[7]
+        return length_header(buf, 7, 1, 8)
 
     def __str__(self) -> str:
         head = "deferred error: " if self.deferred else ""
@@ -676,16 +669,22 @@ def _decode(buf: bytes, depth: int) -> Optional[SenseData]:
     raise MalformedResponse(f"not sense data: response code {code:02X}h")
 
 
+def _extent(buf: bytes) -> Tuple[Optional[int], int, bool]:
+    """Where the sense data ends: the length it asks for (None without byte 7),
+    the end of its bytes in ``buf``, and whether they stop short of that length.
+
+    Both formats keep ADDITIONAL SENSE LENGTH in byte 7 (SPC-5 tables 28 and 55).
+    """
+    wanted = SenseData.required_length(buf)
+    if wanted is None:
+        return None, len(buf), True
+    return wanted, min(len(buf), wanted), len(buf) < wanted
+
+
 def _fixed(buf: bytes, code: int) -> SenseData:
     """Fixed format, SPC-5 4.4.3 table 55."""
-    if len(buf) >= 8:
-        wanted = 8 + buf[7]
-        end = min(len(buf), wanted)
-    else:
-        wanted = None
-        end = len(buf)
+    wanted, end, truncated = _extent(buf)
     b = buf[:end]
-    truncated = wanted is None or len(buf) < wanted
     flags = b[2] if end > 2 else 0
     key = SenseKey(flags & 0x0F)
     valid = bool(b[0] & 0x80)
@@ -695,8 +694,8 @@ def _fixed(buf: bytes, code: int) -> SenseData:
         asc=b[12] if end > 12 else 0,
         ascq=b[13] if end > 13 else 0,
         valid=valid,
-        information=_be(b, 3, 4) if valid and end >= 7 else None,
-        command_specific_information=_be(b, 8, 4) if end >= 12 else None,
+        information=be(b, 3, 4) if valid and end >= 7 else None,
+        command_specific_information=be(b, 8, 4) if end >= 12 else None,
         sense_key_specific=_sense_key_specific(key, b[15:18]),
         fru_code=b[14] if end > 14 else None,
         filemark=bool(flags & 0x80),
@@ -712,13 +711,7 @@ def _fixed(buf: bytes, code: int) -> SenseData:
 
 def _descriptor_format(buf: bytes, code: int, depth: int) -> SenseData:
     """Descriptor format, SPC-5 4.4.2 table 28."""
-    if len(buf) >= 8:
-        wanted = 8 + buf[7]
-        end = min(len(buf), wanted)
-    else:
-        wanted = None
-        end = len(buf)
-    truncated = wanted is None or len(buf) < wanted
+    wanted, end, truncated = _extent(buf)
     key = SenseKey(buf[1] & 0x0F) if end > 1 else SenseKey.NO_SENSE
     descriptors: List[SenseDescriptor] = []
     pos = 8
