@@ -377,6 +377,7 @@ def run(
     stdout: Optional[IO[bytes]] = None,
     stderr: Optional[IO[bytes]] = None,
     console: Optional[IO[bytes]] = None,
+    kernel: str = "uml",
 ) -> int:
     """Boot the sandbox, run ``command`` inside it, return its exit status.
 
@@ -387,7 +388,19 @@ def run(
     output goes to ``stdout``/``stderr`` (binary streams; default: this
     process's), the kernel console to ``console`` (default: kept for error
     messages only).
+
+    ``kernel="qemu"`` boots Debian's x86-64 kernel under QEMU instead of
+    User-Mode Linux (see :mod:`sgpy.sandbox.qemu`): slower to boot, but with
+    system calls at the speed of an emulated CPU rather than UML's, which is
+    what benchmarks need.
     """
+    if kernel == "qemu":
+        from sgpy.sandbox import qemu
+
+        return qemu.run(command, scsi_debug=scsi_debug, mem=mem, timeout=timeout, cwd=cwd, env=env,
+                        stdout=stdout, stderr=stderr, console=console)
+    if kernel != "uml":
+        raise SandboxError(f"unknown sandbox kernel {kernel!r}: choose 'uml' or 'qemu'")
     if not command:
         raise SandboxError("no COMMAND given: usage is python -m sgpy.sandbox [options] -- COMMAND ARGS...")
     uml, moddir = find_uml()
@@ -564,6 +577,9 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="kill the guest after this long (exit status 124)")
     p.add_argument("--console", action="store_true", help="also show the kernel console on stderr")
+    p.add_argument("--kernel", choices=("uml", "qemu"), default="uml",
+                   help="uml: User-Mode Linux (default, boots in ~3 s); qemu: Debian's x86-64 kernel "
+                   "under qemu-system-x86_64 -accel tcg (for benchmarks)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     return p
 
@@ -585,7 +601,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             params.update(parse_params(args.param or []))
         return run(
             command, scsi_debug=params, mem=args.mem, timeout=args.timeout,
-            console=sys.stderr.buffer if args.console else None,
+            console=sys.stderr.buffer if args.console else None, kernel=args.kernel,
         )
     except SandboxTimeout as exc:
         print(f"sgpy sandbox: {exc}", file=sys.stderr)
