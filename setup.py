@@ -21,6 +21,7 @@ setup(
     },
     entry_points={
         "pytest11": ["sgpy = sgpy.pytest_plugin"],
+        "console_scripts": ["sgpy = sgpy.cli:main"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -28,6 +28,9 @@ _LAZY = {
     "sense": ("sgpy.sense", None),
     "constants": ("sgpy.constants", None),
     "io": ("sgpy.io", None),
+    "aio": ("sgpy.aio", None),
+    "devices": ("sgpy.devices", None),
+    "find": ("sgpy.devices", "find"),
 }
 
 

@@ -178,8 +178,13 @@ def _device(sysfs: str, dev: str, name: str) -> Optional[Device]:
     )
 
 
-def devices(*, sysfs: str = SYSFS, dev: str = DEV) -> List[Device]:
-    """Every sg device of this machine, in sg number order (empty without the sg driver)."""
+def devices(*, sysfs: Optional[str] = None, dev: Optional[str] = None) -> List[Device]:
+    """Every sg device of this machine, in sg number order (empty without the sg driver).
+
+    ``sysfs`` and ``dev`` default to :data:`SYSFS` and :data:`DEV`.
+    """
+    sysfs = SYSFS if sysfs is None else sysfs
+    dev = DEV if dev is None else dev
     try:
         names = os.listdir(os.path.join(sysfs, "class", "scsi_generic"))
     except OSError:
@@ -216,7 +221,7 @@ def _hctl_of_devno(sysfs: str, kind: str, major: int, minor: int) -> Optional[Tu
     return _parse_hctl(os.path.basename(os.path.realpath(device)))
 
 
-def find(name: str, *, sysfs: str = SYSFS, dev: str = DEV) -> Device:
+def find(name: str, *, sysfs: Optional[str] = None, dev: Optional[str] = None) -> Device:
     """The sg device behind ``name``.
 
     ``name`` may be an sg node (``/dev/sg1``, ``sg1``), the node of another
@@ -225,6 +230,8 @@ def find(name: str, *, sysfs: str = SYSFS, dev: str = DEV) -> Device:
     symlink to one (``/dev/disk/by-id/...``), or an SCSI address
     ``H:C:T:L``.  Raises FileNotFoundError when no sg device matches.
     """
+    sysfs = SYSFS if sysfs is None else sysfs
+    dev = DEV if dev is None else dev
     found = devices(sysfs=sysfs, dev=dev)
     text = os.fspath(name)
     hctl = _parse_hctl(text)
@@ -253,7 +260,7 @@ def find(name: str, *, sysfs: str = SYSFS, dev: str = DEV) -> Device:
 class _CallableModule(types.ModuleType):
     """This module, callable as :func:`devices`."""
 
-    def __call__(self, *, sysfs: str = SYSFS, dev: str = DEV) -> List[Device]:
+    def __call__(self, *, sysfs: Optional[str] = None, dev: Optional[str] = None) -> List[Device]:
         return devices(sysfs=sysfs, dev=dev)
 
 

@@ -1,0 +1,1139 @@
+"""The ``sgpy`` command line: list devices, query them, send raw CDBs, benchmark.
+
+Verbs follow sg3_utils and lsscsi: ``list``, ``inq``, ``readcap``, ``luns``,
+``tur``, ``sense``, ``opcodes``, ``modes``, ``logs``, ``raw``, ``read``,
+``write`` and ``bench``.  Every verb takes ``--json``; the keys of each
+answer are documented in ``docs/cli.rst`` and do not change.
+
+Exit status (:data:`EXIT_CODES`): 0 success, 1 another failure (a local
+file, an answer that cannot be parsed), 2 usage error, 3 the device
+reported an error (the decoded sense goes to stderr), 4 no such device,
+5 permission denied, 6 refused by the safety policy (the command would
+change data: ``--allow-data-loss``; or destroy it: ``--allow-irreversible``),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import enum
+import json
+import os
+import random
+import re
+import sys
+import time
+import uuid
+from typing import IO, Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
+
+import attrs
+
+from sgpy import safety
+from sgpy.constants import Direction, PeripheralDeviceType, ScsiStatus, opcode_name
+from sgpy.errors import IllegalRequest, MalformedResponse, NotAnSgDevice, SgError, TaskFailed, UnsafeCommand
+
+__all__ = [
+    "main",
+    "build_parser",
+    "jsonable",
+    "parse_size",
+    "EXIT_OK",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "EXIT_DEVICE_ERROR",
+    "EXIT_NO_DEVICE",
+    "EXIT_PERMISSION",
+    "EXIT_REFUSED",
+    "EXIT_INTERRUPTED",
+    "EXIT_CODES",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_DEVICE_ERROR = 3
+EXIT_NO_DEVICE = 4
+EXIT_PERMISSION = 5
+EXIT_REFUSED = 6
+EXIT_INTERRUPTED = 130
+
+#: Exit status -> what it means.
+EXIT_CODES: Dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_FAILURE: "another failure (local file, unparsable answer)",
+    EXIT_USAGE: "usage error",
+    EXIT_DEVICE_ERROR: "the device reported an error",
+    EXIT_NO_DEVICE: "no such device",
+    EXIT_PERMISSION: "permission denied",
+    EXIT_REFUSED: "refused by the safety policy",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
+# -- failures the verbs raise --------------------------------------------------
+
+
+class UsageError(Exception):
+    """A bad argument value (exit status 2)."""
+
+
+class _NoDevice(Exception):
+    """The device does not exist or is not an sg device (exit status 4)."""
+
+
+class _NoPermission(Exception):
+    """The device exists but may not be opened (exit status 5)."""
+
+
+class _Refused(Exception):
+    """The safety policy refused the command (exit status 6)."""
+
+    def __init__(self, message: str, risk: safety.Risk) -> None:
+        super().__init__(message)
+        self.risk = risk
+
+
+class _DeviceError(Exception):
+    """A command failed on the device (exit status 3); ``error`` is the TaskFailed."""
+
+    def __init__(self, device: str, error: TaskFailed) -> None:
+        super().__init__(str(error))
+        self.device = device
+        self.error = error
+
+
+# -- JSON ----------------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON types: attrs values become objects of their fields,
+    enums their names, bytes lower-case hex, UUIDs strings, tuples lists."""
+    if value is None or isinstance(value, (bool, str, float)):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if attrs.has(type(value)):
+        return {f.name: jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def _sense_json(sense: Any) -> Optional[Dict[str, Any]]:
+    if sense is None:
+        return None
+    out = jsonable(sense)
+    out["sense_key_code"] = int(sense.sense_key)
+    out["description"] = sense.description
+    out["deferred"] = sense.deferred
+    out["text"] = str(sense)
+    if sense.sense_key_specific is not None:
+        out["sense_key_specific"]["kind"] = type(sense.sense_key_specific).__name__
+        out["sense_key_specific"]["text"] = str(sense.sense_key_specific)
+    for d, obj in zip(out["descriptors"], sense.descriptors):
+        d["kind"] = type(obj).__name__
+        d["text"] = str(obj)
+    return out
+
+
+# -- output --------------------------------------------------------------------
+
+
+class _Out:
+    """Where a verb writes: JSON or aligned text on stdout, diagnostics on stderr."""
+
+    def __init__(self, as_json: bool, stdout: IO[str], stderr: IO[str]) -> None:
+        self.json = as_json
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def emit(self, obj: Any) -> None:
+        self.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+    def line(self, text: str = "") -> None:
+        self.stdout.write(text + "\n")
+
+    def note(self, text: str) -> None:
+        self.stderr.write(text + "\n")
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]], indent: str = "") -> None:
+        cells = [list(header)] + [[str(c) for c in r] for r in rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+        for r in cells:
+            self.line((indent + "  ".join(c.ljust(w) for c, w in zip(r, widths))).rstrip())
+
+    def fields(self, rows: Sequence[Tuple[str, Any]], indent: str = "  ") -> None:
+        if not rows:
+            return
+        width = max(len(k) for k, _ in rows)
+        for k, v in rows:
+            self.line(f"{indent}{k.ljust(width)}  {v}")
+
+
+def _words(name: str) -> str:
+    """``ReadWriteErrorRecoveryPage`` -> ``Read write error recovery page``."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name).lower().split()
+    words = [w.upper() if w in ("vpd", "lba", "ata", "lun", "lu") else w for w in words]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
+
+
+def _show(value: Any) -> str:
+    """A field value for people."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, (bytes, bytearray)):
+        if not value:
+            return "-"
+        text = bytes(value[:32]).hex(" ")
+        return text + (f" ... ({len(value)} bytes)" if len(value) > 32 else "")
+    if value is None:
+        return "-"
+    return str(value)
+
+
+def _render(out: _Out, obj: Any, indent: str = "  ", skip: Sequence[str] = ()) -> None:
+    """Every field of an attrs value, aligned; nested values and lists indented."""
+    rows: List[Tuple[str, Any]] = []
+    nested: List[Tuple[str, Any]] = []
+    for f in attrs.fields(type(obj)):
+        if f.name in skip or f.name in ("raw", "truncated", "wanted_length"):
+            continue
+        v = getattr(obj, f.name)
+        if attrs.has(type(v)) or (isinstance(v, tuple) and v and attrs.has(type(v[0]))):
+            nested.append((f.name, v))
+        elif isinstance(v, tuple):
+            rows.append((f.name.replace("_", " "), ", ".join(_show(x) for x in v) or "-"))
+        else:
+            rows.append((f.name.replace("_", " "), _show(v)))
+    out.fields(rows, indent)
+    for name, v in nested:
+        items = v if isinstance(v, tuple) else (v,)
+        for i, item in enumerate(items):
+            title = name.replace("_", " ") + (f" [{i}]" if isinstance(v, tuple) else "")
+            described = str(item) if type(item).__str__ is not object.__str__ else _words(type(item).__name__)
+            out.line(f"{indent}{title}: {described}")
+            _render(out, item, indent + "  ")
+
+
+def _hexdump(out: _Out, data: bytes) -> None:
+    for off in range(0, len(data), 16):
+        chunk = data[off : off + 16]
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        out.line(f"  {off:04x}  {chunk[:8].hex(' '):<23}  {chunk[8:].hex(' '):<23}  {text}")
+
+
+def _type_name(code: int) -> str:
+    try:
+        return PeripheralDeviceType(code).name.lower()
+    except ValueError:
+        return f"type_{code:02x}h"
+
+
+# -- arguments -----------------------------------------------------------------
+
+
+def parse_size(text: str) -> int:
+    """``512``, ``4k``, ``64K``, ``1m``, ``2MiB``... in bytes (k and m are powers of 1024)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([kmgKMG]?)(?:i?[bB])?\s*", text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512, 4k, 1m)")
+    return int(m.group(1)) << {"": 0, "k": 10, "m": 20, "g": 30}[m.group(2).lower()]
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (decimal, or 0x.. for hex)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+#: ``--vpd`` page names (the abbreviations sg_vpd uses) -> page code.
+VPD_NAMES: Dict[str, int] = {
+    "sv": 0x00, "sn": 0x80, "di": 0x83, "ei": 0x86, "ai": 0x89, "pc": 0x8A,
+    "bl": 0xB0, "bdc": 0xB1, "lbpv": 0xB2, "zbdc": 0xB6,
+}
+
+
+def _vpd_page(text: str) -> int:
+    if text.lower() in VPD_NAMES:
+        return VPD_NAMES[text.lower()]
+    value = _int(text)
+    if value > 0xFF:
+        raise argparse.ArgumentTypeError(f"a VPD page code is 0..0xff, not {text}")
+    return value
+
+
+def _page(text: str) -> int:
+    value = _int(text)
+    if value > 0x3F:
+        raise argparse.ArgumentTypeError(f"a page code is 0..0x3f, not {text}")
+    return value
+
+
+def _subpage(text: str) -> int:
+    value = _int(text)
+    if value > 0xFF:
+        raise argparse.ArgumentTypeError(f"a subpage code is 0..0xff, not {text}")
+    return value
+
+
+def _hex_bytes(parts: Sequence[str], what: str) -> bytes:
+    text = re.sub(r"[\s:,-]", "", "".join(parts))
+    if text.lower().startswith("0x"):
+        text = text[2:]
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise UsageError(f"{what} must be hexadecimal bytes (e.g. '12 00 00 00 24 00'), got {' '.join(parts)!r}") \
+            from None
+
+
+# -- devices and channels ------------------------------------------------------
+
+
+def _resolve(name: str) -> str:
+    """The sg node for ``name`` (sg/sd/st/sr node, H:C:T:L...), or ``name`` itself."""
+    from sgpy import devices
+
+    try:
+        return devices.find(name).path
+    except FileNotFoundError:
+        pass
+    if os.path.exists(name):
+        return name  # not in sysfs: let the channel say what it is
+    raise _NoDevice(f"{name}: no such device (see 'sgpy list')")
+
+
+def _open(args: argparse.Namespace, **options: Any) -> Any:
+    """A channel on the verb's DEVICE, with its --timeout; maps opening failures to exit codes."""
+    from sgpy.channel import Channel
+
+    path = _resolve(args.device)
+    if getattr(args, "timeout", None) is not None:
+        options["timeout"] = int(args.timeout * 1000)
+    try:
+        return Channel.from_path(path, **options)
+    except PermissionError as exc:
+        raise _NoPermission(exc.strerror or str(exc)) from None
+    except (FileNotFoundError, NotAnSgDevice) as exc:
+        raise _NoDevice(exc.strerror or str(exc)) from None
+
+
+def _run(ch: Any, cmd: Any) -> Any:
+    """Execute ``cmd`` synchronously; a failure becomes exit status 3."""
+    try:
+        return ch.execute(cmd)
+    except TaskFailed as exc:
+        raise _DeviceError(ch.path, exc) from None
+
+
+def _policy(args: argparse.Namespace) -> safety.Policy:
+    return safety.Policy(allow_data_loss=bool(getattr(args, "allow_data_loss", False)),
+                         allow_irreversible=bool(getattr(args, "allow_irreversible", False)))
+
+
+def _check(args: argparse.Namespace, cmd: Any) -> safety.Risk:
+    """Classify ``cmd``; refuse it (exit 6) unless the flags allow it.  Nothing is sent."""
+    try:
+        return _policy(args).check(cmd, where="sgpy", remedy=(
+            "pass --allow-irreversible to send it" if safety.classify(cmd) is safety.Risk.IRREVERSIBLE
+            else "pass --allow-data-loss to send it"))
+    except UnsafeCommand as exc:
+        raise _Refused(str(exc), exc.risk) from None  # type: ignore[attr-defined]
+
+
+# -- verbs -----------------------------------------------------------------------
+
+
+def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import devices
+
+    found = devices.devices()
+    if out.json:
+        out.emit({"devices": [d.to_dict() for d in found]})
+        return EXIT_OK
+    if not found:
+        out.note("no sg devices (is the sg driver loaded?)")
+        return EXIT_OK
+    out.table(["SG", "H:C:T:L", "TYPE", "VENDOR", "MODEL", "REV", "DEVICE", "ACCESS"],
+              [[d.path, d.hctl, d.type_name, d.vendor or "-", d.model or "-", d.revision or "-",
+                d.device_node or "-", "rw" if d.accessible else "-"] for d in found])
+    return EXIT_OK
+
+
+def _vpd_name(code: int, result: Any) -> str:
+    name = type(result).__name__
+    if name == "RawVpdPage":
+        return f"VPD page {code:02X}h"
+    return _words(name)
+
+
+def _cmd_inq(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        if args.vpd is None:
+            io = _run(ch, command.Inquiry())
+        else:
+            io = _run(ch, command.Inquiry(evpd=True, page_code=args.vpd, allocation_length=252))
+        data = io.data
+        r = io.result
+    if out.json:
+        out.emit({"device": ch.path, "page": args.vpd,
+                  "page_name": None if args.vpd is None else _vpd_name(args.vpd, r),
+                  "data": jsonable(r), "raw": data.hex()})
+        return EXIT_OK
+    if args.vpd is None:
+        out.line(f"{ch.path}: {r.vendor} {r.product} {r.revision}".rstrip())
+        flags = [f.name for f in attrs.fields(type(r)) if f.type in (bool, "bool") and getattr(r, f.name)
+                 and f.name != "truncated"]
+        out.fields([
+            ("vendor", r.vendor),
+            ("product", r.product),
+            ("revision", r.revision),
+            ("peripheral type", f"{_type_name(r.peripheral_device_type)} ({int(r.peripheral_device_type):02X}h)"),
+            ("peripheral qualifier", r.peripheral_qualifier),
+            ("version", f"{r.version:02X}h"),
+            ("response data format", r.response_data_format),
+            ("removable", _show(r.rmb)),
+            ("flags", " ".join(flags) or "-"),
+            ("TPGS", r.tpgs),
+            ("version descriptors", " ".join(f"{v:04X}h" for v in r.version_descriptors) or "-"),
+        ])
+        return EXIT_OK
+    out.line(f"{ch.path}: {_vpd_name(args.vpd, r)} (VPD page {args.vpd:02X}h)")
+    name = type(r).__name__
+    if name == "SupportedVpdPages":
+        for code in r.pages:
+            known = {v: k for k, v in VPD_NAMES.items()}.get(code, "")
+            out.line(f"  {code:02X}h  {known}".rstrip())
+    elif name == "DeviceIdentification":
+        for d in r.designators:
+            assoc = d.association.name.lower().replace("_", " ")
+            out.line(f"  {assoc}: {d}")
+            extra = [("designator type", _show(d.designator_type)), ("code set", _show(d.code_set))]
+            if d.protocol_identifier is not None:
+                extra.append(("protocol", _show(d.protocol_identifier)))
+            out.fields(extra, "      ")
+    elif name == "RawVpdPage":
+        _hexdump(out, r.data)
+    else:
+        _render(out, r)
+    return EXIT_OK
+
+
+def _read_capacity(ch: Any) -> Dict[str, Any]:
+    """READ CAPACITY(16), or (10) when the device refuses (16)."""
+    from sgpy import command
+    from sgpy.handler import might_fail
+
+    io = ch.execute(command.ReadCapacity16(), verify_handler=might_fail)
+    if io.error is None:
+        r = io.result
+        return {"device": ch.path, "last_lba": r.returned_lba, "blocks": r.number_of_blocks,
+                "block_size": r.block_length, "capacity_bytes": r.capacity_bytes,
+                "physical_block_size": r.physical_block_length, "lowest_aligned_lba": r.lowest_aligned_lba,
+                "protection_type": r.protection_type, "lbpme": r.lbpme, "lbprz": r.lbprz}
+    if not isinstance(io.error, IllegalRequest):
+        raise _DeviceError(ch.path, io.error)
+    r = _run(ch, command.ReadCapacity10()).result
+    return {"device": ch.path, "last_lba": r.returned_lba, "blocks": r.number_of_blocks,
+            "block_size": r.block_length, "capacity_bytes": r.capacity_bytes, "physical_block_size": None,
+            "lowest_aligned_lba": None, "protection_type": None, "lbpme": None, "lbprz": None}
+
+
+def _human_bytes(n: int) -> str:
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _cmd_readcap(args: argparse.Namespace, out: _Out) -> int:
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        cap = _read_capacity(ch)
+    if out.json:
+        out.emit(cap)
+        return EXIT_OK
+    out.line(f"{ch.path}: {cap['blocks']} blocks of {cap['block_size']} bytes = {_human_bytes(cap['capacity_bytes'])}")
+    rows = [("last LBA", cap["last_lba"]), ("blocks", cap["blocks"]), ("block size", f"{cap['block_size']} bytes"),
+            ("capacity", f"{cap['capacity_bytes']} bytes ({_human_bytes(cap['capacity_bytes'])}, "
+                         f"{cap['capacity_bytes'] / 1e9:.2f} GB)")]
+    if cap["physical_block_size"] is not None:
+        rows += [("physical block size", f"{cap['physical_block_size']} bytes"),
+                 ("lowest aligned LBA", cap["lowest_aligned_lba"]),
+                 ("protection", f"type {cap['protection_type']}" if cap["protection_type"] else "none"),
+                 ("thin provisioning", f"LBPME={int(cap['lbpme'])} LBPRZ={int(cap['lbprz'])}")]
+    out.fields(rows)
+    return EXIT_OK
+
+
+def _cmd_luns(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        r = _run(ch, command.ReportLuns(select_report=args.select)).result
+    luns = [{"lun": lun.linux, "raw": lun.raw.hex(), "levels": jsonable(lun.levels)} for lun in r.luns]
+    if out.json:
+        out.emit({"device": ch.path, "select_report": args.select, "luns": luns})
+        return EXIT_OK
+    out.line(f"{ch.path}: {len(luns)} LUN(s)")
+    out.table(["LUN", "8-BYTE LUN", "ADDRESSING"],
+              [[lun.linux, lun.raw.hex(), ", ".join(_show(lv.method) for lv in lun.levels) or "-"] for lun in r.luns],
+              indent="  ")
+    return EXIT_OK
+
+
+def _cmd_tur(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        _run(ch, command.TestUnitReady())
+    if out.json:
+        out.emit({"device": ch.path, "ready": True})
+    else:
+        out.line(f"{ch.path}: ready")
+    return EXIT_OK
+
+
+def _sense_lines(sense: Any) -> List[Tuple[str, Any]]:
+    rows: List[Tuple[str, Any]] = [
+        ("format", ("descriptor" if sense.descriptor_format else "fixed")
+         + (", deferred" if sense.deferred else ", current") + f" ({sense.response_code:02X}h)"),
+        ("sense key", f"{sense.sense_key.text} ({int(sense.sense_key):X}h)"),
+        ("additional sense", f"{sense.description} (ASC {sense.asc:02X}h, ASCQ {sense.ascq:02X}h)"),
+    ]
+    if sense.information is not None:
+        rows.append(("information", f"0x{sense.information:x} ({sense.information})"))
+    if sense.command_specific_information:
+        rows.append(("command-specific", f"0x{sense.command_specific_information:x}"))
+    if sense.sense_key_specific is not None:
+        rows.append(("sense-key specific", str(sense.sense_key_specific)))
+    if sense.fru_code:
+        rows.append(("FRU code", f"{sense.fru_code:02X}h"))
+    flags = [n for n, on in (("filemark", sense.filemark), ("EOM", sense.eom), ("ILI", sense.ili),
+                             ("SDAT_OVFL", sense.sdat_ovfl)) if on]
+    if flags:
+        rows.append(("flags", " ".join(flags)))
+    for i, d in enumerate(sense.descriptors):
+        rows.append((f"descriptor {i}", str(d)))
+    if sense.truncated:
+        rows.append(("note", "sense data truncated"))
+    return rows
+
+
+def _cmd_sense(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import sense as sense_mod
+
+    raw = _hex_bytes(args.hex, "SENSE")
+    try:
+        sense = sense_mod.decode(raw)
+    except MalformedResponse as exc:
+        raise UsageError(f"not sense data: {exc}") from None
+    if out.json:
+        out.emit({"sense": _sense_json(sense), "raw": raw.hex()})
+        return EXIT_OK
+    if sense is None:
+        out.line("no sense data (empty, or response code 00h)")
+        return EXIT_OK
+    out.line(str(sense))
+    out.fields(_sense_lines(sense))
+    return EXIT_OK
+
+
+def _command_name(opcode: int, sa: Optional[int], device_type: Optional[int]) -> str:
+    from sgpy import command
+
+    cls = command.lookup(opcode, sa)
+    if cls is not None:
+        return str(cls.name)
+    name = opcode_name(opcode, device_type)
+    return name if sa is None else f"{name}, service action {sa:02X}h"
+
+
+def _risk_of(opcode: int, sa: Optional[int]) -> safety.Risk:
+    from sgpy import command
+
+    cls = command.lookup(opcode, sa)
+    if cls is not None:
+        return safety.classify(cls)
+    return safety.opcode_risk(opcode) or safety.Risk.READ
+
+
+def _cmd_opcodes(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        ptype = _run(ch, command.Inquiry()).result.peripheral_device_type
+        r = _run(ch, command.ReportSupportedOperationCodes(reporting_options=0, allocation_length=8192)).result
+    rows = [{"opcode": c.opcode, "service_action": c.service_action, "cdb_length": c.cdb_length,
+             "name": _command_name(c.opcode, c.service_action, int(ptype)),
+             "risk": _risk_of(c.opcode, c.service_action).label} for c in r.commands]
+    if out.json:
+        out.emit({"device": ch.path, "commands": rows})
+        return EXIT_OK
+    out.line(f"{ch.path}: {len(rows)} supported command(s)")
+    out.table(["OP", "SA", "CDB", "RISK", "NAME"],
+              [[f"{c['opcode']:02X}", "-" if c["service_action"] is None else f"{c['service_action']:02X}",
+                c["cdb_length"], c["risk"], c["name"]] for c in rows], indent="  ")
+    return EXIT_OK
+
+
+_PC = {"current": 0, "changeable": 1, "default": 2, "saved": 3}
+
+
+def _page_json(page: Any) -> Dict[str, Any]:
+    fields = jsonable(page)
+    fields.pop("raw", None)
+    return {"page_code": page.page_code, "subpage_code": page.subpage_code, "name": _mode_page_name(page),
+            "fields": fields}
+
+
+def _mode_page_name(page: Any) -> str:
+    name = type(page).__name__
+    if name == "ModePage":
+        sub = f"/{page.subpage_code:02X}h" if page.spf else ""
+        return f"Mode page {page.page_code:02X}h{sub}"
+    return _words(name)
+
+
+def _cmd_modes(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    page = 0x3F if args.page is None else args.page  # 3Fh: every page (SPC-5 6.14)
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        cmd10 = command.ModeSense10(page_code=page, subpage_code=args.subpage, pc=_PC[args.pc])
+        try:
+            r = ch.execute(cmd10).result
+        except IllegalRequest as exc:
+            if not exc.matches(0x20):  # INVALID COMMAND OPERATION CODE: fall back to MODE SENSE(6)
+                raise _DeviceError(ch.path, exc) from None
+            r = _run(ch, command.ModeSense6(page_code=page, subpage_code=args.subpage, pc=_PC[args.pc])).result
+        except TaskFailed as exc:
+            raise _DeviceError(ch.path, exc) from None
+    doc = {"device": ch.path, "page": page, "subpage": args.subpage, "pc": args.pc, "medium_type": r.medium_type,
+           "device_specific_parameter": r.device_specific_parameter, "write_protect": r.write_protect,
+           "block_descriptors": jsonable(r.block_descriptors), "pages": [_page_json(p) for p in r.pages]}
+    if out.json:
+        out.emit(doc)
+        return EXIT_OK
+    out.line(f"{ch.path}: mode parameters ({args.pc} values)")
+    out.fields([("medium type", f"{r.medium_type:02X}h"), ("write protect", _show(r.write_protect)),
+                ("block descriptors", len(r.block_descriptors))])
+    for bd in r.block_descriptors:
+        out.line(f"  block descriptor: {bd.number_of_blocks} blocks of {bd.block_length} bytes")
+    for p in r.pages:
+        sub = f", subpage {p.subpage_code:02X}h" if p.spf else ""
+        out.line(f"  {_mode_page_name(p)} (page {p.page_code:02X}h{sub})")
+        if type(p).__name__ == "ModePage":
+            out.line(f"    {_show(p.data)}")
+        else:
+            _render(out, p, "    ", skip=("ps",))
+    return EXIT_OK
+
+
+def _log_name(r: Any) -> str:
+    name = type(r).__name__
+    if name == "LogPage":
+        sub = f"/{r.subpage_code:02X}h" if r.spf else ""
+        return f"Log page {r.page_code:02X}h{sub}"
+    return _words(name)
+
+
+def _cmd_logs(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    page = 0 if args.page is None else args.page  # 00h: supported pages (SPC-5 7.3.18)
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        r = _run(ch, command.LogSense(page_code=page, subpage_code=args.subpage, pc=1)).result
+    if out.json:
+        out.emit({"device": ch.path, "page": page, "subpage": args.subpage, "name": _log_name(r), "data": jsonable(r)})
+        return EXIT_OK
+    sub = f", subpage {r.subpage_code:02X}h" if r.spf else ""
+    out.line(f"{ch.path}: {_log_name(r)} (page {r.page_code:02X}h{sub})")
+    name = type(r).__name__
+    if name == "SupportedLogPages":
+        out.line("  " + " ".join(f"{p:02X}h" for p in r.pages))
+        return EXIT_OK
+    if name == "SupportedLogSubpages":
+        out.line("  " + " ".join(f"{p:02X}h/{s:02X}h" for p, s in r.pages))
+        return EXIT_OK
+    typed = [f for f in attrs.fields(type(r)) if f.name not in {g.name for g in attrs.fields(_log_base())}]
+    if typed:
+        out.fields([(f.name.replace("_", " "), _show(getattr(r, f.name))) for f in typed
+                    if not (isinstance(getattr(r, f.name), tuple) and getattr(r, f.name)
+                            and attrs.has(type(getattr(r, f.name)[0])))])
+    out.table(["PARAMETER", "VALUE"], [[f"{p.parameter_code:04X}h", _show(p.value)] for p in r.parameters],
+              indent="  ")
+    return EXIT_OK
+
+
+def _log_base() -> Any:
+    from sgpy.responses import LogPage
+
+    return LogPage
+
+
+def _cmd_raw(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    cdb = _hex_bytes(args.cdb, "CDB")
+    if not 1 <= len(cdb) <= 260:
+        raise UsageError(f"a CDB has 1 to 260 bytes, got {len(cdb)}")
+    data: Optional[bytes] = None
+    if args.out is not None:
+        data = _read_file(args.out)
+        cmd = command.RawCommand(cdb=cdb, direction=Direction.TO_DEVICE, data=data)
+    elif args.in_ is not None:
+        cmd = command.RawCommand(cdb=cdb, direction=Direction.FROM_DEVICE, length=args.in_)
+    else:
+        cmd = command.RawCommand(cdb=cdb)
+    risk = _check(args, cmd)
+    with _open(args, policy=_policy(args)) as ch:
+        io = _run(ch, cmd)
+    hdr = io.hdr
+    got = io.data if args.in_ is not None else b""
+    known = command.lookup(cdb[0], None)
+    doc = {"device": ch.path, "cdb": cdb.hex(), "name": _command_name(cdb[0], None, None) if known is None
+           else known.name, "risk": risk.label, "direction": cmd.direction.name.lower(),
+           "status": hdr.status if hdr else 0, "resid": hdr.resid if hdr else 0,
+           "duration_ms": hdr.duration if hdr else None, "sent": len(data) if data is not None else 0,
+           "received": len(got), "data": got.hex() if args.in_ is not None else None}
+    if out.json:
+        out.emit(doc)
+        return EXIT_OK
+    status = ScsiStatus(doc["status"]).name if doc["status"] in set(ScsiStatus) else f"{doc['status']:02X}h"
+    out.line(f"{ch.path}: {cdb.hex(' ')} ({doc['name']}, {risk.label}): status {status}")
+    if data is not None:
+        out.line(f"  sent {len(data)} bytes")
+    if args.in_ is not None:
+        out.line(f"  received {len(got)} bytes")
+        _hexdump(out, got)
+    return EXIT_OK
+
+
+def _read_file(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _chunks(lba: int, count: int, per: int) -> List[Tuple[int, int]]:
+    return [(first, min(per, lba + count - first)) for first in range(lba, lba + count, per)]
+
+
+def _cmd_read(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    if args.output == "-" and out.json:
+        raise UsageError("--json writes to stdout: give the data another place with -o FILE")
+    start = time.perf_counter()
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        bs = ch.block_size
+        per = max(1, min(ch.max_transfer, args.chunk) // bs)
+        sink = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
+        total = 0
+        try:
+            chunks = _chunks(args.lba, args.count, per)
+            for i in range(0, len(chunks), 8):  # up to 8 commands in flight, written in order
+                batch = [command.Read16(lba=first, transfer_length=n) for first, n in chunks[i : i + 8]]
+                try:
+                    ios = ch.execute_many(batch)
+                except TaskFailed as exc:
+                    raise _DeviceError(ch.path, exc) from None
+                for io in ios:
+                    sink.write(io.data_buf)
+                    total += len(io.data_buf)
+        finally:
+            if sink is not sys.stdout.buffer:
+                sink.close()
+            else:
+                sink.flush()
+    seconds = time.perf_counter() - start
+    doc = {"device": ch.path, "lba": args.lba, "count": args.count, "block_size": bs, "bytes": total,
+           "output": args.output, "seconds": round(seconds, 6)}
+    if out.json:
+        out.emit(doc)
+    elif args.output != "-":
+        out.line(f"{ch.path}: read {args.count} block(s) from LBA {args.lba} ({total} bytes) into {args.output} "
+                 f"in {seconds:.3f} s")
+    return EXIT_OK
+
+
+def _cmd_write(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    _check(args, command.Write16)
+    data = _read_file(args.input)
+    start = time.perf_counter()
+    with _open(args, policy=_policy(args)) as ch:
+        bs = ch.block_size
+        if args.count is None:
+            if len(data) % bs:
+                raise UsageError(f"{args.input} has {len(data)} bytes, not a multiple of the block size {bs}; "
+                                 "give --count to write a part of it")
+            count = len(data) // bs
+        else:
+            count = args.count
+            if len(data) < count * bs:
+                raise UsageError(f"{args.input} has {len(data)} bytes; {count} block(s) need {count * bs}")
+        if count == 0:
+            raise UsageError(f"{args.input} is empty: nothing to write")
+        view = memoryview(data)
+        per = max(1, min(ch.max_transfer, args.chunk) // bs)
+        chunks = _chunks(args.lba, count, per)
+        for i in range(0, len(chunks), 8):
+            batch = [command.Write16(lba=first, transfer_length=n,
+                                     data=view[(first - args.lba) * bs : (first - args.lba + n) * bs])
+                     for first, n in chunks[i : i + 8]]
+            try:
+                ch.execute_many(batch)
+            except TaskFailed as exc:
+                raise _DeviceError(ch.path, exc) from None
+    seconds = time.perf_counter() - start
+    doc = {"device": ch.path, "lba": args.lba, "count": count, "block_size": bs, "bytes": count * bs,
+           "input": args.input, "seconds": round(seconds, 6)}
+    if out.json:
+        out.emit(doc)
+    else:
+        out.line(f"{ch.path}: wrote {count} block(s) at LBA {args.lba} ({count * bs} bytes) from {args.input} "
+                 f"in {seconds:.3f} s")
+    return EXIT_OK
+
+
+# -- bench -------------------------------------------------------------------------
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+
+async def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
+    from sgpy import aio, command
+    from sgpy.reactor import Reactor
+
+    writing = args.rw in ("write", "randwrite")
+    policy = _policy(args)
+    reactor = Reactor()
+    channels: List[Any] = []
+    try:
+        options: Dict[str, Any] = {"reactor": reactor, "policy": policy}
+        if args.timeout is not None:
+            options["timeout"] = int(args.timeout * 1000)
+        for _ in range(args.channels):
+            try:
+                channels.append(await aio.open(path, **options))
+            except PermissionError as exc:
+                raise _NoPermission(exc.strerror or str(exc)) from None
+            except (FileNotFoundError, NotAnSgDevice) as exc:
+                raise _NoDevice(exc.strerror or str(exc)) from None
+        if channels[0].channel.sync_only:
+            raise UsageError(f"{path} takes synchronous SG_IO only; bench needs an sg node (see 'sgpy list')")
+        cap = _read_capacity(channels[0].channel)
+        block = cap["block_size"]
+        if args.bs % block:
+            raise UsageError(f"--bs {args.bs} is not a multiple of the block size {block}")
+        nblocks = args.bs // block
+        span = cap["blocks"] - nblocks + 1
+        if span < 1:
+            raise UsageError(f"--bs {args.bs} is larger than the device ({cap['capacity_bytes']} bytes)")
+        for ch in channels:
+            ch.channel.block_size = block
+        payload = bytes(args.bs) if writing else None
+        latencies: List[float] = []
+        state = {"ios": 0, "next": 0, "error": None}
+        rng = random.Random(0x5C5)
+        deadline = time.perf_counter() + args.seconds
+
+        def make() -> Any:
+            if args.rw.startswith("rand"):
+                lba = rng.randrange(span)
+            else:
+                lba = state["next"]
+                state["next"] = 0 if lba + 2 * nblocks > cap["blocks"] else lba + nblocks
+            if writing:
+                return command.Write16(lba=lba, transfer_length=nblocks, data=payload)
+            return command.Read16(lba=lba, transfer_length=nblocks)
+
+        async def worker(ch: Any) -> None:
+            clock = time.perf_counter
+            record = latencies.append
+            while state["error"] is None:
+                t0 = clock()
+                if t0 >= deadline:
+                    return
+                try:
+                    await ch.execute(make())
+                except TaskFailed as exc:
+                    if state["error"] is None:
+                        state["error"] = _DeviceError(ch.path, exc)
+                    return
+                record(clock() - t0)
+                state["ios"] += 1
+
+        async def progress(started: float) -> None:
+            last_ios, last_t = 0, started
+            while True:
+                await asyncio.sleep(0.5)
+                now = time.perf_counter()
+                ios = state["ios"]
+                rate = (ios - last_ios) / (now - last_t)
+                out.stdout.write(f"\r  {now - started:6.1f} s  {rate:10.0f} IOPS  {rate * args.bs / 1e6:9.1f} MB/s ")
+                out.stdout.flush()
+                last_ios, last_t = ios, now
+
+        live = None
+        started = time.perf_counter()
+        if not out.json and out.stdout.isatty():
+            live = asyncio.ensure_future(progress(started))
+        await asyncio.gather(*(worker(channels[i % len(channels)]) for i in range(args.qd)))
+        elapsed = time.perf_counter() - started
+        if live is not None:
+            live.cancel()
+            out.stdout.write("\r" + " " * 60 + "\r")
+        if state["error"] is not None:
+            raise state["error"]  # type: ignore[misc]
+    finally:
+        for ch in channels:
+            await ch.aclose()
+        reactor.close()
+    ordered = sorted(latencies)
+    n = len(ordered)
+    ms = 1000.0
+    return {
+        "device": path, "rw": args.rw, "bs": args.bs, "qd": args.qd, "channels": args.channels,
+        "seconds": round(elapsed, 6), "ios": n, "bytes": n * args.bs,
+        "iops": round(n / elapsed, 1) if elapsed else 0.0,
+        "mb_per_s": round(n * args.bs / elapsed / 1e6, 3) if elapsed else 0.0,
+        "latency_ms": {"min": round(ordered[0] * ms, 4) if n else 0.0,
+                       "mean": round(sum(ordered) / n * ms, 4) if n else 0.0,
+                       "p50": round(_percentile(ordered, 0.50) * ms, 4),
+                       "p99": round(_percentile(ordered, 0.99) * ms, 4),
+                       "max": round(ordered[-1] * ms, 4) if n else 0.0},
+    }
+
+
+def _cmd_bench(args: argparse.Namespace, out: _Out) -> int:
+    from sgpy import command
+
+    if args.rw in ("write", "randwrite"):
+        _check(args, command.Write16)
+    path = _resolve(args.device)
+    result = asyncio.run(_bench(args, out, path))
+    if out.json:
+        out.emit(result)
+        return EXIT_OK
+    lat = result["latency_ms"]
+    out.line(f"{path}: {args.rw} bs={args.bs} qd={args.qd} channels={args.channels} for {result['seconds']:.2f} s")
+    out.fields([("IOs", result["ios"]), ("IOPS", f"{result['iops']:.0f}"), ("MB/s", f"{result['mb_per_s']:.1f}"),
+                ("latency", f"p50 {lat['p50']:.3f} ms   p99 {lat['p99']:.3f} ms   max {lat['max']:.3f} ms")])
+    return EXIT_OK
+
+
+# -- the parser --------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so :func:`main` returns the status."""
+
+    def exit(self, status: int = 0, message: Optional[str] = None) -> NoReturn:
+        if message:
+            self._print_message(message, sys.stderr)
+        raise _ParserExit(status)
+
+
+class _ParserExit(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sgpy`` command."""
+    from sgpy import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the answer as JSON (keys: see docs/cli.rst)")
+    device = argparse.ArgumentParser(add_help=False)
+    device.add_argument("device", metavar="DEVICE",
+                        help="/dev/sgN, or /dev/sdX, /dev/stN, /dev/srN, H:C:T:L (mapped to its sg node)")
+    device.add_argument("--timeout", type=_seconds, default=None, metavar="S",
+                        help="command timeout in seconds (default 60)")
+    risky = argparse.ArgumentParser(add_help=False)
+    risky.add_argument("--allow-data-loss", action="store_true",
+                       help="allow commands that change data on the device (WRITE, UNMAP, MODE SELECT...)")
+    risky.add_argument("--allow-irreversible", action="store_true",
+                       help="also allow commands that can destroy the medium or the device (FORMAT UNIT, "
+                            "SANITIZE, WRITE BUFFER, ATA PASS-THROUGH, vendor-specific C0h-FFh)")
+
+    parser = _Parser(prog="sgpy", description="Send SCSI commands to Linux devices through the sg driver.",
+                     epilog="Exit status: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items()) + ".")
+    parser.add_argument("--version", action="version", version=f"sgpy {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
+
+    def verb(name: str, func: Callable[[argparse.Namespace, _Out], int], help: str,
+             parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        p = verbs.add_parser(name, help=help, description=help, parents=[common, *parents])
+        p.set_defaults(func=func)
+        return p
+
+    verb("list", _cmd_list, "list sg devices (from sysfs; no command is sent)", [])
+    p = verb("inq", _cmd_inq, "INQUIRY: standard data, or a VPD page", [device])
+    p.add_argument("--vpd", type=_vpd_page, metavar="PAGE",
+                   help="VPD page code (0x83) or name: " + ", ".join(f"{k}={v:02X}h" for k, v in VPD_NAMES.items()))
+    verb("readcap", _cmd_readcap, "READ CAPACITY: blocks, block size, capacity", [device])
+    p = verb("luns", _cmd_luns, "REPORT LUNS", [device])
+    p.add_argument("--select", type=_int, default=0, metavar="N", help="SELECT REPORT field (default 0)")
+    verb("tur", _cmd_tur, "TEST UNIT READY (exit status 3 when not ready)", [device])
+    p = verb("sense", _cmd_sense, "decode sense data given in hex (no device needed)", [])
+    p.add_argument("hex", nargs="+", metavar="HEX", help="sense bytes, e.g. 70 00 05 00 00 00 00 0a ...")
+    verb("opcodes", _cmd_opcodes, "REPORT SUPPORTED OPERATION CODES, with each command's risk", [device])
+    p = verb("modes", _cmd_modes, "MODE SENSE: every mode page, or one", [device])
+    p.add_argument("page", nargs="?", type=_page, metavar="PAGE", help="page code (default 0x3f: all pages)")
+    p.add_argument("--subpage", type=_subpage, default=0, metavar="N", help="subpage code (default 0)")
+    p.add_argument("--pc", choices=sorted(_PC), default="current", help="page control (default current)")
+    p = verb("logs", _cmd_logs, "LOG SENSE: a log page (default: the list of supported pages)", [device])
+    p.add_argument("page", nargs="?", type=_page, metavar="PAGE", help="page code (default 0x00)")
+    p.add_argument("--subpage", type=_subpage, default=0, metavar="N", help="subpage code (default 0)")
+    p = verb("raw", _cmd_raw, "send a CDB given in hex (classified by the safety policy)", [device, risky])
+    p.add_argument("cdb", nargs="+", metavar="CDBHEX", help="CDB bytes, e.g. 12 00 00 00 24 00")
+    way = p.add_mutually_exclusive_group()
+    way.add_argument("--in", dest="in_", type=_int, metavar="N", help="read N bytes from the device")
+    way.add_argument("--out", metavar="FILE", help="send FILE's bytes to the device ('-' for stdin)")
+    p = verb("read", _cmd_read, "read an LBA range into a file", [device])
+    p.add_argument("--lba", type=_int, default=0, help="first LBA (default 0)")
+    p.add_argument("--count", type=_positive, required=True, metavar="N", help="number of blocks")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="where the data goes ('-' for stdout)")
+    p.add_argument("--chunk", type=parse_size, default=1 << 20, metavar="SIZE",
+                   help="bytes per command (default 1m)")
+    p = verb("write", _cmd_write, "write a file to an LBA range (needs --allow-data-loss)", [device, risky])
+    p.add_argument("--lba", type=_int, default=0, help="first LBA (default 0)")
+    p.add_argument("--count", type=_positive, default=None, metavar="N",
+                   help="number of blocks (default: the whole file)")
+    p.add_argument("-i", "--input", required=True, metavar="FILE", help="the data ('-' for stdin)")
+    p.add_argument("--chunk", type=parse_size, default=1 << 20, metavar="SIZE",
+                   help="bytes per command (default 1m)")
+    p = verb("bench", _cmd_bench, "measure IOPS, MB/s and latency (writes need --allow-data-loss)", [device, risky])
+    p.add_argument("--qd", type=_positive, default=32, metavar="N", help="commands in flight (default 32)")
+    p.add_argument("--bs", type=parse_size, default=4096, metavar="SIZE", help="bytes per command (default 4k)")
+    p.add_argument("--seconds", type=_seconds, default=5.0, metavar="S", help="duration (default 5)")
+    p.add_argument("--rw", choices=["randread", "randwrite", "read", "write"], default="randread",
+                   help="access pattern (default randread)")
+    p.add_argument("--channels", type=_positive, default=1, metavar="N",
+                   help="channels (each with its own fd pool) sharing the queue depth (default 1)")
+    return parser
+
+
+# -- main ------------------------------------------------------------------------------
+
+
+def _error_doc(code: int, message: str, exc: Optional[BaseException] = None, device: Optional[str] = None,
+               risk: Optional[safety.Risk] = None) -> Dict[str, Any]:
+    doc: Dict[str, Any] = {"exit_code": code, "type": type(exc).__name__ if exc is not None else None,
+                           "message": message, "device": device}
+    if isinstance(exc, TaskFailed):
+        cmd = exc.command
+        doc.update({"command": getattr(cmd, "name", None), "status": exc.status, "host_status": exc.host_status,
+                    "driver_status": exc.driver_status, "sense": _sense_json(exc.sense),
+                    "sense_bytes": exc.sense_bytes.hex()})
+    if risk is not None:
+        doc["risk"] = risk.label
+    return {"error": doc}
+
+
+def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = None,
+         stderr: Optional[IO[str]] = None) -> int:
+    """Run the ``sgpy`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    stdout = stdout if stdout is not None else sys.stdout
+    stderr = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = stdout, stderr  # argparse prints help and errors there
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except _ParserExit as exc:
+            return exc.status
+    finally:
+        sys.stdout, sys.stderr = saved
+    if not args.verb:
+        parser.print_usage(stderr)
+        stderr.write("sgpy: error: a VERB is required (sgpy --help lists them)\n")
+        return EXIT_USAGE
+    out = _Out(args.json, stdout, stderr)
+    prefix = f"sgpy {args.verb}"
+    code, message, doc = EXIT_OK, "", None
+    try:
+        return int(args.func(args, out))
+    except UsageError as exc:
+        code, message = EXIT_USAGE, f"{prefix}: error: {exc}"
+        doc = _error_doc(code, str(exc), exc)
+    except _NoDevice as exc:
+        code, message = EXIT_NO_DEVICE, f"{prefix}: {exc}"
+        doc = _error_doc(code, str(exc), exc, getattr(args, "device", None))
+    except _NoPermission as exc:
+        code, message = EXIT_PERMISSION, f"{prefix}: {exc}"
+        doc = _error_doc(code, str(exc), exc, getattr(args, "device", None))
+    except _Refused as exc:
+        code, message = EXIT_REFUSED, f"{prefix}: refused: {exc}"
+        doc = _error_doc(code, str(exc), exc, getattr(args, "device", None), exc.risk)
+    except _DeviceError as exc:
+        err = exc.error
+        cmd = getattr(err.command, "name", "the command")
+        lines = [f"{prefix}: {exc.device}: {cmd} failed: {err.message}"]
+        if err.sense is not None:
+            width = max(len(k) for k, _ in _sense_lines(err.sense))
+            lines += [f"  {k.ljust(width)}  {v}" for k, v in _sense_lines(err.sense)]
+        if err.sense_bytes:
+            lines.append(f"  sense bytes: {err.sense_bytes.hex(' ')}")
+        code, message = EXIT_DEVICE_ERROR, "\n".join(lines)
+        doc = _error_doc(code, err.message, err, exc.device)
+    except TaskFailed as exc:  # a failure outside _run (e.g. while learning the block size)
+        code, message = EXIT_DEVICE_ERROR, f"{prefix}: {exc}"
+        doc = _error_doc(code, exc.message, exc, getattr(args, "device", None))
+    except KeyboardInterrupt:
+        code, message = EXIT_INTERRUPTED, f"{prefix}: interrupted"
+    except BrokenPipeError:
+        return EXIT_FAILURE
+    except (OSError, SgError, ValueError) as exc:
+        code, message = EXIT_FAILURE, f"{prefix}: {exc}"
+        doc = _error_doc(code, str(exc), exc, getattr(args, "device", None))
+    stderr.write(message + "\n")
+    if out.json and doc is not None:
+        out.emit(doc)
+    return code
+
