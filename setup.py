@@ -1,6 +1,17 @@
-"""Build and install sgpy, compiling its cffi extension ``sgpy._sgffi``."""
+"""Build and install sgpy, compiling its cffi extension ``sgpy._sgffi``.
+
+The iSCSI extension ``sgpy._iscsiffi`` (over libiscsi) is built only where
+libiscsi's header ``<iscsi/iscsi.h>`` is installed (Debian: libiscsi-dev),
+so sgpy installs without it; ``sgpy.iscsi`` then says what is missing.
+"""
+
+import os
 
 from setuptools import find_packages, setup
+
+CFFI_MODULES = ["sgpy/_sg_build.py:ffibuilder"]
+if any(os.path.exists(os.path.join(d, "iscsi", "iscsi.h")) for d in ("/usr/include", "/usr/local/include")):
+    CFFI_MODULES.append("sgpy/_iscsi_build.py:ffibuilder")
 
 setup(
     name="sgpy",
@@ -11,9 +22,9 @@ setup(
     license="BSD-3-Clause",
     python_requires=">=3.9",
     packages=find_packages(include=["sgpy", "sgpy.*"]),
-    package_data={"sgpy": ["py.typed", "_sg.h", "_sg.c", "sandbox/*.c"]},
+    package_data={"sgpy": ["py.typed", "_sg.h", "_sg.c", "_iscsi.h", "_iscsi.c", "sandbox/*.c"]},
     setup_requires=["cffi>=1.15"],
-    cffi_modules=["sgpy/_sg_build.py:ffibuilder"],
+    cffi_modules=CFFI_MODULES,
     install_requires=["cffi>=1.15", "attrs>=22.2"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "pytest-asyncio>=0.21"],
