@@ -31,7 +31,15 @@ import attrs
 
 from sgpy import safety
 from sgpy.constants import Direction, PeripheralDeviceType, ScsiStatus, opcode_name
-from sgpy.errors import IllegalRequest, MalformedResponse, NotAnSgDevice, SgError, TaskFailed, UnsafeCommand
+from sgpy.errors import (
+    IllegalRequest,
+    MalformedResponse,
+    NotAnSgDevice,
+    SgError,
+    TaskFailed,
+    UnitAttention,
+    UnsafeCommand,
+)
 
 __all__ = [
     "main",
@@ -327,9 +335,16 @@ def _resolve(name: str) -> str:
     from sgpy import devices
 
     try:
-        return devices.find(name).path
+        path = devices.find(name).path
     except FileNotFoundError:
         pass
+    else:
+        try:
+            if os.stat(name).st_rdev == os.stat(path).st_rdev:
+                return name  # an sg node already (perhaps another name for it): keep the one given
+        except OSError:
+            pass
+        return path
     if os.path.exists(name):
         return name  # not in sysfs: let the channel say what it is
     raise _NoDevice(f"{name}: no such device (see 'sgpy list')")
@@ -350,10 +365,24 @@ def _open(args: argparse.Namespace, **options: Any) -> Any:
         raise _NoDevice(exc.strerror or str(exc)) from None
 
 
-def _run(ch: Any, cmd: Any) -> Any:
-    """Execute ``cmd`` synchronously; a failure becomes exit status 3."""
+def _execute(ch: Any, cmd: Any, **options: Any) -> Any:
+    """Execute ``cmd`` (or a list of commands) synchronously, once more after a UNIT ATTENTION.
+
+    A unit attention (power on, reset, parameters changed...) is reported
+    once, to the first command after the event, whatever it is; the command
+    itself was not executed (SAM-5 5.14), so it is simply sent again.
+    """
+    run = ch.execute_many if isinstance(cmd, list) else ch.execute
     try:
-        return ch.execute(cmd)
+        return run(cmd, **options)
+    except UnitAttention:
+        return run(cmd, **options)
+
+
+def _run(ch: Any, cmd: Any, *, retry: bool = True) -> Any:
+    """Execute ``cmd`` (or a list) synchronously; a failure becomes exit status 3."""
+    try:
+        return _execute(ch, cmd) if retry else ch.execute(cmd)
     except TaskFailed as exc:
         raise _DeviceError(ch.path, exc) from None
 
@@ -459,6 +488,8 @@ def _read_capacity(ch: Any) -> Dict[str, Any]:
     from sgpy.handler import might_fail
 
     io = ch.execute(command.ReadCapacity16(), verify_handler=might_fail)
+    if isinstance(io.error, UnitAttention):
+        io = ch.execute(command.ReadCapacity16(), verify_handler=might_fail)
     if io.error is None:
         r = io.result
         return {"device": ch.path, "last_lba": r.returned_lba, "blocks": r.number_of_blocks,
@@ -635,7 +666,7 @@ def _cmd_modes(args: argparse.Namespace, out: _Out) -> int:
     with _open(args, policy=safety.READ_ONLY) as ch:
         cmd10 = command.ModeSense10(page_code=page, subpage_code=args.subpage, pc=_PC[args.pc])
         try:
-            r = ch.execute(cmd10).result
+            r = _execute(ch, cmd10).result
         except IllegalRequest as exc:
             if not exc.matches(0x20):  # INVALID COMMAND OPERATION CODE: fall back to MODE SENSE(6)
                 raise _DeviceError(ch.path, exc) from None
@@ -721,7 +752,7 @@ def _cmd_raw(args: argparse.Namespace, out: _Out) -> int:
         cmd = command.RawCommand(cdb=cdb)
     risk = _check(args, cmd)
     with _open(args, policy=_policy(args)) as ch:
-        io = _run(ch, cmd)
+        io = _run(ch, cmd, retry=False)
     hdr = io.hdr
     got = io.data if args.in_ is not None else b""
     known = command.lookup(cdb[0], None)
@@ -761,7 +792,7 @@ def _cmd_read(args: argparse.Namespace, out: _Out) -> int:
         raise UsageError("--json writes to stdout: give the data another place with -o FILE")
     start = time.perf_counter()
     with _open(args, policy=safety.READ_ONLY) as ch:
-        bs = ch.block_size
+        bs = ch.block_size = _read_capacity(ch)["block_size"]
         per = max(1, min(ch.max_transfer, args.chunk) // bs)
         sink = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
         total = 0
@@ -769,10 +800,7 @@ def _cmd_read(args: argparse.Namespace, out: _Out) -> int:
             chunks = _chunks(args.lba, args.count, per)
             for i in range(0, len(chunks), 8):  # up to 8 commands in flight, written in order
                 batch = [command.Read16(lba=first, transfer_length=n) for first, n in chunks[i : i + 8]]
-                try:
-                    ios = ch.execute_many(batch)
-                except TaskFailed as exc:
-                    raise _DeviceError(ch.path, exc) from None
+                ios = _run(ch, batch)
                 for io in ios:
                     sink.write(io.data_buf)
                     total += len(io.data_buf)
@@ -799,7 +827,7 @@ def _cmd_write(args: argparse.Namespace, out: _Out) -> int:
     data = _read_file(args.input)
     start = time.perf_counter()
     with _open(args, policy=_policy(args)) as ch:
-        bs = ch.block_size
+        bs = ch.block_size = _read_capacity(ch)["block_size"]
         if args.count is None:
             if len(data) % bs:
                 raise UsageError(f"{args.input} has {len(data)} bytes, not a multiple of the block size {bs}; "
@@ -818,10 +846,7 @@ def _cmd_write(args: argparse.Namespace, out: _Out) -> int:
             batch = [command.Write16(lba=first, transfer_length=n,
                                      data=view[(first - args.lba) * bs : (first - args.lba + n) * bs])
                      for first, n in chunks[i : i + 8]]
-            try:
-                ch.execute_many(batch)
-            except TaskFailed as exc:
-                raise _DeviceError(ch.path, exc) from None
+            _run(ch, batch)
     seconds = time.perf_counter() - start
     doc = {"device": ch.path, "lba": args.lba, "count": count, "block_size": bs, "bytes": count * bs,
            "input": args.input, "seconds": round(seconds, 6)}
@@ -840,6 +865,17 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
     if not ordered:
         return 0.0
     return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+
+
+class _BenchState:
+    """What the bench workers share: IOs done, the next sequential LBA, the first failure."""
+
+    __slots__ = ("ios", "next_lba", "error")
+
+    def __init__(self) -> None:
+        self.ios = 0
+        self.next_lba = 0
+        self.error: Optional[_DeviceError] = None
 
 
 async def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
@@ -875,7 +911,7 @@ async def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, An
             ch.channel.block_size = block
         payload = bytes(args.bs) if writing else None
         latencies: List[float] = []
-        state = {"ios": 0, "next": 0, "error": None}
+        state = _BenchState()
         rng = random.Random(0x5C5)
         deadline = time.perf_counter() + args.seconds
 
@@ -883,8 +919,8 @@ async def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, An
             if args.rw.startswith("rand"):
                 lba = rng.randrange(span)
             else:
-                lba = state["next"]
-                state["next"] = 0 if lba + 2 * nblocks > cap["blocks"] else lba + nblocks
+                lba = state.next_lba
+                state.next_lba = 0 if lba + 2 * nblocks > cap["blocks"] else lba + nblocks
             if writing:
                 return command.Write16(lba=lba, transfer_length=nblocks, data=payload)
             return command.Read16(lba=lba, transfer_length=nblocks)
@@ -892,25 +928,25 @@ async def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, An
         async def worker(ch: Any) -> None:
             clock = time.perf_counter
             record = latencies.append
-            while state["error"] is None:
+            while state.error is None:
                 t0 = clock()
                 if t0 >= deadline:
                     return
                 try:
                     await ch.execute(make())
                 except TaskFailed as exc:
-                    if state["error"] is None:
-                        state["error"] = _DeviceError(ch.path, exc)
+                    if state.error is None:
+                        state.error = _DeviceError(ch.path, exc)
                     return
                 record(clock() - t0)
-                state["ios"] += 1
+                state.ios += 1
 
         async def progress(started: float) -> None:
             last_ios, last_t = 0, started
             while True:
                 await asyncio.sleep(0.5)
                 now = time.perf_counter()
-                ios = state["ios"]
+                ios = state.ios
                 rate = (ios - last_ios) / (now - last_t)
                 out.stdout.write(f"\r  {now - started:6.1f} s  {rate:10.0f} IOPS  {rate * args.bs / 1e6:9.1f} MB/s ")
                 out.stdout.flush()
@@ -925,8 +961,8 @@ async def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, An
         if live is not None:
             live.cancel()
             out.stdout.write("\r" + " " * 60 + "\r")
-        if state["error"] is not None:
-            raise state["error"]  # type: ignore[misc]
+        if state.error is not None:
+            raise state.error
     finally:
         for ch in channels:
             await ch.aclose()
@@ -1007,7 +1043,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def verb(name: str, func: Callable[[argparse.Namespace, _Out], int], help: str,
              parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-        p = verbs.add_parser(name, help=help, description=help, parents=[common, *parents])
+        p: argparse.ArgumentParser = verbs.add_parser(name, help=help, description=help,
+                                                      parents=[common, *parents])  # type: ignore[list-item]
         p.set_defaults(func=func)
         return p
 

@@ -53,8 +53,9 @@ def tree(tmp_path):
     (lu0 / "block" / "sda" / "sda1").mkdir()
     _write(str(lu0 / "block" / "sda" / "sda1" / "partition"), "1\n")
     (lu0 / "bsg" / "0:0:0:0").mkdir(parents=True)
-    for kind, devno, target in (("block", "8:0", lu0 / "block" / "sda"), ("block", "8:1", lu0 / "block" / "sda" / "sda1"),
-                                ("char", "21:0", lu0 / "scsi_generic" / "sg0"), ("char", "250:0", lu0 / "bsg" / "0:0:0:0")):
+    numbers = (("block", "8:0", lu0 / "block" / "sda"), ("block", "8:1", lu0 / "block" / "sda" / "sda1"),
+               ("char", "21:0", lu0 / "scsi_generic" / "sg0"), ("char", "250:0", lu0 / "bsg" / "0:0:0:0"))
+    for kind, devno, target in numbers:
         (sysfs / "dev" / kind).mkdir(parents=True, exist_ok=True)
         os.symlink(os.path.relpath(target, sysfs / "dev" / kind), sysfs / "dev" / kind / devno)
     return str(sysfs), str(dev)

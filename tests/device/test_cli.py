@@ -1,0 +1,346 @@
+"""The sgpy command line on sandbox devices: every verb, its JSON keys, its exit codes."""
+
+import ctypes
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sgpy.cli import (
+    EXIT_DEVICE_ERROR,
+    EXIT_NO_DEVICE,
+    EXIT_OK,
+    EXIT_PERMISSION,
+    EXIT_REFUSED,
+    main,
+)
+
+BLOCK = 512
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_json(capsys, *argv):
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == EXIT_OK, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def dev(sg_device):
+    return sg_device
+
+
+def blocks_of(scsi_debug):
+    return int(scsi_debug.params.get("dev_size_mb", 64)) * 1024 * 1024 // BLOCK
+
+
+def test_list(capsys, sg_devices):
+    code, out, _ = run(capsys, "list")
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["SG", "H:C:T:L", "TYPE"]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[0] for r in rows] == sg_devices
+    assert all(r[2] == "disk" and r[3] == "Linux" and r[4] == "scsi_debug" and r[-1] == "rw" for r in rows)
+    assert all(r[6].startswith("/dev/sd") for r in rows)
+    doc = run_json(capsys, "list")
+    assert [d["path"] for d in doc["devices"]] == sg_devices
+    d = doc["devices"][0]
+    assert set(d) == {"path", "name", "hctl", "host", "channel", "target", "lun", "type", "type_name", "vendor",
+                      "model", "revision", "device_node", "accessible", "state"}
+    assert d["type_name"] == "disk" and d["accessible"] is True and d["state"] == "running"
+
+
+def test_inq(capsys, dev):
+    code, out, _ = run(capsys, "inq", dev)
+    assert code == EXIT_OK
+    assert out.splitlines()[0] == f"{dev}: Linux scsi_debug " + out.splitlines()[0].split()[-1]
+    assert "peripheral type       disk (00h)" in out
+    doc = run_json(capsys, "inq", dev)
+    assert set(doc) == {"device", "page", "page_name", "data", "raw"}
+    assert doc["page"] is None and doc["page_name"] is None and doc["device"] == dev
+    assert doc["data"]["vendor"] == "Linux" and doc["data"]["product"] == "scsi_debug"
+    assert doc["data"]["peripheral_device_type"] == "DISK"
+    assert bytes.fromhex(doc["raw"])[8:16] == b"Linux   "
+
+
+@pytest.mark.parametrize(
+    "page, name, check",
+    [
+        ("0x83", "Device identification", lambda d: any(x["designator_type"] == "NAA" for x in d["designators"])),
+        ("di", "Device identification", lambda d: len(d["designators"]) >= 2),
+        ("0", "Supported VPD pages", lambda d: 0x83 in d["pages"] and 0x80 in d["pages"]),
+        ("sn", "Unit serial number", lambda d: d["serial"]),
+        ("0xb0", "Block limits", lambda d: d["maximum_transfer_length"] > 0),
+        ("0xb1", "Block device characteristics", lambda d: "medium_rotation_rate" in d),
+    ],
+)
+def test_inq_vpd(capsys, dev, page, name, check):
+    code, out, _ = run(capsys, "inq", dev, "--vpd", page)
+    assert code == EXIT_OK
+    assert out.splitlines()[0].startswith(f"{dev}: {name} (VPD page ")
+    doc = run_json(capsys, "inq", dev, "--vpd", page)
+    assert doc["page"] == int(page, 0) if page[0].isdigit() else True
+    assert doc["page_name"] == name
+    assert check(doc["data"])
+
+
+def test_inq_vpd_83_human(capsys, dev):
+    code, out, _ = run(capsys, "inq", dev, "--vpd", "0x83")
+    assert code == EXIT_OK
+    assert "logical unit: NAA" in out and "target port:" in out and "designator type" in out
+
+
+def test_a_block_device_or_address_maps_to_its_sg_node(capsys, sg_devices):
+    from sgpy import devices
+
+    for d in devices():
+        doc = run_json(capsys, "inq", d.device_node)
+        assert doc["device"] == d.path
+        doc = run_json(capsys, "tur", d.hctl)
+        assert doc == {"device": d.path, "ready": True}
+
+
+def test_readcap(capsys, dev, scsi_debug):
+    n = blocks_of(scsi_debug)
+    code, out, _ = run(capsys, "readcap", dev)
+    assert code == EXIT_OK
+    assert out.splitlines()[0] == f"{dev}: {n} blocks of 512 bytes = {n * BLOCK / 2**20:.1f} MiB"
+    assert f"last LBA             {n - 1}" in out
+    doc = run_json(capsys, "readcap", dev)
+    assert doc == {"device": dev, "last_lba": n - 1, "blocks": n, "block_size": BLOCK, "capacity_bytes": n * BLOCK,
+                   "physical_block_size": BLOCK, "lowest_aligned_lba": 0, "protection_type": 0, "lbpme": False,
+                   "lbprz": False}
+
+
+def test_luns_and_tur(capsys, dev):
+    code, out, _ = run(capsys, "luns", dev)
+    assert code == EXIT_OK and "1 LUN(s)" in out and "0000000000000000" in out
+    doc = run_json(capsys, "luns", dev)
+    assert set(doc) == {"device", "select_report", "luns"}
+    assert doc["luns"][0]["lun"] == 0 and doc["luns"][0]["raw"] == "00" * 8 and "levels" in doc["luns"][0]
+    code, out, _ = run(capsys, "tur", dev)
+    assert code == EXIT_OK and out == f"{dev}: ready\n"
+    assert run_json(capsys, "tur", dev) == {"device": dev, "ready": True}
+
+
+def test_opcodes(capsys, dev):
+    code, out, _ = run(capsys, "opcodes", dev)
+    assert code == EXIT_OK
+    assert out.splitlines()[1].split() == ["OP", "SA", "CDB", "RISK", "NAME"]
+    doc = run_json(capsys, "opcodes", dev)
+    assert set(doc) == {"device", "commands"}
+    rows = {(c["opcode"], c["service_action"]): c for c in doc["commands"]}
+    assert set(rows[(0x12, None)]) == {"opcode", "service_action", "cdb_length", "name", "risk"}
+    assert rows[(0x12, None)]["name"] == "Inquiry" and rows[(0x12, None)]["risk"] == "read"
+    assert rows[(0x8A, None)]["risk"] == "data-changing"
+    assert rows[(0x9E, 0x10)]["name"] == "ReadCapacity16" and rows[(0x9E, 0x10)]["cdb_length"] == 16
+
+
+def test_modes(capsys, dev):
+    code, out, _ = run(capsys, "modes", dev)
+    assert code == EXIT_OK
+    assert "Caching page (page 08h)" in out and "wce" in out and "Control page (page 0Ah)" in out
+    doc = run_json(capsys, "modes", dev)
+    assert set(doc) == {"device", "page", "subpage", "pc", "medium_type", "device_specific_parameter",
+                        "write_protect", "block_descriptors", "pages"}
+    codes = [p["page_code"] for p in doc["pages"]]
+    assert 0x08 in codes and 0x0A in codes
+    caching = next(p for p in doc["pages"] if p["page_code"] == 0x08)
+    assert set(caching) == {"page_code", "subpage_code", "name", "fields"}
+    assert caching["name"] == "Caching page" and "wce" in caching["fields"]
+    one = run_json(capsys, "modes", dev, "8")
+    assert [p["page_code"] for p in one["pages"]] == [8] and one["page"] == 8
+    assert run_json(capsys, "modes", dev, "8", "--pc", "changeable")["pc"] == "changeable"
+
+
+def test_logs(capsys, dev):
+    code, out, _ = run(capsys, "logs", dev)
+    assert code == EXIT_OK and "Supported log pages (page 00h)" in out and "0Dh" in out
+    doc = run_json(capsys, "logs", dev)
+    assert set(doc) == {"device", "page", "subpage", "name", "data"}
+    assert 0x0D in doc["data"]["pages"]
+    code, out, _ = run(capsys, "logs", dev, "0x0d")
+    assert code == EXIT_OK and "Temperature page (page 0Dh)" in out and "temperature" in out
+    temp = run_json(capsys, "logs", dev, "0x0d")
+    assert temp["name"] == "Temperature page" and temp["data"]["temperature"] is not None
+    assert all(set(p) == {"parameter_code", "control", "value"} for p in temp["data"]["parameters"])
+
+
+def test_raw_inquiry(capsys, dev):
+    code, out, _ = run(capsys, "raw", dev, "12 00 00 00 24 00", "--in", "36")
+    assert code == EXIT_OK
+    assert out.splitlines()[0] == f"{dev}: 12 00 00 00 24 00 (Inquiry, read): status GOOD"
+    assert "Linux" in out and "received 36 bytes" in out
+    doc = run_json(capsys, "raw", dev, "120000002400", "--in", "36")
+    assert set(doc) == {"device", "cdb", "name", "risk", "direction", "status", "resid", "duration_ms", "sent",
+                        "received", "data"}
+    assert doc["risk"] == "read" and doc["direction"] == "from_device" and doc["received"] == 36
+    assert bytes.fromhex(doc["data"])[8:13] == b"Linux"
+
+
+def test_raw_refuses_and_allows(capsys, dev, tmp_path):
+    block = tmp_path / "block"
+    block.write_bytes(b"\xab" * BLOCK)
+    write10 = "2a 00 00 00 00 07 00 00 01 00"  # WRITE(10) LBA 7, one block
+    code, _, err = run(capsys, "raw", dev, write10, "--out", block)
+    assert code == EXIT_REFUSED and "--allow-data-loss" in err
+    doc = run_json(capsys, "raw", dev, write10, "--out", block, "--allow-data-loss")
+    assert doc["risk"] == "data-changing" and doc["sent"] == BLOCK and doc["status"] == 0
+    doc = run_json(capsys, "raw", dev, "28 00 00 00 00 07 00 00 01 00", "--in", BLOCK)
+    assert bytes.fromhex(doc["data"]) == b"\xab" * BLOCK
+    # irreversible: refused even with --allow-data-loss; nothing reaches the device
+    code, _, err = run(capsys, "raw", dev, "04 00 00 00 00 00", "--allow-data-loss")
+    assert code == EXIT_REFUSED and "--allow-irreversible" in err
+    code, _, err = run(capsys, "raw", dev, "c0 00 00 00 00 00 00 00 00 00", "--allow-data-loss")
+    assert code == EXIT_REFUSED and "irreversible" in err
+    # allowed, a vendor-specific code reaches the device, which refuses it
+    code, _, err = run(capsys, "raw", dev, "c0 00 00 00 00 00 00 00 00 00", "--allow-irreversible")
+    assert code == EXIT_DEVICE_ERROR and "ILLEGAL REQUEST" in err
+
+
+def test_device_error_exit_3_with_the_decoded_sense(capsys, dev, scsi_debug):
+    beyond = blocks_of(scsi_debug) + 10
+    code, out, err = run(capsys, "raw", dev, f"88 00 {beyond:016x} 00 00 00 01 00 00", "--in", BLOCK)
+    assert code == EXIT_DEVICE_ERROR and out == ""
+    assert "ILLEGAL REQUEST" in err and "Logical block address out of range" in err
+    assert "ASC 21h, ASCQ 00h" in err and "sense bytes: 70" in err
+    code, out, err = run(capsys, "read", dev, "--lba", beyond, "--count", 1, "-o", os.devnull, "--json")
+    assert code == EXIT_DEVICE_ERROR
+    doc = json.loads(out)["error"]
+    assert set(doc) >= {"exit_code", "type", "message", "device", "command", "status", "host_status",
+                        "driver_status", "sense", "sense_bytes"}
+    assert doc["exit_code"] == EXIT_DEVICE_ERROR and doc["type"] == "IllegalRequest" and doc["command"] == "Read16"
+    assert doc["status"] == 2 and doc["sense"]["asc"] == 0x21 and doc["sense"]["sense_key"] == "ILLEGAL_REQUEST"
+
+
+def test_read_and_write_an_lba_range(capsys, dev, tmp_path):
+    data = os.urandom(300 * BLOCK)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    code, _, err = run(capsys, "write", dev, "--lba", 1000, "-i", src)
+    assert code == EXIT_REFUSED and "--allow-data-loss" in err
+    # small chunks: several commands, several batches
+    doc = run_json(capsys, "write", dev, "--lba", 1000, "-i", src, "--allow-data-loss", "--chunk", "16k")
+    assert set(doc) == {"device", "lba", "count", "block_size", "bytes", "input", "seconds"}
+    assert doc["count"] == 300 and doc["bytes"] == len(data) and doc["block_size"] == BLOCK
+    dst = tmp_path / "dst"
+    doc = run_json(capsys, "read", dev, "--lba", 1000, "--count", 300, "-o", dst, "--chunk", "8k")
+    assert set(doc) == {"device", "lba", "count", "block_size", "bytes", "output", "seconds"}
+    assert dst.read_bytes() == data
+    code, out, _ = run(capsys, "read", dev, "--lba", 1010, "--count", 2, "-o", dst)
+    assert code == EXIT_OK and "read 2 block(s) from LBA 1010" in out
+    assert dst.read_bytes() == data[10 * BLOCK : 12 * BLOCK]
+    part = run_json(capsys, "write", dev, "--lba", 5, "--count", 1, "-i", src, "--allow-data-loss")
+    assert part["count"] == 1
+    odd = tmp_path / "odd"
+    odd.write_bytes(b"x" * 100)
+    code, _, err = run(capsys, "write", dev, "-i", odd, "--allow-data-loss")
+    assert code == 2 and "not a multiple of the block size 512" in err
+
+
+def test_read_to_stdout(capsysbinary, dev):
+    code = main(["read", dev, "--lba", "0", "--count", "2", "-o", "-"])
+    assert code == EXIT_OK
+    assert len(capsysbinary.readouterr().out) == 2 * BLOCK
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--rw", "randread"],
+        ["--rw", "read", "--qd", "4", "--bs", "64k"],
+        ["--rw", "randwrite", "--allow-data-loss", "--channels", "2", "--qd", "8"],
+        ["--rw", "write", "--allow-data-loss", "--bs", "8k"],
+    ],
+)
+def test_bench_json(capsys, dev, argv):
+    doc = run_json(capsys, "bench", dev, "--seconds", "0.3", *argv)
+    assert set(doc) == {"device", "rw", "bs", "qd", "channels", "seconds", "ios", "bytes", "iops", "mb_per_s",
+                        "latency_ms"}
+    assert set(doc["latency_ms"]) == {"min", "mean", "p50", "p99", "max"}
+    assert doc["ios"] > 0 and doc["iops"] > 0 and doc["bytes"] == doc["ios"] * doc["bs"]
+    lat = doc["latency_ms"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+    assert 0.3 <= doc["seconds"] < 3
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_bench_human_summary_and_live_progress_on_a_terminal(dev):
+    out, err = Terminal(), io.StringIO()
+    code = main(["bench", dev, "--seconds", "1.2", "--qd", "8"], stdout=out, stderr=err)
+    assert code == EXIT_OK, err.getvalue()
+    text = out.getvalue()
+    assert "\r" in text and " IOPS " in text and " MB/s " in text  # the live line
+    summary = text.rsplit("\r", 1)[-1].splitlines()
+    assert summary[0] == f"{dev}: randread bs=4096 qd=8 channels=1 for " + summary[0].rsplit("for ", 1)[1]
+    assert [line.split()[0] for line in summary[1:]] == ["IOs", "IOPS", "MB/s", "latency"]
+    assert "p50" in summary[-1] and "p99" in summary[-1] and "max" in summary[-1]
+    # without a terminal: no live line
+    plain = io.StringIO()
+    assert main(["bench", dev, "--seconds", "0.7"], stdout=plain, stderr=err) == EXIT_OK
+    assert "\r" not in plain.getvalue()
+
+
+def test_bench_block_size_must_fit(capsys, dev):
+    code, _, err = run(capsys, "bench", dev, "--bs", "100", "--seconds", "0.1")
+    assert code == 2 and "not a multiple of the block size" in err
+
+
+def _cli():
+    return [os.path.join(os.path.dirname(sys.executable), "sgpy")]
+
+
+@pytest.mark.parametrize("prefix", [_cli(), [sys.executable, "-m", "sgpy"]], ids=["console-script", "python-m"])
+def test_through_a_subprocess(prefix, dev, scsi_debug):
+    r = subprocess.run(prefix + ["readcap", dev, "--json"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == EXIT_OK, r.stderr
+    assert json.loads(r.stdout)["blocks"] == blocks_of(scsi_debug)
+    r = subprocess.run(prefix + ["inq", "/dev/sg-none"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == EXIT_NO_DEVICE and "no such device" in r.stderr
+    r = subprocess.run(prefix + ["raw", dev, "04 00 00 00 00 00"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == EXIT_REFUSED
+    r = subprocess.run(prefix + ["bogus"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+
+
+def _without_dac_override():
+    """Run as root without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH: file modes apply again.
+
+    (A non-root user cannot run this venv's interpreter, which lives under
+    /root; dropping the two capabilities from the bounding set before exec
+    gives the same EACCES on a mode-000 node.)
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH (linux/capability.h)
+        if libc.prctl(24, cap, 0, 0, 0):  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_permission_denied_exits_5(dev):
+    node = "/dev/sgpy-test-noperm"
+    os.mknod(node, 0o020000, os.stat(dev).st_rdev)  # a character node for the same sg device
+    try:
+        os.chmod(node, 0)
+        r = subprocess.run([sys.executable, "-m", "sgpy", "inq", node, "--json"], capture_output=True, text=True,
+                           preexec_fn=_without_dac_override, timeout=60)
+        assert r.returncode == EXIT_PERMISSION, r.stderr
+        assert "permission denied" in r.stderr
+        assert json.loads(r.stdout)["error"]["exit_code"] == EXIT_PERMISSION
+        r = subprocess.run([sys.executable, "-m", "sgpy", "list", "--json"], capture_output=True, text=True,
+                           preexec_fn=_without_dac_override, timeout=60)
+        assert r.returncode == EXIT_OK
+    finally:
+        os.unlink(node)
