@@ -38,6 +38,7 @@ from sgpy.channel import Channel
 from sgpy.errors import ChannelClosed, IllegalRequest, TaskFailed
 from sgpy.io import Io
 from sgpy.reactor import Reactor
+from sgpy.safety import check_channel
 
 __all__ = ["open", "AsyncChannel", "wait", "WATCHDOG_TICK"]
 
@@ -246,6 +247,8 @@ class AsyncChannel:
             run = functools.partial(channel.execute, cmd, timeout=timeout, verify_handler=verify_handler)
             return await loop.run_in_executor(None, run)
         if cmd.needs_block_size and not self._block_size_known:
+            if channel.read_only or channel.policy is not None:
+                check_channel(channel, cmd)  # refuse before READ CAPACITY reaches the device
             await self.block_size()
         io = channel.execute(cmd, async_=True, timeout=timeout, verify_handler=verify_handler)
         return await self._await(io)
@@ -264,6 +267,9 @@ class AsyncChannel:
             run = functools.partial(self.channel.execute_many, cmds, timeout=timeout)
             return await loop.run_in_executor(None, run)
         if not self._block_size_known and any(c.needs_block_size for c in cmds):
+            if self.channel.read_only or self.channel.policy is not None:
+                for c in cmds:
+                    check_channel(self.channel, c)
             await self.block_size()
         ios = self.channel.execute_many(cmds, async_=True, timeout=timeout)
         await asyncio.gather(*(self._await(io) for io in ios), return_exceptions=True)

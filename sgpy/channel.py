@@ -359,11 +359,8 @@ class Channel:
             raise ChannelClosed(f"{self!r} is closed")
         if self._gone:
             raise DeviceGone(f"{self.path}: the device is gone", command=cmd, host_status=1)
-        if self.read_only:
-            _safety.READ_ONLY.check(cmd, where=f"{self!r}, opened read_only=True,",
-                                    remedy="open it without read_only (or with a policy that allows it)")
-        elif self.policy is not None:
-            self.policy.check(cmd, where=repr(self), remedy="open the channel with a policy that allows it")
+        if self.read_only or self.policy is not None:
+            _safety.check_channel(self, cmd)
         if cmd.needs_block_size:
             cmd = cmd.for_block_size(self.block_size)
             length = cmd.transfer_bytes(self.block_size)

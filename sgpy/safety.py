@@ -52,6 +52,7 @@ __all__ = [
     "classify_cdb",
     "opcode_risk",
     "check",
+    "check_channel",
 ]
 
 # First vendor-specific operation code: groups 6 (C0h-DFh) and 7 (E0h-FFh)
@@ -250,6 +251,22 @@ READ_ONLY = Policy()
 ALLOW_DATA_LOSS = Policy(allow_data_loss=True)
 #: Everything passes.
 ALLOW_ALL = Policy(allow_data_loss=True, allow_irreversible=True)
+
+
+def check_channel(channel: Any, cmd: Any) -> Risk:
+    """Apply a channel's policy to ``cmd`` (what ``Channel`` does before anything is sent).
+
+    ``channel.read_only`` means :data:`READ_ONLY`; otherwise
+    ``channel.policy`` (None lets everything through).  Raises
+    UnsafeCommand naming the channel.
+    """
+    if channel.read_only:
+        return READ_ONLY.check(cmd, where=f"{channel!r}, opened read_only=True,",
+                               remedy="open it without read_only (or with a policy that allows it)")
+    policy = channel.policy
+    if policy is None:
+        return classify(cmd)
+    return policy.check(cmd, where=repr(channel), remedy="open the channel with a policy that allows it")
 
 
 def check(cmd: Any, *, allow_data_loss: bool = False, allow_irreversible: bool = False, where: str = "",

@@ -160,3 +160,40 @@ def test_opcode_risk():
     assert safety.opcode_risk(0x02) is None
     with pytest.raises(ValueError):
         safety.opcode_risk(256)
+
+
+class FakeChannel:
+    def __init__(self, read_only=False, policy=None):
+        self.read_only = read_only
+        self.policy = policy
+
+    def __repr__(self):
+        return "Channel('/dev/sgX')"
+
+
+@pytest.mark.parametrize(
+    "channel, cmd, message",
+    [
+        (FakeChannel(read_only=True), c.Write10(lba=0, transfer_length=1),
+         r"Write10 changes data .*Channel\('/dev/sgX'\), opened read_only=True, refuses it: open it without read_only"),
+        (FakeChannel(read_only=True, policy=ALLOW_ALL), c.Unmap(data=bytes(24)), "read_only=True"),
+        (FakeChannel(policy=ALLOW_DATA_LOSS), c.SanitizeBlockErase(),
+         r"Channel\('/dev/sgX'\) refuses it: open the channel with a policy that allows it"),
+        (FakeChannel(policy=READ_ONLY), c.WriteSame16(lba=0, number_of_logical_blocks=1, ndob=True), "refuses it"),
+    ],
+)
+def test_check_channel_refuses(channel, cmd, message):
+    with pytest.raises(UnsafeCommand, match=message):
+        safety.check_channel(channel, cmd)
+
+
+@pytest.mark.parametrize(
+    "channel, cmd, risk",
+    [
+        (FakeChannel(), c.FormatUnit(), I),
+        (FakeChannel(read_only=True), c.Inquiry(), R),
+        (FakeChannel(policy=ALLOW_DATA_LOSS), c.Write16(lba=0, transfer_length=1), D),
+    ],
+)
+def test_check_channel_allows(channel, cmd, risk):
+    assert safety.check_channel(channel, cmd) is risk
