@@ -1,36 +1,65 @@
-"""List the sg devices and send each a standard INQUIRY through sgpy."""
+"""The sgpy demo: the command line on this machine's first sg device.
 
-import glob
+Runs, and shows as a terminal transcript::
+
+    sgpy list
+    sgpy inq DEVICE
+    sgpy inq DEVICE --vpd 0x83
+    sgpy readcap DEVICE
+    sgpy bench DEVICE --seconds 2
+
+``python examples/demo.py [DEVICE]``; without DEVICE, the first sg device
+this user may open.  Exits with the first failing command's status.
+"""
+
 import os
+import shutil
+import subprocess
+import sys
+from typing import List, Optional
 
-from sgpy import _binding as b
-
-
-def inquiry(path: str) -> bytes:
-    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        buf = bytearray(96)
-        cdb = bytes([0x12, 0, 0, 0, len(buf), 0])  # INQUIRY, SPC-5 6.7
-        r = b.SyncCaller(fd).call(cdb, b.SG_DXFER_FROM_DEV, buf, len(buf), 5000)
-        if r.status or r.host_status or r.driver_status:
-            raise OSError(f"INQUIRY failed: status={r.status:#x} host={r.host_status:#x} sense={r.sense.hex()}")
-        return bytes(buf[: len(buf) - r.resid])
-    finally:
-        os.close(fd)
+import sgpy
 
 
-def main() -> None:
-    paths = sorted(glob.glob("/sys/class/scsi_generic/sg*"), key=lambda p: int(p.rsplit("sg", 1)[1]))
-    print(f"{len(paths)} sg device(s):")
-    for sysdir in paths:
-        dev = "/dev/" + os.path.basename(sysdir)
-        hctl = os.path.basename(os.path.realpath(os.path.join(sysdir, "device")))
-        data = inquiry(dev)
-        vendor, product, rev = (data[a:z].decode("ascii", "replace").strip() for a, z in ((8, 16), (16, 32), (32, 36)))
-        print(f"  {dev:10} [{hctl}]  type={data[0] & 0x1f:#04x}  vendor={vendor!r} product={product!r} "
-              f"revision={rev!r}  version={data[2]:#04x}")
-        print(f"    INQUIRY ({len(data)} bytes): {data[:36].hex()}")
+def sgpy_command() -> List[str]:
+    """The installed ``sgpy`` script next to this interpreter, else ``python -m sgpy``."""
+    script = os.path.join(os.path.dirname(sys.executable), "sgpy")
+    if os.access(script, os.X_OK):
+        return [script]
+    found = shutil.which("sgpy")
+    return [found] if found else [sys.executable, "-m", "sgpy"]
+
+
+def pick_device(argv: List[str]) -> Optional[str]:
+    if argv:
+        return argv[0]
+    usable = [d for d in sgpy.devices() if d.accessible]
+    return usable[0].path if usable else None
+
+
+def run(prog: List[str], *args: str) -> int:
+    print(f"$ sgpy {' '.join(args)}", flush=True)
+    status = subprocess.run(prog + list(args)).returncode
+    print(flush=True)
+    return status
+
+
+def main(argv: List[str]) -> int:
+    prog = sgpy_command()
+    status = run(prog, "list")
+    if status:
+        return status
+    device = pick_device(argv)
+    if device is None:
+        print("demo: no sg device this user may open (see the ACCESS column above)", file=sys.stderr)
+        return 4
+    for args in (["inq", device], ["inq", device, "--vpd", "0x83"], ["readcap", device],
+                 ["bench", device, "--seconds", "2"]):
+        status = run(prog, *args)
+        if status:
+            return status
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))
