@@ -1151,6 +1151,8 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     except _DeviceError as exc:
         err = exc.error
         cmd = getattr(err.command, "name", "the command")
+        if cmd == "RawCommand":
+            cmd = f"CDB {err.command.cdb.hex(' ')}"
         lines = [f"{prefix}: {exc.device}: {cmd} failed: {err.message}"]
         if err.sense is not None:
             width = max(len(k) for k, _ in _sense_lines(err.sense))
