@@ -1152,7 +1152,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         err = exc.error
         cmd = getattr(err.command, "name", "the command")
         if cmd == "RawCommand":
-            cmd = f"CDB {err.command.cdb.hex(' ')}"
+            cmd = f"CDB {bytes(getattr(err.command, 'cdb', b'')).hex(' ')}"
         lines = [f"{prefix}: {exc.device}: {cmd} failed: {err.message}"]
         if err.sense is not None:
             width = max(len(k) for k, _ in _sense_lines(err.sense))

@@ -101,6 +101,20 @@ def test_to_dict_keys_are_the_documented_ones(tree):
     assert d["hctl"] == "0:0:0:0" and d["type"] == 0 and d["type_name"] == "disk"
 
 
+def test_accessible_asks_for_read_and_write_access(tree, monkeypatch):
+    sysfs, dev = tree
+    asked = []
+
+    def access(path, mode):
+        asked.append((os.path.basename(path), mode))
+        return not path.endswith("sg1")
+
+    monkeypatch.setattr(devices_mod.os, "access", access)
+    by_name = {d.name: d for d in devices(sysfs=sysfs, dev=dev)}
+    assert by_name["sg1"].accessible is False and by_name["sg0"].accessible is True
+    assert ("sg0", os.R_OK | os.W_OK) in asked
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may open anything")
 def test_accessible_follows_the_node_permissions(tree):
     sysfs, dev = tree
