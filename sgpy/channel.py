@@ -207,6 +207,19 @@ class Channel:
             raise
 
     @classmethod
+    def from_url(cls, url: str, **options: Any) -> "Channel":
+        """Open ``iscsi://[user%password@]host[:port]/target-iqn/lun`` (see :mod:`sgpy.iscsi`).
+
+        Anything that is not an ``iscsi://`` URL is a device path and goes to
+        :meth:`from_path`, so callers may pass either.
+        """
+        if url[:8].lower() == "iscsi://":
+            from sgpy import iscsi
+
+            return iscsi.IscsiChannel.from_url(url, **options)
+        return cls.from_path(url, **options)
+
+    @classmethod
     def from_fd(cls, fd: int, *, close: bool = False, **options: Any) -> "Channel":
         """Use an fd already open on a device; ``close=True`` hands it over to the channel."""
         path = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists(f"/proc/self/fd/{fd}") else f"fd:{fd}"

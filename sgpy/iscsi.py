@@ -1,0 +1,1294 @@
+"""iSCSI targets as channels: libiscsi's asynchronous API on the sgpy reactor.
+
+``Channel.from_url("iscsi://[user%password@]host[:port]/target-iqn/lun")``
+(or :meth:`IscsiChannel.from_url`) logs in to the target and returns an
+:class:`IscsiChannel`: the same ``execute`` / ``execute_many`` /
+``async_=True`` / ``poll`` / ``wait`` / ``channel.cmd.X(...)`` / handlers /
+verify handlers / timeouts as a channel on ``/dev/sgN``, and the same IO
+fields and exception classes for the outcome.
+
+How it runs: each channel owns one libiscsi context (one TCP connection,
+one session, one LUN).  Its socket is registered with the channel's
+:class:`~sgpy.reactor.Reactor` beside any sg file descriptors, with the
+``poll()`` events libiscsi asks for (``iscsi_which_events``); when epoll
+reports them the reactor calls back here and ``iscsi_service`` reads the
+answers.  libiscsi's callbacks (in C, ``sgpy/_iscsi.c``) only write packed
+records, which are turned into :class:`~sgpy.io.Header` values and finished
+through the reactor exactly like sg completions.  No thread is started.
+
+A small timerfd per channel, armed only while commands are in flight,
+enforces each command's timeout (an ABORT TASK is sent to the target and the
+IO fails with :class:`~sgpy.errors.CommandTimeout`) and drives reconnection.
+
+Connection loss fails every pending IO of the channel exactly once with
+:class:`~sgpy.errors.DeviceGone`, unless the channel was opened with
+``reconnect=SECONDS``: then the commands in flight are sent again, in their
+order, on a new session (see :class:`IscsiChannel`).
+
+Login options: ``initiator_name``, CHAP (``user``/``password``, and mutual
+CHAP with ``target_user``/``target_password``), ``header_digest``,
+``data_digest``.  :func:`discover` lists a portal's targets and their LUNs.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import re
+import socket
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import attr
+
+from sgpy import _iscsi_binding as _b
+from sgpy.channel import Channel
+from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, ScsiStatus, SenseKey
+from sgpy.errors import (
+    ChannelClosed,
+    CheckCondition,
+    CommandTimeout,
+    DeviceGone,
+    EncodeError,
+    HostError,
+    SgError,
+    TaskFailed,
+)
+from sgpy.io import Header, Io
+from sgpy.reactor import Reactor, default_reactor
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_QUEUE_DEPTH",
+    "DEFAULT_MAX_TRANSFER",
+    "IscsiUrl",
+    "LoginOptions",
+    "IscsiChannel",
+    "DiscoveredTarget",
+    "DiscoveredLun",
+    "discover",
+    "parse_url",
+    "default_initiator_name",
+    "available",
+    "IscsiError",
+    "IscsiUrlError",
+    "IscsiConnectError",
+    "IscsiConnectionRefused",
+    "LoginFailed",
+    "UnknownTarget",
+    "AuthenticationFailed",
+    "AuthorizationFailed",
+    "NoSuchLun",
+    "CdbTooLong",
+]
+
+#: The iSCSI well-known TCP port (RFC 7143 13.1... IANA "iscsi-target").
+DEFAULT_PORT = 3260
+#: Commands one channel keeps in flight on its session; more wait in the
+#: channel's queue (the target's CmdSN window may hold them back further).
+DEFAULT_QUEUE_DEPTH = 64
+#: Largest transfer of one command unless ``max_transfer=`` says otherwise.
+DEFAULT_MAX_TRANSFER = 32 * 1024 * 1024
+#: How long a login may take, in seconds, unless ``login_timeout=`` says otherwise.
+DEFAULT_LOGIN_TIMEOUT = 30.0
+
+_TICK_MS = 100  # the timeout timer's period while commands are in flight
+_RETRY_EVERY = 1.0  # seconds between reconnection attempts
+_UA_TRIES = 10  # TEST UNIT READYs to clear unit attentions after a re-login
+
+_DIR = {Direction.NONE: 0, Direction.FROM_DEVICE: 1, Direction.TO_DEVICE: 2}
+_DID_NO_CONNECT = int(HostStatus.DID_NO_CONNECT)
+_DID_TIME_OUT = int(HostStatus.DID_TIME_OUT)
+_DID_ERROR = int(HostStatus.DID_ERROR)
+_CHECK_CONDITION = int(ScsiStatus.CHECK_CONDITION)
+_CONDITION_MET = int(ScsiStatus.CONDITION_MET)
+_DRIVER_SENSE = 0x08  # what sg reports in driver_status when sense came back
+
+# RFC 7143 11.13.5: Login Response Status-Class / Status-Detail, as libiscsi
+# reports them ("Status: <text>(<class << 8 | detail>)").
+_LOGIN_AUTHENTICATION = 0x0201
+_LOGIN_AUTHORIZATION = 0x0202
+_LOGIN_NOT_FOUND = 0x0203
+_LOGIN_REMOVED = 0x0204
+
+
+def available() -> bool:
+    """True when sgpy was built with its libiscsi extension."""
+    return _b.available()
+
+
+# -- errors -------------------------------------------------------------------
+
+
+class IscsiError(SgError):
+    """Root of the iSCSI-specific failures (connecting, logging in, addressing)."""
+
+
+class IscsiUrlError(IscsiError, ValueError):
+    """An ``iscsi://`` URL that cannot be parsed; the message shows the expected form."""
+
+
+class CdbTooLong(IscsiError, EncodeError):
+    """A CDB longer than libiscsi carries (16 bytes: no additional header segment)."""
+
+
+class IscsiConnectError(IscsiError, ConnectionError):
+    """The TCP connection to the portal failed (``errno`` says why when known)."""
+
+    def __init__(self, err: int, message: str) -> None:
+        ConnectionError.__init__(self, err, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class IscsiConnectionRefused(IscsiConnectError, ConnectionRefusedError):
+    """Nothing listens on the portal: no target there, or the wrong port."""
+
+
+class LoginFailed(IscsiError):
+    """The target refused the login; ``status`` is the RFC 7143 Status-Class/Detail (or None)."""
+
+    def __init__(self, message: str, *, status: Optional[int] = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class UnknownTarget(LoginFailed, LookupError):
+    """No target of that IQN at the portal (login status 0203h); ``targets`` lists those there."""
+
+    def __init__(self, message: str, *, status: Optional[int] = None, reason: str = "",
+                 targets: Sequence[str] = ()) -> None:
+        super().__init__(message, status=status, reason=reason)
+        self.targets = tuple(targets)
+
+
+class AuthenticationFailed(LoginFailed):
+    """CHAP failed: a wrong user or secret (either direction), or CHAP missing where required."""
+
+
+class AuthorizationFailed(LoginFailed):
+    """The target does not accept this initiator (name or address) for that target (0202h)."""
+
+
+class NoSuchLun(IscsiError, LookupError):
+    """The target has no such LUN; ``luns`` lists the LUNs it reports."""
+
+    def __init__(self, message: str, *, luns: Sequence[int] = ()) -> None:
+        super().__init__(message)
+        self.luns = tuple(luns)
+
+
+# -- URLs -----------------------------------------------------------------------
+
+_URL_SYNTAX = "iscsi://[user[%password]@]host[:port]/target-iqn/lun"
+_URL_RE = re.compile(
+    r"""^iscsi://
+        (?:(?P<user>[^@/%]*)(?:%(?P<password>[^@/]*))?@)?
+        (?P<host>\[[0-9A-Fa-f:.]+\]|[^/:\[\]@?]+)
+        (?::(?P<port>[0-9]+))?
+        (?:/(?P<target>[^/?]*)(?:/(?P<lun>[^/?]*))?)?
+        /?
+        (?:\?(?P<query>.*))?$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_QUERY_KEYS = ("target_user", "target_password", "header_digest")
+_HEADER_DIGESTS = {
+    "none": "none",
+    "crc32c": "crc32c",
+    "none,crc32c": "none,crc32c",
+    "crc32c,none": "crc32c,none",
+    "none-crc32c": "none,crc32c",
+    "crc32c-none": "crc32c,none",
+}
+
+
+def _digest(value: Union[str, bool, None], what: str) -> str:
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "crc32c"
+    key = str(value).strip().lower().replace(" ", "")
+    try:
+        return _HEADER_DIGESTS[key]
+    except KeyError:
+        raise ValueError(f"{what}={value!r}: use 'none', 'crc32c', 'none,crc32c' or 'crc32c,none'") from None
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class IscsiUrl:
+    """A parsed ``iscsi://[user[%password]@]host[:port]/target-iqn/lun`` URL.
+
+    The form is libiscsi's (``ISCSI_URL_SYNTAX`` in ``<iscsi/iscsi.h>``); a
+    query may add ``target_user``, ``target_password`` (mutual CHAP) and
+    ``header_digest``.  ``target`` and ``lun`` are None in a portal URL
+    (``iscsi://host[:port]``, as :func:`discover` takes).
+    """
+
+    host: str
+    port: int = DEFAULT_PORT
+    target: Optional[str] = None
+    lun: Optional[int] = None
+    user: Optional[str] = attr.ib(default=None, repr=False)
+    password: Optional[str] = attr.ib(default=None, repr=False)
+    target_user: Optional[str] = attr.ib(default=None, repr=False)
+    target_password: Optional[str] = attr.ib(default=None, repr=False)
+    header_digest: Optional[str] = None
+    text: str = attr.ib(default="", repr=False, eq=False)
+
+    @classmethod
+    def from_string(cls, url: str, *, need_lun: bool = True) -> "IscsiUrl":
+        """Parse ``url``; :class:`IscsiUrlError` says what is wrong and shows the form."""
+        if not isinstance(url, str):
+            raise IscsiUrlError(f"an iSCSI URL is a str, not {type(url).__name__}")
+        m = _URL_RE.match(url.strip())
+        if m is None:
+            raise IscsiUrlError(f"not an iSCSI URL: {url!r}; expected {_URL_SYNTAX}")
+        host = m.group("host")
+        if host.startswith("["):
+            host = host[1:-1]
+        port = DEFAULT_PORT
+        if m.group("port"):
+            port = int(m.group("port"))
+            if not 0 < port < 65536:
+                raise IscsiUrlError(f"{url!r}: port {port} is out of range (1..65535)")
+        target = m.group("target") or None
+        lun_text = m.group("lun")
+        lun: Optional[int] = None
+        if lun_text:
+            try:
+                lun = int(lun_text, 10)
+            except ValueError:
+                raise IscsiUrlError(f"{url!r}: the LUN must be a decimal number, not {lun_text!r}; "
+                                    f"expected {_URL_SYNTAX}") from None
+            if not 0 <= lun < 16384:
+                raise IscsiUrlError(f"{url!r}: LUN {lun} is out of range (0..16383, SAM-5 flat space)")
+        if need_lun and (target is None or lun is None):
+            missing = "the target IQN and the LUN" if target is None else "the LUN"
+            raise IscsiUrlError(f"{url!r} lacks {missing}; expected {_URL_SYNTAX}")
+        fields: Dict[str, Optional[str]] = {k: None for k in _QUERY_KEYS}
+        query = m.group("query")
+        if query:
+            for part in query.split("&"):
+                if not part:
+                    continue
+                key, sep, value = part.partition("=")
+                key = key.strip().lower()
+                if key not in fields or not sep:
+                    raise IscsiUrlError(f"{url!r}: unknown URL argument {part!r}; "
+                                        f"known: {', '.join(_QUERY_KEYS)} (name=value)")
+                fields[key] = value
+        digest = fields["header_digest"]
+        if digest is not None:
+            try:
+                digest = _digest(digest, "header_digest")
+            except ValueError as exc:
+                raise IscsiUrlError(f"{url!r}: {exc}") from None
+        user = m.group("user")
+        password = m.group("password")
+        return cls(host=host, port=port, target=target, lun=lun,
+                   user=user if user else None, password=password if user else None,
+                   target_user=fields["target_user"] or None, target_password=fields["target_password"],
+                   header_digest=digest, text=url.strip())
+
+    @property
+    def portal(self) -> str:
+        """``host:port`` (``[v6addr]:port`` for IPv6), as libiscsi connects to it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def redacted(self) -> str:
+        """The URL as given, with any password replaced by ``***`` (for reprs and logs)."""
+        text = self.text or str(self)
+        text = re.sub(r"^(iscsi://[^@/%]*)%[^@/]*@", r"\1%***@", text, flags=re.IGNORECASE)
+        return re.sub(r"(?i)([?&]target_password=)[^&]*", r"\1***", text)
+
+    def with_lun(self, lun: int) -> "IscsiUrl":
+        """The same target, another LUN."""
+        new = attr.evolve(self, lun=lun, text="")
+        return attr.evolve(new, text=str(new))
+
+    def __str__(self) -> str:
+        cred = ""
+        if self.user:
+            cred = self.user + (f"%{self.password}" if self.password is not None else "") + "@"
+        out = f"iscsi://{cred}{self.portal}"
+        if self.target is not None:
+            out += f"/{self.target}"
+            if self.lun is not None:
+                out += f"/{self.lun}"
+        args = []
+        if self.target_user:
+            args.append(f"target_user={self.target_user}")
+            if self.target_password is not None:
+                args.append(f"target_password={self.target_password}")
+        if self.header_digest:
+            args.append(f"header_digest={self.header_digest}")
+        return out + ("?" + "&".join(args) if args else "")
+
+
+def parse_url(url: str) -> IscsiUrl:
+    """Parse an ``iscsi://...`` URL naming a LUN (see :class:`IscsiUrl`)."""
+    return IscsiUrl.from_string(url)
+
+
+def _parse_portal(portal: str) -> IscsiUrl:
+    text = portal.strip()
+    if not text.lower().startswith("iscsi://"):
+        text = "iscsi://" + text
+    return IscsiUrl.from_string(text, need_lun=False)
+
+
+def default_initiator_name() -> str:
+    """``iqn.2024-01.org.sgpy:<hostname>``: the initiator name used unless one is given."""
+    host = re.sub(r"[^a-z0-9.-]", "-", socket.gethostname().lower()) or "localhost"
+    return f"iqn.2024-01.org.sgpy:{host}"
+
+
+# -- login options -----------------------------------------------------------------
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class LoginOptions:
+    """What the initiator says at login (RFC 7143 13): names, CHAP, digests, time limits.
+
+    ``user``/``password``: one-way CHAP (the target checks the initiator);
+    adding ``target_user``/``target_password`` makes it mutual (the
+    initiator checks the target too).  ``header_digest``: ``"none"``,
+    ``"crc32c"`` or a preference list ``"crc32c,none"``/``"none,crc32c"``.
+    ``data_digest``: ``"none"`` only, because libiscsi always offers
+    ``DataDigest=None``; asking for CRC32C raises ValueError.
+    """
+
+    initiator_name: str = attr.ib(factory=default_initiator_name)
+    user: Optional[str] = None
+    password: Optional[str] = attr.ib(default=None, repr=False)
+    target_user: Optional[str] = None
+    target_password: Optional[str] = attr.ib(default=None, repr=False)
+    header_digest: str = "none"
+    data_digest: str = "none"
+    alias: Optional[str] = None
+    login_timeout: float = DEFAULT_LOGIN_TIMEOUT
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "header_digest", _digest(self.header_digest, "header_digest"))
+        if _digest(self.data_digest, "data_digest") != "none":
+            raise ValueError(
+                f"data_digest={self.data_digest!r}: libiscsi offers DataDigest=None only, so data digests "
+                "cannot be negotiated; use header_digest='crc32c' to protect the PDU headers")
+        object.__setattr__(self, "data_digest", "none")
+        if self.target_user is not None and self.user is None:
+            raise ValueError("mutual CHAP (target_user=) needs one-way CHAP too: pass user= and password=")
+        if not self.initiator_name:
+            raise ValueError("initiator_name may not be empty")
+        if self.login_timeout <= 0:
+            raise ValueError("login_timeout must be positive (seconds)")
+
+    @classmethod
+    def merge(cls, url: Optional[IscsiUrl], options: Dict[str, Any]) -> "LoginOptions":
+        """Options from the URL, overridden by keyword arguments of the same name."""
+        fields: Dict[str, Any] = {}
+        if url is not None:
+            for name in ("user", "password", "target_user", "target_password", "header_digest"):
+                value = getattr(url, name)
+                if value is not None:
+                    fields[name] = value
+        for name in ("initiator_name", "user", "password", "target_user", "target_password", "header_digest",
+                     "data_digest", "alias", "login_timeout"):
+            if name in options:
+                value = options.pop(name)
+                if value is not None:
+                    fields[name] = value
+        return cls(**fields)
+
+
+# -- connecting and logging in (without a reactor) ------------------------------------
+
+
+def _login_error(url: IscsiUrl, reason: str, opts: LoginOptions) -> LoginFailed:
+    """Turn libiscsi's login failure text into the exception a person can act on."""
+    m = re.search(r"Status:\s*(.*?)\((\d+)\)", reason)
+    status = int(m.group(2)) if m else None
+    where = f"{url.target or '(discovery)'} at {url.portal}"
+    if status in (_LOGIN_NOT_FOUND, _LOGIN_REMOVED):
+        targets: List[str] = []
+        try:
+            targets = [t.iqn for t in discover(url.portal, luns=False, initiator_name=opts.initiator_name,
+                                               timeout=min(opts.login_timeout, 5.0))]
+        except Exception:  # listing them is a courtesy; the error stands without it
+            pass
+        there = ("; targets there: " + ", ".join(targets)) if targets else ""
+        return UnknownTarget(f"no target named {url.target!r} at {url.portal} (login status "
+                             f"{status:04X}h: {m.group(1) if m else reason}){there}",
+                             status=status, reason=reason, targets=targets)
+    if status == _LOGIN_AUTHENTICATION:
+        if opts.user is None:
+            hint = "the target wants CHAP: pass user= and password= (or user%password@ in the URL)"
+        else:
+            hint = f"check the CHAP user {opts.user!r} and its secret"
+        return AuthenticationFailed(f"{where}: authentication failed (login status 0201h); {hint}",
+                                    status=status, reason=reason)
+    if status == _LOGIN_AUTHORIZATION:
+        return AuthorizationFailed(
+            f"{where}: initiator {opts.initiator_name!r} is not allowed to log in (login status 0202h); "
+            "allow this initiator name or address on the target, or pass initiator_name=",
+            status=status, reason=reason)
+    if "CHAP" in reason:
+        return AuthenticationFailed(
+            f"{where}: mutual CHAP failed: the target did not prove it knows the secret of "
+            f"{opts.target_user!r} ({reason})", status=status, reason=reason)
+    detail = f"login status {status:04X}h: {m.group(1)}" if m else reason or "no reason given"
+    return LoginFailed(f"{where}: login failed ({detail})", status=status, reason=reason)
+
+
+def _connect_error(url: IscsiUrl, reason: str) -> IscsiConnectError:
+    m = re.search(r"\((\d+)\)", reason)
+    err = int(m.group(1)) if m else 0
+    if err == _errno.ECONNREFUSED:
+        return IscsiConnectionRefused(err, f"cannot connect to {url.portal}: connection refused "
+                                           "(is an iSCSI target listening on that address and port?)")
+    what = reason or "the connection failed"
+    return IscsiConnectError(err, f"cannot connect to {url.portal}: {what}")
+
+
+def _open_connection(url: IscsiUrl, opts: LoginOptions, *, discovery: bool, lun: int,
+                     deadline: Optional[float] = None) -> Any:
+    """Connect and log in, synchronously; return the logged-in :class:`_b.Connection`."""
+    if deadline is None:
+        deadline = time.monotonic() + opts.login_timeout
+    conn = _b.Connection(opts.initiator_name)
+    try:
+        try:
+            conn.configure(target=None if discovery else url.target, discovery=discovery, lun=lun,
+                           header_digest=opts.header_digest, user=opts.user, password=opts.password,
+                           target_user=opts.target_user, target_password=opts.target_password,
+                           alias=opts.alias)
+        except ValueError as exc:
+            raise LoginFailed(f"{url.redacted()}: {exc}") from None
+        _step(conn, url, opts, "connect", deadline)
+        _step(conn, url, opts, "login", deadline)
+        return conn
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _step(conn: Any, url: IscsiUrl, opts: LoginOptions, step: str, deadline: float) -> None:
+    if conn.start(step, url.portal) != 0:
+        reason = conn.error()
+        if step == "connect":
+            raise _connect_error(url, reason)
+        raise LoginFailed(f"{url.portal}: cannot start the {step}: {reason}", reason=reason)
+    ok = conn.run(lambda: conn.step_result()[0], deadline)
+    done, status, reason = conn.step_result()
+    if not ok and not done:
+        what = "connecting to" if step == "connect" else f"the {step} at"
+        raise IscsiConnectError(_errno.ETIMEDOUT, f"{what} {url.portal} took longer than {opts.login_timeout:g} s "
+                                                  "(login_timeout=)")
+    if not done:
+        reason = reason or conn.error()
+        if step == "connect":
+            raise _connect_error(url, reason)
+        raise _login_error(url, reason, opts)
+    if status != 0:
+        reason = reason or conn.error()
+        if step == "connect":
+            raise _connect_error(url, reason)
+        if step == "login" and ("closed" in reason or "socket" in reason) and "Status" not in reason:
+            raise IscsiConnectError(_errno.ECONNRESET, f"{url.portal} closed the connection during the login "
+                                                       f"({reason})")
+        raise _login_error(url, reason, opts)
+
+
+def _run_sync(conn: Any, cmd: Any, lun: int, deadline: float) -> Tuple[int, bytes, bytes]:
+    """Run one command on a logged-in connection outside any reactor: (status, data, sense)."""
+    length = cmd.transfer_bytes()
+    buf = bytearray(length) if cmd.direction is Direction.FROM_DEVICE else (cmd.data or b"")
+    ptr = _b.ffi.from_buffer(buf) if length else None
+    conn.ptr.lun = lun
+    if conn.submit(0, cmd.cdb, _DIR[cmd.direction], ptr, length) != 0:
+        raise TaskFailed(f"libiscsi refused {cmd.name}: {conn.error()}", command=cmd)
+    if not conn.run(lambda: conn.take()[0] > 0, deadline):
+        raise IscsiConnectError(_errno.ETIMEDOUT, f"no answer to {cmd.name} in time")
+    n, ints = conn.take()
+    status, resid, slen = ints[1], ints[2], ints[4]
+    sense = conn.sense(0, slen) if slen else b""
+    conn.taken()
+    if status < 0:
+        raise IscsiConnectError(_errno.ECONNRESET, f"{cmd.name} failed: the session ended ({conn.error()})")
+    data = bytes(buf[:max(0, length - resid)]) if cmd.direction is Direction.FROM_DEVICE else b""
+    return status, data, sense
+
+
+def _logout(conn: Any, seconds: float) -> None:
+    """Log out politely (best effort, bounded)."""
+    try:
+        if conn.logged_in() and conn.start("logout") == 0:
+            conn.run(lambda: conn.step_result()[0], time.monotonic() + seconds)
+    except Exception:
+        pass
+
+
+# -- discovery ---------------------------------------------------------------------
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class DiscoveredLun:
+    """One LUN of a discovered target: its number, device type (INQUIRY) and URL."""
+
+    lun: int
+    device_type: Optional[int]
+    vendor: str
+    product: str
+    url: str
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class DiscoveredTarget:
+    """One target a portal reported (SendTargets): IQN, portals, LUNs.
+
+    ``portals`` are as the target gave them (``address:port,tpgt``).
+    ``luns`` is empty when LUNs were not asked for, or when logging in to
+    the target failed (``error`` then says why, e.g. CHAP required).
+    """
+
+    iqn: str
+    portals: Tuple[str, ...]
+    luns: Tuple[DiscoveredLun, ...] = ()
+    error: Optional[str] = None
+
+    @property
+    def urls(self) -> Tuple[str, ...]:
+        """The ``iscsi://`` URL of each LUN."""
+        return tuple(lun.url for lun in self.luns)
+
+
+def discover(
+    portal: str,
+    *,
+    luns: bool = True,
+    timeout: float = DEFAULT_LOGIN_TIMEOUT,
+    **options: Any,
+) -> List[DiscoveredTarget]:
+    """List the targets at ``portal`` (``"host[:port]"`` or ``iscsi://host[:port]``), and their LUNs.
+
+    A discovery session asks for ``SendTargets=All`` (RFC 7143 12.3); with
+    ``luns=True`` each target is then logged in to, asked REPORT LUNS and
+    each LUN INQUIRY (peripheral device type, vendor, product).  Login
+    options (``initiator_name``, ``user``/``password``, ``target_user``/
+    ``target_password``, ``header_digest``) apply to every session.
+    Synchronous; does not use a reactor.
+    """
+    from sgpy import command as _command
+    from sgpy.results import parse_result
+
+    url = _parse_portal(portal)
+    options.setdefault("login_timeout", timeout)
+    opts = LoginOptions.merge(url, options)
+    if options:
+        raise TypeError(f"discover() got unexpected keyword(s) {sorted(options)}")
+    deadline = time.monotonic() + timeout
+    conn = _open_connection(url, opts, discovery=True, lun=0, deadline=deadline)
+    try:
+        if conn.start("discovery") != 0:
+            raise LoginFailed(f"{url.portal}: cannot start discovery: {conn.error()}")
+        if not conn.run(lambda: conn.step_result()[0], deadline):
+            raise IscsiConnectError(_errno.ETIMEDOUT, f"discovery at {url.portal} took longer than {timeout:g} s")
+        done, status, reason = conn.step_result()
+        if status != 0:
+            raise LoginFailed(f"{url.portal}: discovery failed ({reason or conn.error()})", reason=reason)
+        text = conn.discovery_text()
+        _logout(conn, 1.0)
+    finally:
+        conn.close()
+    found: List[DiscoveredTarget] = []
+    for line in text.splitlines():
+        if not line:
+            continue
+        name, *portals = line.split("\t")
+        found.append(DiscoveredTarget(iqn=name, portals=tuple(portals)))
+    if not luns:
+        return found
+    out = []
+    for t in found:
+        turl = attr.evolve(url, target=t.iqn, lun=0, text="")
+        try:
+            session = _open_connection(turl, opts, discovery=False, lun=0,
+                                       deadline=time.monotonic() + opts.login_timeout)
+        except IscsiError as exc:
+            out.append(attr.evolve(t, error=str(exc)))
+            continue
+        try:
+            dl = time.monotonic() + opts.login_timeout
+            status, data, _sense = _run_sync(session, _command.ReportLuns(), 0, dl)
+            numbers: Tuple[int, ...] = ()
+            if status == 0:
+                numbers = tuple(parse_result(_command.ReportLuns(), data).linux_luns)
+            entries = []
+            for n in numbers:
+                dtype: Optional[int] = None
+                vendor = product = ""
+                status, data, _sense = _run_sync(session, _command.Inquiry(), n, dl)
+                if status == 0 and data:
+                    inq = parse_result(_command.Inquiry(), data)
+                    if inq.peripheral_qualifier == 3:
+                        continue
+                    dtype = inq.peripheral_device_type
+                    vendor = inq.vendor
+                    product = inq.product
+                entries.append(DiscoveredLun(n, dtype, vendor, product, str(turl.with_lun(n))))
+            out.append(attr.evolve(t, luns=tuple(entries)))
+        except IscsiError as exc:
+            out.append(attr.evolve(t, error=str(exc)))
+        finally:
+            _logout(session, 1.0)
+            session.close()
+    return out
+
+
+# -- the channel ------------------------------------------------------------------------
+
+
+class _Endpoint:
+    """The session's socket as the reactor sees it (see ``Reactor._register``)."""
+
+    __slots__ = ("fd", "channel", "inflight", "closed", "events")
+
+    def __init__(self, channel: "IscsiChannel") -> None:
+        self.fd = -1
+        self.channel = channel
+        self.inflight: Dict[int, Io] = {}
+        self.closed = False
+        self.events = 0
+
+    def on_events(self, events: int) -> int:
+        return self.channel._on_socket(events)
+
+    def close_fd(self) -> None:
+        self.channel._drop_connection(polite=True)
+
+    def __repr__(self) -> str:
+        return f"IscsiEndpoint(fd={self.fd}, inflight={len(self.inflight)})"
+
+
+class _TimerEndpoint:
+    """The channel's timerfd: command timeouts and reconnection steps."""
+
+    __slots__ = ("fd", "channel", "inflight", "closed", "timer")
+
+    def __init__(self, channel: "IscsiChannel", timer: Any) -> None:
+        self.timer = timer
+        self.fd = timer.fd
+        self.channel = channel
+        self.inflight: Dict[int, Io] = {}  # never holds anything: the socket endpoint does
+        self.closed = False
+
+    def on_events(self, events: int) -> int:
+        self.timer.drain()
+        return self.channel._on_tick()
+
+    def close_fd(self) -> None:
+        import os
+
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+_READY = "ready"
+_RECONNECTING = "reconnecting"
+_GONE = "gone"
+_CLOSED = "closed"
+
+
+class IscsiChannel(Channel):
+    """A channel to one LUN of an iSCSI target, through libiscsi, on a :class:`~sgpy.reactor.Reactor`.
+
+    Open with :meth:`from_url` (or ``sgpy.Channel.from_url``).  Everything a
+    channel does works the same: ``execute``, ``execute_many``,
+    ``async_=True``, ``poll``/``wait``, ``channel.cmd.X(...)``, handlers and
+    verify handlers, ``read_only``/``policy``, ``block_size``,
+    ``close``/``with``.  Completions fill ``io.hdr`` like sg's: the SCSI
+    status byte, ``masked_status``, ``driver_status`` 08h when sense came
+    back, ``resid`` from the iSCSI residual underflow count, ``duration``
+    in ms, the sense bytes; and raise the same exceptions.
+
+    Transport outcomes map to sg's host codes: a timed-out command fails
+    with :class:`~sgpy.errors.CommandTimeout` (``DID_TIME_OUT``; an ABORT
+    TASK goes to the target, and the buffer is kept until the target lets
+    go of the command); a protocol error with
+    :class:`~sgpy.errors.HostError` (``DID_ERROR``); a lost connection with
+    :class:`~sgpy.errors.DeviceGone` (``DID_NO_CONNECT``), every pending IO
+    exactly once, after which the channel refuses new commands.
+
+    ``reconnect=SECONDS`` (off by default) keeps the channel through a lost
+    connection instead: for up to that long it tries to log in again (once
+    a second); then it clears the new session's unit attentions with TEST
+    UNIT READY and sends again, in their original order, the commands that
+    were in flight, followed by the queued ones.  A command in flight when
+    the connection dropped may therefore have been executed by the target
+    twice; commands whose timeout passed meanwhile fail with
+    CommandTimeout.  If no login succeeds in time, every pending IO fails
+    with DeviceGone.
+    """
+
+    def __init__(
+        self,
+        url: Union[str, IscsiUrl],
+        *,
+        reactor: Optional[Reactor] = None,
+        timeout: int = DEFAULT_TIMEOUT_MS,
+        read_only: bool = False,
+        policy: Any = None,
+        reissue: bool = True,
+        block_size: Optional[int] = None,
+        queue_depth: int = DEFAULT_QUEUE_DEPTH,
+        max_transfer: int = DEFAULT_MAX_TRANSFER,
+        reconnect: Union[bool, float, None] = None,
+        **login: Any,
+    ) -> None:
+        _b.require()
+        if isinstance(url, str):
+            url = IscsiUrl.from_string(url)
+        if url.target is None or url.lun is None:
+            raise IscsiUrlError(f"{url.redacted()}: a channel needs the target IQN and the LUN ({_URL_SYNTAX})")
+        if queue_depth < 1:
+            raise ValueError("queue_depth must be at least 1")
+        opts = LoginOptions.merge(url, login)
+        if login:
+            raise TypeError(f"unexpected option(s) for an iSCSI channel: {sorted(login)}")
+        # The attributes Channel.__init__ sets (it needs a device fd, so it is not called).
+        self.path = url.redacted()
+        self.timeout = timeout
+        self.read_only = read_only
+        self.policy = policy
+        self.reissue = reissue
+        self.max_fds = 1
+        self.submitted = 0
+        self._block_size = block_size
+        self._closed = False
+        self._gone = False
+        self._owns_fd = False
+        import collections
+
+        self._queue: Any = collections.deque()
+        self._pool: List[Any] = []
+        self._outstanding = 0
+        self._dxfer = _DIR
+        self._max_transfer = max_transfer
+        self._sync_callers: List[Any] = []
+        from sgpy.channel import _CommandNamespace
+
+        self.cmd = _CommandNamespace(self)
+        self.kind = "iscsi"
+        self.sync_only = False
+        self._fd = -2  # no device fd (and never equal to a detached endpoint's -1)
+        # iSCSI's own.
+        self.url = url
+        self.options = opts
+        self.queue_depth = queue_depth
+        self.reconnect = float(reconnect) if reconnect not in (None, False) else 0.0
+        if reconnect is True:
+            self.reconnect = 60.0
+        self.inquiry: Any = None
+        self.reconnects = 0
+        self._state = _READY
+        self._conn: Any = None
+        self._lost_reason = ""
+        self._retry_at = 0.0
+        self._give_up_at = 0.0
+        self._rstep = ""
+        self._ua_left = 0
+        self._attempt_deadline = 0.0
+        self.reactor = reactor if reactor is not None else default_reactor()
+        self._ep = _Endpoint(self)
+        conn = _open_connection(url, opts, discovery=False, lun=url.lun)
+        timer = None
+        try:
+            timer = _b.Timer()
+            self._tick_ep = _TimerEndpoint(self, timer)
+            self.reactor._add_channel(self)
+        except BaseException:
+            conn.close()
+            if timer is not None:
+                import os
+
+                os.close(timer.fd)
+            raise
+        with self.reactor._lock:
+            self._attach(conn)
+            self._pool.append(self._ep)
+            self.reactor._register(self._tick_ep)
+        try:
+            self._check_lun()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- construction --------------------------------------------------------
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> "IscsiChannel":  # type: ignore[override]
+        """Log in to ``iscsi://[user%password@]host[:port]/target-iqn/lun`` and return the channel.
+
+        Options: ``reactor``, ``timeout`` (ms per command, default 60000),
+        ``read_only``, ``policy``, ``reissue``, ``block_size``,
+        ``queue_depth`` (commands in flight, default 64), ``max_transfer``
+        (bytes per command, default 32 MiB), ``reconnect`` (seconds to keep
+        trying after a lost connection; default off), and the login options
+        of :class:`LoginOptions` (``initiator_name``, ``user``,
+        ``password``, ``target_user``, ``target_password``,
+        ``header_digest``, ``data_digest``, ``alias``, ``login_timeout``).
+
+        Raises :class:`IscsiConnectionRefused` / :class:`IscsiConnectError`,
+        :class:`UnknownTarget`, :class:`AuthenticationFailed`,
+        :class:`AuthorizationFailed`, :class:`LoginFailed` or
+        :class:`NoSuchLun`, each naming what to change.
+        """
+        return cls(url, **options)
+
+    @classmethod
+    def from_path(cls, path: str, **options: Any) -> "IscsiChannel":  # type: ignore[override]
+        """Same as :meth:`from_url` (an iSCSI channel's "path" is its URL)."""
+        return cls(path, **options)
+
+    @classmethod
+    def from_fd(cls, fd: int, *, close: bool = False, **options: Any) -> "Channel":
+        """Not available: an iSCSI channel owns its connection."""
+        raise TypeError("an iSCSI channel is opened from its URL (IscsiChannel.from_url), not from an fd")
+
+    def __repr__(self) -> str:
+        return f"Channel({self.path!r})"
+
+    def _check_lun(self) -> None:
+        """INQUIRY the LUN: a LUN the target does not have raises :class:`NoSuchLun`."""
+        from sgpy import command as _command
+        from sgpy.handler import might_fail
+
+        io = self.execute(_command.Inquiry(), verify_handler=might_fail)
+        missing = False
+        if io.error is not None:
+            if isinstance(io.error, CheckCondition) and io.error.sense_key == SenseKey.ILLEGAL_REQUEST \
+                    and io.error.asc == 0x25:  # LOGICAL UNIT NOT SUPPORTED (SPC-5 table 52? asc 25h)
+                missing = True
+            elif not isinstance(io.error, CheckCondition):
+                raise io.error
+        else:
+            inq = io.result
+            # SPC-5 6.7.2: peripheral qualifier 011b = no logical unit at this LUN.
+            if inq is not None and inq.peripheral_qualifier == 3:
+                missing = True
+            self.inquiry = inq
+        if missing:
+            luns: Tuple[int, ...] = ()
+            # Ask LUN 0: a target need not answer REPORT LUNS at a LUN it does not have.
+            ptr = self._conn.ptr
+            try:
+                ptr.lun = 0
+                rl = self.execute(_command.ReportLuns(), verify_handler=might_fail)
+                if rl.error is None and rl.result is not None:
+                    luns = tuple(rl.result.linux_luns)
+            except SgError:
+                pass
+            finally:
+                if self._conn is not None:
+                    self._conn.ptr.lun = self.url.lun
+            have = ", ".join(str(n) for n in luns) if luns else "none reported"
+            raise NoSuchLun(f"{self.url.target} at {self.url.portal} has no LUN {self.url.lun} "
+                            f"(LUNs there: {have})", luns=luns)
+
+    # -- limits --------------------------------------------------------------
+
+    @property
+    def max_transfer(self) -> int:
+        """Largest single transfer in bytes (``max_transfer=``, default 32 MiB)."""
+        assert self._max_transfer is not None  # set in __init__; for type checkers only
+        return self._max_transfer
+
+    def _make_io(self, cmd: Any, timeout: Optional[int], verify_handler: Any) -> Io:
+        io = super()._make_io(cmd, timeout, verify_handler)
+        n = len(io.command.cdb)
+        if n > _b.CDB_MAX:
+            raise CdbTooLong(f"{cmd.name}: its CDB has {n} bytes; libiscsi sends at most {_b.CDB_MAX} "
+                             "(no additional header segment for longer CDBs)")
+        return io
+
+    # -- the session ------------------------------------------------------------
+
+    def _attach(self, conn: Any) -> None:
+        """Make ``conn`` the channel's session and watch its socket (lock held)."""
+        self._conn = conn
+        ep = self._ep
+        ep.fd = conn.fileno()
+        ep.events = conn.which_events()
+        ep.closed = False
+        self.reactor._register(ep, ep.events)
+
+    def _watch(self) -> None:
+        """Follow the events libiscsi wants (POLLIN/POLLOUT are EPOLLIN/EPOLLOUT's values)."""
+        ep = self._ep
+        conn = self._conn
+        if conn is None or ep.closed:
+            return
+        ev = _b.lib.iscsi_which_events(conn.ptr.ctx)
+        if ev != ep.events:
+            ep.events = ev
+            self.reactor._modify(ep, ev)
+
+    def _drop_connection(self, polite: bool = False) -> None:
+        """Release the libiscsi context (after the reactor unregistered the socket)."""
+        conn = self._conn
+        self._conn = None
+        if conn is None:
+            return
+        conn.cancel_all()
+        if polite and self._state == _READY and not conn.lost:
+            _logout(conn, 1.0)
+        conn.close()
+
+    # -- submitting --------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Send queued IOs while fewer than ``queue_depth`` are in flight (lock held)."""
+        q = self._queue
+        if not q or self._state != _READY:
+            return
+        ep = self._ep
+        inflight = ep.inflight
+        room = self.queue_depth - len(inflight)
+        if room <= 0:
+            return
+        conn = self._conn
+        ptr = conn.ptr
+        submit = _b.lib.sgpy_iscsi_submit
+        null = _b.ffi.NULL
+        ids = self.reactor._ids
+        dirs = _DIR
+        now = time.monotonic()
+        sent = 0
+        while q and room > 0:
+            io = q.popleft()
+            cmd = io.command
+            ident = next(ids)
+            cdb = cmd.cdb
+            buf = io._cbuf
+            rc = submit(ptr, ident, cdb, len(cdb), dirs[cmd.direction], null if buf is None else buf, io.length)
+            if rc:
+                self._refused(io, rc)
+                continue
+            io._pack_id = ident
+            io._submitted_at = now
+            inflight[ident] = io
+            room -= 1
+            sent += 1
+        if sent:
+            self.submitted += sent
+            self.reactor.submitted += sent
+            # Write the PDUs now rather than one epoll round later.
+            rc = _b.lib.sgpy_iscsi_service(ptr, _b.POLLOUT)
+            if rc < 0 or ptr.lost:
+                self._session_lost(conn.error())
+                return
+            self._watch()
+            if not self._tick_ep.timer.armed:
+                self._tick_ep.timer.arm(_TICK_MS)
+
+    def _refused(self, io: Io, rc: int) -> None:
+        if rc == -2:
+            err: BaseException = CdbTooLong(f"{io.command.name}: CDB longer than {_b.CDB_MAX} bytes")
+        else:
+            err = TaskFailed(f"{self.path}: libiscsi refused the command: {self._conn.error()}",
+                             io=io, command=io.command)
+        self.reactor._fail(io, err)
+
+    # -- completions -------------------------------------------------------------
+
+    def _on_socket(self, events: int) -> int:
+        """The reactor saw ``events`` on the socket (lock held); return completions processed."""
+        conn = self._conn
+        if conn is None:
+            return 0
+        if self._state == _RECONNECTING:
+            return self._reconnect_progress(events)
+        ptr = conn.ptr
+        rc = _b.lib.sgpy_iscsi_service(ptr, events)
+        n = self._complete(conn) if ptr.ndone else 0
+        if self._conn is not conn:
+            return n  # a handler closed the channel
+        if rc < 0 or ptr.lost:
+            hup = events & (_b.lib.POLLHUP | _b.lib.POLLERR)
+            self._session_lost("the target closed the connection" if hup or rc >= 0 else conn.error())
+            return n
+        if self._queue:
+            self._pump()
+        self._watch()
+        return n
+
+    def _complete(self, conn: Any) -> int:
+        """Finish the IOs whose records libiscsi's callbacks wrote."""
+        n, ints = conn.take()
+        rec = _b.REC
+        senses: Dict[int, bytes] = {}
+        for i in range(4, n * rec, rec):
+            if ints[i]:
+                senses[i] = conn.sense(i // rec, ints[i])
+        conn.taken()
+        lost = conn.lost
+        inflight = self._ep.inflight
+        reactor = self.reactor
+        finish = reactor._finish
+        classify = reactor._classify
+        cancelled = _b.CANCELLED
+        done = 0
+        for b in range(0, n * rec, rec):
+            ident = ints[b]
+            status = ints[b + 1]
+            if status == cancelled and lost:
+                continue  # the session is gone: _session_lost deals with it
+            io = inflight.pop(ident, None)
+            if io is None:
+                continue
+            if io.returned or io._abandoned:
+                reactor._abandoned.pop(ident, None)
+                continue  # timed out earlier; the target has let go of it now
+            done += 1
+            if status == 0 and not ints[b + 4]:
+                io.hdr = Header(0, 0, 0, 0, 0, ints[b + 2], ints[b + 3], 0, b"")
+                finish(io)
+            elif status >= 0:
+                sense = senses.get(b + 4, b"")
+                ok = (status == 0 or status == _CONDITION_MET) and not sense
+                io.hdr = Header(status, (status >> 1) & 0x7F, 0, 0, _DRIVER_SENSE if sense else 0, ints[b + 2],
+                                ints[b + 3], 0 if ok else 1, sense)
+                if ok:
+                    finish(io)
+                else:
+                    classify(io)
+            else:
+                io.hdr = Header(0, 0, 0, _DID_ERROR, 0, io.length, ints[b + 3], 1, b"")
+                if status == cancelled:
+                    reason = "libiscsi cancelled the command"
+                elif status == _b.ERROR:
+                    reason = conn.error()
+                else:
+                    reason = "libiscsi timed the command out"
+                io.error = HostError(f"{self.path}: iSCSI transport error ({reason})", io=io, command=io.command,
+                                     host_status=_DID_ERROR)
+                finish(io)
+        return done
+
+    # -- timeouts and reconnection ------------------------------------------------
+
+    def _on_tick(self) -> int:
+        """The timer fired (lock held)."""
+        now = time.monotonic()
+        if self._state == _READY:
+            inflight = self._ep.inflight
+            expired = [(ident, io) for ident, io in inflight.items()
+                       if not io.returned and not io._abandoned and now - io._submitted_at >= io.timeout / 1000.0]
+            for ident, io in expired:
+                self._time_out(ident, io, now)
+            if expired and self._conn is not None:
+                _b.lib.sgpy_iscsi_service(self._conn.ptr, _b.POLLOUT)
+                self._watch()
+            if not inflight and self._tick_ep.timer.armed:
+                self._tick_ep.timer.disarm()
+            return len(expired)
+        if self._state == _RECONNECTING:
+            if self._conn is not None:
+                n = self._reconnect_progress(0)
+                if self._state != _RECONNECTING:
+                    return n
+                if self._conn is not None and now >= self._attempt_deadline:
+                    self._reconnect_failed()  # this attempt hangs: start another
+            if now >= self._give_up_at:
+                self._give_up(f"no new session within reconnect={self.reconnect:g} s")
+            elif self._conn is None and now >= self._retry_at:
+                self._try_connect()
+            else:
+                self._expire_queued(now)
+            return 0
+        self._tick_ep.timer.disarm()
+        return 0
+
+    def _time_out(self, ident: int, io: Io, now: float) -> None:
+        if ident and self._conn is not None:
+            self._conn.abort(ident)
+        elapsed = int((now - io._submitted_at) * 1000)
+        io.hdr = Header(0, 0, 0, _DID_TIME_OUT, 0, io.length, elapsed, 1, b"")
+        self.reactor._fail(io, CommandTimeout(
+            f"{self.path}: no answer within {io.timeout} ms; ABORT TASK was sent to the target "
+            "(the buffer is kept until the target lets go of the command)",
+            io=io, command=io.command, host_status=_DID_TIME_OUT))
+
+    def _session_lost(self, reason: str) -> None:
+        """The connection dropped (lock held): reconnect, or fail everything pending."""
+        if self._state != _READY:
+            return
+        self._lost_reason = reason or "connection lost"
+        if self.reconnect and not self._closed:
+            self._begin_reconnect()
+        else:
+            self._fail_all(f"{self.path}: the connection to the target was lost ({self._lost_reason})")
+
+    def _fail_all(self, why: str) -> None:
+        """Fail every pending IO exactly once with DeviceGone and let the session go."""
+        if self._gone:
+            return
+        self._gone = True
+        self._state = _GONE
+        reactor = self.reactor
+        ep = self._ep
+        pending = [io for io in ep.inflight.values()]
+        ep.inflight.clear()
+        if not ep.closed:
+            reactor._close_fd(ep)  # unregisters, then _drop_connection via close_fd
+        else:
+            self._drop_connection()
+        self._tick_ep.timer.disarm()
+        for io in pending:
+            reactor._abandoned.pop(io._pack_id, None)
+            if not io.returned:
+                io.hdr = Header(0, 0, 0, _DID_NO_CONNECT, 0, io.length, 0, 1, b"")
+                reactor._fail(io, DeviceGone(why, io=io, command=io.command, host_status=_DID_NO_CONNECT))
+        while self._queue:
+            io = self._queue.popleft()
+            io.hdr = Header(0, 0, 0, _DID_NO_CONNECT, 0, io.length, 0, 1, b"")
+            reactor._fail(io, DeviceGone(why, io=io, command=io.command, host_status=_DID_NO_CONNECT))
+
+    def _begin_reconnect(self) -> None:
+        self._state = _RECONNECTING
+        self.reconnects += 1
+        ep = self._ep
+        resend = [io for io in ep.inflight.values() if not io.returned and not io._abandoned]
+        ep.inflight.clear()
+        self._queue.extendleft(reversed(resend))
+        self.reactor._unregister(ep)
+        ep.fd = -1
+        self._drop_connection()
+        now = time.monotonic()
+        self._give_up_at = now + self.reconnect
+        self._retry_at = now
+        if not self._tick_ep.timer.armed:
+            self._tick_ep.timer.arm(_TICK_MS)
+        self._try_connect()
+
+    def _try_connect(self) -> None:
+        """Start one connection attempt (lock held); its steps continue in _reconnect_progress."""
+        self._retry_at = time.monotonic() + _RETRY_EVERY
+        opts = self.options
+        conn = _b.Connection(opts.initiator_name)
+        try:
+            conn.configure(target=self.url.target, discovery=False, lun=self.url.lun or 0,
+                           header_digest=opts.header_digest, user=opts.user, password=opts.password,
+                           target_user=opts.target_user, target_password=opts.target_password, alias=opts.alias)
+        except ValueError:
+            conn.close()
+            return
+        if conn.start("connect", self.url.portal) != 0:
+            conn.close()
+            return
+        self._rstep = "connect"
+        self._attempt_deadline = time.monotonic() + min(opts.login_timeout, 10.0)
+        self._attach(conn)
+
+    def _reconnect_failed(self) -> None:
+        ep = self._ep
+        self.reactor._unregister(ep)
+        ep.fd = -1
+        self._drop_connection()
+
+    def _reconnect_progress(self, events: int) -> int:
+        """One step of a re-login: connect, login, clear unit attentions, resend."""
+        conn = self._conn
+        ptr = conn.ptr
+        rc = _b.lib.sgpy_iscsi_service(ptr, events)
+        if self._rstep == "ua":
+            n, ints = conn.take()
+            conn.taken()
+            if rc < 0 or ptr.lost:
+                self._reconnect_failed()
+                return 0
+            if n:
+                status = ints[1]
+                if status == _CHECK_CONDITION and self._ua_left > 0:
+                    self._ua_left -= 1
+                    self._send_tur()
+                else:
+                    self._resume()
+                    return 0
+            self._watch()
+            return 0
+        done, status, _reason = conn.step_result()
+        if rc < 0 and not done:
+            self._reconnect_failed()
+            return 0
+        if done:
+            if status != 0:
+                self._reconnect_failed()
+                return 0
+            if self._rstep == "connect":
+                self._rstep = "login"
+                if conn.start("login") != 0:
+                    self._reconnect_failed()
+                    return 0
+            elif self._rstep == "login":
+                self._rstep = "ua"
+                self._ua_left = _UA_TRIES
+                self._send_tur()
+        self._watch()
+        return 0
+
+    def _send_tur(self) -> None:
+        conn = self._conn
+        if conn.submit(0, b"\x00" * 6, 0, None, 0) != 0:  # TEST UNIT READY, SPC-5 6.47
+            self._reconnect_failed()
+            return
+        _b.lib.sgpy_iscsi_service(conn.ptr, _b.POLLOUT)
+
+    def _resume(self) -> None:
+        self._state = _READY
+        self._rstep = ""
+        self._expire_queued(time.monotonic())
+        self._pump()
+        self._watch()
+
+    def _expire_queued(self, now: float) -> None:
+        """While reconnecting: fail resent commands whose timeout has passed."""
+        keep = []
+        for io in self._queue:
+            if io._submitted_at and now - io._submitted_at >= io.timeout / 1000.0:
+                self._time_out(0, io, now)
+            else:
+                keep.append(io)
+        if len(keep) != len(self._queue):
+            self._queue.clear()
+            self._queue.extend(keep)
+
+    def _give_up(self, why: str) -> None:
+        self._state = _READY  # _fail_all runs from the READY state's bookkeeping
+        self._fail_all(f"{self.path}: the connection to the target was lost ({self._lost_reason}) and "
+                       f"{why}")
+
+    # -- closing -----------------------------------------------------------------
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Drain in-flight commands (see :meth:`sgpy.channel.Channel.close`), log out, close.  Idempotent."""
+        if self._closed:
+            return
+        try:
+            super().close(timeout)
+        finally:
+            reactor = self.reactor
+            with reactor._lock:
+                if self._conn is not None:
+                    # Reconnecting: the socket is not in _pool's bookkeeping any more.
+                    if not self._ep.closed:
+                        reactor._close_fd(self._ep)
+                    else:
+                        self._drop_connection()
+                tick = getattr(self, "_tick_ep", None)
+                if tick is not None:
+                    reactor._close_fd(tick)
+                self._state = _CLOSED
