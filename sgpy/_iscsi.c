@@ -29,6 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/timerfd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
 
@@ -148,7 +151,7 @@ static void sgpy_task_cb(struct iscsi_context *ctx, int status, void *command_da
         r[4] = 0;
         if (task != NULL && code >= 0) {
             /* SAM residual: only an underflow leaves part of the buffer
-             * unused (RFC 7143 11.4.5.1); sg reports the same as resid. */
+             * unused (RFC 7143 11.4.5); sg reports the same as resid. */
             if (task->residual_status == SCSI_RESIDUAL_UNDERFLOW)
                 r[2] = (int64_t)task->residual;
             if (code == SCSI_STATUS_CHECK_CONDITION && task->datain.data != NULL && task->datain.size >= 2) {
@@ -387,6 +390,21 @@ static int sgpy_iscsi_service(struct sgpy_iscsi *c, int revents)
     int rc = iscsi_service(c->ctx, revents & (POLLIN | POLLOUT | POLLERR | POLLHUP));
     if (rc < 0)
         c->lost = 1;
+    return rc;
+}
+
+/* Write what libiscsi has queued, as few TCP segments as possible: with
+ * TCP_CORK set around the burst (tcp(7)), the PDUs of a batch leave
+ * together and wake the target once rather than once per PDU. */
+static int sgpy_iscsi_flush(struct sgpy_iscsi *c)
+{
+    int fd = iscsi_get_fd(c->ctx);
+    int on = 1, off = 0, rc;
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+    rc = sgpy_iscsi_service(c, POLLOUT);
+    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
     return rc;
 }
 

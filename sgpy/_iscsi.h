@@ -80,6 +80,7 @@ int sgpy_iscsi_submit(struct sgpy_iscsi *c, uint64_t id, const char *cdb, int cd
 int sgpy_iscsi_abort(struct sgpy_iscsi *c, uint64_t id);
 void sgpy_iscsi_cancel_all(struct sgpy_iscsi *c);
 int sgpy_iscsi_service(struct sgpy_iscsi *c, int revents);
+int sgpy_iscsi_flush(struct sgpy_iscsi *c);
 int sgpy_iscsi_poll_once(struct sgpy_iscsi *c, int timeout_ms);
 
 int sgpy_timer_new(void);

@@ -44,11 +44,9 @@ from sgpy import _iscsi_binding as _b
 from sgpy.channel import Channel
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, ScsiStatus, SenseKey
 from sgpy.errors import (
-    ChannelClosed,
     CheckCondition,
     CommandTimeout,
     DeviceGone,
-    EncodeError,
     HostError,
     SgError,
     TaskFailed,
@@ -81,7 +79,7 @@ __all__ = [
     "CdbTooLong",
 ]
 
-#: The iSCSI well-known TCP port (RFC 7143 13.1... IANA "iscsi-target").
+#: The well-known iSCSI TCP port (IANA service name "iscsi-target").
 DEFAULT_PORT = 3260
 #: Commands one channel keeps in flight on its session; more wait in the
 #: channel's queue (the target's CmdSN window may hold them back further).
@@ -127,8 +125,12 @@ class IscsiUrlError(IscsiError, ValueError):
     """An ``iscsi://`` URL that cannot be parsed; the message shows the expected form."""
 
 
-class CdbTooLong(IscsiError, EncodeError):
-    """A CDB longer than libiscsi carries (16 bytes: no additional header segment)."""
+class CdbTooLong(TaskFailed, IscsiError):
+    """A CDB longer than libiscsi carries (16 bytes: no additional header segment).
+
+    The IO fails with it without anything being sent, as an sg IO fails when
+    the kernel refuses its header.
+    """
 
 
 class IscsiConnectError(IscsiError, ConnectionError):
@@ -256,13 +258,15 @@ class IscsiUrl:
         lun_text = m.group("lun")
         lun: Optional[int] = None
         if lun_text:
-            try:
-                lun = int(lun_text, 10)
-            except ValueError:
+            if not (lun_text.isascii() and lun_text.isdigit()):
                 raise IscsiUrlError(f"{url!r}: the LUN must be a decimal number, not {lun_text!r}; "
-                                    f"expected {_URL_SYNTAX}") from None
+                                    f"expected {_URL_SYNTAX}")
+            lun = int(lun_text, 10)
+            # libiscsi encodes LUNs below 256 with the peripheral device and
+            # the others with the flat space addressing method, whose LUN
+            # field has 14 bits (SAM-5, "flat space addressing method").
             if not 0 <= lun < 16384:
-                raise IscsiUrlError(f"{url!r}: LUN {lun} is out of range (0..16383, SAM-5 flat space)")
+                raise IscsiUrlError(f"{url!r}: LUN {lun} is out of range (0..16383, flat space addressing)")
         if need_lun and (target is None or lun is None):
             missing = "the target IQN and the LUN" if target is None else "the LUN"
             raise IscsiUrlError(f"{url!r} lacks {missing}; expected {_URL_SYNTAX}")
@@ -350,7 +354,7 @@ def default_initiator_name() -> str:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class LoginOptions:
-    """What the initiator says at login (RFC 7143 13): names, CHAP, digests, time limits.
+    """What the initiator says at login (RFC 7143 login and security keys): names, CHAP, digests, time limits.
 
     ``user``/``password``: one-way CHAP (the target checks the initiator);
     adding ``target_user``/``target_password`` makes it mutual (the
@@ -572,7 +576,7 @@ def discover(
 ) -> List[DiscoveredTarget]:
     """List the targets at ``portal`` (``"host[:port]"`` or ``iscsi://host[:port]``), and their LUNs.
 
-    A discovery session asks for ``SendTargets=All`` (RFC 7143 12.3); with
+    A discovery session asks for ``SendTargets=All`` (RFC 7143's SendTargets text key); with
     ``luns=True`` each target is then logged in to, asked REPORT LUNS and
     each LUN INQUIRY (peripheral device type, vendor, product).  Login
     options (``initiator_name``, ``user``/``password``, ``target_user``/
@@ -870,7 +874,7 @@ class IscsiChannel(Channel):
         missing = False
         if io.error is not None:
             if isinstance(io.error, CheckCondition) and io.error.sense_key == SenseKey.ILLEGAL_REQUEST \
-                    and io.error.asc == 0x25:  # LOGICAL UNIT NOT SUPPORTED (SPC-5 table 52? asc 25h)
+                    and io.error.asc == 0x25:  # ASC 25h: LOGICAL UNIT NOT SUPPORTED (SPC-5 ASC/ASCQ table)
                 missing = True
             elif not isinstance(io.error, CheckCondition):
                 raise io.error
@@ -905,14 +909,6 @@ class IscsiChannel(Channel):
         """Largest single transfer in bytes (``max_transfer=``, default 32 MiB)."""
         assert self._max_transfer is not None  # set in __init__; for type checkers only
         return self._max_transfer
-
-    def _make_io(self, cmd: Any, timeout: Optional[int], verify_handler: Any) -> Io:
-        io = super()._make_io(cmd, timeout, verify_handler)
-        n = len(io.command.cdb)
-        if n > _b.CDB_MAX:
-            raise CdbTooLong(f"{cmd.name}: its CDB has {n} bytes; libiscsi sends at most {_b.CDB_MAX} "
-                             "(no additional header segment for longer CDBs)")
-        return io
 
     # -- the session ------------------------------------------------------------
 
@@ -986,7 +982,7 @@ class IscsiChannel(Channel):
             self.submitted += sent
             self.reactor.submitted += sent
             # Write the PDUs now rather than one epoll round later.
-            rc = _b.lib.sgpy_iscsi_service(ptr, _b.POLLOUT)
+            rc = _b.lib.sgpy_iscsi_flush(ptr)
             if rc < 0 or ptr.lost:
                 self._session_lost(conn.error())
                 return
@@ -996,7 +992,10 @@ class IscsiChannel(Channel):
 
     def _refused(self, io: Io, rc: int) -> None:
         if rc == -2:
-            err: BaseException = CdbTooLong(f"{io.command.name}: CDB longer than {_b.CDB_MAX} bytes")
+            n = len(io.command.cdb)
+            err: BaseException = CdbTooLong(
+                f"{self.path}: the CDB has {n} bytes; libiscsi sends at most {_b.CDB_MAX} (no additional header "
+                "segment for longer CDBs)", io=io, command=io.command)
         else:
             err = TaskFailed(f"{self.path}: libiscsi refused the command: {self._conn.error()}",
                              io=io, command=io.command)
@@ -1020,13 +1019,18 @@ class IscsiChannel(Channel):
             hup = events & (_b.lib.POLLHUP | _b.lib.POLLERR)
             self._session_lost("the target closed the connection" if hup or rc >= 0 else conn.error())
             return n
-        if self._queue:
-            self._pump()
+        if self._queue and len(self._ep.inflight) < self.queue_depth:
+            self._pump()  # handlers queued more
         self._watch()
         return n
 
     def _complete(self, conn: Any) -> int:
-        """Finish the IOs whose records libiscsi's callbacks wrote."""
+        """Finish the IOs whose records libiscsi's callbacks wrote.
+
+        The IOs leave ``inflight`` first and the queue refills the freed
+        places at once, so the target works on new commands while their
+        predecessors' handlers run here.
+        """
         n, ints = conn.take()
         rec = _b.REC
         senses: Dict[int, bytes] = {}
@@ -1037,14 +1041,11 @@ class IscsiChannel(Channel):
         lost = conn.lost
         inflight = self._ep.inflight
         reactor = self.reactor
-        finish = reactor._finish
-        classify = reactor._classify
         cancelled = _b.CANCELLED
-        done = 0
+        ready = []
         for b in range(0, n * rec, rec):
             ident = ints[b]
-            status = ints[b + 1]
-            if status == cancelled and lost:
+            if ints[b + 1] == cancelled and lost:
                 continue  # the session is gone: _session_lost deals with it
             io = inflight.pop(ident, None)
             if io is None:
@@ -1052,7 +1053,13 @@ class IscsiChannel(Channel):
             if io.returned or io._abandoned:
                 reactor._abandoned.pop(ident, None)
                 continue  # timed out earlier; the target has let go of it now
-            done += 1
+            ready.append((b, io))
+        if self._queue and not lost:
+            self._pump()
+        finish = reactor._finish
+        classify = reactor._classify
+        for b, io in ready:
+            status = ints[b + 1]
             if status == 0 and not ints[b + 4]:
                 io.hdr = Header(0, 0, 0, 0, 0, ints[b + 2], ints[b + 3], 0, b"")
                 finish(io)
@@ -1076,7 +1083,7 @@ class IscsiChannel(Channel):
                 io.error = HostError(f"{self.path}: iSCSI transport error ({reason})", io=io, command=io.command,
                                      host_status=_DID_ERROR)
                 finish(io)
-        return done
+        return len(ready)
 
     # -- timeouts and reconnection ------------------------------------------------
 
@@ -1242,7 +1249,7 @@ class IscsiChannel(Channel):
 
     def _send_tur(self) -> None:
         conn = self._conn
-        if conn.submit(0, b"\x00" * 6, 0, None, 0) != 0:  # TEST UNIT READY, SPC-5 6.47
+        if conn.submit(0, b"\x00" * 6, 0, None, 0) != 0:  # TEST UNIT READY (00h, SPC-5): a 6-byte CDB of zeros
             self._reconnect_failed()
             return
         _b.lib.sgpy_iscsi_service(conn.ptr, _b.POLLOUT)

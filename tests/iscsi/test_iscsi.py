@@ -221,7 +221,7 @@ def test_a_lun_that_does_not_exist(tgtd, new_target):
     iqn = new_target(luns=(1, 2))
     default_reactor()  # created on first use: its fds are not a leak
     before = fd_count()
-    with pytest.raises(iscsi.NoSuchLun, match=f"has no LUN 7 \\(LUNs there: 0, 1, 2\\)") as info:
+    with pytest.raises(iscsi.NoSuchLun, match="has no LUN 7 \\(LUNs there: 0, 1, 2\\)") as info:
         Channel.from_url(tgtd.url(iqn, 7))
     assert info.value.luns == (0, 1, 2)
     assert fd_count() == before
