@@ -32,7 +32,9 @@ CHAP with ``target_user``/``target_password``), ``header_digest``,
 
 from __future__ import annotations
 
+import collections
 import errno as _errno
+import os
 import re
 import socket
 import time
@@ -41,7 +43,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import attr
 
 from sgpy import _iscsi_binding as _b
-from sgpy.channel import Channel
+from sgpy.channel import Channel, _CommandNamespace
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, ScsiStatus, SenseKey
 from sgpy.errors import (
     CheckCondition,
@@ -583,7 +585,7 @@ def discover(
     ``target_password``, ``header_digest``) apply to every session.
     Synchronous; does not use a reactor.
     """
-    from sgpy import command as _command
+    from sgpy.cdb.spc import Inquiry, ReportLuns
     from sgpy.results import parse_result
 
     url = _parse_portal(portal)
@@ -624,17 +626,17 @@ def discover(
             continue
         try:
             dl = time.monotonic() + opts.login_timeout
-            status, data, _sense = _run_sync(session, _command.ReportLuns(), 0, dl)
+            status, data, _sense = _run_sync(session, ReportLuns(), 0, dl)
             numbers: Tuple[int, ...] = ()
             if status == 0:
-                numbers = tuple(parse_result(_command.ReportLuns(), data).linux_luns)
+                numbers = tuple(parse_result(ReportLuns(), data).linux_luns)
             entries = []
             for n in numbers:
                 dtype: Optional[int] = None
                 vendor = product = ""
-                status, data, _sense = _run_sync(session, _command.Inquiry(), n, dl)
+                status, data, _sense = _run_sync(session, Inquiry(), n, dl)
                 if status == 0 and data:
-                    inq = parse_result(_command.Inquiry(), data)
+                    inq = parse_result(Inquiry(), data)
                     if inq.peripheral_qualifier == 3:
                         continue
                     dtype = inq.peripheral_device_type
@@ -692,8 +694,6 @@ class _TimerEndpoint:
         return self.channel._on_tick()
 
     def close_fd(self) -> None:
-        import os
-
         try:
             os.close(self.fd)
         except OSError:
@@ -750,9 +750,11 @@ class IscsiChannel(Channel):
         queue_depth: int = DEFAULT_QUEUE_DEPTH,
         max_transfer: int = DEFAULT_MAX_TRANSFER,
         reconnect: Union[bool, float, None] = None,
+        max_fds: Optional[int] = None,
         **login: Any,
     ) -> None:
         _b.require()
+        del max_fds  # an sg option, accepted so the same call opens either kind; one session here
         if isinstance(url, str):
             url = IscsiUrl.from_string(url)
         if url.target is None or url.lun is None:
@@ -774,16 +776,12 @@ class IscsiChannel(Channel):
         self._closed = False
         self._gone = False
         self._owns_fd = False
-        import collections
-
         self._queue: Any = collections.deque()
         self._pool: List[Any] = []
         self._outstanding = 0
         self._dxfer = _DIR
         self._max_transfer = max_transfer
         self._sync_callers: List[Any] = []
-        from sgpy.channel import _CommandNamespace
-
         self.cmd = _CommandNamespace(self)
         self.kind = "iscsi"
         self.sync_only = False
@@ -816,8 +814,6 @@ class IscsiChannel(Channel):
         except BaseException:
             conn.close()
             if timer is not None:
-                import os
-
                 os.close(timer.fd)
             raise
         with self.reactor._lock:
@@ -867,10 +863,10 @@ class IscsiChannel(Channel):
 
     def _check_lun(self) -> None:
         """INQUIRY the LUN: a LUN the target does not have raises :class:`NoSuchLun`."""
-        from sgpy import command as _command
+        from sgpy.cdb.spc import Inquiry, ReportLuns
         from sgpy.handler import might_fail
 
-        io = self.execute(_command.Inquiry(), verify_handler=might_fail)
+        io = self.execute(Inquiry(), verify_handler=might_fail)
         missing = False
         if io.error is not None:
             if isinstance(io.error, CheckCondition) and io.error.sense_key == SenseKey.ILLEGAL_REQUEST \
@@ -890,7 +886,7 @@ class IscsiChannel(Channel):
             ptr = self._conn.ptr
             try:
                 ptr.lun = 0
-                rl = self.execute(_command.ReportLuns(), verify_handler=might_fail)
+                rl = self.execute(ReportLuns(), verify_handler=might_fail)
                 if rl.error is None and rl.result is not None:
                     luns = tuple(rl.result.linux_luns)
             except SgError:
@@ -972,6 +968,8 @@ class IscsiChannel(Channel):
             rc = submit(ptr, ident, cdb, len(cdb), dirs[cmd.direction], null if buf is None else buf, io.length)
             if rc:
                 self._refused(io, rc)
+                if self._conn is not conn:
+                    return  # a handler closed the channel
                 continue
             io._pack_id = ident
             io._submitted_at = now
@@ -1097,7 +1095,7 @@ class IscsiChannel(Channel):
             for ident, io in expired:
                 self._time_out(ident, io, now)
             if expired and self._conn is not None:
-                _b.lib.sgpy_iscsi_service(self._conn.ptr, _b.POLLOUT)
+                _b.lib.sgpy_iscsi_flush(self._conn.ptr)  # the ABORT TASKs
                 self._watch()
             if not inflight and self._tick_ep.timer.armed:
                 self._tick_ep.timer.disarm()
@@ -1120,14 +1118,17 @@ class IscsiChannel(Channel):
         return 0
 
     def _time_out(self, ident: int, io: Io, now: float) -> None:
+        """Fail ``io`` with CommandTimeout; ``ident`` set: it is on the session, abort it there."""
         if ident and self._conn is not None:
             self._conn.abort(ident)
+            what = ("ABORT TASK was sent to the target (the buffer is kept until the target lets go of "
+                    "the command)")
+        else:
+            what = "the connection was lost meanwhile and no new session came up in time"
         elapsed = int((now - io._submitted_at) * 1000)
         io.hdr = Header(0, 0, 0, _DID_TIME_OUT, 0, io.length, elapsed, 1, b"")
-        self.reactor._fail(io, CommandTimeout(
-            f"{self.path}: no answer within {io.timeout} ms; ABORT TASK was sent to the target "
-            "(the buffer is kept until the target lets go of the command)",
-            io=io, command=io.command, host_status=_DID_TIME_OUT))
+        self.reactor._fail(io, CommandTimeout(f"{self.path}: no answer within {io.timeout} ms; {what}",
+                                              io=io, command=io.command, host_status=_DID_TIME_OUT))
 
     def _session_lost(self, reason: str) -> None:
         """The connection dropped (lock held): reconnect, or fail everything pending."""
@@ -1171,7 +1172,7 @@ class IscsiChannel(Channel):
         resend = [io for io in ep.inflight.values() if not io.returned and not io._abandoned]
         ep.inflight.clear()
         self._queue.extendleft(reversed(resend))
-        self.reactor._unregister(ep)
+        self.reactor._unregister(ep)  # type: ignore[arg-type]  # any endpoint, see Reactor._register
         ep.fd = -1
         self._drop_connection()
         now = time.monotonic()
@@ -1202,7 +1203,7 @@ class IscsiChannel(Channel):
 
     def _reconnect_failed(self) -> None:
         ep = self._ep
-        self.reactor._unregister(ep)
+        self.reactor._unregister(ep)  # type: ignore[arg-type]  # any endpoint, see Reactor._register
         ep.fd = -1
         self._drop_connection()
 

@@ -340,6 +340,23 @@ def test_cdbs_longer_than_16_bytes_are_refused_before_sending(tgtd, new_target):
             ch.execute(command.Read32(lba=0, transfer_length=1))
 
 
+def test_large_transfers_both_ways(tgtd, new_target):
+    with open_ready(tgtd.url(new_target(size_mb=32))) as ch:
+        blob = bytes(random.Random(3).getrandbits(8) for _ in range(1 << 16)) * 128  # 8 MiB
+        ch.cmd.Write10(lba=100, transfer_length=len(blob) // BLOCK, data=blob)
+        io = ch.cmd.Read10(lba=100, transfer_length=len(blob) // BLOCK)
+        assert io.hdr.resid == 0 and io.data == blob
+        with pytest.raises(Exception, match="at most 33554432 bytes"):
+            ch.cmd.Read16(lba=0, transfer_length=(32 << 20) // BLOCK + 1)
+
+
+def test_max_fds_is_accepted_and_a_channel_keeps_one_session(tgtd, new_target):
+    with open_ready(tgtd.url(new_target()), max_fds=8) as ch:
+        ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(100)], async_=True)
+        assert ch.reactor.statistics()["channels"][ch.path]["fds"] == 1
+        ch.wait()
+
+
 def test_transport_errors_are_host_errors(tgtd, new_target):
     # A plain SCSI failure keeps its SCSI class; HostError is for the transport.
     with open_ready(tgtd.url(new_target())) as ch:
