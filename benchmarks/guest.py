@@ -1,0 +1,363 @@
+"""The measuring half of the benchmark harness; runs inside the QEMU sandbox.
+
+``benchmarks/run.py`` boots the guest once and runs this script there.  It
+measures every workload in interleaved rounds (all workloads once, then all
+again, ...), so that slow drifts of the emulator hit every contender alike,
+and prints one ``RESULT {json}`` line per measurement on standard output;
+progress goes to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from typing import Any, Callable, List, Optional, Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from sgpy import Channel, Reactor, command  # noqa: E402
+from sgpy.sandbox import guest  # noqa: E402
+
+XFER = 4096
+RING = 4096
+
+
+class Unsupported(Exception):
+    """The contender cannot run this workload at all."""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def emit(**fields: Any) -> None:
+    print("RESULT " + json.dumps(fields), flush=True)
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# sgpy workloads (the Python API, as an application would use it)
+
+
+def read_ring(ch: Channel, seed: int) -> List[Any]:
+    """4096 READ(10)s of 4 KiB at random aligned LBAs, built once and reused."""
+    per = XFER // ch.block_size
+    blocks = _capacity(ch)
+    rnd = random.Random(seed)
+    return [command.Read10(lba=rnd.randrange(blocks // per) * per, transfer_length=per) for _ in range(RING)]
+
+
+def _capacity(ch: Channel) -> int:
+    io = ch.execute(command.ReadCapacity10())
+    return int.from_bytes(io.data[0:4], "big") + 1  # SBC-4 table 67: RETURNED LOGICAL BLOCK ADDRESS
+
+
+def sgpy_sync_tur(ch: Channel, seconds: float) -> float:
+    tur = command.TestUnitReady()
+    execute = ch.execute
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    while True:
+        for _ in range(256):
+            execute(tur)
+        n += 256
+        t = time.perf_counter()
+        if t >= end:
+            return n / (t - t0)
+
+
+def sgpy_sync_read(ch: Channel, ring: List[Any], seconds: float) -> float:
+    execute = ch.execute
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    while True:
+        for cmd in ring[:256]:
+            execute(cmd)
+        ring.append(ring.pop(0))
+        n += 256
+        t = time.perf_counter()
+        if t >= end:
+            return n / (t - t0)
+
+
+def sgpy_async(chans: Sequence[Channel], rings: Sequence[List[Any]], qd: int, seconds: float,
+               reactor: Reactor) -> float:
+    """Keep ``qd`` READ(10)s in flight on each channel: each completion submits the next one."""
+    state = {"n": 0, "stop": False, "bad": 0}
+    pos = [0] * len(chans)
+    index = {id(ch): i for i, ch in enumerate(chans)}
+
+    def on_done(io: Any) -> None:
+        state["n"] += 1
+        if io.exception is not None:
+            state["bad"] += 1
+        if state["stop"]:
+            return
+        i = index[id(io.channel)]
+        p = pos[i] = (pos[i] + 1) % RING
+        io.channel.execute(rings[i][p], async_=True).add_done_callback(on_done)
+
+    t0 = time.perf_counter()
+    for i, ch in enumerate(chans):
+        for _ in range(qd):
+            p = pos[i] = (pos[i] + 1) % RING
+            ch.execute(rings[i][p], async_=True).add_done_callback(on_done)
+    reactor.wait(timeout=seconds)
+    state["stop"] = True
+    reactor.wait()
+    t = time.perf_counter()
+    if state["bad"]:
+        raise RuntimeError(f"{state['bad']} commands failed")
+    return state["n"] / (t - t0)
+
+
+# ---------------------------------------------------------------------------
+# the others, as subprocesses
+
+
+def floor(*args: str) -> float:
+    out = subprocess.run([FLOOR, *args], check=True, stdout=subprocess.PIPE, text=True).stdout
+    m = re.search(r"ops (\d+) seconds ([\d.]+)", out)
+    if not m:
+        raise RuntimeError(f"floor {' '.join(args)}: {out!r}")
+    return int(m.group(1)) / float(m.group(2))
+
+
+def fio(devs: Sequence[str], qd: int, seconds: float) -> float:
+    argv = ["fio", "--output-format=json", "--ioengine=sg", "--rw=randread", f"--bs={XFER}",
+            f"--iodepth={qd}", "--norandommap", "--randrepeat=0", "--time_based",
+            f"--runtime={max(1, round(seconds))}", "--group_reporting"]
+    for i, d in enumerate(devs):
+        argv += [f"--name=j{i}", f"--filename={d}"]
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout
+    if proc.returncode != 0 or "{" not in out:
+        # fio's sg engine keeps every command on one fd, and sg takes at
+        # most 16 per fd: deeper queues fail (EDOM).
+        raise Unsupported(out.strip().splitlines()[-1] if out.strip() else f"fio exited {proc.returncode}")
+    data = json.loads(out[out.index("{"):])
+    return float(sum(job["read"]["iops"] for job in data["jobs"]))
+
+
+def sg_dd(tool: str, dev: str, blocks: int, threads: int = 0) -> float:
+    argv = [tool, f"if={dev}", "of=/dev/null", "bs=512", f"bpt={XFER // 512}", f"count={blocks}", "time=1"]
+    if threads:
+        argv.append(f"thr={threads}")
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    m = re.search(r"time to (?:transfer|read) data(?: was|:)\s*([\d.]+) secs", proc.stdout)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(f"{tool}: {proc.stdout.strip()}")
+    return (blocks // (XFER // 512)) / float(m.group(1))
+
+
+def python_loop(seconds: float) -> float:
+    """The Python CPU probe: iterations of a bare loop per second."""
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    while True:
+        for _ in range(10000):
+            n += 1
+        t = time.perf_counter()
+        if t >= end:
+            return n / (t - t0)
+
+
+# ---------------------------------------------------------------------------
+
+
+def set_delay(ndelay: int) -> None:
+    """delay=0 (complete inside write()) or ndelay=N nanoseconds (a device that answers later)."""
+    if ndelay:
+        guest.write_knob("ndelay", ndelay)
+    else:
+        guest.write_knob("ndelay", 0)  # back to scsi_debug's default jiffy delay ...
+        guest.write_knob("delay", 0)  # ... then to none
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--floor", required=True)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=1.5)
+    p.add_argument("--million", type=int, default=1_000_000)
+    p.add_argument("--channels", type=int, default=256)
+    args = p.parse_args(argv)
+    global FLOOR
+    FLOOR = args.floor
+    secs = args.seconds
+    devs = guest.sg_devices()
+    log(f"guest: {len(devs)} sg devices, kernel {os.uname().release}")
+    emit(kind="info", kernel=os.uname().release)
+    reactor = Reactor()
+    chans = [Channel.from_path(d, reactor=reactor) for d in devs[:4]]
+    rings = [read_ring(ch, seed=i) for i, ch in enumerate(chans)]
+    ch0, ring0 = chans[0], rings[0]
+
+    work: List[tuple] = []  # (setting, workload, contender, fn)
+
+    def add(setting: int, workload: str, who: str, fn: Callable[[], float]) -> None:
+        work.append((setting, workload, who, fn))
+
+    dev0 = devs[0]
+    for nd in (0, 50000):
+        if nd == 0:
+            add(nd, "sync TEST UNIT READY", "sgpy", lambda: sgpy_sync_tur(ch0, secs))
+            add(nd, "sync TEST UNIT READY", "C", lambda: floor("tur", str(secs), dev0))
+        add(nd, "sync READ(10) 4 KiB", "sgpy", lambda: sgpy_sync_read(ch0, ring0, secs))
+        add(nd, "sync READ(10) 4 KiB", "C", lambda: floor("read", str(secs), dev0))
+        for qd in (1, 16, 64):
+            wl = f"async randread QD {qd}"
+            add(nd, wl, "sgpy", lambda qd=qd: sgpy_async([ch0], [ring0], qd, secs, reactor))
+            add(nd, wl, "fio", lambda qd=qd: fio([dev0], qd, secs))
+            add(nd, wl, "C", lambda qd=qd: floor("async", str(secs), str(qd), dev0))
+        wl = f"async randread QD 16 x {len(chans)} devices"
+        add(nd, wl, "sgpy", lambda: sgpy_async(chans, rings, 16, secs, reactor))
+        add(nd, wl, "fio", lambda: fio(devs[:4], 16, secs))
+        add(nd, wl, "C", lambda: floor("async", str(secs), "16", *devs[:4]))
+        if nd == 0:
+            add(nd, "sequential 4 KiB reads", "sg_dd", lambda: sg_dd("sg_dd", dev0, 65536))
+            add(nd, "sequential 4 KiB reads", "sgp_dd", lambda: sg_dd("sgp_dd", dev0, 65536, threads=4))
+
+    # Warm up: the emulator translates code on first use, Python specialises.
+    log("guest: warming up")
+    set_delay(0)
+    sgpy_sync_tur(ch0, 0.5)
+    sgpy_sync_read(ch0, ring0, 0.5)
+    sgpy_async([ch0], [ring0], 16, 0.5, reactor)
+    sgpy_async(chans, rings, 16, 0.5, reactor)
+
+    emit(kind="probe", what="python loop", value=python_loop(1.0))
+    emit(kind="probe", what="C syscall loop", value=floor("syscall", "1.0"))
+    for r in range(args.rounds):
+        for nd in (0, 50000):
+            set_delay(nd)
+            for setting, wl, who, fn in work:
+                if setting != nd:
+                    continue
+                try:
+                    v = fn()
+                except Unsupported as exc:
+                    log(f"round {r + 1}: {wl}: {who}: cannot run it: {exc}")
+                    emit(kind="unsupported", setting=nd, workload=wl, who=who, why=str(exc))
+                    continue
+                log(f"round {r + 1} {'delay=0' if nd == 0 else f'ndelay={nd}'}: {wl}: {who}: {v:,.0f}/s")
+                emit(kind="iops", round=r, setting=nd, workload=wl, who=who, value=v)
+    set_delay(0)
+    emit(kind="probe", what="python loop", value=python_loop(1.0))
+    emit(kind="probe", what="C syscall loop", value=floor("syscall", "1.0"))
+
+    # One million commands: resident memory must stay flat.
+    if args.million:
+        log(f"guest: {args.million:,} commands at QD 16")
+        done = 0
+        start_rss = None
+        t0 = time.perf_counter()
+        chunk = max(1, args.million // 20)
+        state = {"left": args.million, "n": 0}
+        pos = [0]
+
+        def chain(io: Any) -> None:
+            state["n"] += 1
+            if io.exception is not None:
+                raise SystemExit(f"command failed: {io.exception}")
+            if state["left"] > 0:
+                state["left"] -= 1
+                pos[0] = (pos[0] + 1) % RING
+                ch0.execute(ring0[pos[0]], async_=True).add_done_callback(chain)
+
+        for _ in range(16):
+            state["left"] -= 1
+            ch0.execute(ring0[_], async_=True).add_done_callback(chain)
+        rss_points = []
+        while state["n"] < args.million:
+            reactor.wait(timeout=0.2)
+            if start_rss is None and state["n"] >= chunk:
+                start_rss = rss_kib()
+            rss_points.append((state["n"], rss_kib()))
+        reactor.wait()
+        done = state["n"]
+        t = time.perf_counter() - t0
+        emit(kind="million", commands=done, seconds=t, rss_start_kib=start_rss or rss_kib(),
+             rss_end_kib=rss_kib(), rss_max_kib=max(v for _, v in rss_points) if rss_points else rss_kib())
+
+    # Many channels on one reactor: per-command cost against one channel's.
+    if args.channels:
+        for ch in chans:
+            ch.close()
+        n = args.channels
+        tgts = max(1, n // 4)
+        log(f"guest: reloading scsi_debug with {tgts * 4} devices")
+        subprocess.run(["rmmod", "sd_mod"], stderr=subprocess.DEVNULL)
+        guest.unload()
+        ko = os.environ["SGPY_SANDBOX_SCSI_DEBUG_KO"]
+        subprocess.run(["insmod", ko, "delay=0", "dev_size_mb=16", f"num_tgts={tgts}", "max_luns=4"],
+                       check=True)
+        deadline = time.monotonic() + 300
+        while len(guest.sg_devices()) < tgts * 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        guest._make_nodes()
+        many_devs = guest.sg_devices()
+        log(f"guest: {len(many_devs)} devices")
+        many = [Channel.from_path(d, reactor=reactor, max_fds=1) for d in many_devs]
+        many_rings = [read_ring(ch, seed=i) for i, ch in enumerate(many)]
+        one = many[:1]
+        sgpy_async(many, many_rings, 1, 0.5, reactor)
+        for r in range(args.rounds):
+            a = sgpy_async(one, many_rings[:1], 16, secs, reactor)
+            b = sgpy_many(many, many_rings, 16, secs, reactor)
+            log(f"round {r + 1}: 1 channel QD 16: {a:,.0f}/s; {len(many)} channels, 16 in flight: {b:,.0f}/s")
+            emit(kind="channels", round=r, channels=len(many), one=a, many=b)
+        for ch in many:
+            ch.close()
+    reactor.close()
+    return 0
+
+
+def sgpy_many(chans: Sequence[Channel], rings: Sequence[List[Any]], inflight: int, seconds: float,
+              reactor: Reactor) -> float:
+    """``inflight`` READ(10)s in flight in total, each new one on the next channel in turn."""
+    state = {"n": 0, "stop": False, "next": 0}
+    m = len(chans)
+
+    def on_done(io: Any) -> None:
+        state["n"] += 1
+        if state["stop"]:
+            return
+        submit()
+
+    def submit() -> None:
+        i = state["next"]
+        state["next"] = (i + 1) % m
+        ring = rings[i]
+        chans[i].execute(ring[state["n"] % RING], async_=True).add_done_callback(on_done)
+
+    t0 = time.perf_counter()
+    for _ in range(inflight):
+        submit()
+    reactor.wait(timeout=seconds)
+    state["stop"] = True
+    reactor.wait()
+    return state["n"] / (time.perf_counter() - t0)
+
+
+FLOOR = ""
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""sgpy against fio's sg engine, sg3_utils and a C floor, on one kernel, side by side.
+
+    python benchmarks/run.py [--rounds 3] [--seconds 1.5] [--million 1000000] [--channels 256]
+
+One command does everything: it installs what is missing (fio and
+sg3-utils, and the QEMU sandbox's packages, through apt-get; sgpy's venv
+through scripts/setup), builds the C floor ``benchmarks/floor.c`` with cc,
+measures the host's probes, boots the QEMU sandbox ONCE with scsi_debug,
+runs ``benchmarks/guest.py`` there (interleaved rounds, medians), prints one
+table with IOPS and the ratios sgpy/fio and sgpy/C beside the emulator's
+inflation factors, saves the raw numbers to ``benchmarks/results.json`` and
+draws ``docs/_static/perf_qd.png`` with ``benchmarks/plot.py``.
+
+Why QEMU and not the UML sandbox: User-Mode Linux makes each system call
+hundreds of times slower, which hides Python's own cost.  QEMU's software
+emulation slows Python more than it slows kernel code, hence the inflation
+factors (a C syscall loop and a Python CPU loop, inside and outside the
+guest) printed with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")
+
+#: scsi_debug at load time: four 64 MiB disks (one shared store) that
+#: complete every command inside write(); guest.py switches ndelay at run time.
+SCSI_DEBUG = "delay=0 dev_size_mb=64 num_tgts=4"
+
+
+def say(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# what the harness needs
+
+
+def _apt_install(packages: Sequence[str]) -> None:
+    say(f"installing {' '.join(packages)} with apt-get")
+    sudo = [] if os.getuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def ensure_packages() -> None:
+    need = []
+    if shutil.which("fio") is None:
+        need.append("fio")
+    if shutil.which("sg_dd") is None or shutil.which("sgp_dd") is None:
+        need.append("sg3-utils")
+    if shutil.which("cc") is None:
+        need += ["gcc", "libc6-dev"]
+    from sgpy.sandbox import SandboxError, qemu
+
+    try:
+        qemu.find_qemu()
+    except SandboxError:
+        need += ["qemu-system-x86", "linux-image-amd64", "busybox-static"]
+    if need:
+        _apt_install(need)
+
+
+def ensure_venv() -> None:
+    """Re-run under the project's venv (built by scripts/setup) unless sgpy is importable here."""
+    try:
+        import sgpy._sgffi  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+    if os.environ.get("SGPY_BENCH_REEXEC"):
+        raise SystemExit("bench: sgpy's extension is still not importable after scripts/setup")
+    say("setting up .venv with scripts/setup")
+    subprocess.run([os.path.join(ROOT, "scripts", "setup")], check=True)
+    os.environ["SGPY_BENCH_REEXEC"] = "1"
+    os.execv(VENV_PY, [VENV_PY, os.path.abspath(__file__), *sys.argv[1:]])
+
+
+def build_floor() -> str:
+    """Compile benchmarks/floor.c once per content into sgpy's cache directory."""
+    from sgpy.sandbox import _cache_dir
+
+    src = os.path.join(HERE, "floor.c")
+    with open(src, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    out = os.path.join(_cache_dir(), f"floor-{digest}")
+    if not os.path.exists(out):
+        say("building benchmarks/floor.c")
+        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-o", out, src], check=True)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# host probes (the same as inside the guest)
+
+
+def host_probes(floor: str) -> Dict[str, float]:
+    sys.path.insert(0, HERE)
+    import guest  # noqa: E402  (pure Python parts only; no device needed)
+
+    out = subprocess.run([floor, "syscall", "1.0"], check=True, stdout=subprocess.PIPE, text=True).stdout
+    ops, secs = out.split()[1], out.split()[3]
+    return {"python loop": guest.python_loop(1.0), "C syscall loop": int(ops) / float(secs)}
+
+
+# ---------------------------------------------------------------------------
+# the table
+
+
+def med(values: List[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def summarize(results: List[Dict[str, Any]], host: Dict[str, float]) -> Dict[str, Any]:
+    iops: Dict[Tuple[int, str, str], List[float]] = {}
+    probes: Dict[str, List[float]] = {}
+    other: Dict[str, Any] = {"channels": []}
+    for r in results:
+        if r["kind"] == "iops":
+            iops.setdefault((r["setting"], r["workload"], r["who"]), []).append(r["value"])
+        elif r["kind"] == "probe":
+            probes.setdefault(r["what"], []).append(r["value"])
+        elif r["kind"] == "unsupported":
+            other.setdefault("unsupported", {})[f"{r['setting']}|{r['workload']}|{r['who']}"] = r["why"]
+        elif r["kind"] == "info":
+            other["kernel"] = r["kernel"]
+        elif r["kind"] == "million":
+            other["million"] = r
+        elif r["kind"] == "channels":
+            other["channels"].append(r)
+    return {
+        "iops": {f"{s}|{w}|{who}": {"median": med(v), "runs": v} for (s, w, who), v in iops.items()},
+        "probes_guest": {k: med(v) for k, v in probes.items()},
+        "probes_host": host,
+        **other,
+    }
+
+
+def table(summary: Dict[str, Any]) -> str:
+    rows: Dict[Tuple[int, str], Dict[str, float]] = {}
+    order: List[Tuple[int, str]] = []
+    for key, v in summary["iops"].items():
+        s, w, who = key.split("|")
+        k = (int(s), w)
+        if k not in rows:
+            rows[k] = {}
+            order.append(k)
+        rows[k][who] = v["median"]
+
+    def fmt(x: Optional[float]) -> str:
+        return "n/a" if x is None else f"{x:,.0f}"
+
+    def ratio(a: Optional[float], b: Optional[float]) -> str:
+        return "—" if a is None or b is None or not b else f"{a / b:.2f}"
+
+    head = f"{'setting':<14} {'workload':<36} {'sgpy':>9} {'fio':>9} {'C floor':>9} {'sgpy/fio':>8} {'sgpy/C':>7}"
+    lines = [head, "-" * len(head)]
+    notes: set = set()
+    for k in order:
+        s, w = k
+        r = rows[k]
+        setting = "delay=0" if s == 0 else f"ndelay={s}"
+        if "sgpy" not in r and ("sg_dd" in r or "sgp_dd" in r):
+            for tool in ("sg_dd", "sgp_dd"):
+                if tool in r:
+                    lines.append(f"{setting:<14} {w + ' (' + tool + ')':<36} {'—':>9} {'—':>9} {'—':>9}"
+                                 f" {'':>8} {'':>7}   {tool}: {fmt(r[tool])}")
+            continue
+        sg, fi, c = r.get("sgpy"), r.get("fio"), r.get("C")
+        if fi is None and f"{s}|{w}|fio" in summary.get("unsupported", {}):
+            notes.add("n/a: fio's sg engine keeps all commands on one fd; sg queues at most 16 per fd (EDOM)")
+        lines.append(f"{setting:<14} {w:<36} {fmt(sg):>9} {fmt(fi):>9} {fmt(c):>9} {ratio(sg, fi):>8} "
+                     f"{ratio(sg, c):>7}")
+    lines += sorted(notes)
+    lines.append("")
+    g, h = summary["probes_guest"], summary["probes_host"]
+    lines.append("inflation (host / guest, per second):")
+    for what in ("C syscall loop", "python loop"):
+        if what in g and what in h:
+            lines.append(f"  {what:<16} host {h[what]:>14,.0f}  guest {g[what]:>12,.0f}  "
+                         f"inflation x{h[what] / g[what]:.1f}")
+    if "C syscall loop" in g and "python loop" in g:
+        pf = h["python loop"] / g["python loop"]
+        cf = h["C syscall loop"] / g["C syscall loop"]
+        lines.append(f"  Python is slowed x{pf / cf:.1f} more than C syscalls in the guest")
+    m = summary.get("million")
+    if m:
+        lines.append(f"{m['commands']:,} commands at QD 16: {m['commands'] / m['seconds']:,.0f}/s; "
+                     f"RSS start {m['rss_start_kib']:,} KiB, end {m['rss_end_kib']:,} KiB, "
+                     f"max {m['rss_max_kib']:,} KiB")
+    ch = summary.get("channels")
+    if ch:
+        one = med([r["one"] for r in ch])
+        many = med([r["many"] for r in ch])
+        lines.append(f"{ch[0]['channels']} channels on one reactor (16 in flight): {many:,.0f}/s vs one channel "
+                     f"QD 16: {one:,.0f}/s; per-command cost x{one / many:.2f} of one channel's")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians are reported; >= 3)")
+    p.add_argument("--seconds", type=float, default=1.5, help="length of each measurement")
+    p.add_argument("--million", type=int, default=1_000_000, help="commands of the flat-RSS run (0: skip)")
+    p.add_argument("--channels", type=int, default=256, help="channels of the many-channel run (0: skip)")
+    p.add_argument("--timeout", type=float, default=3600, help="kill the guest after this many seconds")
+    p.add_argument("--no-plot", action="store_true", help="do not draw docs/_static/perf_qd.png")
+    args = p.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    ensure_venv()
+    ensure_packages()
+    from sgpy import sandbox
+
+    floor = build_floor()
+    say("host probes")
+    host = host_probes(floor)
+    say("booting the QEMU sandbox (once) and measuring; progress follows")
+    out = io.BytesIO()
+    t0 = time.monotonic()
+    rc = sandbox.run(
+        [sys.executable, os.path.join(HERE, "guest.py"), "--floor", floor, "--rounds", str(args.rounds),
+         "--seconds", str(args.seconds), "--million", str(args.million), "--channels", str(args.channels)],
+        kernel="qemu", scsi_debug=SCSI_DEBUG, timeout=args.timeout, cwd=ROOT, stdout=out,
+    )
+    if rc != 0:
+        sys.stdout.write(out.getvalue().decode(errors="replace"))
+        say(f"the guest's run failed with status {rc}")
+        return rc
+    say(f"guest run took {time.monotonic() - t0:.0f} s")
+    results = [json.loads(line[len("RESULT "):]) for line in out.getvalue().decode().splitlines()
+               if line.startswith("RESULT ")]
+    summary = summarize(results, host)
+    summary["command"] = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    summary["rounds"] = args.rounds
+    with open(os.path.join(HERE, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1)
+    print(table(summary))
+    if not args.no_plot:
+        subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), os.path.join(HERE, "results.json")],
+                       check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
