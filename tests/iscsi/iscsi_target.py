@@ -185,10 +185,14 @@ class Tgtd:
 
     def restart(self) -> "Tgtd":
         """Kill, then start again on the same portal, with the same targets, LUNs and accounts."""
-        script = list(self._script)
         self.kill()
-        self.start()
+        return self.revive()
+
+    def revive(self) -> "Tgtd":
+        """Start a killed tgtd again with the configuration it had (same portal, files, accounts)."""
+        script = list(self._script)
         self._script = []
+        self.start()
         for args in script:
             self.tgtadm(*args)
         return self

@@ -157,6 +157,23 @@ def test_reconnect_resends_the_commands_in_flight_after_the_target_returns(make_
         assert ch.cmd.TestUnitReady().ok
 
 
+def test_reconnect_keeps_trying_until_the_target_is_back(make_tgtd):
+    t = make_tgtd()
+    iqn = t.add_target("late")
+    with open_ready(t.url(iqn), reconnect=20) as ch:
+        ch.execute_many([command.Write10(lba=lba, transfer_length=1, data=pattern(lba, 9)) for lba in range(32)])
+        t.kill()
+        ios = ch.execute_many([command.Read10(lba=i % 32, transfer_length=1) for i in range(300)], async_=True)
+        deadline = time.monotonic() + 1.2
+        while time.monotonic() < deadline:  # several refused attempts meanwhile
+            ch.reactor.wait(timeout=0.1)
+        assert not any(io.returned for io in ios)
+        t.revive()
+        ch.wait(timeout=30)
+        assert all(io.ok and io.data == pattern(io.command.lba, 9) for io in ios)
+        assert ch.reconnects == 1
+
+
 def test_reconnect_gives_up_with_device_gone_when_the_target_stays_away(make_tgtd):
     t = make_tgtd()
     iqn = t.add_target("gone")
