@@ -903,8 +903,7 @@ class IscsiChannel(Channel):
     @property
     def max_transfer(self) -> int:
         """Largest single transfer in bytes (``max_transfer=``, default 32 MiB)."""
-        assert self._max_transfer is not None  # set in __init__; for type checkers only
-        return self._max_transfer
+        return self._max_transfer or DEFAULT_MAX_TRANSFER
 
     # -- the session ------------------------------------------------------------
 
