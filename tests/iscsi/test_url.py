@@ -146,3 +146,15 @@ def test_channel_from_url_sends_paths_to_from_path(tmp_path):
         Channel.from_url(str(tmp_path / "no-such-device"))
     with pytest.raises(IscsiUrlError):
         Channel.from_url("iscsi://host-without-target")
+
+
+def test_without_the_extension_opening_a_url_says_what_to_install(monkeypatch):
+    from sgpy import _iscsi_binding
+
+    monkeypatch.setattr(_iscsi_binding, "lib", None)
+    monkeypatch.setattr(_iscsi_binding, "_IMPORT_ERROR", "No module named 'sgpy._iscsiffi'")
+    with pytest.raises(ImportError, match="libiscsi-dev"):
+        Channel.from_url(f"iscsi://127.0.0.1/{IQN}/1")
+    from sgpy import iscsi
+
+    assert iscsi.available() is False
