@@ -379,3 +379,20 @@ def test_transport_errors_are_host_errors(tgtd, new_target):
     with open_ready(tgtd.url(new_target())) as ch:
         io = ch.execute(command.Read16(lba=1 << 40, transfer_length=1), verify_handler=handler.might_fail)
         assert not isinstance(io.error, HostError) and io.hdr.host_status == 0
+
+
+def test_an_iscsi_channel_has_every_attribute_channel_init_sets(tgtd, new_target):
+    # IscsiChannel cannot call Channel.__init__ (it needs a device fd), so it
+    # sets the same attributes itself; this catches one added to the engine later.
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(Channel.__init__)))
+    names = {node.attr for node in ast.walk(tree)
+             if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
+             and isinstance(node.value, ast.Name) and node.value.id == "self"}
+    names -= {"sg_version"}  # sg character devices only
+    with open_ready(tgtd.url(new_target())) as ch:
+        missing = sorted(n for n in names if not hasattr(ch, n))
+    assert not missing, f"IscsiChannel.__init__ does not set {missing}"
