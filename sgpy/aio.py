@@ -393,7 +393,7 @@ class _Opening:
 
     async def _open(self) -> AsyncChannel:
         asyncio.get_running_loop()  # RuntimeError outside a coroutine, before any fd is opened
-        channel = Channel.from_path(self._path, **self._options)
+        channel = Channel.from_url(self._path, **self._options)
         try:
             return AsyncChannel(channel, block_size_known=self._options.get("block_size") is not None)
         except BaseException:
@@ -415,6 +415,7 @@ class _Opening:
 def open(path: str, **options: Any) -> _Opening:  # noqa: A001 - the name users expect
     """Open ``path`` for asyncio: ``async with sgpy.aio.open(path) as ch`` or ``ch = await sgpy.aio.open(path)``.
 
+    ``path`` may also be an ``iscsi://`` URL (:meth:`sgpy.channel.Channel.from_url`).
     ``options`` are those of :meth:`sgpy.channel.Channel.from_path`
     (``reactor``, ``block_size``, ``max_fds``, ``timeout``, ``read_only``,
     ``policy``...).  Must be used inside a running event loop.

@@ -334,6 +334,8 @@ def _resolve(name: str) -> str:
     """The sg node for ``name`` (sg/sd/st/sr node, H:C:T:L...), or ``name`` itself."""
     from sgpy import devices
 
+    if name[:8].lower() == "iscsi://":
+        return name  # a remote LUN: Channel.from_url logs in
     try:
         path = devices.find(name).path
     except FileNotFoundError:
@@ -357,12 +359,26 @@ def _open(args: argparse.Namespace, **options: Any) -> Any:
     path = _resolve(args.device)
     if getattr(args, "timeout", None) is not None:
         options["timeout"] = int(args.timeout * 1000)
+    if path[:8].lower() == "iscsi://":
+        return _open_iscsi(path, options)
     try:
         return Channel.from_path(path, **options)
     except PermissionError as exc:
         raise _NoPermission(exc.strerror or str(exc)) from None
     except (FileNotFoundError, NotAnSgDevice) as exc:
         raise _NoDevice(exc.strerror or str(exc)) from None
+
+
+def _open_iscsi(url: str, options: Dict[str, Any]) -> Any:
+    """An iSCSI channel; a failed login becomes permission denied, anything else no such device."""
+    from sgpy import iscsi
+
+    try:
+        return iscsi.IscsiChannel.from_url(url, **options)
+    except (iscsi.AuthenticationFailed, iscsi.AuthorizationFailed) as exc:
+        raise _NoPermission(str(exc)) from None
+    except (iscsi.IscsiConnectError, iscsi.LoginFailed, iscsi.NoSuchLun, iscsi.IscsiUrlError) as exc:
+        raise _NoDevice(str(exc)) from None
 
 
 def _execute(ch: Any, cmd: Any, **options: Any) -> Any:

@@ -1,0 +1,33 @@
+"""The command line takes iSCSI URLs wherever it takes a device (tgtd on loopback)."""
+
+import json
+
+from sgpy import cli
+
+
+def run(argv, capsys):
+    rc = cli.main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_inq_and_readcap_over_iscsi(tgtd, new_target, capsys):
+    url = tgtd.url(new_target())
+    rc, out, err = run(["inq", url, "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(out)["data"]["vendor"]
+    rc, out, err = run(["readcap", url, "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(out)["block_size"] == 512
+
+
+def test_unknown_target_is_no_such_device(tgtd, capsys):
+    rc, out, err = run(["tur", f"iscsi://{tgtd.portal}/iqn.2026-11.invalid:nothing/1"], capsys)
+    assert rc == cli.EXIT_NO_DEVICE
+    assert "no target named" in err
+
+
+def test_refused_connection_is_no_such_device(capsys):
+    rc, out, err = run(["tur", "iscsi://127.0.0.1:1/iqn.2026-11.invalid:x/1"], capsys)
+    assert rc == cli.EXIT_NO_DEVICE
+    assert "connection refused" in err
