@@ -9,7 +9,15 @@ for anything else and :func:`all_commands` are re-exported here from
 
 from __future__ import annotations
 
-from sgpy.cdb import *  # noqa: F401,F403
-from sgpy.cdb import __all__ as _cdb_all
+from sgpy.cdb import sat, sbc, spc, zbc
+from sgpy.cdb.base import Command, RawCommand, ReservedBitsWarning, all_commands, decode, lookup
+from sgpy.cdb.sat import *  # noqa: F401,F403
+from sgpy.cdb.sbc import *  # noqa: F401,F403
+from sgpy.cdb.spc import *  # noqa: F401,F403
+from sgpy.cdb.zbc import *  # noqa: F401,F403
 
-__all__ = list(_cdb_all)
+__all__ = ["Command", "RawCommand", "ReservedBitsWarning", "all_commands", "decode", "lookup"]
+__all__ += spc.__all__
+__all__ += sbc.__all__
+__all__ += zbc.__all__
+__all__ += sat.__all__

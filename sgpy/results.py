@@ -88,16 +88,17 @@ def _required(cmd: Any) -> Optional[Callable[[bytes], Optional[int]]]:
     if name == "LogSense":
         return r.LogPage.required_length
     if name == "ReportSupportedOperationCodes":
-        owner = r.SupportedOperationCodes if cmd.reporting_options == 0 else r.OneCommandSupport
-        return owner.required_length
-    owner = {
-        "ReportLuns": r.ReportLunsData,
-        "ReportTargetPortGroups": r.TargetPortGroups,
-        "PersistentReserveInReadKeys": r.PrReadKeys,
-        "PersistentReserveInReadReservation": r.PrReadReservation,
-        "PersistentReserveInReadFullStatus": r.PrFullStatus,
-    }.get(name)
-    return None if owner is None else owner.required_length
+        if cmd.reporting_options == 0:
+            return r.SupportedOperationCodes.required_length
+        return r.OneCommandSupport.required_length
+    required: Dict[str, Callable[[bytes], Optional[int]]] = {
+        "ReportLuns": r.ReportLunsData.required_length,
+        "ReportTargetPortGroups": r.TargetPortGroups.required_length,
+        "PersistentReserveInReadKeys": r.PrReadKeys.required_length,
+        "PersistentReserveInReadReservation": r.PrReadReservation.required_length,
+        "PersistentReserveInReadFullStatus": r.PrFullStatus.required_length,
+    }
+    return required.get(name)
 
 
 def wanted_length(cmd: Any, data: bytes) -> Optional[int]:

@@ -27,7 +27,7 @@ that what is printed is what one types.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
 import attr
 
@@ -98,7 +98,8 @@ def _block_size(owner: str, block_size: Optional[int]) -> int:
     return block_size
 
 
-@attr.s(frozen=True, slots=True, eq=False, repr=False)
+# init=False: every concrete class gets its own __init__ from @command.
+@attr.s(frozen=True, slots=True, eq=False, repr=False, init=False)
 class Command:
     """Base of every command: CDB encoding, transfer description and handler chain.
 
@@ -133,6 +134,14 @@ class Command:
     _sa_spec: ClassVar[Optional[FieldSpec]] = None
     # Other constant parts (e.g. the ADDITIONAL CDB LENGTH of 32-byte CDBs).
     _extra_consts: ClassVar[Tuple[Tuple[FieldSpec, int], ...]] = ()
+
+    if TYPE_CHECKING:  # pragma: no cover
+        # Each class's real __init__ is made by @command from its declared
+        # fields (keyword-only); type checkers see this signature instead.
+        def __init__(self, **fields: Any) -> None: ...
+
+        # Field values are read as attributes.
+        def __getattr__(self, name: str) -> Any: ...
 
     def __attrs_post_init__(self) -> None:
         if self.handlers.__class__ is not list:

@@ -474,8 +474,9 @@ def run(
         m = re.search(_EXIT_MARK + r" (\d+)", text)
         if m:
             return int(m.group(1))
-        f = re.search(_FAIL_MARK + r" (.*)", text)
-        what = f"the guest failed to set up: {f.group(1).strip()}" if f else "the guest stopped before COMMAND finished"
+        failed = re.search(_FAIL_MARK + r" (.*)", text)
+        what = (f"the guest failed to set up: {failed.group(1).strip()}" if failed
+                else "the guest stopped before COMMAND finished")
         raise SandboxError(f"sgpy sandbox: {what}\n" + _tail(text))
 
 
@@ -534,8 +535,8 @@ def _pump(proc: "subprocess.Popen[bytes]", sinks: Dict[int, Optional[IO[bytes]]]
         _kill(proc)
         raise
     finally:
-        for fd in list(sel.get_map()):
-            sel.unregister(fd)
+        for key in list(sel.get_map().values()):
+            sel.unregister(key.fileobj)
         sel.close()
         for fd in sinks:
             os.close(fd)
