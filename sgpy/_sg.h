@@ -104,6 +104,13 @@ int sgpy_fill(struct sgpy_slot *slot, int dxfer_direction,
  * (EAGAIN, EDOM when the fd's queue of 16 is full, ENODEV, ...). */
 int sgpy_submit(int fd, struct sgpy_slot *const *slots, int n, int *err);
 
+/* sgpy_fill, then write() that one slot to fd: 0, EINVAL (CDB does not
+ * fit; nothing written) or write()'s errno. */
+int sgpy_fill_submit(int fd, struct sgpy_slot *slot, int dxfer_direction,
+                     const unsigned char *cdb, unsigned int cdb_len,
+                     void *data, unsigned int data_len,
+                     unsigned int timeout_ms, int pack_id, unsigned int flags);
+
 /* Non-blocking read() of up to max completed headers into out[].  Returns
  * how many were read; *err is 0 (max reached), EAGAIN (nothing more ready)
  * or the errno that stopped it. */

@@ -52,6 +52,8 @@ _DXFER = {
 }
 _OPEN_FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
 _RESERVE_CAP = 4 * 1024 * 1024
+#: Commands whose block-size resolution a channel remembers (see _make_io).
+_XFER_CACHE_MAX = 4096
 
 
 def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
@@ -122,6 +124,11 @@ class Channel:
     :meth:`close` or a ``with`` block.
     """
 
+    #: True for sg channels: :meth:`execute` may submit straight to an idle fd.
+    _fast = False
+    _idle: Optional[FdState] = None
+    _xfer_cache: Optional[Dict[Any, Any]] = None  # set by __init__ (subclasses that skip it go without)
+
     def __init__(
         self,
         fd: int,
@@ -155,6 +162,8 @@ class Channel:
         self._pool: List[FdState] = []
         self._outstanding = 0
         self._dxfer = _DXFER
+        self._idle = None
+        self._xfer_cache = {}
         self._max_transfer: Optional[int] = None
         self._sync_callers: List[_binding.SyncCaller] = []
         self.cmd = _CommandNamespace(self)
@@ -182,6 +191,7 @@ class Channel:
         self.reactor._add_channel(self)
         if self.kind == "sg":
             self._add_fd(fd)
+            self._fast = True
 
     # -- construction --------------------------------------------------------
 
@@ -253,6 +263,31 @@ class Channel:
             return None  # the pool just stays smaller (fd limit, permissions...)
         return self._add_fd(fd)
 
+    def _idle_fd(self) -> Optional[FdState]:
+        """An fd of the pool with nothing in flight, opening one if the pool may grow (lock held).
+
+        The fast path of :meth:`execute` when nothing is queued: the same
+        choice :meth:`_pump` makes for a single command (one in flight per fd
+        before any fd takes a second), without its bookkeeping.  None means
+        "use the general path".
+        """
+        st = self._idle
+        if st is not None and not st.inflight and not st.closed and not st.wants_out:
+            return st
+        pool = self._pool
+        for st in pool:
+            if not st.inflight and not st.closed and not st.wants_out:
+                self._idle = st
+                return st
+        if len(pool) < self.max_fds and not self._gone:
+            st = self._open_pool_fd()
+            if st is None:
+                self.max_fds = max(1, len(pool))
+                return None
+            self._idle = st
+            return st
+        return None
+
     def _pump(self) -> None:
         """Move queued IOs into free fd slots (lock held), spreading them evenly."""
         q = self._queue
@@ -323,6 +358,8 @@ class Channel:
     @block_size.setter
     def block_size(self, value: int) -> None:
         self._block_size = value
+        if self._xfer_cache is not None:
+            self._xfer_cache = {}
 
     def _learn_block_size(self) -> int:
         from sgpy import command as _command
@@ -375,11 +412,29 @@ class Channel:
         if self.read_only or self.policy is not None:
             _safety.check_channel(self, cmd)
         if cmd.needs_block_size:
-            cmd = cmd.for_block_size(self.block_size)
-            length = cmd.transfer_bytes(self.block_size)
+            # Commands are immutable values, often sent many times: remember
+            # each one's resolution for the current block size (bounded).
+            # Keyed by identity (equal commands may carry different
+            # handlers); the entry holds the command, so the id stays its own.
+            cache = self._xfer_cache
+            hit = cache.get(id(cmd)) if cache is not None else None
+            if hit is not None and hit[0] is cmd:
+                cmd, length = hit[1], hit[2]
+            else:
+                bs = self.block_size
+                key = cmd
+                cmd = cmd.for_block_size(bs)
+                length = cmd.transfer_bytes(bs)
+                if cache is not None:
+                    if len(cache) >= _XFER_CACHE_MAX:
+                        cache.clear()
+                    cache[id(key)] = (key, cmd, length)
         else:
             length = cmd.transfer_bytes()
-        if length > self.max_transfer:
+        limit = self._max_transfer
+        if limit is None:
+            limit = self.max_transfer
+        if length > limit:
             raise TransferTooLarge(
                 f"{cmd.name} would move {length} bytes; {self.path} accepts at most {self.max_transfer} "
                 "bytes in one command (sg's 256 MiB limit or the device queue's max_hw_sectors_kb): "
@@ -431,8 +486,14 @@ class Channel:
             with reactor._lock:
                 reactor._outstanding += 1
                 self._outstanding += 1
-                self._queue.append(io)
-                self._pump()
+                st = self._idle_fd() if self._fast and not self._queue else None
+                if st is not None and io.length > st.reserved:
+                    self._prepare_reserve(st, [io])
+                if st is None or not reactor._submit_one(st, io):
+                    self._queue.append(io)
+                    self._pump()
+                else:
+                    self.submitted += 1
                 st = io._fdstate
                 if not async_ and st is not None and not io.returned:
                     reactor._reap(st)  # delay=0 devices complete inside write()

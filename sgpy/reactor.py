@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 from sgpy import _binding
 from sgpy.constants import ScsiStatus
 from sgpy.errors import ChannelClosed, CommandTimeout, DeviceGone, TaskFailed
-from sgpy.io import Header, Io
+from sgpy.io import Header, Input, Io, NoDirectionIo, Output
 from sgpy.results import VARIABLE_LENGTH as _VARIABLE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,17 +52,31 @@ WATCHDOG_GRACE = 30.0
 _SWEEP_EVERY = 1.0
 _DRIVER_SENSE = 0x08
 _CONDITION_MET = int(ScsiStatus.CONDITION_MET)
+_lib = _binding.lib
+_NULL = _binding.NULL
+_unpack = _binding.ffi.unpack
+_monotonic = time.monotonic
+_tuple_new = tuple.__new__
+
+
+#: The kernel's data direction of each IO class.
+_DXFER_OF = {NoDirectionIo: _binding.SG_DXFER_NONE, Input: _binding.SG_DXFER_FROM_DEV,
+             Output: _binding.SG_DXFER_TO_DEV}
 
 
 class FdState:
     """One sg file descriptor of a channel's pool, and the commands on it."""
 
-    __slots__ = ("fd", "channel", "slots", "ptrs", "free", "inflight", "reserved", "closed", "wants_out")
+    __slots__ = ("fd", "channel", "slots", "slot_ptrs", "ptrs", "free", "inflight", "reserved", "closed",
+                 "wants_out")
 
     def __init__(self, fd: int, channel: "Channel") -> None:
         self.fd = fd
         self.channel = channel
         self.slots = _binding.new_slots(_binding.SG_MAX_QUEUE)
+        # One pointer object per slot, made once: ``slots + i`` would build a
+        # new cffi object for every command.
+        self.slot_ptrs = [self.slots + i for i in range(_binding.SG_MAX_QUEUE)]
         self.ptrs = _binding.slot_pointers(_binding.SG_MAX_QUEUE)
         self.free: List[int] = list(range(_binding.SG_MAX_QUEUE - 1, -1, -1))
         self.inflight: Dict[int, Io] = {}
@@ -83,6 +97,7 @@ class Reactor:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._records = _binding.new_records(_BATCH)
+        self._err = _binding.ffi.new("int *")
         self._ids = itertools.count(1)
         self._channels: List["Channel"] = []
         self._thread: Optional[threading.Thread] = None
@@ -149,26 +164,29 @@ class Reactor:
         EAGAIN/EDOM hand the rest back to the caller's queue; a vanished
         device fails the channel.
         """
-        slots = st.slots
+        slot_ptrs = st.slot_ptrs
         ptrs = st.ptrs
         free = st.free
-        lib_fill = _binding.lib.sgpy_fill
-        null = _binding.NULL
-        now = time.monotonic()
+        lib_fill = _lib.sgpy_fill
+        null = _NULL
+        now = _monotonic()
+        ids = self._ids
+        inflight = st.inflight
         n = 0
         for io in ios:
             idx = free.pop()
-            pid = next(self._ids) & 0x7FFFFFFF
+            pid = next(ids) & 0x7FFFFFFF
             io._pack_id = pid
             io._slot = idx
             io._fdstate = st
             io._submitted_at = now
             cdb = io.command.cdb
             cbuf = io._cbuf
-            lib_fill(slots + idx, io.channel._dxfer[io.command.direction], cdb, len(cdb),
+            slot = slot_ptrs[idx]
+            lib_fill(slot, _DXFER_OF[io.__class__], cdb, len(cdb),
                      null if cbuf is None else cbuf, io.length, io.timeout, pid, 0)
-            ptrs[n] = slots + idx
-            st.inflight[pid] = io
+            ptrs[n] = slot
+            inflight[pid] = io
             n += 1
         done, err = _binding.submit(st.fd, ptrs, n)
         self.submitted += done
@@ -198,17 +216,52 @@ class Reactor:
             io=bad, command=bad.command))
         return rest[1:]
 
+    def _submit_one(self, st: FdState, io: Io) -> bool:
+        """Fill and write one IO on ``st`` in a single C call (lock held).
+
+        The fast path of :meth:`Channel.execute`.  Returns False, with the IO
+        untouched, when the kernel did not take it: the caller then queues it
+        and the general path (:meth:`_submit_batch`) retries it and handles
+        the error.
+        """
+        idx = st.free.pop()
+        pid = next(self._ids) & 0x7FFFFFFF
+        cdb = io.command.cdb
+        cbuf = io._cbuf
+        err = _lib.sgpy_fill_submit(st.fd, st.slot_ptrs[idx], _DXFER_OF[io.__class__], cdb, len(cdb),
+                                    _NULL if cbuf is None else cbuf, io.length, io.timeout, pid, 0)
+        if err:
+            st.free.append(idx)
+            return False
+        io._pack_id = pid
+        io._slot = idx
+        io._fdstate = st
+        io._submitted_at = _monotonic()
+        st.inflight[pid] = io
+        self.submitted += 1
+        return True
+
     # -- completion ----------------------------------------------------------
 
     def _reap(self, st: FdState) -> int:
         """Read every ready completion of ``st``; return how many. Lock held."""
         total = 0
         records = self._records
+        box = self._err
+        reap = _lib.sgpy_reap_packed
+        inflight = st.inflight
         while not st.closed:
-            n, err = _binding.reap_packed(st.fd, records, _BATCH)
+            # Read no more than is in flight: once every command of the fd
+            # is back, a further read() could only say EAGAIN.  (A shared fd
+            # may hold other processes' completions too: with nothing of
+            # ours in flight read a full batch; epoll is level-triggered, so
+            # whatever is left wakes it again.)
+            want = len(inflight)
+            n = reap(st.fd, records, want if 0 < want < _BATCH else _BATCH, box)
+            err = box[0]
             if n:
                 total += n
-                self._complete_batch(st, _binding.unpack(records, n), n)
+                self._complete_batch(st, _unpack(records, n * _REC), n)
             if err:
                 if err in _GONE_ERRNOS:
                     self._channel_gone(st.channel, err)
@@ -217,7 +270,7 @@ class Reactor:
                 break
             if n < _BATCH:
                 break
-        if total and not st.closed:
+        if total and not st.closed and st.channel._queue:
             st.channel._pump()
         return total
 
@@ -225,6 +278,7 @@ class Reactor:
         inflight = st.inflight
         free = st.free
         slots = st.slots
+        channel = st.channel
         for base in range(0, n * _REC, _REC):
             pid = recs[base]
             io = inflight.pop(pid, None)
@@ -234,6 +288,8 @@ class Reactor:
             sb = recs[base + 4]
             sense = _binding.slot_sense(slots, io._slot, sb) if sb else b""
             io._fdstate = None
+            if not inflight:
+                channel._idle = st  # the next command goes here (one per fd first)
             if io._abandoned:
                 # The watchdog already finished it; the kernel gave it back now.
                 self._abandoned.pop(pid, None)
@@ -241,10 +297,19 @@ class Reactor:
             status = recs[base + 1]
             host = recs[base + 5]
             driver = recs[base + 6]
-            io.hdr = Header(status, recs[base + 2], recs[base + 3], host, driver, recs[base + 7],
-                            recs[base + 8], recs[base + 9], sense)
+            io.hdr = _tuple_new(Header, (status, recs[base + 2], recs[base + 3], host, driver, recs[base + 7],
+                                         recs[base + 8], recs[base + 9], sense))
             if (status == 0 or status == _CONDITION_MET) and host == 0 and driver & ~_DRIVER_SENSE == 0 and not sb:
-                self._finish(io)
+                cmd = io.command
+                if cmd.name in _VARIABLE or cmd.handlers or io.verify_handler is not None \
+                        or cmd.verify_handler is not None or io._callbacks is not None or io.error is not None:
+                    self._finish(io)
+                else:
+                    # _finish and _done for a success with nothing to run.
+                    io.returned = True
+                    self._outstanding -= 1
+                    channel._outstanding -= 1
+                    self.completed += 1
             else:
                 self._classify(io)
 
@@ -409,26 +474,27 @@ class Reactor:
                         return False
                     self._cond.wait(remaining if remaining is not None else 1.0)
             return True
-        epoll = self._epoll
+        poll = self._epoll.poll
+        lock = self._lock
+        with lock:
+            if done():
+                return True
+        now = _monotonic()
         while True:
-            with self._lock:
-                if done():
-                    return True
-                # Completions may already be waiting (e.g. delay=0 devices
-                # complete inside write()): try the busy fds before sleeping.
-            now = time.monotonic()
             if deadline is not None and now >= deadline:
                 return False
             wait = self._next_sweep - now
-            if deadline is not None:
-                wait = min(wait, deadline - now)
-            events = epoll.poll(max(0.0, wait), _BATCH)
-            with self._lock:
+            if deadline is not None and deadline - now < wait:
+                wait = deadline - now
+            events = poll(wait if wait > 0.0 else 0.0, _BATCH)
+            with lock:
                 if events:
                     self._dispatch(events)
-                now = time.monotonic()
+                now = _monotonic()
                 if now >= self._next_sweep:
                     self._sweep(now)
+                if done():
+                    return True
 
     def wait(self, ios: Optional[Sequence[Io]] = None, timeout: Optional[float] = None) -> bool:
         """Block until ``ios`` (default: everything outstanding) returned.
