@@ -1,4 +1,9 @@
-"""The engine on real sg devices: queues, fd pools, reactor, handlers, limits."""
+"""The engine on real sg devices: queues, fd pools, reactor, limits.
+
+What holds on any transport (the seed README's examples, execute_many,
+handlers, must_fail, validators, read_only, data integrity) is tested once,
+on sg and on iSCSI alike, in ``tests/iscsi/test_transports.py``.
+"""
 
 import os
 import random
@@ -51,12 +56,6 @@ def write_pattern(ch, blocks, chunk=64):
                             data=b"".join(pattern(i) for i in range(lba, lba + chunk)))
             for lba in range(0, blocks, chunk)]
     ch.execute_many(cmds)
-
-
-def test_execute_many_1000_synchronously(sg_device):
-    with open_ready(sg_device) as ch:
-        ios = ch.execute_many([command.TestUnitReady() for _ in range(1000)])
-        assert len(ios) == 1000 and all(io.returned and io.ok for io in ios)
 
 
 def test_100k_reads_over_8_channels_on_2_devices_one_reactor(sg_devices, reactor):
@@ -116,6 +115,7 @@ def test_queue_depth_64_on_one_channel_never_shows_edom(sg_device):
 
 
 def test_no_fd_leak_over_1000_channels(sg_device):
+    sgpy.default_reactor()  # created on first use, and kept: its epoll fd and wake-up pipe
     before = fd_count()
     for _ in range(1000):
         ch = Channel.from_path(sg_device)
@@ -128,67 +128,6 @@ def test_no_fd_leak_over_1000_channels(sg_device):
             ch.execute_many([command.Inquiry() for _ in range(40)], async_=True)
             ch.wait()
     assert fd_count() == before
-
-
-def test_handlers_run_in_order_and_a_raising_handler_reaches_the_waiter(sg_device):
-    with open_ready(sg_device) as ch:
-        calls = []
-        cmd = command.Inquiry()
-        cmd.add_handler(lambda io: calls.append(("first", io.returned)))
-        cmd.add_handler(lambda io: calls.append(("second", io.returned)))
-        ch.execute_many([cmd, cmd])
-        assert calls == [("first", True), ("second", True)] * 2
-
-        boom = command.TestUnitReady()
-
-        def explode(io):
-            raise RuntimeError("handler failed")
-
-        boom.add_handler(explode)
-        io = ch.execute(boom, async_=True)
-        with pytest.raises(RuntimeError, match="handler failed"):
-            io.wait()
-        with pytest.raises(RuntimeError):
-            io.wait()  # and again: the exception stays with the IO
-        # The reactor keeps working.
-        assert ch.cmd.TestUnitReady().ok
-
-
-def test_must_fail_with_the_expected_and_with_another_sense(sg_device):
-    with open_ready(sg_device) as ch:
-        beyond = 0xFFFFFFFF
-        ok = handler.must_fail(sense_key=SenseKey.ILLEGAL_REQUEST, asc=0x21, ascq=0x00)
-        io = ch.execute(command.Read16(lba=beyond, transfer_length=1), verify_handler=ok)
-        assert isinstance(io.error, IllegalRequest)
-        wrong = handler.must_fail(sense_key=SenseKey.MEDIUM_ERROR)
-        with pytest.raises(VerifyFailed, match="expected to fail with sense_key=MEDIUM_ERROR"):
-            ch.execute(command.Read16(lba=beyond, transfer_length=1), verify_handler=wrong)
-        with pytest.raises(VerifyFailed, match="expected to fail"):
-            ch.execute(command.TestUnitReady(), verify_handler=handler.must_fail)
-        io = ch.execute(command.Read16(lba=beyond, transfer_length=1), verify_handler=handler.might_fail)
-        assert io.error is not None and io.exception is None
-
-
-def test_data_validators(sg_device):
-    with open_ready(sg_device) as ch:
-        ch.cmd.Write10(lba=10, transfer_length=1, data=pattern(10))
-        good = command.Read10(lba=10, transfer_length=1)
-        good.add_handler(handler.expect_data(pattern(10)))
-        good.add_handler(handler.expect_length(BLOCK))
-        assert ch.execute(good).ok
-        bad = command.Read10(lba=10, transfer_length=1)
-        bad.add_handler(handler.expect_data(pattern(11)))
-        with pytest.raises(VerifyFailed, match="differs .* at byte 7"):
-            ch.execute(bad)
-
-
-def test_read_only_channel_refuses_data_changing_commands_before_sending(sg_device):
-    with open_ready(sg_device, read_only=True) as ch:
-        before = ch.reactor.statistics()["submitted"]
-        with pytest.raises(UnsafeCommand, match="read_only"):
-            ch.cmd.Write10(lba=0, transfer_length=1, data=bytes(BLOCK))
-        assert ch.reactor.statistics()["submitted"] == before
-        assert ch.cmd.Read10(lba=0, transfer_length=1).ok
 
 
 def test_transfer_larger_than_the_device_allows_is_refused_with_the_limit(sg_device):
