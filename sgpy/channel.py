@@ -264,21 +264,29 @@ class Channel:
         return self._add_fd(fd)
 
     def _idle_fd(self) -> Optional[FdState]:
-        """An fd of the pool with nothing in flight, opening one if the pool may grow (lock held).
+        """The fd for one more command (lock held): an idle one, a new one while the pool may grow,
+        else the least loaded.
 
         The fast path of :meth:`execute` when nothing is queued: the same
         choice :meth:`_pump` makes for a single command (one in flight per fd
-        before any fd takes a second), without its bookkeeping.  None means
-        "use the general path".
+        before any fd takes a second, then an even spread), without its
+        bookkeeping.  None means "use the general path".
         """
         st = self._idle
         if st is not None and not st.inflight and not st.closed and not st.wants_out:
             return st
         pool = self._pool
+        best = None
+        low = _binding.SG_MAX_QUEUE
         for st in pool:
-            if not st.inflight and not st.closed and not st.wants_out:
+            if st.closed or st.wants_out:
+                continue
+            n = len(st.inflight)
+            if not n:
                 self._idle = st
                 return st
+            if n < low:
+                best, low = st, n
         if len(pool) < self.max_fds and not self._gone:
             st = self._open_pool_fd()
             if st is None:
@@ -286,7 +294,9 @@ class Channel:
                 return None
             self._idle = st
             return st
-        return None
+        # Every fd is busy and the pool is full: the least loaded one, as
+        # _pump's even spread would choose.
+        return best
 
     def _pump(self) -> None:
         """Move queued IOs into free fd slots (lock held), spreading them evenly."""
@@ -496,7 +506,7 @@ class Channel:
                     self.submitted += 1
                 st = io._fdstate
                 if not async_ and st is not None and not io.returned:
-                    reactor._reap(st)  # delay=0 devices complete inside write()
+                    reactor._reap_one(st)  # delay=0 devices complete inside write()
             if async_:
                 return io
             if not io.returned:

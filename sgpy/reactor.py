@@ -243,6 +243,29 @@ class Reactor:
 
     # -- completion ----------------------------------------------------------
 
+    def _reap_one(self, st: FdState) -> None:
+        """Read one completion of ``st`` right after a synchronous submit (lock held).
+
+        A device that answers at once (scsi_debug ``delay=0``, caches)
+        completes the command inside ``write()``: one ``read()`` then collects
+        it without waiting in epoll.  Nothing ready (EAGAIN) leaves the
+        waiting to the caller.
+        """
+        records = self._records
+        n = _lib.sgpy_reap_packed(st.fd, records, 1, self._err)
+        if n:
+            self._complete_batch(st, _unpack(records, _REC), 1)
+            if not st.closed and st.channel._queue:
+                st.channel._pump()
+            return
+        err = self._err[0]
+        if err == _errno.EAGAIN or not err:
+            return
+        if err in _GONE_ERRNOS:
+            self._channel_gone(st.channel, err)
+        else:
+            raise OSError(err, f"read() of completions from {st.channel.path}: {os.strerror(err)}")
+
     def _reap(self, st: FdState) -> int:
         """Read every ready completion of ``st``; return how many. Lock held."""
         total = 0
@@ -302,14 +325,22 @@ class Reactor:
             if (status == 0 or status == _CONDITION_MET) and host == 0 and driver & ~_DRIVER_SENSE == 0 and not sb:
                 cmd = io.command
                 if cmd.name in _VARIABLE or cmd.handlers or io.verify_handler is not None \
-                        or cmd.verify_handler is not None or io._callbacks is not None or io.error is not None:
+                        or cmd.verify_handler is not None or io.error is not None:
                     self._finish(io)
                 else:
-                    # _finish and _done for a success with nothing to run.
+                    # _finish and _done for a success with no handler to run.
                     io.returned = True
                     self._outstanding -= 1
                     channel._outstanding -= 1
                     self.completed += 1
+                    callbacks = io._callbacks
+                    if callbacks is not None:
+                        io._callbacks = None
+                        for fn in callbacks:
+                            try:
+                                fn(io)
+                            except Exception:
+                                pass
             else:
                 self._classify(io)
 
