@@ -22,7 +22,7 @@ from typing import Any, Callable, List, Optional, Sequence
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from sgpy import Channel, Reactor, command  # noqa: E402
+from sgpy import Channel, Reactor, command, handler  # noqa: E402
 from sgpy.sandbox import guest  # noqa: E402
 
 XFER = 4096
@@ -150,7 +150,8 @@ def fio(devs: Sequence[str], qd: int, seconds: float) -> float:
     if proc.returncode != 0 or "{" not in out:
         # fio's sg engine keeps every command on one fd, and sg takes at
         # most 16 per fd: deeper queues fail (EDOM).
-        raise Unsupported(out.strip().splitlines()[-1] if out.strip() else f"fio exited {proc.returncode}")
+        why = [line for line in out.splitlines() if "error" in line.lower() or line.startswith("fio:")]
+        raise Unsupported(why[0].strip() if why else f"fio exited with status {proc.returncode}")
     data = json.loads(out[out.index("{"):])
     return float(sum(job["read"]["iops"] for job in data["jobs"]))
 
@@ -316,6 +317,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         many_devs = guest.sg_devices()
         log(f"guest: {len(many_devs)} devices")
         many = [Channel.from_path(d, reactor=reactor, max_fds=1) for d in many_devs]
+        for ch in many:  # new devices report a power-on UNIT ATTENTION first
+            ch.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
         many_rings = [read_ring(ch, seed=i) for i, ch in enumerate(many)]
         one = many[:1]
         sgpy_async(many, many_rings, 1, 0.5, reactor)
