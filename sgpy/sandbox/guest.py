@@ -97,7 +97,14 @@ def unload() -> None:
     global _current
     if not os.path.isdir("/sys/module/scsi_debug"):
         return
-    proc = subprocess.run([_tool("rmmod"), "scsi_debug"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # A device just deleted or closed is released in a work queue: give
+    # rmmod a few tries before calling the module busy.
+    deadline = time.monotonic() + 5.0
+    while True:
+        proc = subprocess.run([_tool("rmmod"), "scsi_debug"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if proc.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     if proc.returncode != 0:
         raise SandboxError(
             "rmmod scsi_debug failed (is a device still open? close every Channel "
