@@ -93,7 +93,7 @@ class Reactor:
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        self._fds: Dict[int, FdState] = {}
+        self._fds: Dict[int, Any] = {}  # FdState, or another transport's endpoint
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._records = _binding.new_records(_BATCH)
