@@ -27,7 +27,7 @@ setup(
     cffi_modules=CFFI_MODULES,
     install_requires=["cffi>=1.15", "attrs>=22.2"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "pytest-asyncio>=0.21"],
+        "test": ["pytest>=7", "hypothesis>=6", "pytest-asyncio>=0.21", "mypy>=1.0"],
         "docs": ["sphinx>=5"],
     },
     entry_points={
