@@ -34,7 +34,7 @@ import functools
 import threading
 from typing import Any, Callable, Coroutine, Dict, Generator, Iterable, List, Optional, Set, Tuple
 
-from sgpy.channel import Channel
+from sgpy.channel import Channel, CommandNamespace
 from sgpy.errors import ChannelClosed, IllegalRequest, TaskFailed
 from sgpy.io import Io
 from sgpy.reactor import Reactor
@@ -161,40 +161,20 @@ async def wait(io: Io) -> Io:
         b.release()
 
 
-class _AsyncCommands:
+class _AsyncCommands(CommandNamespace):
     """``ch.cmd``: every command class, awaitable on the channel when called."""
 
-    __slots__ = ("_channel", "_cache")
+    __slots__ = ()
 
-    def __init__(self, channel: "AsyncChannel") -> None:
-        self._channel = channel
-        self._cache: Dict[str, Callable[..., Coroutine[Any, Any, Io]]] = {}
-
-    def __getattr__(self, name: str) -> Callable[..., Coroutine[Any, Any, Io]]:
-        try:
-            return self._cache[name]
-        except KeyError:
-            pass
-        from sgpy import command as _command
-
-        cls = getattr(_command, name, None)
-        if not isinstance(cls, type):
-            raise AttributeError(f"sgpy.command has no command named {name!r}")
+    def _bind(self, cls: Any) -> Callable[..., Coroutine[Any, Any, Io]]:
         channel = self._channel
 
         def call(*args: Any, timeout: Optional[int] = None, verify_handler: Any = None,
                  **fields: Any) -> Coroutine[Any, Any, Io]:
             return channel.execute(cls(*args, **fields), timeout=timeout, verify_handler=verify_handler)
 
-        call.__name__ = name
-        call.__doc__ = f"Await {name} on this channel (see sgpy.command.{name})."
-        self._cache[name] = call
+        call.__doc__ = f"Await {cls.__name__} on this channel (see sgpy.command.{cls.__name__})."
         return call
-
-    def __dir__(self) -> List[str]:
-        from sgpy import command as _command
-
-        return sorted(c.__name__ for c in _command.all_commands())
 
 
 class AsyncChannel:

@@ -44,6 +44,8 @@ __all__ = ["Channel", "DEFAULT_MAX_FDS"]
 #: this queue depth, each on its fd's reserve buffer.
 DEFAULT_MAX_FDS = 16
 
+#: Enum members read through their class are slow (a descriptor): hot paths use this.
+_FROM_DEVICE = Direction.FROM_DEVICE
 _IO_CLASS = {Direction.NONE: NoDirectionIo, Direction.FROM_DEVICE: Input, Direction.TO_DEVICE: Output}
 _DXFER = {
     Direction.NONE: _binding.SG_DXFER_NONE,
@@ -80,16 +82,21 @@ def _is_bsg(rdev: int) -> bool:
         return False
 
 
-class _CommandNamespace:
-    """``channel.cmd``: every command class, executed on the channel when called."""
+class CommandNamespace:
+    """``channel.cmd``: every command class, executed on the channel when called.
+
+    ``channel.cmd.Read10(lba=0, transfer_length=1, async_=True)`` builds
+    ``sgpy.command.Read10`` and executes it.  Subclasses change what a call
+    does by overriding :meth:`_bind` (the asyncio bridge returns coroutines).
+    """
 
     __slots__ = ("_channel", "_cache")
 
-    def __init__(self, channel: "Channel") -> None:
+    def __init__(self, channel: Any) -> None:
         self._channel = channel
-        self._cache: Dict[str, Callable[..., Io]] = {}
+        self._cache: Dict[str, Callable[..., Any]] = {}
 
-    def __getattr__(self, name: str) -> Callable[..., Io]:
+    def __getattr__(self, name: str) -> Callable[..., Any]:
         try:
             return self._cache[name]
         except KeyError:
@@ -99,6 +106,12 @@ class _CommandNamespace:
         cls = getattr(_command, name, None)
         if not isinstance(cls, type):
             raise AttributeError(f"sgpy.command has no command named {name!r}")
+        call = self._bind(cls)
+        call.__name__ = name
+        self._cache[name] = call
+        return call
+
+    def _bind(self, cls: Any) -> Callable[..., Any]:
         channel = self._channel
 
         def call(*args: Any, async_: bool = False, timeout: Optional[int] = None, **fields: Any) -> Io:
@@ -106,9 +119,7 @@ class _CommandNamespace:
                 async_ = bool(fields.pop("async"))
             return channel.execute(cls(*args, **fields), async_=async_, timeout=timeout)
 
-        call.__name__ = name
-        call.__doc__ = f"Execute {name} on this channel (see sgpy.command.{name})."
-        self._cache[name] = call
+        call.__doc__ = f"Execute {cls.__name__} on this channel (see sgpy.command.{cls.__name__})."
         return call
 
     def __dir__(self) -> List[str]:
@@ -166,7 +177,7 @@ class Channel:
         self._xfer_cache = {}
         self._max_transfer: Optional[int] = None
         self._sync_callers: List[_binding.SyncCaller] = []
-        self.cmd = _CommandNamespace(self)
+        self.cmd = CommandNamespace(self)
         st = os.fstat(fd)
         if stat.S_ISBLK(st.st_mode):
             self.kind = "block"
@@ -453,7 +464,7 @@ class Channel:
         io = _IO_CLASS[direction](cmd, self, length, None, self.timeout if timeout is None else timeout,
                                   verify_handler)
         if length:
-            if direction is Direction.FROM_DEVICE:
+            if direction is _FROM_DEVICE:
                 buf: Any = bytearray(length)
             else:
                 buf = cmd.data

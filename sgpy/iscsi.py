@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import attr
 
 from sgpy import _iscsi_binding as _b
-from sgpy.channel import Channel, _CommandNamespace
+from sgpy.channel import Channel, CommandNamespace
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, ScsiStatus, SenseKey
 from sgpy.errors import (
     CheckCondition,
@@ -782,7 +782,7 @@ class IscsiChannel(Channel):
         self._dxfer = _DIR
         self._max_transfer = max_transfer
         self._sync_callers: List[Any] = []
-        self.cmd = _CommandNamespace(self)
+        self.cmd = CommandNamespace(self)
         self.kind = "iscsi"
         self.sync_only = False
         self._fd = -2  # no device fd (and never equal to a detached endpoint's -1)
