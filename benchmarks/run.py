@@ -183,9 +183,11 @@ def table(summary: Dict[str, Any]) -> str:
                                  f" {'':>8} {'':>7}   {tool}: {fmt(r[tool])}")
             continue
         sg, fi, c = r.get("sgpy"), r.get("fio"), r.get("C")
+        fio_cell = fmt(fi) if fi is not None else "—"
         if fi is None and f"{s}|{w}|fio" in summary.get("unsupported", {}):
+            fio_cell = "n/a"
             notes.add("n/a: fio's sg engine keeps all commands on one fd; sg queues at most 16 per fd (EDOM)")
-        lines.append(f"{setting:<14} {w:<36} {fmt(sg):>9} {fmt(fi):>9} {fmt(c):>9} {ratio(sg, fi):>8} "
+        lines.append(f"{setting:<14} {w:<36} {fmt(sg):>9} {fio_cell:>9} {fmt(c):>9} {ratio(sg, fi):>8} "
                      f"{ratio(sg, c):>7}")
     lines += sorted(notes)
     lines.append("")
