@@ -252,8 +252,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         json.dump(summary, f, indent=1)
     print(table(summary))
     if not args.no_plot:
-        subprocess.run([sys.executable, os.path.join(HERE, "plot.py"), os.path.join(HERE, "results.json")],
-                       check=False)
+        # matplotlib goes into the project's venv, not the system's Python.
+        py = VENV_PY if os.path.exists(VENV_PY) else sys.executable
+        subprocess.run([py, os.path.join(HERE, "plot.py"), os.path.join(HERE, "results.json")], check=False)
     return rc
 
 
