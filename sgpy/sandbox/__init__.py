@@ -348,14 +348,28 @@ def _expected_devices(params: Mapping[str, str]) -> int:
     return max(1, num("num_tgts", 1) * num("max_luns", 1) * max(1, num("add_host", 1)))
 
 
-def _guest_env(env: Optional[Mapping[str, str]], params: Mapping[str, str], moddir: str, ko: str) -> Dict[str, str]:
+def _guest_env(
+    env: Optional[Mapping[str, str]],
+    params: Mapping[str, str],
+    moddir: str,
+    ko: str,
+    *,
+    kind: str = "uml",
+) -> Dict[str, str]:
+    """COMMAND's environment in a guest: the caller's, plus what the guest side needs.
+
+    ``SGPY_SANDBOX`` (the backend), the scsi_debug parameters and where the
+    module is, for :mod:`sgpy.sandbox.guest`; under UML, the glibc tunables
+    that keep AVX code out of the guest (see umlfix.c).
+    """
     out = dict(os.environ if env is None else env)
-    for k in ("LD_PRELOAD", "SGPY_SANDBOX_INIT"):
-        out.pop(k, None)
-    out = {k: v for k, v in out.items() if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)}
-    tun = out.get("GLIBC_TUNABLES")
-    out["GLIBC_TUNABLES"] = f"{tun}:{_GUEST_TUNABLES}" if tun else _GUEST_TUNABLES
-    out["SGPY_SANDBOX"] = "uml"
+    for key in ("LD_PRELOAD", "SGPY_SANDBOX_INIT"):
+        out.pop(key, None)
+    out = {key: v for key, v in out.items() if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)}
+    if kind == "uml":
+        tun = out.get("GLIBC_TUNABLES")
+        out["GLIBC_TUNABLES"] = f"{tun}:{_GUEST_TUNABLES}" if tun else _GUEST_TUNABLES
+    out["SGPY_SANDBOX"] = kind
     out["SGPY_SANDBOX_SCSI_DEBUG"] = format_params(params)
     out["SGPY_SANDBOX_MODULES"] = moddir
     out["SGPY_SANDBOX_SCSI_DEBUG_KO"] = ko

@@ -43,6 +43,7 @@ import sys
 import tempfile
 from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from sgpy.sandbox import _guest_env as _base_guest_env
 from sgpy.sandbox import (
     DEFAULT_SCSI_DEBUG,
     SandboxError,
@@ -366,16 +367,9 @@ def _run_script(command: Sequence[str], cwd: str, env: Mapping[str, str]) -> str
 
 
 def _guest_env(env: Optional[Mapping[str, str]], params: Mapping[str, str], k: QemuKernel) -> Dict[str, str]:
-    out = dict(os.environ if env is None else env)
-    for key in ("LD_PRELOAD", "SGPY_SANDBOX_INIT"):
-        out.pop(key, None)
-    out = {key: v for key, v in out.items() if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key)}
     paths, _ = _read_modules_dep(k.moddir)
-    out["SGPY_SANDBOX"] = "qemu"
-    out["SGPY_SANDBOX_SCSI_DEBUG"] = format_params(params)
-    out["SGPY_SANDBOX_MODULES"] = k.moddir
-    out["SGPY_SANDBOX_SCSI_DEBUG_KO"] = os.path.join(k.moddir, paths.get("scsi_debug", "scsi_debug.ko"))
-    return out
+    ko = os.path.join(k.moddir, paths.get("scsi_debug", "scsi_debug.ko"))
+    return _base_guest_env(env, params, k.moddir, ko, kind="qemu")
 
 
 # ---------------------------------------------------------------------------
