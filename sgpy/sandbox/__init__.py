@@ -470,28 +470,50 @@ def run(
         uml_env.setdefault("HOME", tmp)
         if not os.access(uml_env["HOME"], os.W_OK):
             uml_env["HOME"] = tmp
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=con_w, stderr=con_w,
-                pass_fds=(out_w, err_w, con_w), env=uml_env, start_new_session=True,
-            )
-        finally:
-            for fd in (out_w, err_w, con_w):
-                os.close(fd)
-        log = _pump(proc, {out_r: out_stream, err_r: err_stream, con_r: console}, timeout)
-        text = log.decode(errors="replace")
-        if log.endswith(b"\0TIMEOUT"):
-            raise SandboxTimeout(
-                f"COMMAND {shlex.join(command)!s} did not finish within {timeout:g} s; the guest was killed.\n"
-                + _tail(text[: -len("\0TIMEOUT")])
-            )
-        m = re.search(_EXIT_MARK + r" (\d+)", text)
-        if m:
-            return int(m.group(1))
-        failed = re.search(_FAIL_MARK + r" (.*)", text)
-        what = (f"the guest failed to set up: {failed.group(1).strip()}" if failed
-                else "the guest stopped before COMMAND finished")
-        raise SandboxError(f"sgpy sandbox: {what}\n" + _tail(text))
+        return _run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console, "sgpy sandbox")
+
+
+def _run_guest(
+    argv: Sequence[str],
+    pipes: Sequence[Tuple[int, int]],
+    env: Optional[Mapping[str, str]],
+    command: Sequence[str],
+    timeout: Optional[float],
+    out_stream: IO[bytes],
+    err_stream: IO[bytes],
+    console: Optional[IO[bytes]],
+    label: str,
+) -> int:
+    """Start a guest (either backend), pump its three pipes, return COMMAND's exit status.
+
+    ``pipes`` are the (read, write) pairs for COMMAND's stdout, its stderr and
+    the kernel console; the guest's init writes the exit or failure mark on
+    the console.  Timeout → :class:`SandboxTimeout`; no mark →
+    :class:`SandboxError` with the end of the console.
+    """
+    (out_r, out_w), (err_r, err_w), (con_r, con_w) = pipes
+    try:
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=con_w, stderr=con_w,
+            pass_fds=(out_w, err_w, con_w), env=None if env is None else dict(env), start_new_session=True,
+        )
+    finally:
+        for fd in (out_w, err_w, con_w):
+            os.close(fd)
+    log = _pump(proc, {out_r: out_stream, err_r: err_stream, con_r: console}, timeout)
+    text = log.decode(errors="replace")
+    if log.endswith(b"\0TIMEOUT"):
+        raise SandboxTimeout(
+            f"COMMAND {shlex.join(command)!s} did not finish within {timeout:g} s; the guest was killed.\n"
+            + _tail(text[: -len("\0TIMEOUT")])
+        )
+    m = re.search(_EXIT_MARK + r" (\d+)", text)
+    if m:
+        return int(m.group(1))
+    failed = re.search(_FAIL_MARK + r" (.*)", text)
+    what = (f"the guest failed to set up: {failed.group(1).strip()}" if failed
+            else "the guest stopped before COMMAND finished")
+    raise SandboxError(f"{label}: {what}\n" + _tail(text))
 
 
 def _isatty(stream: IO[bytes]) -> bool:

@@ -38,22 +38,21 @@ import shlex
 import shutil
 import stat
 import struct
-import subprocess
 import sys
 import tempfile
 from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from sgpy.sandbox import _guest_env as _base_guest_env
 from sgpy.sandbox import (
+    _EXIT_MARK,
+    _FAIL_MARK,
     DEFAULT_SCSI_DEBUG,
     SandboxError,
-    SandboxTimeout,
     _cache_dir,
     _expected_devices,
     _isatty,
-    _pump,
     _read_modules_dep,
-    _tail,
+    _run_guest,
     format_params,
     module_load_order,
     parse_params,
@@ -61,8 +60,6 @@ from sgpy.sandbox import (
 
 __all__ = ["QemuKernel", "find_qemu", "run", "build_initramfs", "INSTALL_HINT"]
 
-_EXIT_MARK = "SGPY-SANDBOX-EXIT"
-_FAIL_MARK = "SGPY-SANDBOX-FAILED"
 
 #: What provides each piece, for the message when one is missing.
 INSTALL_HINT = "install them with: sudo apt-get install qemu-system-x86 linux-image-amd64 busybox-static"
@@ -436,25 +433,5 @@ def run(
             "-virtfs", f"local,path=/,mount_tag={_MOUNT_TAG},security_model=none,readonly=on,multidevs=remap",
         ]
         argv += shlex.split(os.environ.get("SGPY_QEMU_ARGS", ""))
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=con_w, stderr=con_w,
-                pass_fds=(out_w, err_w, con_w), start_new_session=True,
-            )
-        finally:
-            for fd in (out_w, err_w, con_w):
-                os.close(fd)
-        log = _pump(proc, {out_r: out_stream, err_r: err_stream, con_r: console}, timeout)
-        text = log.decode(errors="replace")
-        if log.endswith(b"\0TIMEOUT"):
-            raise SandboxTimeout(
-                f"COMMAND {shlex.join(command)!s} did not finish within {timeout:g} s; the guest was killed.\n"
-                + _tail(text[: -len("\0TIMEOUT")])
-            )
-        m = re.search(_EXIT_MARK + r" (\d+)", text)
-        if m:
-            return int(m.group(1))
-        f2 = re.search(_FAIL_MARK + r" (.*)", text)
-        what = (f"the guest failed to set up: {f2.group(1).strip()}" if f2
-                else "the guest stopped before COMMAND finished")
-        raise SandboxError(f"sgpy sandbox (qemu): {what}\n" + _tail(text))
+        return _run_guest(argv, pipes, None, command, timeout, out_stream, err_stream, console,
+                          "sgpy sandbox (qemu)")
