@@ -75,8 +75,7 @@ SENSE_MAX: int = lib.SGPY_SENSE_MAX
 CDB_MAX: int = lib.SGPY_CDB_MAX
 
 #: sg refuses a single transfer of this many bytes or more (drivers/scsi/sg.c,
-#: sg_build_indirect: "if (blk_size < 0) return -EFAULT" after rounding, and
-#: sg_new_write's dxfer_len check against the 256 MiB indirect limit).
+#: sg_common_write: "if (hp->dxfer_len >= SZ_256M) return -EINVAL").
 SG_TRANSFER_LIMIT = 256 * 1024 * 1024
 
 

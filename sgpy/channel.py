@@ -140,6 +140,9 @@ class Channel:
     _idle: Optional[FdState] = None
     _xfer_cache: Optional[Dict[Any, Any]] = None  # set by __init__ (subclasses that skip it go without)
 
+    #: Where :attr:`max_transfer` comes from, for the TransferTooLarge message.
+    _limit_source = "sg's 256 MiB limit or the device queue's max_hw_sectors_kb"
+
     def __init__(
         self,
         fd: int,
@@ -458,8 +461,7 @@ class Channel:
         if length > limit:
             raise TransferTooLarge(
                 f"{cmd.name} would move {length} bytes; {self.path} accepts at most {self.max_transfer} "
-                "bytes in one command (sg's 256 MiB limit or the device queue's max_hw_sectors_kb): "
-                "split the transfer")
+                f"bytes in one command ({self._limit_source}): split the transfer")
         direction = cmd.direction
         io = _IO_CLASS[direction](cmd, self, length, None, self.timeout if timeout is None else timeout,
                                   verify_handler)

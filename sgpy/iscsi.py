@@ -737,6 +737,8 @@ class IscsiChannel(Channel):
     with DeviceGone.
     """
 
+    _limit_source = "the channel's max_transfer= option"
+
     def __init__(
         self,
         url: Union[str, IscsiUrl],
