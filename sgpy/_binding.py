@@ -9,7 +9,7 @@ values and turns error returns into :class:`OSError` with the errno.
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple, Tuple
+from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
 try:
     from sgpy._sgffi import ffi, lib
@@ -54,6 +54,7 @@ __all__ = [
     "sg_tablesize",
     "scsi_reset",
     "SyncCaller",
+    "JobCore",
 ]
 
 SG_DXFER_NONE: int = lib.SG_DXFER_NONE
@@ -313,3 +314,151 @@ class SyncCaller:
             h.status, h.masked_status, h.host_status, h.driver_status, h.resid, h.duration, h.info, sense
         )
 
+
+
+JOB_FREE: int = lib.SGPY_JOB_FREE
+JOB_PARKED: int = lib.SGPY_JOB_PARKED
+LBA_FIXED: int = lib.SGPY_LBA_FIXED
+LBA_SEQUENTIAL: int = lib.SGPY_LBA_SEQUENTIAL
+LBA_RANDOM: int = lib.SGPY_LBA_RANDOM
+LBA_LIST: int = lib.SGPY_LBA_LIST
+HIST_BUCKETS: int = lib.SGPY_HIST
+
+
+class JobCore:
+    """A job's C state (``struct sgpy_job``, sgpy/_sg.c) and every array it points at.
+
+    The job keeps ``depth`` commands from one CDB template in flight over
+    ``fds`` and resubmits each as it completes, entirely in C; see
+    :mod:`sgpy.job` for the Python side.  The arrays live as long as this
+    object: the kernel may write into the data buffers and sense storage
+    until every command came back.
+    """
+
+    __slots__ = ("j", "_keep", "depth", "nfds")
+
+    def __init__(
+        self,
+        *,
+        fds: Sequence[int],
+        depth: int,
+        cdb: bytes,
+        direction: int,
+        buf: Any,
+        buf_len: int,
+        share_buf: bool,
+        timeout_ms: int,
+        lba_offset: int,
+        lba_bytes: int,
+        lba_mode: int,
+        lba_first: int,
+        lba_units: int,
+        lba_step: int,
+        lba_list: Optional[Sequence[int]],
+        seed: int,
+        limit: int,
+        deadline_ns: int,
+        latency: bool,
+        sync: bool,
+    ) -> None:
+        if not 1 <= len(cdb) <= CDB_MAX:
+            raise ValueError(f"CDB of {len(cdb)} bytes does not fit (1..{CDB_MAX} bytes)")
+        j = ffi.new("struct sgpy_job *")
+        keep: List[Any] = []
+
+        def arr(ctype: str, n: int, init: Any = None) -> Any:
+            a = ffi.new(ctype, init if init is not None else n)
+            keep.append(a)
+            return a
+
+        j.nfds = len(fds)
+        j.fds = arr("int[]", 0, list(fds))
+        j.fd_inflight = arr("int[]", len(fds))
+        j.epfd = -1
+        j.depth = depth
+        j.slots = arr("struct sgpy_slot[]", depth)
+        if buf is not None:
+            p = ffi.from_buffer(buf)
+            keep.append(p)
+            keep.append(buf)
+            j.bufs = ffi.cast("unsigned char *", p)
+        else:
+            j.bufs = ffi.NULL
+        j.buf_len = buf_len
+        j.share_buf = 1 if share_buf else 0
+        j.direction = direction
+        ffi.memmove(j.cdb, cdb, len(cdb))
+        j.cdb_len = len(cdb)
+        j.timeout_ms = timeout_ms
+        j.lba_offset = lba_offset
+        j.lba_bytes = lba_bytes
+        j.lba_mode = lba_mode
+        j.lba_first = lba_first
+        j.lba_units = lba_units
+        j.lba_step = lba_step
+        if lba_list is not None:
+            j.lba_list = arr("uint64_t[]", 0, list(lba_list))
+            j.lba_list_len = len(lba_list)
+        j.rng = seed or 0x9E3779B97F4A7C15
+        j.limit = limit
+        j.deadline_ns = deadline_ns
+        j.latency = 1 if latency else 0
+        j.sync = 1 if sync else 0
+        j.state = arr("int[]", depth)
+        j.started = arr("int64_t[]", depth)
+        j.lba_of = arr("uint64_t[]", depth)
+        j.parked = arr("int[]", depth)
+        self.j = j
+        self._keep = keep
+        self.depth = depth
+        self.nfds = len(fds)
+
+    def make_epoll(self) -> int:
+        """Create the job's epoll instance over its fds; returns its fd."""
+        r = lib.sgpy_job_epoll(self.j)
+        if r < 0:
+            _raise(-r, "epoll for the job")
+        return int(r)
+
+    def prime(self) -> int:
+        """Prepare the slots and start the first commands; 0 or an errno."""
+        return int(lib.sgpy_job_prime(self.j))
+
+    def step(self, timeout_ms: int, budget: int) -> int:
+        """Handle completions for up to ``timeout_ms``; count, or -errno (GIL released)."""
+        return int(lib.sgpy_job_step(self.j, timeout_ms, budget))
+
+    def run_sync(self, budget: int) -> int:
+        """Up to ``budget`` commands over SG_IO; count, or -errno (GIL released)."""
+        return int(lib.sgpy_job_sync(self.j, budget))
+
+    def take_parked(self) -> List[int]:
+        """The slots parked since the last call (completions that were not clean)."""
+        j = self.j
+        n = j.nparked
+        if not n:
+            return []
+        out = ffi.unpack(j.parked, n)
+        j.nparked = 0
+        return out
+
+    def slot_result(self, i: int) -> SgIoResult:
+        """Slot ``i``'s completion: status bytes, resid, duration, info and sense."""
+        s = self.j.slots[i]
+        h = s.hdr
+        n = h.sb_len_wr
+        sense = bytes(ffi.buffer(s.sense, n)) if n else b""
+        return SgIoResult(h.status, h.masked_status, h.host_status, h.driver_status, h.resid, h.duration,
+                          h.info, sense)
+
+    def slot_lba(self, i: int) -> int:
+        """The LBA slot ``i``'s last command was sent with."""
+        return int(self.j.lba_of[i])
+
+    def resubmit(self, i: int) -> int:
+        """Release parked slot ``i`` (starting it again unless the job is ending); 0 or an errno."""
+        return int(lib.sgpy_job_resubmit(self.j, i))
+
+    def histogram(self) -> List[int]:
+        """The latency histogram's bucket counts (see :func:`sgpy.job.bucket_bounds`)."""
+        return ffi.unpack(self.j.hist, HIST_BUCKETS)

@@ -211,3 +211,378 @@ static int sgpy_bsg_io(int fd, sg_io_hdr_t *h)
     h->sb_len_wr = (unsigned char)(v.response_len > h->mx_sb_len ? h->mx_sb_len : v.response_len);
     return 0;
 }
+
+/* ------------------------------------------------------------------------
+ * Jobs: many commands from one template, driven entirely in C.
+ *
+ * A job keeps `depth` commands in flight over `nfds` sg fds (slot i lives on
+ * fds[i % nfds]), varies the template's LOGICAL BLOCK ADDRESS per command,
+ * and resubmits each slot as soon as its completion is read, until a count
+ * or a deadline is reached.  Clean completions never leave C; a completion
+ * that is not clean is "parked" (its slot is not resubmitted) and handed to
+ * Python, which classifies it and calls sgpy_job_resubmit or stops the job.
+ *
+ * "Clean" is sg's own test: no SG_INFO_CHECK in info, which sg sets when any
+ * of masked_status, host_status or driver_status is non-zero (drivers/scsi/
+ * sg.c, sg_new_read/sg_rq_end_io).
+ */
+#include <stdint.h>
+#include <time.h>
+#include <sys/epoll.h>
+
+#define SGPY_JOB_FREE 0
+#define SGPY_JOB_INFLIGHT 1
+#define SGPY_JOB_PARKED 2
+
+#define SGPY_LBA_FIXED 0
+#define SGPY_LBA_SEQUENTIAL 1
+#define SGPY_LBA_RANDOM 2
+#define SGPY_LBA_LIST 3
+
+/* Latency histogram: values below 16 ns get a bucket each; above, each power
+ * of two is split in 8 buckets (at most 1/8 relative error), up to 2^64. */
+#define SGPY_HIST 496
+
+struct sgpy_job {
+    int nfds;
+    int *fds;
+    int *fd_inflight;
+    int epfd;
+    int depth;
+    struct sgpy_slot *slots;
+    unsigned char *bufs;
+    unsigned int buf_len;
+    int share_buf;
+    int direction;
+    unsigned char cdb[SGPY_CDB_MAX];
+    unsigned int cdb_len;
+    unsigned int timeout_ms;
+    int lba_offset;
+    int lba_bytes;
+    int lba_mode;
+    uint64_t lba_first;
+    uint64_t lba_units;
+    uint64_t lba_step;
+    const uint64_t *lba_list;
+    uint64_t lba_list_len;
+    uint64_t rng;
+    uint64_t next_index;
+    uint64_t limit;
+    int64_t deadline_ns;
+    int latency;
+    int sync;
+    int stopping;
+    int inflight;
+    int fatal;
+    uint64_t submitted;
+    uint64_t completed;
+    uint64_t short_transfers;
+    uint64_t strays;
+    int *state;
+    int64_t *started;
+    uint64_t *lba_of;
+    int nparked;
+    int *parked;
+    uint64_t hist[SGPY_HIST];
+    uint64_t lat_min;
+    uint64_t lat_max;
+    uint64_t lat_sum;
+    uint64_t lat_count;
+};
+
+static int64_t sgpy_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int sgpy_hist_index(uint64_t v)
+{
+    int msb;
+    if (v < 16)
+        return (int)v;
+    msb = 63 - __builtin_clzll(v);
+    return 16 + (msb - 4) * 8 + (int)((v >> (msb - 3)) & 7);
+}
+
+static void sgpy_job_record(struct sgpy_job *j, int64_t start, int64_t end)
+{
+    uint64_t v = end > start ? (uint64_t)(end - start) : 0;
+    j->hist[sgpy_hist_index(v)]++;
+    if (j->lat_count == 0 || v < j->lat_min)
+        j->lat_min = v;
+    if (v > j->lat_max)
+        j->lat_max = v;
+    j->lat_sum += v;
+    j->lat_count++;
+}
+
+/* xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift
+ * generators, scrambled"): fast, and reproducible from the seed. */
+static uint64_t sgpy_job_random(struct sgpy_job *j)
+{
+    uint64_t x = j->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    j->rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint64_t sgpy_job_next_lba(struct sgpy_job *j)
+{
+    uint64_t k;
+    switch (j->lba_mode) {
+    case SGPY_LBA_SEQUENTIAL:
+        k = j->next_index++ % j->lba_units;
+        return j->lba_first + k * j->lba_step;
+    case SGPY_LBA_RANDOM:
+        k = sgpy_job_random(j) % j->lba_units;
+        return j->lba_first + k * j->lba_step;
+    case SGPY_LBA_LIST:
+        return j->lba_list[j->next_index++ % j->lba_list_len];
+    default:
+        return j->lba_first;
+    }
+}
+
+/* May another command be started?  Not when stopping, past the count, or
+ * past the deadline (now is 0 when the caller did not read the clock). */
+static int sgpy_job_more(struct sgpy_job *j, int64_t *now)
+{
+    if (j->stopping || j->fatal)
+        return 0;
+    if (j->limit && j->submitted >= j->limit)
+        return 0;
+    if (j->deadline_ns) {
+        if (*now == 0)
+            *now = sgpy_now_ns();
+        if (*now >= j->deadline_ns)
+            return 0;
+    }
+    return 1;
+}
+
+/* Put the next LBA into slot i's CDB (big-endian, SBC-4 4.2). */
+static void sgpy_job_set_lba(struct sgpy_job *j, int i)
+{
+    struct sgpy_slot *s = &j->slots[i];
+    uint64_t lba = sgpy_job_next_lba(j);
+    int b;
+    j->lba_of[i] = lba;
+    if (j->lba_offset < 0)
+        return;
+    for (b = j->lba_bytes - 1; b >= 0; b--) {
+        s->cdb[j->lba_offset + b] = (unsigned char)lba;
+        lba >>= 8;
+    }
+}
+
+/* write() slot i to its fd.  0, or the errno (the slot is then free). */
+static int sgpy_job_write(struct sgpy_job *j, int i, int64_t now)
+{
+    ssize_t r;
+    int f = i % j->nfds;
+    sgpy_job_set_lba(j, i);
+    if (j->latency)
+        j->started[i] = now ? now : sgpy_now_ns();
+    do {
+        r = write(j->fds[f], &j->slots[i].hdr, sizeof(sg_io_hdr_t));
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        j->state[i] = SGPY_JOB_FREE;
+        return errno;
+    }
+    j->state[i] = SGPY_JOB_INFLIGHT;
+    j->submitted++;
+    j->inflight++;
+    j->fd_inflight[f]++;
+    return 0;
+}
+
+/* Prepare every slot from the template and start the first commands.
+ * Returns 0 or an errno (j->fatal is then set). */
+static int sgpy_job_prime(struct sgpy_job *j)
+{
+    int i, err;
+    int64_t now = 0;
+    for (i = 0; i < j->depth; i++) {
+        void *data = NULL;
+        if (j->buf_len)
+            data = j->share_buf ? j->bufs : j->bufs + (size_t)i * j->buf_len;
+        if (sgpy_fill(&j->slots[i], j->direction, j->cdb, j->cdb_len, data, j->buf_len,
+                      j->timeout_ms, i, 0))
+            return j->fatal = EINVAL;
+        j->state[i] = SGPY_JOB_FREE;
+    }
+    if (j->sync)
+        return 0; /* sgpy_job_sync sends them, one SG_IO at a time */
+    for (i = 0; i < j->depth; i++) {
+        if (!sgpy_job_more(j, &now))
+            break;
+        err = sgpy_job_write(j, i, now);
+        if (err)
+            return j->fatal = err;
+    }
+    return 0;
+}
+
+/* A slot's command came back (its header already copied into the slot). */
+static void sgpy_job_complete(struct sgpy_job *j, int i, int64_t *now)
+{
+    sg_io_hdr_t *h = &j->slots[i].hdr;
+    j->inflight--;
+    j->fd_inflight[i % j->nfds]--;
+    if (j->latency) {
+        if (*now == 0)
+            *now = sgpy_now_ns();
+        sgpy_job_record(j, j->started[i], *now);
+    }
+    if ((h->info & SG_INFO_OK_MASK) != SG_INFO_OK) {
+        j->state[i] = SGPY_JOB_PARKED;
+        j->parked[j->nparked++] = i;
+        return;
+    }
+    j->completed++;
+    if (h->resid)
+        j->short_transfers++;
+    j->state[i] = SGPY_JOB_FREE;
+    if (!j->sync && sgpy_job_more(j, now)) {
+        int err = sgpy_job_write(j, i, *now);
+        if (err)
+            j->fatal = err;
+    }
+}
+
+/* Read up to `want` completions from fd index f.  Returns how many. */
+static int sgpy_job_reap_fd(struct sgpy_job *j, int f, int want, int64_t *now)
+{
+    sg_io_hdr_t h;
+    int n = 0;
+    while (n < want && j->fd_inflight[f] > 0) {
+        ssize_t r;
+        int i;
+        memset(&h, 0, sizeof(h));
+        h.interface_id = 'S';
+        h.pack_id = -1;
+        do {
+            r = read(j->fds[f], &h, sizeof(h));
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            if (errno != EAGAIN)
+                j->fatal = errno;
+            break;
+        }
+        i = h.pack_id;
+        if (i < 0 || i >= j->depth || i % j->nfds != f || j->state[i] != SGPY_JOB_INFLIGHT) {
+            j->strays++;
+            continue;
+        }
+        memcpy(&j->slots[i].hdr, &h, sizeof(h));
+        sgpy_job_complete(j, i, now);
+        n++;
+    }
+    return n;
+}
+
+/* Wait up to timeout_ms for completions, then keep processing whatever is
+ * ready until `budget` completions were handled or nothing more is ready.
+ * Each ready fd gives at most the commands it held when it was reported, so
+ * one fd whose commands complete inside write() cannot starve the others.
+ * Returns the completions handled, or -errno when the job cannot go on. */
+static int sgpy_job_step(struct sgpy_job *j, int timeout_ms, int budget)
+{
+    struct epoll_event ev[64];
+    int done = 0;
+    int wait = timeout_ms;
+    while (done < budget && j->inflight > 0 && !j->fatal) {
+        int n, k;
+        int64_t now = 0;
+        n = epoll_wait(j->epfd, ev, 64, wait);
+        if (n < 0) {
+            if (errno == EINTR)
+                break;
+            j->fatal = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        wait = 0;
+        for (k = 0; k < n && !j->fatal; k++) {
+            int f = (int)ev[k].data.u32;
+            int got = sgpy_job_reap_fd(j, f, j->fd_inflight[f], &now);
+            done += got;
+            if (got == 0 && (ev[k].events & (EPOLLHUP | EPOLLERR)))
+                j->fatal = ENODEV;
+        }
+        if (j->nparked)
+            break;
+    }
+    return j->fatal ? -j->fatal : done;
+}
+
+/* The synchronous form for queue depth 1: SG_IO on slot 0, fd 0, up to
+ * `budget` commands.  Returns the commands run, or -errno. */
+static int sgpy_job_sync(struct sgpy_job *j, int budget)
+{
+    int done = 0;
+    sg_io_hdr_t *h = &j->slots[0].hdr;
+    while (done < budget && !j->fatal && !j->nparked) {
+        int64_t now = 0, start;
+        if (!sgpy_job_more(j, &now))
+            break;
+        sgpy_job_set_lba(j, 0);
+        start = j->latency ? (now ? now : sgpy_now_ns()) : 0;
+        j->submitted++;
+        if (ioctl(j->fds[0], SG_IO, h) < 0) {
+            /* EINTR: the kernel has queued the command already (see
+             * sgpy_sg_io); the job ends rather than run it twice. */
+            j->fatal = errno;
+            break;
+        }
+        j->state[0] = SGPY_JOB_INFLIGHT;
+        j->inflight++;
+        j->fd_inflight[0]++;
+        if (j->latency)
+            j->started[0] = start;
+        now = 0;
+        sgpy_job_complete(j, 0, &now);
+        done++;
+    }
+    return j->fatal ? -j->fatal : done;
+}
+
+/* After Python handled parked slot i: start it again when the job goes on.
+ * Returns 0 or an errno. */
+static int sgpy_job_resubmit(struct sgpy_job *j, int i)
+{
+    int64_t now = 0;
+    j->state[i] = SGPY_JOB_FREE;
+    if (j->sync || !sgpy_job_more(j, &now))
+        return 0;
+    return sgpy_job_write(j, i, now);
+}
+
+/* The job's own epoll instance over its fds, each registered with its index
+ * (not its fd number) as data, so a ready fd finds its counters directly.
+ * Returns the epoll fd, or -errno. */
+static int sgpy_job_epoll(struct sgpy_job *j)
+{
+    int f, ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return -errno;
+    for (f = 0; f < j->nfds; f++) {
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN;
+        ev.data.u32 = (uint32_t)f;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, j->fds[f], &ev) < 0) {
+            int err = errno;
+            close(ep);
+            return -err;
+        }
+    }
+    j->epfd = ep;
+    return ep;
+}

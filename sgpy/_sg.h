@@ -136,3 +136,80 @@ int sgpy_ioctl_int(int fd, unsigned long request, int *value);
 
 /* SG_GET_SCSI_ID; returns 0 or an errno. */
 int sgpy_get_scsi_id(int fd, struct sg_scsi_id *id);
+
+/* Jobs (sgpy/_sg.c): many commands from one template, driven in C.  The
+ * struct is sgpy's own; Python allocates it and the arrays it points at. */
+#define SGPY_JOB_FREE ...
+#define SGPY_JOB_INFLIGHT ...
+#define SGPY_JOB_PARKED ...
+#define SGPY_LBA_FIXED ...
+#define SGPY_LBA_SEQUENTIAL ...
+#define SGPY_LBA_RANDOM ...
+#define SGPY_LBA_LIST ...
+#define SGPY_HIST ...
+
+struct sgpy_job {
+    int nfds;
+    int *fds;
+    int *fd_inflight;
+    int epfd;
+    int depth;
+    struct sgpy_slot *slots;
+    unsigned char *bufs;
+    unsigned int buf_len;
+    int share_buf;
+    int direction;
+    unsigned char cdb[...];
+    unsigned int cdb_len;
+    unsigned int timeout_ms;
+    int lba_offset;
+    int lba_bytes;
+    int lba_mode;
+    uint64_t lba_first;
+    uint64_t lba_units;
+    uint64_t lba_step;
+    const uint64_t *lba_list;
+    uint64_t lba_list_len;
+    uint64_t rng;
+    uint64_t next_index;
+    uint64_t limit;
+    int64_t deadline_ns;
+    int latency;
+    int sync;
+    int stopping;
+    int inflight;
+    int fatal;
+    uint64_t submitted;
+    uint64_t completed;
+    uint64_t short_transfers;
+    uint64_t strays;
+    int *state;
+    int64_t *started;
+    uint64_t *lba_of;
+    int nparked;
+    int *parked;
+    uint64_t hist[...];
+    uint64_t lat_min;
+    uint64_t lat_max;
+    uint64_t lat_sum;
+    uint64_t lat_count;
+    ...;
+};
+
+/* Fill every slot from the template and start the first commands: 0 or an
+ * errno (also left in fatal). */
+int sgpy_job_prime(struct sgpy_job *job);
+
+/* Wait up to timeout_ms, then handle completions (resubmitting clean ones)
+ * until budget or nothing more is ready or a slot was parked.  Returns the
+ * completions handled or -errno. */
+int sgpy_job_step(struct sgpy_job *job, int timeout_ms, int budget);
+
+/* Queue depth 1 over SG_IO: up to budget commands; count or -errno. */
+int sgpy_job_sync(struct sgpy_job *job, int budget);
+
+/* Release parked slot i, starting it again unless the job is ending. */
+int sgpy_job_resubmit(struct sgpy_job *job, int i);
+
+/* Create the job's epoll over its fds (data = fd index): the fd, or -errno. */
+int sgpy_job_epoll(struct sgpy_job *job);

@@ -20,7 +20,7 @@ import collections
 import errno as _errno
 import os
 import stat
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 from sgpy import _binding
 from sgpy import safety as _safety
@@ -37,6 +37,10 @@ from sgpy.errors import (
 )
 from sgpy.io import Header, Input, Io, NoDirectionIo, Output
 from sgpy.reactor import FdState, Reactor, default_reactor
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sgpy.job import Job
 
 __all__ = ["Channel", "DEFAULT_MAX_FDS"]
 
@@ -138,6 +142,8 @@ class Channel:
     #: True for sg channels: :meth:`execute` may submit straight to an idle fd.
     _fast = False
     _idle: Optional[FdState] = None
+    _num_blocks: Optional[int] = None
+    _jobs: List["Job"] = []  # per instance in __init__; read-only here for subclasses that skip it
     _xfer_cache: Optional[Dict[Any, Any]] = None  # set by __init__ (subclasses that skip it go without)
 
     #: Where :attr:`max_transfer` comes from, for the TransferTooLarge message.
@@ -169,11 +175,13 @@ class Channel:
         self.max_fds = max_fds
         self.submitted = 0
         self._block_size = block_size
+        self._num_blocks = None
         self._closed = False
         self._gone = False
         self._owns_fd = owns_fd
         self._queue: Deque[Io] = collections.deque()
         self._pool: List[FdState] = []
+        self._jobs: List["Job"] = []
         self._outstanding = 0
         self._dxfer = _DXFER
         self._idle = None
@@ -385,19 +393,31 @@ class Channel:
         if self._xfer_cache is not None:
             self._xfer_cache = {}
 
+    @property
+    def num_blocks(self) -> int:
+        """Logical blocks on the medium (READ CAPACITY's last LBA + 1), learned on first use."""
+        if self._num_blocks is None:
+            bs = self._learn_block_size()
+            if self._block_size is None:
+                self._block_size = bs
+        return int(self._num_blocks or 0)
+
     def _learn_block_size(self) -> int:
         from sgpy import command as _command
         from sgpy.handler import might_fail
 
         io = self.execute(_command.ReadCapacity16(allocation_length=32), verify_handler=might_fail)
         if io.error is None and len(io.data) >= 12:
-            return int.from_bytes(io.data[8:12], "big")  # SBC-4 table 69: LOGICAL BLOCK LENGTH
+            # SBC-4 table 71: RETURNED LOGICAL BLOCK ADDRESS, LOGICAL BLOCK LENGTH
+            self._num_blocks = int.from_bytes(io.data[0:8], "big") + 1
+            return int.from_bytes(io.data[8:12], "big")
         if io.error is not None and not isinstance(io.error, IllegalRequest):
             raise io.error
         io = self.execute(_command.ReadCapacity10())
         if len(io.data) < 8:
             raise TaskFailed(f"{self.path}: READ CAPACITY(10) returned {len(io.data)} bytes", io=io)
-        return int.from_bytes(io.data[4:8], "big")  # SBC-4 table 67
+        self._num_blocks = int.from_bytes(io.data[0:4], "big") + 1  # SBC-4 table 69
+        return int.from_bytes(io.data[4:8], "big")
 
     @property
     def max_transfer(self) -> int:
@@ -528,6 +548,55 @@ class Channel:
             raise io.exception
         return io
 
+    def run(
+        self,
+        cmd: Any,
+        *,
+        async_: bool = False,
+        count: Optional[int] = None,
+        seconds: Optional[float] = None,
+        queue_depth: int = 1,
+        lba: Any = None,
+        lba_range: Optional[Tuple[int, int]] = None,
+        seed: Optional[int] = None,
+        stop_on_error: bool = True,
+        timeout: Optional[int] = None,
+        latency: bool = True,
+        max_fds: Optional[int] = None,
+        max_errors: int = 100,
+        **options: Any,
+    ) -> "Job":
+        """Send ``cmd`` many times at full speed: a :class:`sgpy.job.Job` (see :mod:`sgpy.job`).
+
+        ``count`` commands, or as many as fit in ``seconds`` (either, or both:
+        whichever ends first), ``queue_depth`` in flight.  ``lba``: None (the
+        template's own), ``"sequential"``, ``"random"`` (aligned to the
+        command's length, over ``lba_range=(first, stop)`` blocks, default the
+        whole medium), or a sequence of LBAs (sent in order, wrapping).
+        ``seed`` makes random runs repeatable; ``stop_on_error`` (default)
+        ends the job at the first failure; ``latency`` records a latency
+        histogram.  Synchronous (default): returns the finished job, or raises
+        its first failure; ``async_=True``: returns the running job, driven by
+        the reactor.
+        """
+        from sgpy.job import Job
+
+        if options:
+            if "async" in options:
+                async_ = bool(options.pop("async"))
+            if options:
+                raise TypeError(f"run() got unexpected keyword(s) {sorted(options)}")
+        job = Job(self, cmd, count=count, seconds=seconds, queue_depth=queue_depth, lba=lba,
+                  lba_range=lba_range, seed=seed, stop_on_error=stop_on_error, timeout=timeout,
+                  latency=latency, max_fds=max_fds, max_errors=max_errors, sync=not async_)
+        if async_:
+            job._start_async()
+            return job
+        job._run_sync()
+        if job.exception is not None:
+            raise job.exception
+        return job
+
     def execute_many(self, cmds: Iterable[Any], *, async_: bool = False, timeout: Optional[int] = None,
                      **options: Any) -> List[Io]:
         """Execute commands in order, submitted in batches; return their IOs in input order.
@@ -650,6 +719,8 @@ class Channel:
                 while self._queue:
                     io = self._queue.popleft()
                     reactor._fail(io, ChannelClosed(f"{self!r} was closed before {io.command!r} was sent"))
+                for job in list(self._jobs):
+                    job.cancel()
             if self._outstanding and not self._gone:
                 limit = timeout
                 if limit is None:
@@ -658,6 +729,8 @@ class Channel:
                 reactor._wait_until(lambda: self._outstanding == 0, limit)
         finally:
             with reactor._lock:
+                for job in list(self._jobs):
+                    job._abort(ChannelClosed(f"{self!r} was closed while the job ran"))
                 for st in self._pool:
                     for io in list(st.inflight.values()):
                         if not io.returned:

@@ -611,7 +611,7 @@ class Reactor:
                     key = f"{ch.path} ({n})"
                     n += 1
                 per[key] = {"in_flight": c_in, "queued": c_q, "fds": len(ch._pool),
-                                "submitted": ch.submitted}
+                            "submitted": ch.submitted, "jobs": len(ch._jobs)}
             return {
                 "submitted": self.submitted,
                 "completed": self.completed,

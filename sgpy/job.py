@@ -1,0 +1,657 @@
+"""Jobs: many commands from one template, at full speed.
+
+A :class:`Job` is sgpy's load generator, what fio's jobs or sg3_utils'
+``sg_turs --num`` are to their tools: one command (``Read10``,
+``Write16``, ``TestUnitReady``...) sent ``count`` times, or for
+``seconds``, with ``queue_depth`` commands in flight and the LOGICAL BLOCK
+ADDRESS varied per command (sequential, random, or from a list).  Its steady
+state never returns to Python: the extension (``sgpy_job_*`` in
+``sgpy/_sg.c``) reads each completion, checks it, records its latency and
+sends the slot's next command in the same C loop.  Python sees the job once
+per batch of completions, and every completion that is not clean: those are
+classified exactly as :meth:`Channel.execute` would (sense key, ASC/ASCQ,
+host and driver status), so a failing LBA raises the same precise exception.
+
+Start one with :meth:`sgpy.channel.Channel.run`::
+
+    with Channel.from_path("/dev/sg1") as ch:
+        stats = ch.run(command.Read10(lba=0, transfer_length=8), seconds=10,
+                       queue_depth=16, lba="random").stats
+        print(stats)   # 123,456 commands in 10.0 s: 12,345 IOPS, 50.6 MB/s, ...
+
+``async_=True`` returns the running job instead: it is driven by the
+channel's reactor (its own epoll instance is one of the reactor's sources),
+so several jobs, on several devices, and ordinary IOs run side by side;
+``job.wait()``, ``reactor.wait([job, ...])`` and ``add_done_callback`` work
+as for IOs.
+
+Mechanics (drivers/scsi/sg.c): a job opens its own fds on the device (so its
+completions never mix with the channel's), at most ``max_fds`` of them, and
+spreads the slots over them one per fd first, so that every command of a
+queue depth up to ``max_fds`` uses its fd's reserve buffer (which is sized
+to the transfer) instead of pages the kernel allocates per command.  At
+queue depth 1 a synchronous job uses the ``SG_IO`` ioctl: one system call
+per command.  Handler chains and verify handlers are not run per command
+(that is what an IO is for); a job's answer is its :class:`JobStats`.
+"""
+
+from __future__ import annotations
+
+import array
+import errno as _errno
+import os
+import random
+import time
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import attr
+
+from sgpy import _binding
+from sgpy import safety as _safety
+from sgpy.constants import Direction
+from sgpy.errors import ChannelClosed, DeviceGone, EncodeError, SgError, TaskFailed, TransferTooLarge
+from sgpy.status import classify
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sgpy.channel import Channel
+
+__all__ = ["Job", "JobStats", "Latency", "bucket_bounds", "JobError"]
+
+#: Commands a job handles per return to Python (a reactor round, or a slice of a
+#: synchronous run); large enough that Python's share per command is negligible.
+_BUDGET = 4096
+#: A synchronous job returns to Python at least this often (ms), so signals
+#: such as Ctrl-C are seen while the device is slow.
+_SLICE_MS = 100
+_RESERVE_CAP = 4 * 1024 * 1024
+_OPEN_FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
+_GONE = frozenset({_errno.ENODEV, _errno.ENXIO, _errno.EIO, _errno.EBADF})
+_DXFER = {
+    Direction.NONE: _binding.SG_DXFER_NONE,
+    Direction.TO_DEVICE: _binding.SG_DXFER_TO_DEV,
+    Direction.FROM_DEVICE: _binding.SG_DXFER_FROM_DEV,
+}
+#: Fields giving how many blocks a command covers, when it moves no data
+#: (VERIFY without BYTCHK, WRITE SAME's NUMBER OF LOGICAL BLOCKS...).
+_LENGTH_FIELDS = ("transfer_length", "verification_length", "number_of_logical_blocks")
+
+LbaSpec = Union[None, str, Sequence[int]]
+
+
+class JobError(SgError, ValueError):
+    """A job that cannot be set up as asked (its template, range, depth or count)."""
+
+
+def bucket_bounds(index: int) -> Tuple[int, int]:
+    """``[low, high)`` in nanoseconds of latency histogram bucket ``index``.
+
+    Below 16 ns each nanosecond has a bucket; above, every power of two is
+    cut into 8 equal buckets, so a bucket is at most 1/8 of its value wide
+    (the layout of ``sgpy_hist_index`` in sgpy/_sg.c).
+    """
+    if index < 16:
+        return index, index + 1
+    msb = (index - 16) // 8 + 4
+    sub = (index - 16) % 8
+    shift = msb - 3
+    return (8 + sub) << shift, (9 + sub) << shift
+
+
+@attr.frozen
+class Latency:
+    """Completion latencies of a job's commands (submission to completion read back).
+
+    ``count``, ``min_ns``, ``mean_ns``, ``max_ns``, and ``histogram``: the
+    non-empty buckets as ``(low_ns, high_ns, count)``.  :meth:`percentile`
+    reads the histogram, so it is exact to within 1/8 of the value.
+    """
+
+    count: int
+    min_ns: int
+    mean_ns: float
+    max_ns: int
+    histogram: Tuple[Tuple[int, int, int], ...]
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0 < q <= 100) in nanoseconds (a bucket's midpoint)."""
+        if not 0 < q <= 100:
+            raise ValueError(f"percentile {q} is not in (0, 100]")
+        if not self.count:
+            return 0.0
+        want = q / 100.0 * self.count
+        seen = 0
+        for low, high, n in self.histogram:
+            seen += n
+            if seen >= want:
+                mid = (low + high - 1) / 2.0
+                return float(min(max(mid, self.min_ns), self.max_ns))
+        return float(self.max_ns)
+
+    def __str__(self) -> str:
+        if not self.count:
+            return "no latencies"
+        us = 1000.0
+        return (f"latency min {self.min_ns / us:.1f} us, mean {self.mean_ns / us:.1f} us, "
+                f"p50 {self.percentile(50) / us:.1f} us, p99 {self.percentile(99) / us:.1f} us, "
+                f"max {self.max_ns / us:.1f} us")
+
+
+@attr.frozen
+class JobStats:
+    """What a job did: ``commands`` that succeeded (``recovered`` among them:
+    RECOVERED ERROR sense, which counts as success), ``errors``,
+    ``short_transfers`` (succeeded with a residual count), ``submitted``,
+    ``seconds`` of wall time, ``bytes`` moved, and ``latency``
+    (:class:`Latency`, or None when the job ran with ``latency=False``)."""
+
+    commands: int
+    errors: int
+    recovered: int
+    short_transfers: int
+    submitted: int
+    seconds: float
+    bytes: int
+    latency: Optional[Latency]
+
+    @property
+    def iops(self) -> float:
+        """Successful commands per second."""
+        return self.commands / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def bandwidth(self) -> float:
+        """Bytes moved per second."""
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+    def __str__(self) -> str:
+        text = (f"{self.commands:,} commands in {self.seconds:.2f} s: {self.iops:,.0f} IOPS, "
+                f"{self.bandwidth / 1e6:,.1f} MB/s, {self.errors} errors")
+        if self.latency is not None:
+            text += f"; {self.latency}"
+        return text
+
+
+class Job:
+    """A running (or finished) job; made by :meth:`sgpy.channel.Channel.run`.
+
+    A resource: it owns its fds and buffers until it has finished, and
+    releases them itself.  Attributes: ``channel``, ``command`` (the
+    template, resolved for the block size), ``queue_depth``, ``returned``,
+    ``exception`` (the first error when ``stop_on_error``, or what ended the
+    job: device gone, channel closed), ``errors`` (up to ``max_errors``
+    failures, each a :class:`~sgpy.errors.TaskFailed` naming the command
+    with the LBA it was sent with), ``stats`` (:class:`JobStats`, final once
+    ``returned``).
+    """
+
+    def __init__(
+        self,
+        channel: "Channel",
+        command: Any,
+        *,
+        count: Optional[int] = None,
+        seconds: Optional[float] = None,
+        queue_depth: int = 1,
+        lba: LbaSpec = None,
+        lba_range: Optional[Tuple[int, int]] = None,
+        seed: Optional[int] = None,
+        stop_on_error: bool = True,
+        timeout: Optional[int] = None,
+        latency: bool = True,
+        max_fds: Optional[int] = None,
+        max_errors: int = 100,
+        sync: bool = False,
+    ) -> None:
+        if channel.closed:
+            raise ChannelClosed(f"{channel!r} is closed")
+        if getattr(channel, "kind", None) != "sg":
+            raise JobError(f"{channel.path}: jobs drive sg nodes (/dev/sgN); this channel is "
+                           f"{getattr(channel, 'kind', type(channel).__name__)!r}")
+        if channel._gone:
+            raise DeviceGone(f"{channel.path}: the device is gone", command=command, host_status=1)
+        if channel.read_only or channel.policy is not None:
+            _safety.check_channel(channel, command)
+        max_fds = channel.max_fds if max_fds is None else max_fds
+        if max_fds < 1:
+            raise JobError("max_fds must be at least 1")
+        if not 1 <= queue_depth <= _binding.SG_MAX_QUEUE * max_fds:
+            raise JobError(f"queue_depth {queue_depth} is not in 1..{_binding.SG_MAX_QUEUE * max_fds} "
+                           f"(sg takes {_binding.SG_MAX_QUEUE} commands per fd, and the job may open "
+                           f"{max_fds} fds; raise max_fds for more)")
+        if count is not None and count < 1:
+            raise JobError(f"count must be at least 1, not {count}")
+        if seconds is not None and not seconds > 0:
+            raise JobError(f"seconds must be positive, not {seconds}")
+        if max_errors < 0:
+            raise JobError("max_errors cannot be negative")
+
+        self.channel = channel
+        self.queue_depth = queue_depth
+        self.stop_on_error = stop_on_error
+        self.max_errors = max_errors
+        self.returned = False
+        self.exception: Optional[BaseException] = None
+        self.errors: List[TaskFailed] = []
+        self._error_count = 0
+        self._recovered = 0
+        self._callbacks: Optional[List[Callable[["Job"], Any]]] = None
+        self._fds: List[int] = []
+        self._epfd = -1
+        self._registered = False
+        self._t0 = 0.0
+        self._t1 = 0.0
+        self._latency = latency
+        self._stats: Optional[JobStats] = None
+
+        cmd = command
+        if cmd.needs_block_size:
+            bs = channel.block_size
+            cmd = cmd.for_block_size(bs)
+            length = cmd.transfer_bytes(bs)
+        else:
+            bs = 0
+            length = cmd.transfer_bytes()
+        if length > channel.max_transfer:
+            raise TransferTooLarge(
+                f"{cmd.name} would move {length} bytes; {channel.path} accepts at most "
+                f"{channel.max_transfer} bytes in one command ({channel._limit_source}): split the transfer")
+        self.command = cmd
+        self.length = length
+        self._timeout = channel.timeout if timeout is None else timeout
+
+        mode, first, units, step, lbas, off, nbytes = self._lba_plan(cmd, lba, lba_range, bs, length)
+        if count is None and seconds is None:
+            if lbas is None:
+                raise JobError("say how long the job runs: count=, seconds=, or lba= a list of LBAs")
+            count = len(lbas)
+        self._limit = count or 0
+
+        direction = cmd.direction
+        if direction is Direction.TO_DEVICE:
+            data = cmd.data
+            if data is None or len(data) != length:
+                raise EncodeError(f"{cmd.name}: a write job sends the template's data= "
+                                  f"({length} bytes) with every command; pass data=")
+            buf: Any = bytes(data)
+            share = True
+        elif length:
+            buf = bytearray(length * queue_depth)
+            share = False
+        else:
+            buf, share = None, False
+
+        self._sync_ioctl = sync and queue_depth == 1
+        nfds = 1 if self._sync_ioctl else min(queue_depth, max_fds)
+        try:
+            for _ in range(nfds):
+                fd = os.open(channel.path, _OPEN_FLAGS)
+                self._fds.append(fd)
+                if length:
+                    self._reserve(fd, length)
+            if seed is None:
+                seed = random.getrandbits(64)
+            self._core = _binding.JobCore(
+                fds=self._fds, depth=queue_depth, cdb=cmd.cdb, direction=_DXFER[direction], buf=buf,
+                buf_len=length, share_buf=share, timeout_ms=self._timeout, lba_offset=off, lba_bytes=nbytes,
+                lba_mode=mode, lba_first=first, lba_units=units, lba_step=step, lba_list=lbas,
+                seed=seed & 0xFFFFFFFFFFFFFFFF, limit=self._limit,
+                deadline_ns=0, latency=latency, sync=self._sync_ioctl)
+            if not self._sync_ioctl:
+                self._epfd = self._core.make_epoll()
+            self.seconds = seconds
+        except BaseException:
+            self._close_fds()
+            raise
+
+    # -- set-up ------------------------------------------------------------------
+
+    @staticmethod
+    def _reserve(fd: int, length: int) -> None:
+        """Grow the fd's reserve buffer to the transfer (sg.c uses it for one command per fd)."""
+        try:
+            if _binding.get_reserved_size(fd) < length:
+                _binding.set_reserved_size(fd, min(length, _RESERVE_CAP))
+        except OSError:
+            pass  # the kernel then allocates per command: slower, still correct
+
+    def _lba_plan(self, cmd: Any, lba: LbaSpec, lba_range: Optional[Tuple[int, int]], bs: int,
+                  length: int) -> Tuple[int, int, int, int, Optional[Sequence[int]], int, int]:
+        """(mode, first, units, step, list, byte offset, byte width) for the C side."""
+        spec = next((s for s in cmd._layout.fields if s.name == "lba"), None)
+        if lba is None:
+            if lba_range is not None:
+                raise JobError("lba_range= needs lba='sequential' or lba='random'")
+            return _binding.LBA_FIXED, getattr(cmd, "lba", 0) or 0, 1, 1, None, -1, 0
+        if spec is None:
+            raise JobError(f"{cmd.name} has no LOGICAL BLOCK ADDRESS field to vary")
+        if spec.bit != 7 or spec.width % 8:
+            raise JobError(f"{cmd.name}'s LOGICAL BLOCK ADDRESS is a {spec.width}-bit field inside a byte "
+                           "(SBC-4 READ(6)/WRITE(6)); jobs vary whole-byte LBAs: use the 10-, 16- or "
+                           "32-byte command")
+        off, nbytes, top = spec.byte, spec.width // 8, spec.max_value
+        if isinstance(lba, str):
+            if lba not in ("sequential", "random"):
+                raise JobError(f"lba={lba!r}: use 'sequential', 'random', or a sequence of LBAs")
+            step = self._blocks_per_command(cmd, bs, length)
+            if lba_range is None:
+                first, stop = 0, self.channel.num_blocks
+            else:
+                first, stop = lba_range
+                if first < 0 or stop <= first:
+                    raise JobError(f"lba_range {lba_range!r} is empty or negative")
+            units = (stop - first) // step
+            if units < 1:
+                raise JobError(f"lba_range [{first}, {stop}) is smaller than one command's {step} blocks")
+            last = first + (units - 1) * step
+            if last > top:
+                raise JobError(f"LBA {last} does not fit {cmd.name}'s {spec.width}-bit LOGICAL BLOCK ADDRESS "
+                               "field; use a 16-byte command (Read16, Write16...) or a smaller lba_range")
+            mode = _binding.LBA_SEQUENTIAL if lba == "sequential" else _binding.LBA_RANDOM
+            return mode, first, units, step, None, off, nbytes
+        if lba_range is not None:
+            raise JobError("lba_range= goes with lba='sequential' or lba='random', not a list")
+        lbas = array.array("Q")
+        for v in lba:
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= top:
+                raise JobError(f"LBA {v!r} does not fit {cmd.name}'s {spec.width}-bit LOGICAL BLOCK ADDRESS")
+            lbas.append(v)
+        if not lbas:
+            raise JobError("lba= is an empty list")
+        return _binding.LBA_LIST, 0, 1, 1, lbas, off, nbytes
+
+    @staticmethod
+    def _blocks_per_command(cmd: Any, bs: int, length: int) -> int:
+        if length and bs:
+            return max(1, length // bs)
+        for name in _LENGTH_FIELDS:
+            v = getattr(cmd, name, None)
+            if isinstance(v, int) and v > 0:
+                return v
+        return 1
+
+    # -- running -----------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._t0 = time.monotonic()
+        if self.seconds is not None:
+            self._core.j.deadline_ns = int((self._t0 + self.seconds) * 1e9)
+        err = self._core.prime()
+        if err:
+            self._fatal(err)
+
+    def _run_sync(self) -> None:
+        """Run to the end in this thread (the C loop releases the GIL)."""
+        core = self._core
+        try:
+            self._start()
+            while not self.returned:
+                if self._sync_ioctl:
+                    n = core.run_sync(_BUDGET)
+                else:
+                    n = core.step(_SLICE_MS, _BUDGET)
+                self._after(n)
+        except BaseException as exc:  # e.g. KeyboardInterrupt: stop, drain, then let it through
+            if not self.returned:
+                self._abort(exc)
+            raise
+
+    def _after(self, n: int) -> None:
+        """Handle what the last C call left: parked slots, a fatal errno, the end."""
+        core = self._core
+        parked = core.take_parked()
+        if parked:
+            self._handle_parked(parked)
+        if n < 0 and not self.returned:
+            self._fatal(-n)
+            return
+        j = core.j
+        if j.inflight == 0 and not j.nparked and not self.returned:
+            if self._sync_ioctl:
+                if n == 0 and not parked:
+                    self._finish()
+            else:
+                self._finish()
+
+    def _handle_parked(self, slots: List[int]) -> None:
+        core = self._core
+        for i in slots:
+            r = core.slot_result(i)
+            lba = core.slot_lba(i)
+            shown = self._command_at(lba)
+            comp = classify(status=r.status, host_status=r.host_status, driver_status=r.driver_status,
+                            sense=r.sense, resid=r.resid, command=shown)
+            if comp.ok:
+                core.j.completed += 1
+                if comp.recovered:
+                    self._recovered += 1
+            else:
+                error = comp.error
+                self._error_count += 1
+                if len(self.errors) < self.max_errors and error is not None:
+                    self.errors.append(error)
+                if self.stop_on_error:
+                    if self.exception is None:
+                        self.exception = error
+                    core.j.stopping = 1
+            err = core.resubmit(i)
+            if err:
+                self._fatal(err)
+                return
+
+    def _command_at(self, lba: int) -> Any:
+        """The template as sent with ``lba`` (for error messages)."""
+        cmd = self.command
+        if getattr(cmd, "lba", None) is None or cmd.lba == lba:
+            return cmd
+        try:
+            return attr.evolve(cmd, lba=lba)
+        except (EncodeError, TypeError, ValueError):
+            return cmd
+
+    def _fatal(self, err: int) -> None:
+        """The job cannot go on (errno ``err``): end it, keeping what completed."""
+        core = self._core
+        core.j.stopping = 1
+        if self.exception is None:
+            if err in _GONE:
+                self.exception = DeviceGone(f"{self.channel.path}: the device went away during the job "
+                                            f"({os.strerror(err)})", command=self.command, host_status=1)
+                self.channel._gone = True
+            else:
+                self.exception = TaskFailed(f"{self.channel.path}: the job stopped: {os.strerror(err)} "
+                                            f"(errno {err})", command=self.command)
+        # Collect what the kernel already finished; the rest is lost with the fds.
+        if not self._sync_ioctl and err not in _GONE:
+            deadline = time.monotonic() + self._timeout / 1000.0 + 5.0
+            while core.j.inflight and time.monotonic() < deadline:
+                n = core.step(_SLICE_MS, _BUDGET)
+                parked = core.take_parked()
+                if parked:
+                    self._handle_parked(parked)
+                if n < 0:
+                    break
+        self._finish()
+
+    def _abort(self, exc: BaseException) -> None:
+        """Stop submitting, wait for what is in flight (bounded), then finish with ``exc``."""
+        core = self._core
+        core.j.stopping = 1
+        if self.exception is None:
+            self.exception = exc
+        if not self._sync_ioctl:
+            deadline = time.monotonic() + self._timeout / 1000.0 + 5.0
+            while core.j.inflight and time.monotonic() < deadline:
+                if core.step(_SLICE_MS, _BUDGET) < 0:
+                    break
+                parked = core.take_parked()
+                if parked:
+                    self._handle_parked(parked)
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.returned:
+            return
+        self._t1 = time.monotonic()
+        self._stats = self._snapshot(self._t1)
+        self._close_fds()
+        self.returned = True
+        if self._registered:
+            self._registered = False
+            reactor = self.channel.reactor
+            reactor._fds.pop(self._ep_fd, None)
+            reactor._outstanding -= 1
+            self.channel._outstanding -= 1
+            if self.exception is not None or self._error_count:
+                reactor.failed += 1
+            else:
+                reactor.completed += 1
+        jobs = self.channel._jobs
+        if self in jobs:
+            jobs.remove(self)
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for fn in callbacks:
+                try:
+                    fn(self)
+                except Exception:  # a callback's failure must not stop the reactor
+                    pass
+
+    def _close_fds(self) -> None:
+        if self._epfd >= 0:
+            ep, self._epfd = self._epfd, -1
+            if self._registered:
+                try:
+                    self.channel.reactor._epoll.unregister(ep)
+                except (OSError, ValueError):
+                    pass
+            try:
+                os.close(ep)
+            except OSError:
+                pass
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _snapshot(self, now: float) -> JobStats:
+        j = self._core.j
+        lat = None
+        if self._latency:
+            count = int(j.lat_count)
+            hist = self._core.histogram()
+            buckets = tuple((*bucket_bounds(i), n) for i, n in enumerate(hist) if n)
+            lat = Latency(count=count, min_ns=int(j.lat_min), mean_ns=(j.lat_sum / count) if count else 0.0,
+                          max_ns=int(j.lat_max), histogram=buckets)
+        commands = int(j.completed)
+        return JobStats(commands=commands, errors=self._error_count, recovered=self._recovered,
+                        short_transfers=int(j.short_transfers), submitted=int(j.submitted),
+                        seconds=max(0.0, now - self._t0), bytes=commands * self.length, latency=lat)
+
+    # -- the reactor's endpoint contract (see Reactor._register) ----------------
+
+    @property
+    def fd(self) -> int:
+        """The job's epoll fd, as the reactor watches it."""
+        return self._ep_fd
+
+    @property
+    def inflight(self) -> dict:
+        """Always empty: a job's commands are not IOs (the reactor's watchdog skips them)."""
+        return {}
+
+    @property
+    def closed(self) -> bool:
+        """True once the job's fds are closed."""
+        return self.returned
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        pass  # the reactor marks endpoints closed before close_fd(); the job tracks it itself
+
+    def on_events(self, events: int) -> int:
+        """EPOLLIN on the job's epoll fd: run the C loop over what is ready (reactor lock held)."""
+        if self.returned:
+            return 0
+        n = self._core.step(0, _BUDGET)
+        self._after(n)
+        return max(n, 0)
+
+    def close_fd(self) -> None:
+        """The reactor is closing: end the job now."""
+        if not self.returned:
+            self._abort(ChannelClosed(f"the reactor of {self.channel!r} was closed during the job"))
+
+    def _start_async(self) -> None:
+        reactor = self.channel.reactor
+        with reactor._lock:
+            self._ep_fd = self._epfd
+            reactor._register(self)
+            self._registered = True
+            reactor._outstanding += 1
+            self.channel._outstanding += 1
+            reactor.submitted += 1
+            self.channel._jobs.append(self)
+            try:
+                self._start()
+                if not self.returned:
+                    self._after(0)
+            except BaseException:
+                if not self.returned:
+                    self._abort(ChannelClosed("the job could not start"))
+                raise
+        reactor._wake()
+
+    # -- the IO-like interface ---------------------------------------------------
+
+    _ep_fd = -1
+
+    @property
+    def stats(self) -> JobStats:
+        """Counters so far (final once :attr:`returned`)."""
+        if self._stats is not None:
+            return self._stats
+        return self._snapshot(time.monotonic())
+
+    def poll(self) -> bool:
+        """Make progress without blocking; True once the job has finished."""
+        if not self.returned:
+            self.channel.reactor.poll()
+        return self.returned
+
+    def wait(self, timeout: Optional[float] = None) -> JobStats:
+        """Block until the job finished; return its stats, or raise what ended it.
+
+        With ``stop_on_error`` the first failure is raised (the other commands
+        in flight were collected first); without it, failures are in
+        :attr:`errors` and ``stats.errors``.  TimeoutError leaves the job running.
+        """
+        if not self.returned and not self.channel.reactor._wait_until(lambda: self.returned, timeout):
+            raise TimeoutError(f"{self!r} still running after {timeout} s")
+        if self.exception is not None:
+            raise self.exception
+        return self.stats
+
+    def cancel(self) -> None:
+        """Send no more commands; the job ends when those in flight came back."""
+        with self.channel.reactor._lock:
+            if not self.returned:
+                self._core.j.stopping = 1
+                if self._core.j.inflight == 0:
+                    self._finish()
+
+    def add_done_callback(self, fn: Callable[["Job"], Any]) -> None:
+        """Call ``fn(job)`` when the job finishes (at once if it has)."""
+        if self.returned:
+            fn(self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(fn)
+
+    def __repr__(self) -> str:
+        state = "returned" if self.returned else "running"
+        return (f"Job({self.command.name}, queue_depth={self.queue_depth}, {state}, "
+                f"{int(self._core.j.completed) if hasattr(self, '_core') else 0} done)")
