@@ -462,3 +462,8 @@ class JobCore:
     def histogram(self) -> List[int]:
         """The latency histogram's bucket counts (see :func:`sgpy.job.bucket_bounds`)."""
         return ffi.unpack(self.j.hist, HIST_BUCKETS)
+
+
+def hist_index(ns: int) -> int:
+    """The latency histogram bucket the C side files ``ns`` nanoseconds under."""
+    return int(lib.sgpy_hist_index(ns))

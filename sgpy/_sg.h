@@ -213,3 +213,6 @@ int sgpy_job_resubmit(struct sgpy_job *job, int i);
 
 /* Create the job's epoll over its fds (data = fd index): the fd, or -errno. */
 int sgpy_job_epoll(struct sgpy_job *job);
+
+/* The latency histogram's bucket of a value in ns (exposed for tests). */
+int sgpy_hist_index(uint64_t v);

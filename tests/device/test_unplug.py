@@ -222,3 +222,37 @@ def test_completions_the_kernel_holds_when_the_device_goes_are_delivered(sg_devi
         outcomes = collections.Counter(type(io.error).__name__ for io in ios)
         assert outcomes == {"NoneType": 32}, outcomes
         assert all(io.data == pattern(i) for i, io in enumerate(ios))
+
+
+@pytest.mark.scsi_debug(num_tgts=3)
+@pytest.mark.parametrize("async_", [True, False])
+def test_hot_unplug_ends_a_job_with_device_gone_and_spares_the_other_device(sg_devices, unplug, reactor,
+                                                                            async_):
+    dev_a, dev_b = sg_devices[0], sg_devices[1]
+    fds_before = fd_count()
+    a = open_ready(dev_a, reactor=reactor)
+    b = open_ready(dev_b, reactor=reactor)
+    deleter = None
+    try:
+        unplug.slow_down(IN_FLIGHT_NS // 10)  # 50 ms per command
+        job_b = b.run(command.Read10(lba=0, transfer_length=1), count=40, queue_depth=8, lba="random",
+                      async_=True)
+        deleter = threading.Timer(0.3, unplug.delete, args=(dev_a,))
+        deleter.start()
+        start = time.monotonic()
+        with pytest.raises(DeviceGone, match=dev_a):
+            job_a = a.run(command.Read10(lba=0, transfer_length=1), seconds=60, queue_depth=8, lba="random",
+                          async_=async_)
+            job_a.wait(timeout=30)
+        assert time.monotonic() - start < 10
+        # The other device's job finished every command.
+        assert job_b.wait(timeout=30).commands == 40
+        with pytest.raises(DeviceGone):
+            a.run(command.TestUnitReady(), count=1)
+        assert reactor.statistics()["outstanding"] == 0
+    finally:
+        if deleter is not None:
+            deleter.join(10)
+        a.close()
+        b.close()
+    assert fd_count() == fds_before

@@ -1,0 +1,81 @@
+"""The pure parts of sgpy.job: histogram buckets, latency percentiles, stats."""
+
+import random
+
+import pytest
+
+from sgpy import _binding
+from sgpy.job import JobStats, Latency, bucket_bounds
+
+
+def test_buckets_tile_the_range_without_gaps():
+    prev_high = 0
+    for i in range(_binding.HIST_BUCKETS):
+        low, high = bucket_bounds(i)
+        assert low == prev_high and high > low
+        prev_high = high
+    assert prev_high == 2 ** 64
+
+
+@pytest.mark.parametrize("ns", [0, 1, 15, 16, 17, 31, 32, 1000, 10 ** 6, 123456789, 2 ** 40 + 5, 2 ** 64 - 1])
+def test_c_files_each_value_in_the_bucket_python_describes(ns):
+    low, high = bucket_bounds(_binding.hist_index(ns))
+    assert low <= ns < high
+
+
+def test_bucket_width_is_at_most_an_eighth_of_the_value():
+    rnd = random.Random(5)
+    for _ in range(2000):
+        ns = rnd.randrange(16, 2 ** 50)
+        low, high = bucket_bounds(_binding.hist_index(ns))
+        assert low <= ns < high
+        assert (high - low) <= low / 8
+
+
+def latency(values):
+    buckets = {}
+    for v in values:
+        i = _binding.hist_index(v)
+        buckets[i] = buckets.get(i, 0) + 1
+    hist = tuple((*bucket_bounds(i), n) for i, n in sorted(buckets.items()))
+    return Latency(count=len(values), min_ns=min(values), mean_ns=sum(values) / len(values),
+                   max_ns=max(values), histogram=hist)
+
+
+@pytest.mark.parametrize("q", [1, 25, 50, 90, 99, 99.9, 100])
+def test_percentiles_are_within_an_eighth(q):
+    rnd = random.Random(q)
+    values = sorted(rnd.randrange(1_000, 5_000_000) for _ in range(10_000))
+    exact = values[max(0, int(round(q / 100 * len(values))) - 1)]
+    got = latency(values).percentile(q)
+    assert abs(got - exact) <= exact / 8
+
+
+def test_percentile_edges():
+    lat = latency([1000] * 10)
+    assert lat.percentile(50) == 1000 and lat.percentile(100) == 1000  # clamped to min..max
+    with pytest.raises(ValueError):
+        lat.percentile(0)
+    with pytest.raises(ValueError):
+        lat.percentile(101)
+    empty = Latency(count=0, min_ns=0, mean_ns=0.0, max_ns=0, histogram=())
+    assert empty.percentile(50) == 0.0 and str(empty) == "no latencies"
+
+
+def test_stats_rates_and_text():
+    s = JobStats(commands=2000, errors=1, recovered=3, short_transfers=0, submitted=2001, seconds=2.0,
+                 bytes=2000 * 4096, latency=latency([10_000, 20_000, 30_000]))
+    assert s.iops == 1000.0 and s.bandwidth == 2000 * 4096 / 2
+    text = str(s)
+    assert text.startswith("2,000 commands in 2.00 s: 1,000 IOPS, 4.1 MB/s, 1 errors; latency min 10.0 us")
+    assert JobStats(commands=0, errors=0, recovered=0, short_transfers=0, submitted=0, seconds=0.0, bytes=0,
+                    latency=None).iops == 0.0
+
+
+def test_stats_are_frozen_values():
+    s = JobStats(commands=1, errors=0, recovered=0, short_transfers=0, submitted=1, seconds=1.0, bytes=0,
+                 latency=None)
+    with pytest.raises(AttributeError):
+        s.commands = 2
+    assert s == JobStats(commands=1, errors=0, recovered=0, short_transfers=0, submitted=1, seconds=1.0, bytes=0,
+                         latency=None)
