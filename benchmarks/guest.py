@@ -17,12 +17,14 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Callable, List, Optional, Sequence
+from functools import partial
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from sgpy import Channel, Reactor, command, handler  # noqa: E402
+from sgpy.job import JobStats  # noqa: E402
 from sgpy.sandbox import guest  # noqa: E402
 
 XFER = 4096
@@ -128,6 +130,60 @@ def sgpy_async(chans: Sequence[Channel], rings: Sequence[List[Any]], qd: int, se
 
 
 # ---------------------------------------------------------------------------
+# sgpy jobs (Channel.run: the submit/complete loop in C)
+
+
+class Jobs:
+    """sgpy's jobs as a contender; keeps the last measurement's stats.
+
+    A job sends one command template many times with the whole
+    submit/complete loop in the extension, so it shows what sgpy costs when
+    Python is out of the per-command path.  Jobs record latencies (the
+    default, ``latency=True``), so the numbers include that work; ``last``
+    holds the stats of the latest measurement, for the latency line.
+    """
+
+    def __init__(self) -> None:
+        self.last: List[JobStats] = []
+
+    @staticmethod
+    def _read(ch: Channel) -> Any:
+        """READ(10) of 4 KiB; the job picks the LBA per command."""
+        return command.Read10(lba=0, transfer_length=XFER // ch.block_size)
+
+    def _checked(self, stats: Sequence[JobStats]) -> None:
+        bad = sum(s.errors for s in stats)
+        if bad:
+            raise RuntimeError(f"{bad} job commands failed")
+        self.last = list(stats)
+
+    def sync_tur(self, ch: Channel, seconds: float) -> float:
+        """TEST UNIT READY back to back, one SG_IO ioctl per command."""
+        stats = ch.run(command.TestUnitReady(), seconds=seconds).stats
+        self._checked([stats])
+        return stats.iops
+
+    def sync_read(self, ch: Channel, seconds: float) -> float:
+        """4 KiB READ(10)s at random aligned LBAs, one at a time (SG_IO)."""
+        stats = ch.run(self._read(ch), seconds=seconds, queue_depth=1, lba="random").stats
+        self._checked([stats])
+        return stats.iops
+
+    def async_read(self, chans: Sequence[Channel], qd: int, seconds: float, reactor: Reactor) -> float:
+        """One job per channel, ``qd`` random 4 KiB READ(10)s in flight each, all on ``reactor``.
+
+        The jobs start together and are waited for together; IOPS is every
+        job's commands over the longest job's seconds.
+        """
+        jobs = [ch.run(self._read(ch), async_=True, seconds=seconds, queue_depth=qd, lba="random")
+                for ch in chans]
+        reactor.wait(jobs)
+        stats = [job.wait() for job in jobs]  # raises what ended a job early
+        self._checked(stats)
+        return sum(s.commands for s in stats) / max(s.seconds for s in stats)
+
+
+# ---------------------------------------------------------------------------
 # the others, as subprocesses
 
 
@@ -212,25 +268,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rings = [read_ring(ch, seed=i) for i, ch in enumerate(chans)]
     ch0, ring0 = chans[0], rings[0]
 
-    work: List[tuple] = []  # (setting, workload, contender, fn)
+    jobs = Jobs()
+    # (setting, workload, contender, fn, whether to report the job's latency after it)
+    work: List[Tuple[int, str, str, Callable[[], float], bool]] = []
 
-    def add(setting: int, workload: str, who: str, fn: Callable[[], float]) -> None:
-        work.append((setting, workload, who, fn))
+    def add(setting: int, workload: str, who: str, fn: Callable[[], float], latency: bool = False) -> None:
+        work.append((setting, workload, who, fn, latency))
 
     dev0 = devs[0]
     for nd in (0, 50000):
         if nd == 0:
             add(nd, "sync TEST UNIT READY", "sgpy", lambda: sgpy_sync_tur(ch0, secs))
+            add(nd, "sync TEST UNIT READY", "sgpy job", lambda: jobs.sync_tur(ch0, secs))
             add(nd, "sync TEST UNIT READY", "C", lambda: floor("tur", str(secs), dev0))
         add(nd, "sync READ(10) 4 KiB", "sgpy", lambda: sgpy_sync_read(ch0, ring0, secs))
+        add(nd, "sync READ(10) 4 KiB", "sgpy job", lambda: jobs.sync_read(ch0, secs))
         add(nd, "sync READ(10) 4 KiB", "C", lambda: floor("read", str(secs), dev0))
         for qd in (1, 16, 64):
             wl = f"async randread QD {qd}"
-            add(nd, wl, "sgpy", lambda qd=qd: sgpy_async([ch0], [ring0], qd, secs, reactor))
-            add(nd, wl, "fio", lambda qd=qd: fio([dev0], qd, secs))
-            add(nd, wl, "C", lambda qd=qd: floor("async", str(secs), str(qd), dev0))
+            add(nd, wl, "sgpy", partial(sgpy_async, [ch0], [ring0], qd, secs, reactor))
+            add(nd, wl, "sgpy job", partial(jobs.async_read, [ch0], qd, secs, reactor),
+                latency=nd == 0 and qd == 16)
+            add(nd, wl, "fio", partial(fio, [dev0], qd, secs))
+            add(nd, wl, "C", partial(floor, "async", str(secs), str(qd), dev0))
         wl = f"async randread QD 16 x {len(chans)} devices"
         add(nd, wl, "sgpy", lambda: sgpy_async(chans, rings, 16, secs, reactor))
+        add(nd, wl, "sgpy job", lambda: jobs.async_read(chans, 16, secs, reactor))
         add(nd, wl, "fio", lambda: fio(devs[:4], 16, secs))
         add(nd, wl, "C", lambda: floor("async", str(secs), "16", *devs[:4]))
         if nd == 0:
@@ -244,13 +307,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sgpy_sync_read(ch0, ring0, 0.5)
     sgpy_async([ch0], [ring0], 16, 0.5, reactor)
     sgpy_async(chans, rings, 16, 0.5, reactor)
+    jobs.sync_tur(ch0, 0.5)
+    jobs.sync_read(ch0, 0.5)
+    jobs.async_read([ch0], 16, 0.5, reactor)
+    jobs.async_read(chans, 16, 0.5, reactor)
 
     emit(kind="probe", what="python loop", value=python_loop(1.0))
     emit(kind="probe", what="C syscall loop", value=floor("syscall", "1.0"))
     for r in range(args.rounds if not args.skip_rounds else 0):
         for nd in (0, 50000):
             set_delay(nd)
-            for setting, wl, who, fn in work:
+            for setting, wl, who, fn, latency in work:
                 if setting != nd:
                     continue
                 try:
@@ -261,6 +328,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     continue
                 log(f"round {r + 1} {'delay=0' if nd == 0 else f'ndelay={nd}'}: {wl}: {who}: {v:,.0f}/s")
                 emit(kind="iops", round=r, setting=nd, workload=wl, who=who, value=v)
+                if latency and jobs.last and jobs.last[0].latency is not None:
+                    lat = jobs.last[0].latency
+                    emit(kind="latency", round=r, setting=nd, workload=wl, who=who,
+                         p50_us=lat.percentile(50) / 1000.0, p99_us=lat.percentile(99) / 1000.0)
     set_delay(0)
     emit(kind="probe", what="python loop", value=python_loop(1.0))
     emit(kind="probe", what="C syscall loop", value=floor("syscall", "1.0"))

@@ -38,7 +38,10 @@ def main() -> int:
     plt = _matplotlib()
     settings = [("0", "delay=0 (software cost only)"), ("50000", "ndelay=50000 (a 50 µs device)")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=False)
-    styles = {"sgpy": ("tab:blue", "o", "sgpy"), "fio": ("tab:orange", "s", "fio --ioengine=sg"),
+    # Contenders missing from older results files are left out of the plot.
+    styles = {"sgpy": ("tab:blue", "o", "sgpy (IO objects)"),
+              "sgpy job": ("tab:purple", "D", "sgpy job (Channel.run)"),
+              "fio": ("tab:orange", "s", "fio --ioengine=sg"),
               "C": ("tab:green", "^", "C floor (same strategy)")}
     for ax, (setting, title) in zip(axes, settings):
         for who, (color, marker, label) in styles.items():

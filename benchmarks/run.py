@@ -7,8 +7,9 @@ sg3-utils, and the QEMU sandbox's packages, through apt-get; sgpy's venv
 through scripts/setup), builds the C floor ``benchmarks/floor.c`` with cc,
 measures the host's probes, boots the QEMU sandbox ONCE with scsi_debug,
 runs ``benchmarks/guest.py`` there (interleaved rounds, medians), prints one
-table with IOPS and the ratios sgpy/fio and sgpy/C beside the emulator's
-inflation factors, saves the raw numbers to ``benchmarks/results.json`` and
+table with IOPS and the ratios to fio and to C of both sgpy contenders (IO
+objects, as an application drives them, and jobs, ``Channel.run``, whose
+submit/complete loop is in C) beside the emulator's inflation factors, saves the raw numbers to ``benchmarks/results.json`` and
 draws ``docs/_static/perf_qd.png`` with ``benchmarks/plot.py``.
 
 Why QEMU and not the UML sandbox: User-Mode Linux makes each system call
@@ -130,7 +131,7 @@ def med(values: List[float]) -> float:
 def summarize(results: List[Dict[str, Any]], host: Dict[str, float]) -> Dict[str, Any]:
     iops: Dict[Tuple[int, str, str], List[float]] = {}
     probes: Dict[str, List[float]] = {}
-    other: Dict[str, Any] = {"channels": []}
+    other: Dict[str, Any] = {"channels": [], "latency": []}
     for r in results:
         if r["kind"] == "iops":
             iops.setdefault((r["setting"], r["workload"], r["who"]), []).append(r["value"])
@@ -144,6 +145,8 @@ def summarize(results: List[Dict[str, Any]], host: Dict[str, float]) -> Dict[str
             other["million"] = r
         elif r["kind"] == "channels":
             other["channels"].append(r)
+        elif r["kind"] == "latency":
+            other["latency"].append(r)
     return {
         "iops": {f"{s}|{w}|{who}": {"median": med(v), "runs": v} for (s, w, who), v in iops.items()},
         "probes_guest": {k: med(v) for k, v in probes.items()},
@@ -164,32 +167,52 @@ def table(summary: Dict[str, Any]) -> str:
         rows[k][who] = v["median"]
 
     def fmt(x: Optional[float]) -> str:
-        return "n/a" if x is None else f"{x:,.0f}"
+        return "—" if x is None else f"{x:,.0f}"
 
     def ratio(a: Optional[float], b: Optional[float]) -> str:
         return "—" if a is None or b is None or not b else f"{a / b:.2f}"
 
-    head = f"{'setting':<14} {'workload':<36} {'sgpy':>9} {'fio':>9} {'C floor':>9} {'sgpy/fio':>8} {'sgpy/C':>7}"
+    # Columns: IOPS of both sgpy contenders, fio and C, then the ratios (the job's first).
+    cols = ((13, "setting"), (36, "workload"), (9, "sgpy IO"), (9, "sgpy job"), (9, "fio"), (9, "C floor"),
+            (7, "job/fio"), (7, "job/C"), (7, "IO/fio"), (7, "IO/C"))
+
+    def row(*cells: str) -> str:
+        return " ".join(f"{c:<{w}}" if i < 2 else f"{c:>{w}}" for i, ((w, _), c) in enumerate(zip(cols, cells)))
+
+    head = row(*(name for _, name in cols))
     lines = [head, "-" * len(head)]
     notes: set = set()
     for k in order:
         s, w = k
         r = rows[k]
         setting = "delay=0" if s == 0 else f"ndelay={s}"
-        if "sgpy" not in r and ("sg_dd" in r or "sgp_dd" in r):
+        if "sgpy" not in r and "sgpy job" not in r and ("sg_dd" in r or "sgp_dd" in r):
             for tool in ("sg_dd", "sgp_dd"):
                 if tool in r:
-                    lines.append(f"{setting:<14} {w + ' (' + tool + ')':<36} {'—':>9} {'—':>9} {'—':>9}"
-                                 f" {'':>8} {'':>7}   {tool}: {fmt(r[tool])}")
+                    lines.append(row(setting, f"{w} ({tool})", "—", "—", "—", "—")
+                                 + f"   {tool}: {fmt(r[tool])}")
             continue
-        sg, fi, c = r.get("sgpy"), r.get("fio"), r.get("C")
+        sg, job, fi, c = r.get("sgpy"), r.get("sgpy job"), r.get("fio"), r.get("C")
         fio_cell = fmt(fi) if fi is not None else "—"
         if fi is None and f"{s}|{w}|fio" in summary.get("unsupported", {}):
             fio_cell = "n/a"
             notes.add("n/a: fio's sg engine keeps all commands on one fd; sg queues at most 16 per fd (EDOM)")
-        lines.append(f"{setting:<14} {w:<36} {fmt(sg):>9} {fio_cell:>9} {fmt(c):>9} {ratio(sg, fi):>8} "
-                     f"{ratio(sg, c):>7}")
+        lines.append(row(setting, w, fmt(sg), fmt(job), fio_cell, fmt(c), ratio(job, fi), ratio(job, c),
+                         ratio(sg, fi), ratio(sg, c)))
+    lines.append("sgpy IO: IO objects (Channel.execute, callbacks in Python); sgpy job: Channel.run "
+                 "(submit/complete loop in C,")
+    lines.append("  latencies recorded); C floor: benchmarks/floor.c; job/fio, job/C, IO/fio, IO/C: "
+                 "IOPS ratios (higher is better for sgpy)")
     lines += sorted(notes)
+    lat = summary.get("latency")
+    if lat:
+        by: Dict[Tuple[int, str], List[Dict[str, Any]]] = {}
+        for r in lat:
+            by.setdefault((r["setting"], r["workload"]), []).append(r)
+        for (s, w), rs in by.items():
+            setting = "delay=0" if s == 0 else f"ndelay={s}"
+            lines.append(f"sgpy job latency, {setting} {w}: p50 {med([r['p50_us'] for r in rs]):,.1f} µs, "
+                         f"p99 {med([r['p99_us'] for r in rs]):,.1f} µs (median of {len(rs)} round{'s' if len(rs) != 1 else ''})")
     lines.append("")
     g, h = summary["probes_guest"], summary["probes_host"]
     lines.append("inflation (host / guest, per second):")
