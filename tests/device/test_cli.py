@@ -264,13 +264,44 @@ def test_read_to_stdout(capsysbinary, dev):
 )
 def test_bench_json(capsys, dev, argv):
     doc = run_json(capsys, "bench", dev, "--seconds", "0.3", *argv)
-    assert set(doc) == {"device", "rw", "bs", "qd", "channels", "seconds", "ios", "bytes", "iops", "mb_per_s",
-                        "latency_ms"}
-    assert set(doc["latency_ms"]) == {"min", "mean", "p50", "p99", "max"}
+    assert set(doc) == {"device", "rw", "bs", "qd", "channels", "engine", "seconds", "ios", "bytes", "errors",
+                        "recovered", "short_transfers", "iops", "mb_per_s", "latency_ms"}
+    assert set(doc["latency_ms"]) == {"min", "mean", "p50", "p90", "p99", "p999", "max"}
+    assert doc["engine"] == "job" and doc["errors"] == 0 and doc["short_transfers"] == 0
     assert doc["ios"] > 0 and doc["iops"] > 0 and doc["bytes"] == doc["ios"] * doc["bs"]
     lat = doc["latency_ms"]
-    assert 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+    assert lat["min"] <= lat["mean"] <= lat["max"]
     assert 0.3 <= doc["seconds"] < 3
+
+
+def test_bench_reports_what_its_jobs_counted(capsys, dev, monkeypatch):
+    from sgpy.channel import Channel
+
+    jobs = []
+    real_run = Channel.run
+
+    def run_and_keep(self, cmd, **options):
+        job = real_run(self, cmd, **options)
+        jobs.append(job)
+        return job
+
+    monkeypatch.setattr(Channel, "run", run_and_keep)
+    doc = run_json(capsys, "bench", dev, "--rw", "read", "--seconds", "0.3", "--qd", "6", "--channels", "2")
+    assert len(jobs) == 2 and all(job.returned and job.exception is None for job in jobs)
+    assert [job.queue_depth for job in jobs] == [3, 3]
+    assert [job.command.name for job in jobs] == ["Read16", "Read16"]
+    counted = sum(job.stats.commands for job in jobs)
+    assert doc["ios"] == counted > 0 and doc["errors"] == 0
+    assert doc["bytes"] == counted * 4096
+    assert doc["latency_ms"]["max"] == round(max(job.stats.latency.max_ns for job in jobs) / 1e6, 4)
+
+
+@pytest.mark.parametrize("rw", ["write", "randwrite"])
+def test_bench_writes_need_allow_data_loss(capsys, dev, rw):
+    code, out, err = run(capsys, "bench", dev, "--rw", rw, "--seconds", "0.1")
+    assert code == EXIT_REFUSED and out == ""
+    assert "refused" in err and "--allow-data-loss" in err
 
 
 class Terminal(io.StringIO):
@@ -287,7 +318,7 @@ def test_bench_human_summary_and_live_progress_on_a_terminal(dev):
     summary = text.rsplit("\r", 1)[-1].splitlines()
     assert summary[0] == f"{dev}: randread bs=4096 qd=8 channels=1 for " + summary[0].rsplit("for ", 1)[1]
     assert [line.split()[0] for line in summary[1:]] == ["IOs", "IOPS", "MB/s", "latency"]
-    assert "p50" in summary[-1] and "p99" in summary[-1] and "max" in summary[-1]
+    assert all(word in summary[-1] for word in ("p50", "p99", "p99.9", "max"))
     # without a terminal: no live line
     plain = io.StringIO()
     assert main(["bench", dev, "--seconds", "0.7"], stdout=plain, stderr=err) == EXIT_OK
