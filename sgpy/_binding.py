@@ -424,9 +424,10 @@ class JobCore:
         """Prepare the slots and start the first commands; 0 or an errno."""
         return int(lib.sgpy_job_prime(self.j))
 
-    def step(self, timeout_ms: int, budget: int) -> int:
-        """Handle completions for up to ``timeout_ms``; count, or -errno (GIL released)."""
-        return int(lib.sgpy_job_step(self.j, timeout_ms, budget))
+    def step(self, timeout_ms: int, budget: int, slice_ns: int = 0) -> int:
+        """Wait up to ``timeout_ms``, then handle completions for up to ``budget``
+        commands or ``slice_ns`` (0: no limit); count, or -errno (GIL released)."""
+        return int(lib.sgpy_job_step(self.j, timeout_ms, budget, slice_ns))
 
     def run_sync(self, budget: int) -> int:
         """Up to ``budget`` commands over SG_IO; count, or -errno (GIL released)."""

@@ -487,18 +487,23 @@ static int sgpy_job_reap_fd(struct sgpy_job *j, int f, int want, int64_t *now)
 }
 
 /* Wait up to timeout_ms for completions, then keep processing whatever is
- * ready until `budget` completions were handled or nothing more is ready.
+ * ready until `budget` completions were handled, `slice_ns` nanoseconds
+ * passed (when non-zero: an event loop sharing the thread gets its turn) or
+ * nothing more is ready.
  * Each ready fd gives at most the commands it held when it was reported, so
  * one fd whose commands complete inside write() cannot starve the others.
  * Returns the completions handled, or -errno when the job cannot go on. */
-static int sgpy_job_step(struct sgpy_job *j, int timeout_ms, int budget)
+static int sgpy_job_step(struct sgpy_job *j, int timeout_ms, int budget, int64_t slice_ns)
 {
     struct epoll_event ev[64];
     int done = 0;
     int wait = timeout_ms;
+    int64_t until = slice_ns > 0 ? sgpy_now_ns() + slice_ns : 0;
     while (done < budget && j->inflight > 0 && !j->fatal) {
         int n, k;
         int64_t now = 0;
+        if (until && wait == 0 && sgpy_now_ns() >= until)
+            break;
         n = epoll_wait(j->epfd, ev, 64, wait);
         if (n < 0) {
             if (errno == EINTR)
@@ -528,8 +533,10 @@ static int sgpy_job_sync(struct sgpy_job *j, int budget)
 {
     int done = 0;
     sg_io_hdr_t *h = &j->slots[0].hdr;
+    /* One clock read per command: a completion's time starts the next one. */
+    int64_t now = 0;
     while (done < budget && !j->fatal && !j->nparked) {
-        int64_t now = 0, start;
+        int64_t start;
         if (!sgpy_job_more(j, &now))
             break;
         sgpy_job_set_lba(j, 0);

@@ -201,9 +201,9 @@ struct sgpy_job {
 int sgpy_job_prime(struct sgpy_job *job);
 
 /* Wait up to timeout_ms, then handle completions (resubmitting clean ones)
- * until budget or nothing more is ready or a slot was parked.  Returns the
- * completions handled or -errno. */
-int sgpy_job_step(struct sgpy_job *job, int timeout_ms, int budget);
+ * until budget, slice_ns (if non-zero), nothing more ready, or a parked
+ * slot.  Returns the completions handled or -errno. */
+int sgpy_job_step(struct sgpy_job *job, int timeout_ms, int budget, int64_t slice_ns);
 
 /* Queue depth 1 over SG_IO: up to budget commands; count or -errno. */
 int sgpy_job_sync(struct sgpy_job *job, int budget);

@@ -32,13 +32,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from typing import Any, Callable, Coroutine, Dict, Generator, Iterable, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generator, Iterable, List, Optional, Set, Tuple
 
 from sgpy.channel import Channel, CommandNamespace
 from sgpy.errors import ChannelClosed, IllegalRequest, TaskFailed
 from sgpy.io import Io
 from sgpy.reactor import Reactor
 from sgpy.safety import check_channel
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sgpy.job import Job
 
 __all__ = ["open", "AsyncChannel", "wait", "WATCHDOG_TICK"]
 
@@ -263,6 +266,34 @@ class AsyncChannel:
                 raise exc
         return ios
 
+    async def run(self, cmd: Any, **options: Any) -> "Job":
+        """Run a job (:meth:`sgpy.channel.Channel.run`, same options) without blocking the loop.
+
+        Returns the finished :class:`sgpy.job.Job`, or raises its first
+        failure (``stop_on_error``, the default).  The job's C loop is driven
+        by the reactor, which this loop watches; READ CAPACITY, when the job
+        needs the block size or the medium's size, is awaited first.
+        """
+        if self._closed:
+            raise ChannelClosed(f"{self!r} is closed")
+        channel = self.channel
+        options.pop("async_", None)
+        options.pop("async", None)
+        if channel.read_only or channel.policy is not None:
+            check_channel(channel, cmd)  # refuse before READ CAPACITY reaches the device
+        wants_size = isinstance(options.get("lba"), str) and options.get("lba_range") is None
+        if (cmd.needs_block_size or wants_size) and (not self._block_size_known or channel._num_blocks is None):
+            if wants_size and self._block_size_known:
+                self._block_size_known = False  # learn the number of blocks with it
+                self._block_size_task = None
+            await self.block_size()
+        job = channel.run(cmd, async_=True, **options)
+        if job.returned:
+            if job.exception is not None:
+                raise job.exception
+            return job
+        return await self._binding.future(job)  # type: ignore[arg-type,return-value]
+
     def submit(self, cmd: Any, *, timeout: Optional[int] = None, verify_handler: Any = None) -> Io:
         """Send ``cmd`` without waiting; returns the pending IO for :meth:`wait`.
 
@@ -318,6 +349,7 @@ class AsyncChannel:
                                                     verify_handler=might_fail))
         if io.error is None and len(io.data) >= 12:
             size = int.from_bytes(io.data[8:12], "big")
+            self.channel._num_blocks = int.from_bytes(io.data[0:8], "big") + 1  # RETURNED LBA + 1
         elif io.error is not None and not isinstance(io.error, IllegalRequest):
             raise io.error
         else:
@@ -325,6 +357,7 @@ class AsyncChannel:
             if len(io.data) < 8:
                 raise TaskFailed(f"{self.path}: READ CAPACITY(10) returned {len(io.data)} bytes", io=io)
             size = int.from_bytes(io.data[4:8], "big")  # SBC-4 table 69
+            self.channel._num_blocks = int.from_bytes(io.data[0:4], "big") + 1
         self.channel.block_size = size
         self._block_size_known = True
         return size

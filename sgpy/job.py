@@ -60,6 +60,9 @@ __all__ = ["Job", "JobStats", "Latency", "bucket_bounds", "JobError"]
 #: Commands a job handles per return to Python (a reactor round, or a slice of a
 #: synchronous run); large enough that Python's share per command is negligible.
 _BUDGET = 4096
+#: A reactor-driven job gives the thread back after this long (ns), so other
+#: jobs, IOs and an event loop sharing the thread get their turn.
+_TURN_NS = 5_000_000
 #: A synchronous job returns to Python at least this often (ms), so signals
 #: such as Ctrl-C are seen while the device is slow.
 _SLICE_MS = 100
@@ -575,7 +578,7 @@ class Job:
         """EPOLLIN on the job's epoll fd: run the C loop over what is ready (reactor lock held)."""
         if self.returned:
             return 0
-        n = self._core.step(0, _BUDGET)
+        n = self._core.step(0, _BUDGET, _TURN_NS)
         self._after(n)
         return max(n, 0)
 

@@ -237,3 +237,47 @@ async def test_a_reactor_running_in_its_own_thread(sg_device):
     finally:
         reactor.close()
 
+
+
+@pytest.mark.asyncio
+async def test_jobs_run_under_asyncio_beside_other_tasks(sg_devices):
+    prepare(sg_devices[0], 64)
+    before = fd_count()
+    async with aio.open(sg_devices[0]) as a, aio.open(sg_devices[1]) as b:
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        t = asyncio.ensure_future(ticker())
+        try:
+            ja, jb, io = await asyncio.gather(
+                a.run(command.Read10(lba=0, transfer_length=8), seconds=0.5, queue_depth=16, lba="random"),
+                b.run(command.Read16(lba=0, transfer_length=8), count=3000, queue_depth=8, lba="sequential"),
+                a.execute(command.Read10(lba=5, transfer_length=1)))
+        finally:
+            t.cancel()
+        assert ja.returned and ja.stats.commands > 0 and ja.stats.errors == 0
+        assert jb.stats.commands == 3000
+        assert io.data == pattern(5)
+        assert ticks >= 10  # the loop kept running while the jobs ran
+        assert a.channel._num_blocks == 64 * 1024 * 1024 // BLOCK
+    assert fd_count() == before
+
+
+@pytest.mark.scsi_debug(medium_error_start=5000, medium_error_count=4)
+@pytest.mark.asyncio
+async def test_a_job_failure_is_raised_by_the_await(sg_device, scsi_debug):
+    from sgpy.errors import MediumError
+
+    scsi_debug.set(opts=2)
+    async with aio.open(sg_device) as ch:
+        with pytest.raises(MediumError) as info:
+            await ch.run(command.Read16(lba=0, transfer_length=1), lba=list(range(4990, 5010)), queue_depth=4)
+        assert info.value.command.lba == 5000
+        with pytest.raises(UnsafeCommand):
+            await aio.AsyncChannel(Channel.from_path(sg_device, read_only=True)).run(
+                command.Write10(lba=0, transfer_length=1, data=bytes(BLOCK)), count=1)
