@@ -143,7 +143,6 @@ class Channel:
     _fast = False
     _idle: Optional[FdState] = None
     _num_blocks: Optional[int] = None
-    _jobs: List["Job"] = []  # per instance in __init__; read-only here for subclasses that skip it
     _xfer_cache: Optional[Dict[Any, Any]] = None  # set by __init__ (subclasses that skip it go without)
 
     #: Where :attr:`max_transfer` comes from, for the TransferTooLarge message.
@@ -579,14 +578,14 @@ class Channel:
         its first failure; ``async_=True``: returns the running job, driven by
         the reactor.
         """
-        from sgpy.job import Job
+        from sgpy.job import make_job
 
         if options:
             if "async" in options:
                 async_ = bool(options.pop("async"))
             if options:
                 raise TypeError(f"run() got unexpected keyword(s) {sorted(options)}")
-        job = Job(self, cmd, count=count, seconds=seconds, queue_depth=queue_depth, lba=lba,
+        job = make_job(self, cmd, count=count, seconds=seconds, queue_depth=queue_depth, lba=lba,
                   lba_range=lba_range, seed=seed, stop_on_error=stop_on_error, timeout=timeout,
                   latency=latency, max_fds=max_fds, max_errors=max_errors, sync=not async_)
         if async_:

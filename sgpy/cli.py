@@ -496,6 +496,17 @@ def _cmd_inq(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
+def _consume_unit_attention(ch: Any, tries: int = 5) -> None:
+    """Send TEST UNIT READY until no UNIT ATTENTION is pending (a new session reports one first)."""
+    from sgpy import command
+    from sgpy.handler import might_fail
+
+    for _ in range(tries):
+        io = ch.execute(command.TestUnitReady(), verify_handler=might_fail)
+        if not isinstance(io.error, UnitAttention):
+            return
+
+
 def _read_capacity(ch: Any) -> Dict[str, Any]:
     """READ CAPACITY(16), or (10) when the device refuses (16)."""
     from sgpy import command
@@ -956,15 +967,16 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
     from sgpy.job import JobError
     from sgpy.reactor import Reactor
 
-    if path[:8].lower() == "iscsi://":
-        raise UsageError(f"{path}: bench runs on sgpy's job engine, which drives sg nodes (/dev/sgN) only")
     writing = args.rw in ("write", "randwrite")
     reactor = Reactor()
     try:
         channels = [_open(args, reactor=reactor, policy=_policy(args)) for _ in range(args.channels)]
-        if channels[0].kind != "sg":
-            raise UsageError(f"{path} takes synchronous SG_IO only; bench needs an sg node (see 'sgpy list')")
+        if channels[0].sync_only:
+            raise UsageError(f"{path} takes synchronous SG_IO only; bench needs an sg node (see 'sgpy list') "
+                             "or an iSCSI URL")
         cap = _read_capacity(channels[0])
+        for ch in channels[1:]:
+            _consume_unit_attention(ch)  # each iSCSI session (I_T nexus) has its own (SAM-5 5.14)
         block = cap["block_size"]
         if args.bs % block:
             raise UsageError(f"--bs {args.bs} is not a multiple of the block size {block}")
@@ -1004,11 +1016,14 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
         stats = [job.stats for job in jobs]
     finally:
         reactor.close()
-    return _bench_doc(args, path, stats)
+    return _bench_doc(args, path, stats, jobs[0].engine if jobs else "")
 
 
-def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any]) -> Dict[str, Any]:
-    """The JSON answer of bench from the jobs' :class:`~sgpy.job.JobStats` (their sums; the longest time)."""
+def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any], job_engine: str) -> Dict[str, Any]:
+    """The JSON answer of bench from the jobs' :class:`~sgpy.job.JobStats` (their sums; the longest time).
+
+    ``job_engine`` is the jobs' :attr:`sgpy.job.Job.engine`: ``"c"`` on sg nodes, ``"io"`` on iSCSI.
+    """
     elapsed = max(s.seconds for s in stats)
     n = sum(s.commands for s in stats)
     nbytes = sum(s.bytes for s in stats)
@@ -1019,7 +1034,7 @@ def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any]) -> Dic
 
     return {
         "device": path, "rw": args.rw, "bs": args.bs, "qd": args.qd, "channels": args.channels,
-        "engine": "job", "seconds": round(elapsed, 6), "ios": n, "bytes": nbytes,
+        "engine": "job", "job_engine": job_engine, "seconds": round(elapsed, 6), "ios": n, "bytes": nbytes,
         "errors": sum(s.errors for s in stats), "recovered": sum(s.recovered for s in stats),
         "short_transfers": sum(s.short_transfers for s in stats),
         "iops": round(n / elapsed, 1) if elapsed else 0.0,

@@ -780,6 +780,7 @@ class IscsiChannel(Channel):
         self._owns_fd = False
         self._queue: Any = collections.deque()
         self._pool: List[Any] = []
+        self._jobs: List[Any] = []
         self._outstanding = 0
         self._dxfer = _DIR
         self._max_transfer = max_transfer

@@ -49,13 +49,15 @@ import attr
 from sgpy import _binding
 from sgpy import safety as _safety
 from sgpy.constants import Direction
+from sgpy.constants import SenseKey
 from sgpy.errors import ChannelClosed, DeviceGone, EncodeError, SgError, TaskFailed, TransferTooLarge
+from sgpy.handler import might_fail
 from sgpy.status import classify
 
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy.channel import Channel
 
-__all__ = ["Job", "JobStats", "Latency", "bucket_bounds", "JobError"]
+__all__ = ["Job", "JobStats", "Latency", "JobError", "bucket_bounds", "hist_index", "make_job"]
 
 #: Commands a job handles per return to Python (a reactor round, or a slice of a
 #: synchronous run); large enough that Python's share per command is negligible.
@@ -174,18 +176,68 @@ class JobStats:
         return text
 
 
+def hist_index(ns: int) -> int:
+    """The latency histogram bucket of ``ns`` nanoseconds (``sgpy_hist_index`` in sgpy/_sg.c)."""
+    if ns < 16:
+        return max(0, ns)
+    msb = ns.bit_length() - 1
+    return 16 + (msb - 4) * 8 + ((ns >> (msb - 3)) & 7)
+
+
+_M64 = 0xFFFFFFFFFFFFFFFF
+_SEED_ZERO = 0x9E3779B97F4A7C15  # a zero seed would stick xorshift at zero
+
+
+class _LbaPlan:
+    """Which LBA each command gets: the same plan, in the same order, as ``sgpy_job_next_lba``
+    (so a seeded random job sends the same LBAs on every transport)."""
+
+    __slots__ = ("mode", "first", "units", "step", "lbas", "index", "rng")
+
+    def __init__(self, mode: int, first: int, units: int, step: int, lbas: Optional[Sequence[int]],
+                 seed: int) -> None:
+        self.mode, self.first, self.units, self.step = mode, first, units, step
+        self.lbas = lbas
+        self.index = 0
+        self.rng = seed & _M64 or _SEED_ZERO
+
+    def next(self) -> int:
+        mode = self.mode
+        if mode == _binding.LBA_SEQUENTIAL:
+            k = self.index % self.units
+            self.index += 1
+            return self.first + k * self.step
+        if mode == _binding.LBA_RANDOM:
+            # xorshift64* (Vigna 2016), as in sgpy_job_random
+            x = self.rng
+            x ^= x >> 12
+            x = (x ^ (x << 25)) & _M64
+            x ^= x >> 27
+            self.rng = x
+            return self.first + ((x * 0x2545F4914F6CDD1D) & _M64) % self.units * self.step
+        if mode == _binding.LBA_LIST and self.lbas is not None:
+            v = self.lbas[self.index % len(self.lbas)]
+            self.index += 1
+            return int(v)
+        return self.first
+
+
 class Job:
     """A running (or finished) job; made by :meth:`sgpy.channel.Channel.run`.
 
     A resource: it owns its fds and buffers until it has finished, and
     releases them itself.  Attributes: ``channel``, ``command`` (the
-    template, resolved for the block size), ``queue_depth``, ``returned``,
-    ``exception`` (the first error when ``stop_on_error``, or what ended the
-    job: device gone, channel closed), ``errors`` (up to ``max_errors``
-    failures, each a :class:`~sgpy.errors.TaskFailed` naming the command
-    with the LBA it was sent with), ``stats`` (:class:`JobStats`, final once
-    ``returned``).
+    template, resolved for the block size), ``queue_depth``, ``engine``
+    (``"c"``: the loop in the extension, on sg nodes; ``"io"``: IO objects
+    through the channel, on any other channel — iSCSI, block devices),
+    ``returned``, ``exception`` (the first error when ``stop_on_error``, or
+    what ended the job: device gone, channel closed), ``errors`` (up to
+    ``max_errors`` failures, each a :class:`~sgpy.errors.TaskFailed` naming
+    the command with the LBA it was sent with), ``stats``
+    (:class:`JobStats`, final once ``returned``).
     """
+
+    engine = ""
 
     def __init__(
         self,
@@ -207,9 +259,6 @@ class Job:
     ) -> None:
         if channel.closed:
             raise ChannelClosed(f"{channel!r} is closed")
-        if getattr(channel, "kind", None) != "sg":
-            raise JobError(f"{channel.path}: jobs drive sg nodes (/dev/sgN); this channel is "
-                           f"{getattr(channel, 'kind', type(channel).__name__)!r}")
         if channel._gone:
             raise DeviceGone(f"{channel.path}: the device is gone", command=command, host_status=1)
         if channel.read_only or channel.policy is not None:
@@ -217,10 +266,7 @@ class Job:
         max_fds = channel.max_fds if max_fds is None else max_fds
         if max_fds < 1:
             raise JobError("max_fds must be at least 1")
-        if not 1 <= queue_depth <= _binding.SG_MAX_QUEUE * max_fds:
-            raise JobError(f"queue_depth {queue_depth} is not in 1..{_binding.SG_MAX_QUEUE * max_fds} "
-                           f"(sg takes {_binding.SG_MAX_QUEUE} commands per fd, and the job may open "
-                           f"{max_fds} fds; raise max_fds for more)")
+        self._check_depth(channel, queue_depth, max_fds)
         if count is not None and count < 1:
             raise JobError(f"count must be at least 1, not {count}")
         if seconds is not None and not seconds > 0:
@@ -232,19 +278,18 @@ class Job:
         self.queue_depth = queue_depth
         self.stop_on_error = stop_on_error
         self.max_errors = max_errors
+        self.seconds = seconds
         self.returned = False
         self.exception: Optional[BaseException] = None
         self.errors: List[TaskFailed] = []
         self._error_count = 0
         self._recovered = 0
         self._callbacks: Optional[List[Callable[["Job"], Any]]] = None
-        self._fds: List[int] = []
-        self._epfd = -1
-        self._registered = False
         self._t0 = 0.0
-        self._t1 = 0.0
         self._latency = latency
         self._stats: Optional[JobStats] = None
+        self._sync = sync
+        self._max_fds = max_fds
 
         cmd = command
         if cmd.needs_block_size:
@@ -258,6 +303,11 @@ class Job:
             raise TransferTooLarge(
                 f"{cmd.name} would move {length} bytes; {channel.path} accepts at most "
                 f"{channel.max_transfer} bytes in one command ({channel._limit_source}): split the transfer")
+        if cmd.direction is Direction.TO_DEVICE:
+            data = cmd.data
+            if data is None or len(data) != length:
+                raise EncodeError(f"{cmd.name}: a write job sends the template's data= "
+                                  f"({length} bytes) with every command; pass data=")
         self.command = cmd
         self.length = length
         self._timeout = channel.timeout if timeout is None else timeout
@@ -268,58 +318,22 @@ class Job:
                 raise JobError("say how long the job runs: count=, seconds=, or lba= a list of LBAs")
             count = len(lbas)
         self._limit = count or 0
-
-        direction = cmd.direction
-        if direction is Direction.TO_DEVICE:
-            data = cmd.data
-            if data is None or len(data) != length:
-                raise EncodeError(f"{cmd.name}: a write job sends the template's data= "
-                                  f"({length} bytes) with every command; pass data=")
-            buf: Any = bytes(data)
-            share = True
-        elif length:
-            buf = bytearray(length * queue_depth)
-            share = False
-        else:
-            buf, share = None, False
-
-        self._sync_ioctl = sync and queue_depth == 1
-        nfds = 1 if self._sync_ioctl else min(queue_depth, max_fds)
-        try:
-            for _ in range(nfds):
-                fd = os.open(channel.path, _OPEN_FLAGS)
-                self._fds.append(fd)
-                if length:
-                    self._reserve(fd, length)
-            if seed is None:
-                seed = random.getrandbits(64)
-            self._core = _binding.JobCore(
-                fds=self._fds, depth=queue_depth, cdb=cmd.cdb, direction=_DXFER[direction], buf=buf,
-                buf_len=length, share_buf=share, timeout_ms=self._timeout, lba_offset=off, lba_bytes=nbytes,
-                lba_mode=mode, lba_first=first, lba_units=units, lba_step=step, lba_list=lbas,
-                seed=seed & 0xFFFFFFFFFFFFFFFF, limit=self._limit,
-                deadline_ns=0, latency=latency, sync=self._sync_ioctl)
-            if not self._sync_ioctl:
-                self._epfd = self._core.make_epoll()
-            self.seconds = seconds
-        except BaseException:
-            self._close_fds()
-            raise
+        if seed is None:
+            seed = random.getrandbits(64)
+        self._plan = (mode, first, units, step, lbas, off, nbytes, seed & _M64)
 
     # -- set-up ------------------------------------------------------------------
 
     @staticmethod
-    def _reserve(fd: int, length: int) -> None:
-        """Grow the fd's reserve buffer to the transfer (sg.c uses it for one command per fd)."""
-        try:
-            if _binding.get_reserved_size(fd) < length:
-                _binding.set_reserved_size(fd, min(length, _RESERVE_CAP))
-        except OSError:
-            pass  # the kernel then allocates per command: slower, still correct
+    def _check_depth(channel: "Channel", queue_depth: int, max_fds: int) -> None:
+        if not 1 <= queue_depth <= _binding.SG_MAX_QUEUE * max_fds:
+            raise JobError(f"queue_depth {queue_depth} is not in 1..{_binding.SG_MAX_QUEUE * max_fds} "
+                           f"(sg takes {_binding.SG_MAX_QUEUE} commands per fd, and the job may open "
+                           f"{max_fds} fds; raise max_fds for more)")
 
     def _lba_plan(self, cmd: Any, lba: LbaSpec, lba_range: Optional[Tuple[int, int]], bs: int,
                   length: int) -> Tuple[int, int, int, int, Optional[Sequence[int]], int, int]:
-        """(mode, first, units, step, list, byte offset, byte width) for the C side."""
+        """(mode, first, units, step, list, byte offset, byte width) of the LBA plan."""
         spec = next((s for s in cmd._layout.fields if s.name == "lba"), None)
         if lba is None:
             if lba_range is not None:
@@ -372,12 +386,195 @@ class Job:
                 return v
         return 1
 
+    def _command_at(self, lba: int) -> Any:
+        """The template as sent with ``lba``."""
+        cmd = self.command
+        if getattr(cmd, "lba", None) is None or cmd.lba == lba:
+            return cmd
+        try:
+            return attr.evolve(cmd, lba=lba)
+        except (EncodeError, TypeError, ValueError):
+            return cmd
+
+    def _deadline(self) -> float:
+        return self._t0 + self.seconds if self.seconds is not None else 0.0
+
+    # -- outcomes shared by both engines -----------------------------------------
+
+    def _failed(self, error: Optional[BaseException]) -> None:
+        """Count one failed command; with ``stop_on_error`` the job sends no more."""
+        self._error_count += 1
+        if isinstance(error, TaskFailed) and len(self.errors) < self.max_errors:
+            self.errors.append(error)
+        if self.stop_on_error:
+            if self.exception is None:
+                self.exception = error
+            self._stop_sending()
+
+    def _gone_error(self, err: int) -> BaseException:
+        if err in _GONE:
+            self.channel._gone = True
+            return DeviceGone(f"{self.channel.path}: the device went away during the job "
+                              f"({os.strerror(err)})", command=self.command, host_status=1)
+        return TaskFailed(f"{self.channel.path}: the job stopped: {os.strerror(err)} (errno {err})",
+                          command=self.command)
+
+    def _finish(self) -> None:
+        if self.returned:
+            return
+        self._stats = self._snapshot(time.monotonic())
+        self._release()
+        self.returned = True
+        jobs = self.channel._jobs
+        if self in jobs:
+            jobs.remove(self)
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            for fn in callbacks:
+                try:
+                    fn(self)
+                except Exception:  # a callback's failure must not stop the reactor
+                    pass
+
+    def _make_stats(self, now: float, completed: int, submitted: int, short: int, hist: Optional[List[int]],
+                    lat_count: int, lat_min: int, lat_max: int, lat_sum: int) -> JobStats:
+        lat = None
+        if hist is not None:
+            buckets = tuple((*bucket_bounds(i), n) for i, n in enumerate(hist) if n)
+            lat = Latency(count=lat_count, min_ns=lat_min, mean_ns=(lat_sum / lat_count) if lat_count else 0.0,
+                          max_ns=lat_max, histogram=buckets)
+        return JobStats(commands=completed, errors=self._error_count, recovered=self._recovered,
+                        short_transfers=short, submitted=submitted, seconds=max(0.0, now - self._t0),
+                        bytes=completed * self.length, latency=lat)
+
+    # -- engine hooks --------------------------------------------------------------
+
+    def _run_sync(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _start_async(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _stop_sending(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _abort(self, exc: BaseException) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _snapshot(self, now: float) -> JobStats:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Give back what the job holds (fds, registrations)."""
+
+    def _done_count(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -- the IO-like interface -----------------------------------------------------
+
+    @property
+    def stats(self) -> JobStats:
+        """Counters so far (final once :attr:`returned`)."""
+        if self._stats is not None:
+            return self._stats
+        return self._snapshot(time.monotonic())
+
+    def poll(self) -> bool:
+        """Make progress without blocking; True once the job has finished."""
+        if not self.returned:
+            self.channel.reactor.poll()
+        return self.returned
+
+    def wait(self, timeout: Optional[float] = None) -> JobStats:
+        """Block until the job finished; return its stats, or raise what ended it.
+
+        With ``stop_on_error`` the first failure is raised (the other commands
+        in flight were collected first); without it, failures are in
+        :attr:`errors` and ``stats.errors``.  TimeoutError leaves the job running.
+        """
+        if not self.returned and not self.channel.reactor._wait_until(lambda: self.returned, timeout):
+            raise TimeoutError(f"{self!r} still running after {timeout} s")
+        if self.exception is not None:
+            raise self.exception
+        return self.stats
+
+    def cancel(self) -> None:
+        """Send no more commands; the job ends when those in flight came back."""
+        with self.channel.reactor._lock:
+            if not self.returned:
+                self._stop_sending()
+
+    def add_done_callback(self, fn: Callable[["Job"], Any]) -> None:
+        """Call ``fn(job)`` when the job finishes (at once if it has)."""
+        if self.returned:
+            fn(self)
+            return
+        if self._callbacks is None:
+            self._callbacks = []
+        self._callbacks.append(fn)
+
+    def __repr__(self) -> str:
+        state = "returned" if self.returned else "running"
+        return f"Job({self.command.name}, queue_depth={self.queue_depth}, {state}, {self._done_count()} done)"
+
+
+class _SgJob(Job):
+    """The C engine: the job's own sg fds and epoll instance, the loop in sgpy/_sg.c."""
+
+    engine = "c"
+
+    def __init__(self, channel: "Channel", command: Any, **options: Any) -> None:
+        self._fds: List[int] = []
+        self._epfd = -1
+        self._ep_fd = -1
+        self._registered = False
+        super().__init__(channel, command, **options)
+        mode, first, units, step, lbas, off, nbytes, seed = self._plan
+        cmd, length, queue_depth = self.command, self.length, self.queue_depth
+        direction = cmd.direction
+        if direction is Direction.TO_DEVICE:
+            buf: Any = bytes(cmd.data)
+            share = True
+        elif length:
+            buf = bytearray(length * queue_depth)
+            share = False
+        else:
+            buf, share = None, False
+        self._sync_ioctl = self._sync and queue_depth == 1
+        nfds = 1 if self._sync_ioctl else min(queue_depth, self._max_fds)
+        try:
+            for _ in range(nfds):
+                fd = os.open(channel.path, _OPEN_FLAGS)
+                self._fds.append(fd)
+                if length:
+                    self._reserve(fd, length)
+            self._core = _binding.JobCore(
+                fds=self._fds, depth=queue_depth, cdb=cmd.cdb, direction=_DXFER[direction], buf=buf,
+                buf_len=length, share_buf=share, timeout_ms=self._timeout, lba_offset=off, lba_bytes=nbytes,
+                lba_mode=mode, lba_first=first, lba_units=units, lba_step=step, lba_list=lbas,
+                seed=seed, limit=self._limit, deadline_ns=0, latency=self._latency, sync=self._sync_ioctl)
+            if not self._sync_ioctl:
+                self._epfd = self._core.make_epoll()
+        except BaseException:
+            self._close_fds()
+            raise
+
+    @staticmethod
+    def _reserve(fd: int, length: int) -> None:
+        """Grow the fd's reserve buffer to the transfer (sg.c uses it for one command per fd)."""
+        try:
+            if _binding.get_reserved_size(fd) < length:
+                _binding.set_reserved_size(fd, min(length, _RESERVE_CAP))
+        except OSError:
+            pass  # the kernel then allocates per command: slower, still correct
+
     # -- running -----------------------------------------------------------------
 
     def _start(self) -> None:
         self._t0 = time.monotonic()
         if self.seconds is not None:
-            self._core.j.deadline_ns = int((self._t0 + self.seconds) * 1e9)
+            self._core.j.deadline_ns = int(self._deadline() * 1e9)  # time.monotonic is CLOCK_MONOTONIC
         err = self._core.prime()
         if err:
             self._fatal(err)
@@ -409,95 +606,64 @@ class Job:
             return
         j = core.j
         if j.inflight == 0 and not j.nparked and not self.returned:
-            if self._sync_ioctl:
-                if n == 0 and not parked:
-                    self._finish()
-            else:
+            if not self._sync_ioctl or (n == 0 and not parked):
                 self._finish()
 
     def _handle_parked(self, slots: List[int]) -> None:
         core = self._core
         for i in slots:
             r = core.slot_result(i)
-            lba = core.slot_lba(i)
-            shown = self._command_at(lba)
             comp = classify(status=r.status, host_status=r.host_status, driver_status=r.driver_status,
-                            sense=r.sense, resid=r.resid, command=shown)
+                            sense=r.sense, resid=r.resid, command=self._command_at(core.slot_lba(i)))
             if comp.ok:
                 core.j.completed += 1
                 if comp.recovered:
                     self._recovered += 1
             else:
-                error = comp.error
-                self._error_count += 1
-                if len(self.errors) < self.max_errors and error is not None:
-                    self.errors.append(error)
-                if self.stop_on_error:
-                    if self.exception is None:
-                        self.exception = error
-                    core.j.stopping = 1
+                self._failed(comp.error)
             err = core.resubmit(i)
             if err:
                 self._fatal(err)
                 return
 
-    def _command_at(self, lba: int) -> Any:
-        """The template as sent with ``lba`` (for error messages)."""
-        cmd = self.command
-        if getattr(cmd, "lba", None) is None or cmd.lba == lba:
-            return cmd
-        try:
-            return attr.evolve(cmd, lba=lba)
-        except (EncodeError, TypeError, ValueError):
-            return cmd
+    def _stop_sending(self) -> None:
+        self._core.j.stopping = 1
+        if self._core.j.inflight == 0 and not self._sync_ioctl and not self.returned and self._t0:
+            self._finish()
+
+    def _drain(self) -> None:
+        """Collect what is in flight (bounded by the command timeout)."""
+        core = self._core
+        if self._sync_ioctl:
+            return
+        deadline = time.monotonic() + self._timeout / 1000.0 + 5.0
+        while core.j.inflight and time.monotonic() < deadline:
+            n = core.step(_SLICE_MS, _BUDGET)
+            parked = core.take_parked()
+            if parked:
+                self._handle_parked(parked)
+            if n < 0:
+                break
 
     def _fatal(self, err: int) -> None:
         """The job cannot go on (errno ``err``): end it, keeping what completed."""
-        core = self._core
-        core.j.stopping = 1
+        self._core.j.stopping = 1
         if self.exception is None:
-            if err in _GONE:
-                self.exception = DeviceGone(f"{self.channel.path}: the device went away during the job "
-                                            f"({os.strerror(err)})", command=self.command, host_status=1)
-                self.channel._gone = True
-            else:
-                self.exception = TaskFailed(f"{self.channel.path}: the job stopped: {os.strerror(err)} "
-                                            f"(errno {err})", command=self.command)
-        # Collect what the kernel already finished; the rest is lost with the fds.
-        if not self._sync_ioctl and err not in _GONE:
-            deadline = time.monotonic() + self._timeout / 1000.0 + 5.0
-            while core.j.inflight and time.monotonic() < deadline:
-                n = core.step(_SLICE_MS, _BUDGET)
-                parked = core.take_parked()
-                if parked:
-                    self._handle_parked(parked)
-                if n < 0:
-                    break
+            self.exception = self._gone_error(err)
+        if err not in _GONE:
+            self._drain()  # the rest is lost with the fds otherwise
         self._finish()
 
     def _abort(self, exc: BaseException) -> None:
         """Stop submitting, wait for what is in flight (bounded), then finish with ``exc``."""
-        core = self._core
-        core.j.stopping = 1
+        self._core.j.stopping = 1
         if self.exception is None:
             self.exception = exc
-        if not self._sync_ioctl:
-            deadline = time.monotonic() + self._timeout / 1000.0 + 5.0
-            while core.j.inflight and time.monotonic() < deadline:
-                if core.step(_SLICE_MS, _BUDGET) < 0:
-                    break
-                parked = core.take_parked()
-                if parked:
-                    self._handle_parked(parked)
+        self._drain()
         self._finish()
 
-    def _finish(self) -> None:
-        if self.returned:
-            return
-        self._t1 = time.monotonic()
-        self._stats = self._snapshot(self._t1)
+    def _release(self) -> None:
         self._close_fds()
-        self.returned = True
         if self._registered:
             self._registered = False
             reactor = self.channel.reactor
@@ -508,17 +674,6 @@ class Job:
                 reactor.failed += 1
             else:
                 reactor.completed += 1
-        jobs = self.channel._jobs
-        if self in jobs:
-            jobs.remove(self)
-        callbacks = self._callbacks
-        if callbacks is not None:
-            self._callbacks = None
-            for fn in callbacks:
-                try:
-                    fn(self)
-                except Exception:  # a callback's failure must not stop the reactor
-                    pass
 
     def _close_fds(self) -> None:
         if self._epfd >= 0:
@@ -541,17 +696,12 @@ class Job:
 
     def _snapshot(self, now: float) -> JobStats:
         j = self._core.j
-        lat = None
-        if self._latency:
-            count = int(j.lat_count)
-            hist = self._core.histogram()
-            buckets = tuple((*bucket_bounds(i), n) for i, n in enumerate(hist) if n)
-            lat = Latency(count=count, min_ns=int(j.lat_min), mean_ns=(j.lat_sum / count) if count else 0.0,
-                          max_ns=int(j.lat_max), histogram=buckets)
-        commands = int(j.completed)
-        return JobStats(commands=commands, errors=self._error_count, recovered=self._recovered,
-                        short_transfers=int(j.short_transfers), submitted=int(j.submitted),
-                        seconds=max(0.0, now - self._t0), bytes=commands * self.length, latency=lat)
+        hist = self._core.histogram() if self._latency else None
+        return self._make_stats(now, int(j.completed), int(j.submitted), int(j.short_transfers), hist,
+                                int(j.lat_count), int(j.lat_min), int(j.lat_max), int(j.lat_sum))
+
+    def _done_count(self) -> int:
+        return int(self._core.j.completed) if hasattr(self, "_core") else 0
 
     # -- the reactor's endpoint contract (see Reactor._register) ----------------
 
@@ -607,54 +757,179 @@ class Job:
                 raise
         reactor._wake()
 
-    # -- the IO-like interface ---------------------------------------------------
 
-    _ep_fd = -1
+class _IoJob(Job):
+    """The IO engine: the same job through the channel's own IOs, for channels
+    that are not sg nodes (iSCSI sessions; block devices and bsg nodes, one
+    synchronous command at a time).  Same plan, same statistics, same errors;
+    the per-command work is Python's."""
 
-    @property
-    def stats(self) -> JobStats:
-        """Counters so far (final once :attr:`returned`)."""
-        if self._stats is not None:
-            return self._stats
-        return self._snapshot(time.monotonic())
+    engine = "io"
 
-    def poll(self) -> bool:
-        """Make progress without blocking; True once the job has finished."""
-        if not self.returned:
-            self.channel.reactor.poll()
-        return self.returned
+    @staticmethod
+    def _check_depth(channel: "Channel", queue_depth: int, max_fds: int) -> None:
+        if channel.sync_only and queue_depth != 1:
+            raise JobError(f"{channel.path} is a {channel.kind} device: it takes one synchronous command at "
+                           "a time, so queue_depth must be 1 (use its sg node for more)")
+        if queue_depth < 1:
+            raise JobError(f"queue_depth {queue_depth} is not in 1..")
 
-    def wait(self, timeout: Optional[float] = None) -> JobStats:
-        """Block until the job finished; return its stats, or raise what ended it.
+    def __init__(self, channel: "Channel", command: Any, **options: Any) -> None:
+        super().__init__(channel, command, **options)
+        mode, first, units, step, lbas, _off, _nbytes, seed = self._plan
+        self._lbas = _LbaPlan(mode, first, units, step, lbas, seed)
+        self._stopping = False
+        self._inflight = 0
+        self._submitted = 0
+        self._completed = 0
+        self._short = 0
+        self._hist: Optional[List[int]] = [0] * _binding.HIST_BUCKETS if self._latency else None
+        self._lat = [0, 0, 0, 0]  # count, min, max, sum (ns)
+        self._varies = mode != _binding.LBA_FIXED
 
-        With ``stop_on_error`` the first failure is raised (the other commands
-        in flight were collected first); without it, failures are in
-        :attr:`errors` and ``stats.errors``.  TimeoutError leaves the job running.
-        """
-        if not self.returned and not self.channel.reactor._wait_until(lambda: self.returned, timeout):
-            raise TimeoutError(f"{self!r} still running after {timeout} s")
-        if self.exception is not None:
-            raise self.exception
-        return self.stats
+    def _more(self) -> bool:
+        if self._stopping or (self._limit and self._submitted >= self._limit):
+            return False
+        return not (self.seconds is not None and time.monotonic() >= self._deadline())
 
-    def cancel(self) -> None:
-        """Send no more commands; the job ends when those in flight came back."""
-        with self.channel.reactor._lock:
-            if not self.returned:
-                self._core.j.stopping = 1
-                if self._core.j.inflight == 0:
-                    self._finish()
+    def _next_command(self) -> Any:
+        if not self._varies:
+            return self.command
+        return self._command_at(self._lbas.next())
 
-    def add_done_callback(self, fn: Callable[["Job"], Any]) -> None:
-        """Call ``fn(job)`` when the job finishes (at once if it has)."""
-        if self.returned:
-            fn(self)
+    def _record(self, start: int) -> None:
+        if self._hist is None:
             return
-        if self._callbacks is None:
-            self._callbacks = []
-        self._callbacks.append(fn)
+        v = max(0, time.monotonic_ns() - start)
+        self._hist[hist_index(v)] += 1
+        lat = self._lat
+        if lat[0] == 0 or v < lat[1]:
+            lat[1] = v
+        if v > lat[2]:
+            lat[2] = v
+        lat[0] += 1
+        lat[3] += v
 
-    def __repr__(self) -> str:
-        state = "returned" if self.returned else "running"
-        return (f"Job({self.command.name}, queue_depth={self.queue_depth}, {state}, "
-                f"{int(self._core.j.completed) if hasattr(self, '_core') else 0} done)")
+    def _outcome(self, io: Any) -> None:
+        """Count one returned IO (success, recovered, short, or failure)."""
+        error = io.error
+        if error is None:
+            self._completed += 1
+            sense = io.sense
+            if sense is not None and sense.sense_key == SenseKey.RECOVERED_ERROR:
+                self._recovered += 1
+            hdr = io.hdr
+            if hdr is not None and hdr.resid:
+                self._short += 1
+        elif isinstance(error, (DeviceGone, ChannelClosed)):
+            if self.exception is None:
+                self.exception = error
+            self._stopping = True
+        else:
+            self._failed(error)
+
+    # -- synchronous channels (block devices, bsg) and synchronous runs ----------
+
+    def _run_sync(self) -> None:
+        self._t0 = time.monotonic()
+        if not self.channel.sync_only:
+            self._start_async()
+            try:
+                self.channel.reactor._wait_until(lambda: self.returned, None)
+            except BaseException as exc:
+                if not self.returned:
+                    self._abort(exc)
+                raise
+            return
+        try:
+            while self._more():
+                cmd = self._next_command()
+                self._submitted += 1
+                start = time.monotonic_ns()
+                io = self.channel.execute(cmd, timeout=self._timeout, verify_handler=might_fail)
+                self._record(start)
+                self._outcome(io)
+        except (DeviceGone, ChannelClosed) as exc:
+            if self.exception is None:
+                self.exception = exc
+        except BaseException as exc:
+            if self.exception is None:
+                self.exception = exc
+            self._finish()
+            raise
+        self._finish()
+
+    # -- asynchronous channels (iSCSI) ----------------------------------------------
+
+    def _start_async(self) -> None:
+        if self.channel.sync_only:
+            raise SgError(f"{self.channel.path} is a {self.channel.kind} device: it takes synchronous SG_IO "
+                          "commands only; run the job synchronously, or use its sg node")
+        reactor = self.channel.reactor
+        with reactor._lock:
+            if not self._t0:
+                self._t0 = time.monotonic()
+            self.channel._jobs.append(self)
+            for _ in range(self.queue_depth):
+                if not self._submit():
+                    break
+            if self._inflight == 0:
+                self._finish()
+
+    def _submit(self) -> bool:
+        if not self._more():
+            return False
+        cmd = self._next_command()
+        start = time.monotonic_ns()
+        try:
+            io = self.channel.execute(cmd, async_=True, timeout=self._timeout, verify_handler=might_fail)
+        except (DeviceGone, ChannelClosed) as exc:
+            if self.exception is None:
+                self.exception = exc
+            self._stopping = True
+            return False
+        self._submitted += 1
+        self._inflight += 1
+        io.add_done_callback(lambda done, start=start: self._on_done(done, start))
+        return True
+
+    def _on_done(self, io: Any, start: int) -> None:
+        self._inflight -= 1
+        self._record(start)
+        self._outcome(io)
+        if not self.returned:
+            self._submit()
+            if self._inflight == 0:
+                self._finish()
+
+    def _stop_sending(self) -> None:
+        self._stopping = True
+        if self._inflight == 0 and self._t0 and not self.returned:
+            self._finish()
+
+    def _abort(self, exc: BaseException) -> None:
+        self._stopping = True
+        if self.exception is None:
+            self.exception = exc
+        if self._inflight and not self.channel.sync_only and not self.channel.closed:
+            limit = self._timeout / 1000.0 + 5.0
+            try:
+                self.channel.reactor._wait_until(lambda: self._inflight == 0, limit)
+            except BaseException:
+                pass
+        self._finish()
+
+    def _snapshot(self, now: float) -> JobStats:
+        c, lo, hi, total = self._lat
+        return self._make_stats(now, self._completed, self._submitted, self._short,
+                                list(self._hist) if self._hist is not None else None, c, lo, hi, total)
+
+    def _done_count(self) -> int:
+        return self._completed
+
+
+def make_job(channel: "Channel", command: Any, **options: Any) -> Job:
+    """The job for ``channel``: the C engine on sg nodes, the IO engine elsewhere."""
+    if getattr(channel, "kind", None) == "sg":
+        return _SgJob(channel, command, **options)
+    return _IoJob(channel, command, **options)

@@ -278,6 +278,6 @@ async def test_a_job_failure_is_raised_by_the_await(sg_device, scsi_debug):
         with pytest.raises(MediumError) as info:
             await ch.run(command.Read16(lba=0, transfer_length=1), lba=list(range(4990, 5010)), queue_depth=4)
         assert info.value.command.lba == 5000
+    async with aio.open(sg_device, read_only=True) as ro:
         with pytest.raises(UnsafeCommand):
-            await aio.AsyncChannel(Channel.from_path(sg_device, read_only=True)).run(
-                command.Write10(lba=0, transfer_length=1, data=bytes(BLOCK)), count=1)
+            await ro.run(command.Write10(lba=0, transfer_length=1, data=bytes(BLOCK)), count=1)

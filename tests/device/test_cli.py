@@ -264,10 +264,10 @@ def test_read_to_stdout(capsysbinary, dev):
 )
 def test_bench_json(capsys, dev, argv):
     doc = run_json(capsys, "bench", dev, "--seconds", "0.3", *argv)
-    assert set(doc) == {"device", "rw", "bs", "qd", "channels", "engine", "seconds", "ios", "bytes", "errors",
-                        "recovered", "short_transfers", "iops", "mb_per_s", "latency_ms"}
+    assert set(doc) == {"device", "rw", "bs", "qd", "channels", "engine", "job_engine", "seconds", "ios",
+                        "bytes", "errors", "recovered", "short_transfers", "iops", "mb_per_s", "latency_ms"}
     assert set(doc["latency_ms"]) == {"min", "mean", "p50", "p90", "p99", "p999", "max"}
-    assert doc["engine"] == "job" and doc["errors"] == 0 and doc["short_transfers"] == 0
+    assert doc["engine"] == "job" and doc["job_engine"] == "c" and doc["errors"] == 0 and doc["short_transfers"] == 0
     assert doc["ios"] > 0 and doc["iops"] > 0 and doc["bytes"] == doc["ios"] * doc["bs"]
     lat = doc["latency_ms"]
     assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"]

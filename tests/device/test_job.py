@@ -396,3 +396,36 @@ def test_job_repr_and_stats_text(ch):
 def test_latency_can_be_off(ch):
     job = ch.run(command.TestUnitReady(), count=100, latency=False)
     assert job.stats.latency is None and job.stats.commands == 100
+
+
+# -- other node kinds: the IO engine, one synchronous command at a time ----------------------
+
+
+def other_nodes(sg_device):
+    import glob
+
+    name = os.path.basename(sg_device)
+    disk = sorted(glob.glob(f"/sys/class/scsi_generic/{name}/device/block/*"))[0]
+    hctl = os.path.basename(os.path.realpath(f"/sys/class/scsi_generic/{name}/device"))
+    return ["/dev/" + os.path.basename(disk), f"/dev/bsg/{hctl}"]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["block", "bsg"])
+def test_jobs_on_block_and_bsg_nodes_run_one_command_at_a_time(ch, sg_device, which):
+    from sgpy.errors import SgError
+
+    node = other_nodes(sg_device)[which]
+    zero(ch, 0, 256)
+    with Channel.from_path(node) as other:
+        other.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+        job = other.run(command.Write16(lba=0, transfer_length=2, data=stamp(b"bk", 2)), count=20,
+                        lba="sequential", lba_range=(100, 140))
+        assert job.engine == "io" and job.stats.commands == 20 and job.stats.latency.count == 20
+        with pytest.raises(JobError, match="queue_depth must be 1"):
+            other.run(command.TestUnitReady(), count=5, queue_depth=4)
+        with pytest.raises(SgError, match="synchronous"):
+            other.run(command.TestUnitReady(), count=5, async_=True)
+        with pytest.raises(IllegalRequest):
+            other.run(command.Read16(lba=0, transfer_length=1), lba=[BLOCKS + 1])
+    blocks = read_blocks(ch, 0, 256)
+    assert [i for i, b in enumerate(blocks) if b != bytes(BLOCK)] == list(range(100, 140))

@@ -31,3 +31,16 @@ def test_refused_connection_is_no_such_device(capsys):
     rc, out, err = run(["tur", "iscsi://127.0.0.1:1/iqn.2026-11.invalid:x/1"], capsys)
     assert rc == cli.EXIT_NO_DEVICE
     assert "connection refused" in err
+
+
+def test_bench_over_iscsi_runs_jobs_on_the_sessions_ios(tgtd, new_target, capsys):
+    url = tgtd.url(new_target())
+    rc, out, err = run(["bench", url, "--seconds", "0.3", "--qd", "4", "--json"], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert (doc["engine"], doc["job_engine"], doc["errors"]) == ("job", "io", 0)
+    assert doc["ios"] > 0 and doc["bytes"] == doc["ios"] * 4096
+    rc, out, err = run(["bench", url, "--seconds", "0.2", "--rw", "write", "--channels", "2", "--qd", "4",
+                        "--allow-data-loss", "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(out)["ios"] > 0
