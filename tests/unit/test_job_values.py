@@ -79,3 +79,31 @@ def test_stats_are_frozen_values():
         s.commands = 2
     assert s == JobStats(commands=1, errors=0, recovered=0, short_transfers=0, submitted=1, seconds=1.0, bytes=0,
                          latency=None)
+
+
+def test_python_and_c_file_latencies_alike():
+    from sgpy.job import hist_index
+
+    rnd = random.Random(9)
+    values = list(range(0, 300)) + [rnd.randrange(0, 2 ** 64) for _ in range(3000)] + [2 ** k for k in range(64)]
+    for ns in values:
+        assert hist_index(ns) == _binding.hist_index(ns), ns
+
+
+def test_python_lba_plan_matches_its_definition():
+    from sgpy.job import _LbaPlan
+
+    seq = _LbaPlan(_binding.LBA_SEQUENTIAL, 100, 3, 8, None, 1)
+    assert [seq.next() for _ in range(7)] == [100, 108, 116, 100, 108, 116, 100]
+    lst = _LbaPlan(_binding.LBA_LIST, 0, 1, 1, [5, 1], 1)
+    assert [lst.next() for _ in range(5)] == [5, 1, 5, 1, 5]
+    fixed = _LbaPlan(_binding.LBA_FIXED, 42, 1, 1, None, 1)
+    assert {fixed.next() for _ in range(5)} == {42}
+    rnd = _LbaPlan(_binding.LBA_RANDOM, 64, 100, 4, None, 77)
+    draws = [rnd.next() for _ in range(2000)]
+    assert all(64 <= v < 64 + 400 and (v - 64) % 4 == 0 for v in draws)
+    assert len(set(draws)) == 100  # every position is reached
+    again = _LbaPlan(_binding.LBA_RANDOM, 64, 100, 4, None, 77)
+    assert [again.next() for _ in range(2000)] == draws
+    zero = _LbaPlan(_binding.LBA_RANDOM, 0, 1000, 1, None, 0)  # seed 0 still moves
+    assert len({zero.next() for _ in range(50)}) > 1
