@@ -500,7 +500,11 @@ def _run_guest(
     finally:
         for fd in (out_w, err_w, con_w):
             os.close(fd)
-    log = _pump(proc, {out_r: out_stream, err_r: err_stream, con_r: console}, timeout)
+    watch = _watch(proc.pid)
+    try:
+        log = _pump(proc, {out_r: out_stream, err_r: err_stream, con_r: console}, timeout)
+    finally:
+        watch.release()
     text = log.decode(errors="replace")
     if log.endswith(b"\0TIMEOUT"):
         raise SandboxTimeout(
@@ -580,6 +584,47 @@ def _pump(proc: "subprocess.Popen[bytes]", sinks: Dict[int, Optional[IO[bytes]]]
     if timed_out:
         log += b"\0TIMEOUT"
     return bytes(log)
+
+
+class _Watch:
+    """Kills the guest's process group if this process dies without cleaning up.
+
+    A caller killed by SIGKILL (or by SIGTERM, which Python does not turn
+    into an exception) never reaches :func:`_kill`, and the guest (UML and
+    its helper processes, or QEMU) would run on.  A small shell holds the
+    read end of a pipe whose write end only this process has (O_CLOEXEC):
+    when this process dies the shell reads EOF and kills the group;
+    :meth:`release` says "done" first, so a normal end kills nothing.
+    """
+
+    _SCRIPT = 'if read -r line && [ "$line" = done ]; then exit 0; fi; kill -KILL "-$1" 2>/dev/null'
+
+    def __init__(self, pgid: int) -> None:
+        r, self._w = os.pipe()
+        try:
+            self._proc: Optional["subprocess.Popen[bytes]"] = subprocess.Popen(
+                ["/bin/sh", "-c", self._SCRIPT, "sh", str(pgid)], stdin=r, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError:  # no /bin/sh: the caller's own cleanup still applies
+            self._proc = None
+        finally:
+            os.close(r)
+
+    def release(self) -> None:
+        try:
+            os.write(self._w, b"done\n")
+        except OSError:
+            pass
+        os.close(self._w)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self._proc.kill()
+
+
+def _watch(pgid: int) -> _Watch:
+    return _Watch(pgid)
 
 
 def _kill(proc: "subprocess.Popen[bytes]") -> None:

@@ -119,6 +119,45 @@ def test_timeout_on_the_command_line_exits_124():
     assert b"did not finish within 3 s" in proc.stderr
 
 
+def uml_pids():
+    """PIDs of every running UML process (their command line starts with linux.uml)."""
+    out = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if os.path.basename(f.read().split(b"\0", 1)[0]) == b"linux.uml":
+                        out.add(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+@needs_uml
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_the_guest_dies_with_a_killed_caller(sig):
+    import signal
+
+    before = uml_pids()
+    caller = subprocess.Popen([sys.executable, "-m", "sgpy.sandbox", "--", "sleep", "600"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not uml_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # let the guest start its helper processes
+    guest = uml_pids() - before
+    assert guest, "the guest did not start"
+    caller.send_signal(getattr(signal, sig))
+    caller.wait(10)
+    deadline = time.monotonic() + 10
+    while uml_pids() & guest and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = uml_pids() & guest
+    for pid in left:  # do not leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"UML processes {sorted(left)} outlived their caller"
+
+
 @needs_uml
 def test_bad_scsi_debug_parameter_fails_with_the_console_log():
     with pytest.raises(sandbox.SandboxError, match="insmod scsi_debug"):
