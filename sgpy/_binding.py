@@ -335,7 +335,7 @@ class JobCore:
     until every command came back.
     """
 
-    __slots__ = ("j", "_keep", "depth", "nfds")
+    __slots__ = ("j", "_keep", "depth", "nfds", "_buf_len")
 
     def __init__(
         self,
@@ -360,6 +360,10 @@ class JobCore:
         deadline_ns: int,
         latency: bool,
         sync: bool,
+        block_size: int = 0,
+        stamp: bool = False,
+        verify: bool = False,
+        tag: int = 0,
     ) -> None:
         if not 1 <= len(cdb) <= CDB_MAX:
             raise ValueError(f"CDB of {len(cdb)} bytes does not fit (1..{CDB_MAX} bytes)")
@@ -408,6 +412,14 @@ class JobCore:
         j.started = arr("int64_t[]", depth)
         j.lba_of = arr("uint64_t[]", depth)
         j.parked = arr("int[]", depth)
+        j.bad_block = arr("uint32_t[]", depth)
+        if (stamp or verify) and (block_size < 16 or not buf_len or buf_len % block_size):
+            raise ValueError("stamps need whole blocks of at least 16 bytes")
+        j.block_size = block_size
+        j.stamp = 1 if stamp else 0
+        j.verify = 1 if verify else 0
+        j.tag = tag
+        self._buf_len = buf_len
         self.j = j
         self._keep = keep
         self.depth = depth
@@ -455,6 +467,12 @@ class JobCore:
     def slot_lba(self, i: int) -> int:
         """The LBA slot ``i``'s last command was sent with."""
         return int(self.j.lba_of[i])
+
+    def slot_data(self, i: int) -> bytes:
+        """A copy of slot ``i``'s data buffer."""
+        j = self.j
+        start = 0 if j.share_buf else i * self._buf_len
+        return bytes(ffi.buffer(j.bufs + start, self._buf_len))
 
     def resubmit(self, i: int) -> int:
         """Release parked slot ``i`` (starting it again unless the job is ending); 0 or an errno."""

@@ -288,6 +288,11 @@ struct sgpy_job {
     uint64_t lat_max;
     uint64_t lat_sum;
     uint64_t lat_count;
+    unsigned int block_size;
+    int stamp;
+    int verify;
+    uint64_t tag;
+    uint32_t *bad_block;
 };
 
 static int64_t sgpy_now_ns(void)
@@ -379,12 +384,64 @@ static void sgpy_job_set_lba(struct sgpy_job *j, int i)
     }
 }
 
+/* Data stamps: every block of a stamping job begins with its own LBA and the
+ * job's tag, 8 bytes each, big-endian, so a later read can tell a block
+ * that holds its own data from a stale, misplaced or torn one. */
+static void sgpy_put_be64(unsigned char *p, uint64_t v)
+{
+    int b;
+    for (b = 7; b >= 0; b--) {
+        p[b] = (unsigned char)v;
+        v >>= 8;
+    }
+}
+
+static uint64_t sgpy_get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int b;
+    for (b = 0; b < 8; b++)
+        v = (v << 8) | p[b];
+    return v;
+}
+
+static unsigned char *sgpy_job_buf(struct sgpy_job *j, int i)
+{
+    return j->share_buf ? j->bufs : j->bufs + (size_t)i * j->buf_len;
+}
+
+static void sgpy_job_stamp(struct sgpy_job *j, int i)
+{
+    unsigned char *p = sgpy_job_buf(j, i);
+    unsigned int b, n = j->buf_len / j->block_size;
+    for (b = 0; b < n; b++, p += j->block_size) {
+        sgpy_put_be64(p, j->lba_of[i] + b);
+        sgpy_put_be64(p + 8, j->tag);
+    }
+}
+
+/* 0 when every block read into slot i holds its own stamp, else the first
+ * bad block's index + 1. */
+static uint32_t sgpy_job_check(struct sgpy_job *j, int i)
+{
+    const unsigned char *p = sgpy_job_buf(j, i);
+    sg_io_hdr_t *h = &j->slots[i].hdr;
+    unsigned int got = j->buf_len - (h->resid > 0 ? (unsigned int)h->resid : 0);
+    unsigned int b, n = got / j->block_size;
+    for (b = 0; b < n; b++, p += j->block_size)
+        if (sgpy_get_be64(p) != j->lba_of[i] + b || sgpy_get_be64(p + 8) != j->tag)
+            return b + 1;
+    return 0;
+}
+
 /* write() slot i to its fd.  0, or the errno (the slot is then free). */
 static int sgpy_job_write(struct sgpy_job *j, int i, int64_t now)
 {
     ssize_t r;
     int f = i % j->nfds;
     sgpy_job_set_lba(j, i);
+    if (j->stamp)
+        sgpy_job_stamp(j, i);
     if (j->latency)
         j->started[i] = now ? now : sgpy_now_ns();
     do {
@@ -434,12 +491,14 @@ static void sgpy_job_complete(struct sgpy_job *j, int i, int64_t *now)
     sg_io_hdr_t *h = &j->slots[i].hdr;
     j->inflight--;
     j->fd_inflight[i % j->nfds]--;
+    j->bad_block[i] = 0;
     if (j->latency) {
         if (*now == 0)
             *now = sgpy_now_ns();
         sgpy_job_record(j, j->started[i], *now);
     }
-    if ((h->info & SG_INFO_OK_MASK) != SG_INFO_OK) {
+    if ((h->info & SG_INFO_OK_MASK) != SG_INFO_OK
+            || (j->verify && (j->bad_block[i] = sgpy_job_check(j, i)) != 0)) {
         j->state[i] = SGPY_JOB_PARKED;
         j->parked[j->nparked++] = i;
         return;
@@ -540,6 +599,8 @@ static int sgpy_job_sync(struct sgpy_job *j, int budget)
         if (!sgpy_job_more(j, &now))
             break;
         sgpy_job_set_lba(j, 0);
+        if (j->stamp)
+            sgpy_job_stamp(j, 0);
         start = j->latency ? (now ? now : sgpy_now_ns()) : 0;
         j->submitted++;
         if (ioctl(j->fds[0], SG_IO, h) < 0) {

@@ -193,6 +193,11 @@ struct sgpy_job {
     uint64_t lat_max;
     uint64_t lat_sum;
     uint64_t lat_count;
+    unsigned int block_size;
+    int stamp;
+    int verify;
+    uint64_t tag;
+    uint32_t *bad_block;
     ...;
 };
 

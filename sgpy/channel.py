@@ -563,6 +563,8 @@ class Channel:
         latency: bool = True,
         max_fds: Optional[int] = None,
         max_errors: int = 100,
+        stamp: Optional[int] = None,
+        verify: Optional[int] = None,
         **options: Any,
     ) -> "Job":
         """Send ``cmd`` many times at full speed: a :class:`sgpy.job.Job` (see :mod:`sgpy.job`).
@@ -574,7 +576,9 @@ class Channel:
         whole medium), or a sequence of LBAs (sent in order, wrapping).
         ``seed`` makes random runs repeatable; ``stop_on_error`` (default)
         ends the job at the first failure; ``latency`` records a latency
-        histogram.  Synchronous (default): returns the finished job, or raises
+        histogram.  ``stamp=TAG`` (write jobs) starts every block written
+        with its LBA and TAG; ``verify=TAG`` (read jobs) checks every block
+        read holds exactly that, or fails with :class:`~sgpy.errors.DataMismatch`.  Synchronous (default): returns the finished job, or raises
         its first failure; ``async_=True``: returns the running job, driven by
         the reactor.
         """
@@ -587,7 +591,8 @@ class Channel:
                 raise TypeError(f"run() got unexpected keyword(s) {sorted(options)}")
         job = make_job(self, cmd, count=count, seconds=seconds, queue_depth=queue_depth, lba=lba,
                   lba_range=lba_range, seed=seed, stop_on_error=stop_on_error, timeout=timeout,
-                  latency=latency, max_fds=max_fds, max_errors=max_errors, sync=not async_)
+                  latency=latency, max_fds=max_fds, max_errors=max_errors, stamp=stamp, verify=verify,
+                  sync=not async_)
         if async_:
             job._start_async()
             return job

@@ -42,6 +42,7 @@ __all__ = [
     "DeviceGone",
     "DriverError",
     "VerifyFailed",
+    "DataMismatch",
     "ChannelClosed",
     "QueueFull",
     "TransferTooLarge",
@@ -362,6 +363,28 @@ def status_error_class(status: int) -> Type[StatusError]:
 
 class VerifyFailed(TaskFailed):
     """A verify handler rejected a completion (e.g. must_fail saw success)."""
+
+
+class DataMismatch(TaskFailed):
+    """Data read back is not what a stamped write put there (a job's ``verify=``).
+
+    The command succeeded on the device; the data did not survive.  Every
+    block a stamping job writes begins with its own LBA and the job's tag,
+    8 bytes each, big-endian; ``lba`` is the block read, ``found_lba`` and
+    ``found_tag`` what it held instead of ``lba`` and ``expected_tag``.
+    """
+
+    def __init__(self, message: str = "", *, lba: int = 0, found_lba: int = 0, expected_tag: int = 0,
+                 found_tag: int = 0, **fields: Any) -> None:
+        self.lba = lba
+        self.found_lba = found_lba
+        self.expected_tag = expected_tag
+        self.found_tag = found_tag
+        super().__init__(message, **fields)
+
+    def _default_message(self) -> str:
+        return (f"data mismatch at LBA {self.lba}: the block holds LBA {self.found_lba}'s stamp with tag "
+                f"{self.found_tag:#x}, not its own with tag {self.expected_tag:#x}")
 
 
 class ChannelClosed(SgError):

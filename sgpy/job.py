@@ -50,14 +50,23 @@ from sgpy import _binding
 from sgpy import safety as _safety
 from sgpy.constants import Direction
 from sgpy.constants import SenseKey
-from sgpy.errors import ChannelClosed, DeviceGone, EncodeError, SgError, TaskFailed, TransferTooLarge
+from sgpy.errors import (
+    ChannelClosed,
+    DataMismatch,
+    DeviceGone,
+    EncodeError,
+    SgError,
+    TaskFailed,
+    TransferTooLarge,
+)
 from sgpy.handler import might_fail
 from sgpy.status import classify
 
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy.channel import Channel
 
-__all__ = ["Job", "JobStats", "Latency", "JobError", "bucket_bounds", "hist_index", "make_job"]
+__all__ = ["Job", "JobStats", "Latency", "JobError", "bucket_bounds", "hist_index", "make_job",
+           "stamp_blocks", "find_mismatch"]
 
 #: Commands a job handles per return to Python (a reactor round, or a slice of a
 #: synchronous run); large enough that Python's share per command is negligible.
@@ -188,6 +197,31 @@ _M64 = 0xFFFFFFFFFFFFFFFF
 _SEED_ZERO = 0x9E3779B97F4A7C15  # a zero seed would stick xorshift at zero
 
 
+#: Bytes of a data stamp at the start of each block: its LBA, then the job's tag.
+STAMP_BYTES = 16
+
+
+def stamp_blocks(data: bytes, lba: int, tag: int, block_size: int) -> bytes:
+    """``data`` with each block's first 16 bytes replaced by its LBA and ``tag`` (big-endian)."""
+    out = bytearray(data)
+    for b in range(len(out) // block_size):
+        p = b * block_size
+        out[p:p + STAMP_BYTES] = (lba + b).to_bytes(8, "big") + tag.to_bytes(8, "big")
+    return bytes(out)
+
+
+def find_mismatch(data: bytes, lba: int, tag: int, block_size: int) -> Optional[Tuple[int, int, int]]:
+    """The first block of ``data`` (read from ``lba`` on) whose stamp is not its own:
+    ``(block index, LBA found, tag found)``, or None when every whole block checks out."""
+    for b in range(len(data) // block_size):
+        p = b * block_size
+        found_lba = int.from_bytes(data[p:p + 8], "big")
+        found_tag = int.from_bytes(data[p + 8:p + 16], "big")
+        if found_lba != lba + b or found_tag != tag:
+            return b, found_lba, found_tag
+    return None
+
+
 class _LbaPlan:
     """Which LBA each command gets: the same plan, in the same order, as ``sgpy_job_next_lba``
     (so a seeded random job sends the same LBAs on every transport)."""
@@ -255,6 +289,8 @@ class Job:
         latency: bool = True,
         max_fds: Optional[int] = None,
         max_errors: int = 100,
+        stamp: Optional[int] = None,
+        verify: Optional[int] = None,
         sync: bool = False,
     ) -> None:
         if channel.closed:
@@ -311,6 +347,9 @@ class Job:
         self.command = cmd
         self.length = length
         self._timeout = channel.timeout if timeout is None else timeout
+        self._block_size = bs
+        self._stamp = self._check_stamp(cmd, stamp, "stamp", Direction.TO_DEVICE, bs, length)
+        self._verify = self._check_stamp(cmd, verify, "verify", Direction.FROM_DEVICE, bs, length)
 
         mode, first, units, step, lbas, off, nbytes = self._lba_plan(cmd, lba, lba_range, bs, length)
         if count is None and seconds is None:
@@ -323,6 +362,32 @@ class Job:
         self._plan = (mode, first, units, step, lbas, off, nbytes, seed & _M64)
 
     # -- set-up ------------------------------------------------------------------
+
+    @staticmethod
+    def _check_stamp(cmd: Any, tag: Optional[int], what: str, direction: Direction, bs: int,
+                     length: int) -> Optional[int]:
+        """Validate ``stamp=``/``verify=``: a 64-bit tag, on block transfers of the right direction."""
+        if tag is None:
+            return None
+        if not isinstance(tag, int) or isinstance(tag, bool) or not 0 <= tag <= _M64:
+            raise JobError(f"{what}= is a tag from 0 to 2**64-1, not {tag!r}")
+        if cmd.direction is not direction:
+            kind = "write" if direction is Direction.TO_DEVICE else "read"
+            raise JobError(f"{what}= goes with {kind} commands; {cmd.name} is not one")
+        if not bs or not length or length % bs or bs < STAMP_BYTES:
+            raise JobError(f"{what}= needs whole logical blocks of at least {STAMP_BYTES} bytes; "
+                           f"{cmd.name} moves {length} bytes")
+        return tag
+
+    def _mismatch(self, data: bytes, lba: int) -> Optional[DataMismatch]:
+        """A DataMismatch for the first block of ``data`` that is not stamped as its own, or None."""
+        tag = self._verify if self._verify is not None else 0
+        found = find_mismatch(data, lba, tag, self._block_size)
+        if found is None:
+            return None
+        b, found_lba, found_tag = found
+        return DataMismatch(lba=lba + b, found_lba=found_lba, expected_tag=tag, found_tag=found_tag,
+                            command=self._command_at(lba))
 
     @staticmethod
     def _check_depth(channel: "Channel", queue_depth: int, max_fds: int) -> None:
@@ -533,8 +598,11 @@ class _SgJob(Job):
         mode, first, units, step, lbas, off, nbytes, seed = self._plan
         cmd, length, queue_depth = self.command, self.length, self.queue_depth
         direction = cmd.direction
-        if direction is Direction.TO_DEVICE:
-            buf: Any = bytes(cmd.data)
+        if direction is Direction.TO_DEVICE and self._stamp is not None:
+            buf: Any = bytearray(bytes(cmd.data) * queue_depth)  # one per slot: each gets its own stamps
+            share = False
+        elif direction is Direction.TO_DEVICE:
+            buf = bytes(cmd.data)
             share = True
         elif length:
             buf = bytearray(length * queue_depth)
@@ -553,7 +621,9 @@ class _SgJob(Job):
                 fds=self._fds, depth=queue_depth, cdb=cmd.cdb, direction=_DXFER[direction], buf=buf,
                 buf_len=length, share_buf=share, timeout_ms=self._timeout, lba_offset=off, lba_bytes=nbytes,
                 lba_mode=mode, lba_first=first, lba_units=units, lba_step=step, lba_list=lbas,
-                seed=seed, limit=self._limit, deadline_ns=0, latency=self._latency, sync=self._sync_ioctl)
+                seed=seed, limit=self._limit, deadline_ns=0, latency=self._latency, sync=self._sync_ioctl,
+                block_size=self._block_size, stamp=self._stamp is not None, verify=self._verify is not None,
+                tag=self._stamp if self._stamp is not None else (self._verify or 0))
             if not self._sync_ioctl:
                 self._epfd = self._core.make_epoll()
         except BaseException:
@@ -613,9 +683,16 @@ class _SgJob(Job):
         core = self._core
         for i in slots:
             r = core.slot_result(i)
+            lba = core.slot_lba(i)
             comp = classify(status=r.status, host_status=r.host_status, driver_status=r.driver_status,
-                            sense=r.sense, resid=r.resid, command=self._command_at(core.slot_lba(i)))
-            if comp.ok:
+                            sense=r.sense, resid=r.resid, command=self._command_at(lba))
+            mismatch = None
+            if comp.ok and self._verify is not None:
+                data = core.slot_data(i)
+                mismatch = self._mismatch(data[:len(data) - max(0, r.resid)], lba)
+            if mismatch is not None:
+                self._failed(mismatch)
+            elif comp.ok:
                 core.j.completed += 1
                 if comp.recovered:
                     self._recovered += 1
@@ -793,9 +870,14 @@ class _IoJob(Job):
         return not (self.seconds is not None and time.monotonic() >= self._deadline())
 
     def _next_command(self) -> Any:
-        if not self._varies:
+        if not self._varies and self._stamp is None:
             return self.command
-        return self._command_at(self._lbas.next())
+        lba = self._lbas.next()
+        if self._stamp is None:
+            return self._command_at(lba)
+        data = stamp_blocks(self.command.data, lba, self._stamp, self._block_size)
+        cmd = self._command_at(lba)
+        return attr.evolve(cmd, data=data)
 
     def _record(self, start: int) -> None:
         if self._hist is None:
@@ -813,6 +895,11 @@ class _IoJob(Job):
     def _outcome(self, io: Any) -> None:
         """Count one returned IO (success, recovered, short, or failure)."""
         error = io.error
+        if error is None and self._verify is not None:
+            error = self._mismatch(io.data, getattr(io.command, "lba", 0) or 0)
+            if error is not None:
+                self._failed(error)
+                return
         if error is None:
             self._completed += 1
             sense = io.sense

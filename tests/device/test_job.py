@@ -26,6 +26,7 @@ from sgpy import Channel, Reactor, command, handler
 from sgpy.errors import (
     ChannelClosed,
     CommandTimeout,
+    DataMismatch,
     EncodeError,
     IllegalRequest,
     MediumError,
@@ -429,3 +430,48 @@ def test_jobs_on_block_and_bsg_nodes_run_one_command_at_a_time(ch, sg_device, wh
             other.run(command.Read16(lba=0, transfer_length=1), lba=[BLOCKS + 1])
     blocks = read_blocks(ch, 0, 256)
     assert [i for i, b in enumerate(blocks) if b != bytes(BLOCK)] == list(range(100, 140))
+
+
+# -- stamped writes and verified reads ---------------------------------------------------------
+
+
+def test_stamped_writes_verify_and_every_kind_of_bad_block_is_named(ch):
+    tag = 0x5EED_0001
+    w = ch.run(command.Write16(lba=0, transfer_length=8, data=bytes(8 * BLOCK)), lba="sequential",
+               lba_range=(1024, 2048), count=128, queue_depth=8, stamp=tag)
+    assert w.stats.commands == 128
+    # Every block holds its own LBA and the tag.
+    blocks = read_blocks(ch, 1024, 1024)
+    assert all(b[:16] == (1024 + i).to_bytes(8, "big") + tag.to_bytes(8, "big") for i, b in enumerate(blocks))
+    # Random verified reads over the range pass, at any depth, synchronous or not.
+    for qd, async_ in ((1, False), (16, True)):
+        job = ch.run(command.Read16(lba=0, transfer_length=8), lba="random", lba_range=(1024, 2048), count=500,
+                     queue_depth=qd, verify=tag, async_=async_)
+        assert job.wait().commands == 500
+    # The wrong tag: the first block read is named.
+    with pytest.raises(DataMismatch) as info:
+        ch.run(command.Read16(lba=0, transfer_length=8), lba=[1040], verify=tag + 1)
+    e = info.value
+    assert (e.lba, e.found_lba, e.expected_tag, e.found_tag) == (1040, 1040, tag + 1, tag)
+    assert e.command.lba == 1040 and "data mismatch at LBA 1040" in str(e)
+    # A lost write (zeros), a misplaced block (another block's data): named by LBA, counted.
+    ch.cmd.Write16(lba=1500, transfer_length=1, data=bytes(BLOCK))
+    ch.cmd.Write16(lba=1601, transfer_length=1, data=ch.cmd.Read16(lba=1700, transfer_length=1).data)
+    job = ch.run(command.Read16(lba=0, transfer_length=8), lba="sequential", lba_range=(1024, 2048), count=128,
+                 queue_depth=4, verify=tag, stop_on_error=False)
+    assert (job.stats.commands, job.stats.errors) == (126, 2)
+    found = sorted((e.lba, e.found_lba, e.found_tag) for e in job.errors)
+    assert found == [(1500, 0, 0), (1601, 1700, tag)]
+    assert all(isinstance(e, DataMismatch) for e in job.errors)
+
+
+@pytest.mark.parametrize("cmd, kwargs, match", [
+    (command.Read16(lba=0, transfer_length=8), dict(stamp=1), "goes with write commands"),
+    (command.Write16(lba=0, transfer_length=1, data=bytes(BLOCK)), dict(verify=1), "goes with read commands"),
+    (command.TestUnitReady(), dict(verify=1), "goes with read commands"),
+    (command.Read16(lba=0, transfer_length=8), dict(verify=-1), "tag from 0 to 2\\*\\*64-1"),
+    (command.Read16(lba=0, transfer_length=8), dict(verify=2 ** 64), "tag from 0"),
+])
+def test_bad_stamp_arguments(ch, cmd, kwargs, match):
+    with pytest.raises(JobError, match=match):
+        ch.run(cmd, count=1, **kwargs)

@@ -313,3 +313,23 @@ def test_async_jobs_on_sg_and_iscsi_share_one_reactor(sg_device, tgtd, new_targe
             ch.close()
     finally:
         reactor.close()
+
+
+@pytest.mark.parametrize("qd", [1, 8])
+def test_stamped_write_then_verified_read_on_every_transport(channel, qd):
+    from sgpy.errors import DataMismatch
+
+    tag = 0xABCD
+    w = channel.run(command.Write16(lba=0, transfer_length=4, data=b"\xee" * (4 * BLOCK)), lba="sequential",
+                    lba_range=(256, 512), count=64, queue_depth=qd, stamp=tag)
+    assert w.stats.commands == 64
+    block = channel.cmd.Read16(lba=300, transfer_length=1).data
+    assert block[:16] == (300).to_bytes(8, "big") + tag.to_bytes(8, "big") and block[16:] == b"\xee" * (BLOCK - 16)
+    r = channel.run(command.Read16(lba=0, transfer_length=4), lba="random", lba_range=(256, 512), count=200,
+                    queue_depth=qd, verify=tag)
+    assert (r.stats.commands, r.stats.errors) == (200, 0)
+    channel.cmd.Write16(lba=333, transfer_length=1, data=bytes(BLOCK))
+    with pytest.raises(DataMismatch) as info:
+        channel.run(command.Read16(lba=0, transfer_length=4), lba="sequential", lba_range=(256, 512), count=64,
+                    queue_depth=qd, verify=tag)
+    assert (info.value.lba, info.value.found_lba, info.value.found_tag) == (333, 0, 0)

@@ -107,3 +107,34 @@ def test_python_lba_plan_matches_its_definition():
     assert [again.next() for _ in range(2000)] == draws
     zero = _LbaPlan(_binding.LBA_RANDOM, 0, 1000, 1, None, 0)  # seed 0 still moves
     assert len({zero.next() for _ in range(50)}) > 1
+
+
+@pytest.mark.parametrize("bs", [16, 512, 4096])
+def test_stamps_round_trip_and_name_the_first_bad_block(bs):
+    from sgpy.job import find_mismatch, stamp_blocks
+
+    data = stamp_blocks(b"\x55" * (bs * 4), 1000, 7, bs)
+    assert len(data) == bs * 4
+    assert data[bs:bs + 16] == (1001).to_bytes(8, "big") + (7).to_bytes(8, "big")
+    assert data[16:bs] == b"\x55" * (bs - 16)
+    assert find_mismatch(data, 1000, 7, bs) is None
+    assert find_mismatch(data, 1000, 8, bs) == (0, 1000, 7)
+    assert find_mismatch(data, 999, 7, bs) == (0, 1000, 7)
+    torn = data[:2 * bs] + bytes(bs) + data[3 * bs:]
+    assert find_mismatch(torn, 1000, 7, bs) == (2, 0, 0)
+    assert find_mismatch(data[:bs + 3], 1000, 7, bs) is None  # only whole blocks are checked
+
+
+def test_data_mismatch_is_a_task_failure_that_says_where():
+    from sgpy import command
+    from sgpy.errors import DataMismatch, SgError, TaskFailed
+
+    e = DataMismatch(lba=1500, found_lba=0, expected_tag=0x2A, found_tag=0,
+                     command=command.Read16(lba=1496, transfer_length=8))
+    assert isinstance(e, TaskFailed) and isinstance(e, SgError)
+    assert str(e).startswith("data mismatch at LBA 1500: the block holds LBA 0's stamp with tag 0x0, "
+                             "not its own with tag 0x2a — Read16(")
+    assert (e.lba, e.found_lba, e.expected_tag, e.found_tag) == (1500, 0, 0x2A, 0)
+    import sgpy
+
+    assert sgpy.DataMismatch is DataMismatch
