@@ -187,6 +187,7 @@ class Channel:
         self._xfer_cache = {}
         self._max_transfer: Optional[int] = None
         self._sync_callers: List[_binding.SyncCaller] = []
+        self._sync_fds: List[int] = []
         self.cmd = CommandNamespace(self)
         st = os.fstat(fd)
         if stat.S_ISBLK(st.st_mode):
@@ -523,6 +524,12 @@ class Channel:
                 raise SgError(f"{self.path} is a {self.kind} device: it takes synchronous SG_IO commands only; "
                               "use its sg node (/dev/sgN) for asynchronous work")
             self._execute_sg_io(io)
+        elif not async_ and self.kind == "sg":
+            # One SG_IO ioctl on a caller's own fd: one system call, and no
+            # waiting behind commands queued for the pool.
+            self._execute_sg_io(io)
+            if not io.returned:  # re-issued with a larger allocation length, through the pool
+                self.reactor.wait([io])
         else:
             reactor = self.reactor
             with reactor._lock:
@@ -639,9 +646,24 @@ class Channel:
                 raise exc
         return ios
 
+    def _sync_caller(self) -> _binding.SyncCaller:
+        """A free SG_IO caller.  Block and bsg nodes share the channel's fd; on an
+        sg node each caller has an fd of its own, so that synchronous commands
+        never take one of the 16 places of a pool fd (sg.c refuses the 17th
+        with EDOM, SG_IO included)."""
+        if self._sync_callers:
+            return self._sync_callers.pop()
+        if self.kind != "sg":
+            return _binding.SyncCaller(self._fd, self.kind == "bsg")
+        if self._closed:
+            raise ChannelClosed(f"{self!r} is closed")
+        fd = _open(self.path if os.path.exists(self.path) else f"/proc/self/fd/{self._fd}")
+        self._sync_fds.append(fd)
+        return _binding.SyncCaller(fd)
+
     def _execute_sg_io(self, io: Io) -> None:
-        """The synchronous SG_IO path (block devices and bsg nodes)."""
-        caller = self._sync_callers.pop() if self._sync_callers else _binding.SyncCaller(self._fd, self.kind == "bsg")
+        """The synchronous SG_IO path (block devices, bsg nodes, and sg nodes' synchronous commands)."""
+        caller = self._sync_caller()
         try:
             cmd = io.command
             r = caller.call(cmd.cdb, _DXFER[cmd.direction], io.data_buf, io.length, io.timeout)
@@ -658,6 +680,8 @@ class Channel:
         with reactor._lock:
             reactor._outstanding += 1
             self._outstanding += 1
+            reactor.submitted += 1
+            self.submitted += 1
             if r.status in (0, 4) and r.host_status == 0 and r.driver_status & ~0x08 == 0 and not r.sense:
                 reactor._finish(io)
             else:
@@ -748,6 +772,13 @@ class Channel:
                     else:
                         reactor._close_fd(st)
                 self._pool.clear()
+                self._sync_callers.clear()
+                for fd in self._sync_fds:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                self._sync_fds.clear()
                 if self.sync_only and self._owns_fd:
                     try:
                         os.close(self._fd)

@@ -785,6 +785,7 @@ class IscsiChannel(Channel):
         self._dxfer = _DIR
         self._max_transfer = max_transfer
         self._sync_callers: List[Any] = []
+        self._sync_fds: List[int] = []
         self.cmd = CommandNamespace(self)
         self.kind = "iscsi"
         self.sync_only = False
