@@ -474,7 +474,7 @@ class Job:
         if self.stop_on_error:
             if self.exception is None:
                 self.exception = error
-            self._stop_sending()
+            self._halt()
 
     def _gone_error(self, err: int) -> BaseException:
         if err in _GONE:
@@ -521,7 +521,12 @@ class Job:
     def _start_async(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _stop_sending(self) -> None:  # pragma: no cover - overridden
+    def _halt(self) -> None:  # pragma: no cover - overridden
+        """Send no new command (those in flight still come back)."""
+        raise NotImplementedError
+
+    def _idle(self) -> bool:  # pragma: no cover - overridden
+        """True when the job has started and has nothing in flight."""
         raise NotImplementedError
 
     def _abort(self, exc: BaseException) -> None:  # pragma: no cover - overridden
@@ -568,7 +573,9 @@ class Job:
         """Send no more commands; the job ends when those in flight came back."""
         with self.channel.reactor._lock:
             if not self.returned:
-                self._stop_sending()
+                self._halt()
+                if self._idle():
+                    self._finish()
 
     def add_done_callback(self, fn: Callable[["Job"], Any]) -> None:
         """Call ``fn(job)`` when the job finishes (at once if it has)."""
@@ -703,10 +710,11 @@ class _SgJob(Job):
                 self._fatal(err)
                 return
 
-    def _stop_sending(self) -> None:
+    def _halt(self) -> None:
         self._core.j.stopping = 1
-        if self._core.j.inflight == 0 and not self._sync_ioctl and not self.returned and self._t0:
-            self._finish()
+
+    def _idle(self) -> bool:
+        return bool(self._t0) and self._core.j.inflight == 0 and not self._sync_ioctl
 
     def _drain(self) -> None:
         """Collect what is in flight (bounded by the command timeout)."""
@@ -932,8 +940,12 @@ class _IoJob(Job):
             while self._more():
                 cmd = self._next_command()
                 self._submitted += 1
+                self._inflight += 1
                 start = time.monotonic_ns()
-                io = self.channel.execute(cmd, timeout=self._timeout, verify_handler=might_fail)
+                try:
+                    io = self.channel.execute(cmd, timeout=self._timeout, verify_handler=might_fail)
+                finally:
+                    self._inflight -= 1
                 self._record(start)
                 self._outcome(io)
         except (DeviceGone, ChannelClosed) as exc:
@@ -989,10 +1001,11 @@ class _IoJob(Job):
             if self._inflight == 0:
                 self._finish()
 
-    def _stop_sending(self) -> None:
+    def _halt(self) -> None:
         self._stopping = True
-        if self._inflight == 0 and self._t0 and not self.returned:
-            self._finish()
+
+    def _idle(self) -> bool:
+        return bool(self._t0) and self._inflight == 0
 
     def _abort(self, exc: BaseException) -> None:
         self._stopping = True
