@@ -33,6 +33,13 @@ to the transfer) instead of pages the kernel allocates per command.  At
 queue depth 1 a synchronous job uses the ``SG_IO`` ioctl: one system call
 per command.  Handler chains and verify handlers are not run per command
 (that is what an IO is for); a job's answer is its :class:`JobStats`.
+
+``stamp=TAG`` makes a write job start every block with its LBA and TAG;
+``verify=TAG`` makes a read job check every block for exactly that
+(:class:`~sgpy.errors.DataMismatch` otherwise).  On channels that are not sg
+nodes (iSCSI, block devices, bsg nodes) the same call runs through the
+channel's own IOs (``job.engine == "io"``) with the same LBA plan,
+statistics and errors, at the speed of IOs.
 """
 
 from __future__ import annotations
