@@ -990,13 +990,17 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
         sequential = not args.rw.startswith("rand")
         depths = [(ch, qd) for ch, qd in zip(channels, _spread(args.qd, len(channels))) if qd]
         ranges = _bench_ranges(cap["blocks"], per, len(depths), sequential)
+        seconds = args.seconds if args.seconds is not None or args.count is not None else 5.0
+        counts = _spread(args.count, len(depths)) if args.count is not None else [None] * len(depths)
         jobs: List[Any] = []
-        for i, ((ch, qd), lba_range) in enumerate(zip(depths, ranges)):
+        for i, ((ch, qd), lba_range, count) in enumerate(zip(depths, ranges, counts)):
             ch.block_size = block
+            if count == 0:
+                continue
             try:
-                jobs.append(ch.run(cmd, async_=True, seconds=args.seconds, queue_depth=qd,
+                jobs.append(ch.run(cmd, async_=True, seconds=seconds, count=count, queue_depth=qd,
                                    lba="sequential" if sequential else "random", lba_range=lba_range,
-                                   seed=_BENCH_SEED + i))
+                                   seed=_BENCH_SEED + i, stamp=args.stamp, verify=args.verify))
             except (JobError, TransferTooLarge) as exc:
                 raise UsageError(str(exc)) from None
 
@@ -1051,6 +1055,10 @@ def _cmd_bench(args: argparse.Namespace, out: _Out) -> int:
 
     if args.rw in ("write", "randwrite"):
         _check(args, command.Write16)
+        if args.verify is not None:
+            raise UsageError("--verify checks reads; with --rw write or randwrite use --stamp")
+    elif args.stamp is not None:
+        raise UsageError("--stamp marks writes; with --rw read or randread use --verify")
     path = _resolve(args.device)
     result = _bench(args, out, path)
     if out.json:
@@ -1151,9 +1159,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("bench", _cmd_bench, "measure IOPS, MB/s and latency (writes need --allow-data-loss)", [device, risky])
     p.add_argument("--qd", type=_positive, default=32, metavar="N", help="commands in flight (default 32)")
     p.add_argument("--bs", type=parse_size, default=4096, metavar="SIZE", help="bytes per command (default 4k)")
-    p.add_argument("--seconds", type=_seconds, default=5.0, metavar="S", help="duration (default 5)")
+    p.add_argument("--seconds", type=_seconds, default=None, metavar="S",
+                   help="duration (default 5, or none with --count)")
+    p.add_argument("--count", type=_positive, default=None, metavar="N",
+                   help="commands in all (split among the channels); ends the run first if --seconds is longer")
     p.add_argument("--rw", choices=["randread", "randwrite", "read", "write"], default="randread",
                    help="access pattern (default randread)")
+    tags = p.add_mutually_exclusive_group()
+    tags.add_argument("--stamp", type=_int, default=None, metavar="TAG",
+                      help="writes: start every block with its LBA and TAG (for a later --verify)")
+    tags.add_argument("--verify", type=_int, default=None, metavar="TAG",
+                      help="reads: check every block holds its LBA and TAG (exit status 3 on a mismatch)")
     p.add_argument("--channels", type=_positive, default=1, metavar="N",
                    help="channels, one job each, sharing the queue depth (default 1)")
     return parser

@@ -304,6 +304,34 @@ def test_bench_writes_need_allow_data_loss(capsys, dev, rw):
     assert "refused" in err and "--allow-data-loss" in err
 
 
+def test_bench_stamps_then_verifies_and_names_a_bad_block(capsys, dev, tmp_path):
+    # 64 KiB writes, in order, over the whole 64 MiB disk: 1024 commands cover it once.
+    w = run_json(capsys, "bench", dev, "--rw", "write", "--bs", "64k", "--count", "1024", "--qd", "8",
+                 "--stamp", "0x77", "--allow-data-loss")
+    assert w["ios"] == 1024 and w["errors"] == 0
+    r = run_json(capsys, "bench", dev, "--rw", "randread", "--verify", "0x77", "--seconds", "0.5", "--qd", "8")
+    assert r["ios"] > 0 and r["errors"] == 0
+    assert run_json(capsys, "bench", dev, "--rw", "read", "--count", "10", "--verify", "0x77")["ios"] == 10
+    # A block that lost its data: the read bench stops with status 3 and names it.
+    zeros = tmp_path / "zeros"
+    zeros.write_bytes(bytes(BLOCK))
+    assert run_json(capsys, "write", dev, "--lba", "4242", "-i", zeros, "--allow-data-loss")["count"] == 1
+    code, out, err = run(capsys, "bench", dev, "--rw", "read", "--bs", "64k", "--count", "1024", "--qd", "4",
+                         "--verify", "0x77")
+    assert code == 3 and out == ""
+    assert "data mismatch at LBA 4242" in err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--rw", "read", "--stamp", "1"], "--stamp marks writes"),
+    (["--rw", "write", "--verify", "1", "--allow-data-loss"], "--verify checks reads"),
+    (["--stamp", "1", "--verify", "1"], "not allowed with argument"),
+])
+def test_bench_stamp_and_verify_go_with_their_direction(capsys, dev, argv, match):
+    code, out, err = run(capsys, "bench", dev, "--seconds", "0.1", *argv)
+    assert code == 2 and match in err
+
+
 class Terminal(io.StringIO):
     def isatty(self):
         return True
