@@ -143,6 +143,8 @@ def summarize(results: List[Dict[str, Any]], host: Dict[str, float]) -> Dict[str
             other["kernel"] = r["kernel"]
         elif r["kind"] == "million":
             other["million"] = r
+        elif r["kind"] == "million job":
+            other["million job"] = r
         elif r["kind"] == "channels":
             other["channels"].append(r)
         elif r["kind"] == "latency":
@@ -224,11 +226,12 @@ def table(summary: Dict[str, Any]) -> str:
         pf = h["python loop"] / g["python loop"]
         cf = h["C syscall loop"] / g["C syscall loop"]
         lines.append(f"  Python is slowed x{pf / cf:.1f} more than C syscalls in the guest")
-    m = summary.get("million")
-    if m:
-        lines.append(f"{m['commands']:,} commands at QD 16: {m['commands'] / m['seconds']:,.0f}/s; "
-                     f"RSS start {m['rss_start_kib']:,} KiB, end {m['rss_end_kib']:,} KiB, "
-                     f"max {m['rss_max_kib']:,} KiB")
+    for key, how in (("million", "IO objects"), ("million job", "one job")):
+        m = summary.get(key)
+        if m:
+            lines.append(f"{m['commands']:,} commands at QD 16 ({how}): {m['commands'] / m['seconds']:,.0f}/s; "
+                         f"RSS start {m['rss_start_kib']:,} KiB, end {m['rss_end_kib']:,} KiB, "
+                         f"max {m['rss_max_kib']:,} KiB")
     ch = summary.get("channels")
     if ch:
         one = med([r["one"] for r in ch])
