@@ -412,7 +412,6 @@ class JobCore:
         j.started = arr("int64_t[]", depth)
         j.lba_of = arr("uint64_t[]", depth)
         j.parked = arr("int[]", depth)
-        j.bad_block = arr("uint32_t[]", depth)
         if (stamp or verify) and (block_size < 16 or not buf_len or buf_len % block_size):
             raise ValueError("stamps need whole blocks of at least 16 bytes")
         j.block_size = block_size

@@ -292,7 +292,6 @@ struct sgpy_job {
     int stamp;
     int verify;
     uint64_t tag;
-    uint32_t *bad_block;
 };
 
 static int64_t sgpy_now_ns(void)
@@ -491,14 +490,13 @@ static void sgpy_job_complete(struct sgpy_job *j, int i, int64_t *now)
     sg_io_hdr_t *h = &j->slots[i].hdr;
     j->inflight--;
     j->fd_inflight[i % j->nfds]--;
-    j->bad_block[i] = 0;
     if (j->latency) {
         if (*now == 0)
             *now = sgpy_now_ns();
         sgpy_job_record(j, j->started[i], *now);
     }
     if ((h->info & SG_INFO_OK_MASK) != SG_INFO_OK
-            || (j->verify && (j->bad_block[i] = sgpy_job_check(j, i)) != 0)) {
+            || (j->verify && sgpy_job_check(j, i) != 0)) {
         j->state[i] = SGPY_JOB_PARKED;
         j->parked[j->nparked++] = i;
         return;

@@ -197,7 +197,6 @@ struct sgpy_job {
     int stamp;
     int verify;
     uint64_t tag;
-    uint32_t *bad_block;
     ...;
 };
 

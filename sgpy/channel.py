@@ -77,6 +77,22 @@ def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
                                 path) from None
 
 
+def _grow_reserve(fd: int, need: int, current: int) -> int:
+    """Grow ``fd``'s reserve buffer to fit a ``need``-byte transfer; return its size now.
+
+    sg lets one in-flight command per fd use the reserve buffer instead of
+    pages allocated per command (drivers/scsi/sg.c, sg_link_reserve).  Sizes
+    are rounded up to a power of two and capped at 4 MiB; a refusal leaves it
+    as it was (slower, still correct).
+    """
+    if need <= current or current >= _RESERVE_CAP:
+        return current
+    try:
+        return _binding.set_reserved_size(fd, min(1 << (need - 1).bit_length(), _RESERVE_CAP))
+    except OSError:
+        return current
+
+
 def _is_bsg(rdev: int) -> bool:
     """True when the character device ``rdev`` belongs to the bsg driver (from sysfs)."""
     link = f"/sys/dev/char/{os.major(rdev)}:{os.minor(rdev)}/subsystem"
@@ -278,9 +294,13 @@ class Channel:
         self.reactor._register(st)
         return st
 
+    def _open_another_fd(self) -> int:
+        """One more fd on the device (for the pool, a synchronous caller, a job)."""
+        return _open(self.path if os.path.exists(self.path) else f"/proc/self/fd/{self._fd}")
+
     def _open_pool_fd(self) -> Optional[FdState]:
         try:
-            fd = os.open(self.path if os.path.exists(self.path) else f"/proc/self/fd/{self._fd}", _OPEN_FLAGS)
+            fd = self._open_another_fd()
         except OSError:
             return None  # the pool just stays smaller (fd limit, permissions...)
         return self._add_fd(fd)
@@ -364,14 +384,7 @@ class Channel:
         """Grow an idle fd's reserve buffer to fit the largest transfer in ``batch``."""
         if st.inflight:
             return
-        need = max(io.length for io in batch)
-        if need <= st.reserved or st.reserved >= _RESERVE_CAP:
-            return
-        size = 1 << (need - 1).bit_length()
-        try:
-            st.reserved = _binding.set_reserved_size(st.fd, min(size, _RESERVE_CAP))
-        except OSError:
-            pass
+        st.reserved = _grow_reserve(st.fd, max(io.length for io in batch), st.reserved)
 
     # -- properties ------------------------------------------------------------
 
@@ -479,9 +492,7 @@ class Channel:
         if limit is None:
             limit = self.max_transfer
         if length > limit:
-            raise TransferTooLarge(
-                f"{cmd.name} would move {length} bytes; {self.path} accepts at most {self.max_transfer} "
-                f"bytes in one command ({self._limit_source}): split the transfer")
+            raise self._too_large(cmd, length)
         direction = cmd.direction
         io = _IO_CLASS[direction](cmd, self, length, None, self.timeout if timeout is None else timeout,
                                   verify_handler)
@@ -495,6 +506,12 @@ class Channel:
             io.data_buf = memoryview(buf)  # .tobytes(), as the original data_buf.tostring()
             io._cbuf = _binding.buffer_pointer(buf)
         return io
+
+    def _too_large(self, cmd: Any, length: int) -> TransferTooLarge:
+        """The error for a transfer above :attr:`max_transfer`, naming the limit and where it comes from."""
+        return TransferTooLarge(
+            f"{cmd.name} would move {length} bytes; {self.path} accepts at most {self.max_transfer} "
+            f"bytes in one command ({self._limit_source}): split the transfer")
 
     def execute(
         self,
@@ -657,7 +674,7 @@ class Channel:
             return _binding.SyncCaller(self._fd, self.kind == "bsg")
         if self._closed:
             raise ChannelClosed(f"{self!r} is closed")
-        fd = _open(self.path if os.path.exists(self.path) else f"/proc/self/fd/{self._fd}")
+        fd = self._open_another_fd()
         self._sync_fds.append(fd)
         return _binding.SyncCaller(fd)
 

@@ -64,8 +64,8 @@ from sgpy.errors import (
     EncodeError,
     SgError,
     TaskFailed,
-    TransferTooLarge,
 )
+from sgpy.channel import _DXFER, _grow_reserve
 from sgpy.handler import might_fail
 from sgpy.status import classify
 
@@ -84,14 +84,7 @@ _TURN_NS = 5_000_000
 #: A synchronous job returns to Python at least this often (ms), so signals
 #: such as Ctrl-C are seen while the device is slow.
 _SLICE_MS = 100
-_RESERVE_CAP = 4 * 1024 * 1024
-_OPEN_FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
 _GONE = frozenset({_errno.ENODEV, _errno.ENXIO, _errno.EIO, _errno.EBADF})
-_DXFER = {
-    Direction.NONE: _binding.SG_DXFER_NONE,
-    Direction.TO_DEVICE: _binding.SG_DXFER_TO_DEV,
-    Direction.FROM_DEVICE: _binding.SG_DXFER_FROM_DEV,
-}
 #: Fields giving how many blocks a command covers, when it moves no data
 #: (VERIFY without BYTCHK, WRITE SAME's NUMBER OF LOGICAL BLOCKS...).
 _LENGTH_FIELDS = ("transfer_length", "verification_length", "number_of_logical_blocks")
@@ -343,9 +336,7 @@ class Job:
             bs = 0
             length = cmd.transfer_bytes()
         if length > channel.max_transfer:
-            raise TransferTooLarge(
-                f"{cmd.name} would move {length} bytes; {channel.path} accepts at most "
-                f"{channel.max_transfer} bytes in one command ({channel._limit_source}): split the transfer")
+            raise channel._too_large(cmd, length)
         if cmd.direction is Direction.TO_DEVICE:
             data = cmd.data
             if data is None or len(data) != length:
@@ -627,7 +618,7 @@ class _SgJob(Job):
         nfds = 1 if self._sync_ioctl else min(queue_depth, self._max_fds)
         try:
             for _ in range(nfds):
-                fd = os.open(channel.path, _OPEN_FLAGS)
+                fd = channel._open_another_fd()
                 self._fds.append(fd)
                 if length:
                     self._reserve(fd, length)
@@ -648,10 +639,10 @@ class _SgJob(Job):
     def _reserve(fd: int, length: int) -> None:
         """Grow the fd's reserve buffer to the transfer (sg.c uses it for one command per fd)."""
         try:
-            if _binding.get_reserved_size(fd) < length:
-                _binding.set_reserved_size(fd, min(length, _RESERVE_CAP))
+            current = _binding.get_reserved_size(fd)
         except OSError:
-            pass  # the kernel then allocates per command: slower, still correct
+            return  # the kernel then allocates per command: slower, still correct
+        _grow_reserve(fd, length, current)
 
     # -- running -----------------------------------------------------------------
 
@@ -864,7 +855,7 @@ class _IoJob(Job):
             raise JobError(f"{channel.path} is a {channel.kind} device: it takes one synchronous command at "
                            "a time, so queue_depth must be 1 (use its sg node for more)")
         if queue_depth < 1:
-            raise JobError(f"queue_depth {queue_depth} is not in 1..")
+            raise JobError(f"queue_depth {queue_depth} must be at least 1")
 
     def __init__(self, channel: "Channel", command: Any, **options: Any) -> None:
         super().__init__(channel, command, **options)

@@ -500,7 +500,7 @@ def _run_guest(
     finally:
         for fd in (out_w, err_w, con_w):
             os.close(fd)
-    watch = _watch(proc.pid)
+    watch = _Watch(proc.pid)
     try:
         log = _pump(proc, {out_r: out_stream, err_r: err_stream, con_r: console}, timeout)
     finally:
@@ -621,10 +621,6 @@ class _Watch:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover
                 self._proc.kill()
-
-
-def _watch(pgid: int) -> _Watch:
-    return _Watch(pgid)
 
 
 def _kill(proc: "subprocess.Popen[bytes]") -> None:
