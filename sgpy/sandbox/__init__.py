@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
 import re
 import selectors
@@ -31,6 +32,7 @@ import time
 from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from sgpy.errors import SgError
+from sgpy.sandbox import host
 
 __all__ = [
     "DEFAULT_SCSI_DEBUG",
@@ -44,6 +46,9 @@ __all__ = [
     "find_uml",
     "EXIT_TIMEOUT",
     "EXIT_SANDBOX_FAILED",
+    "host_decision",
+    "probe_uml",
+    "check",
 ]
 
 #: scsi_debug parameters used when the caller names none: two 64 MiB disks
@@ -228,25 +233,35 @@ def _cache_dir() -> str:
     return path
 
 
-def _umlfix() -> str:
-    """Build (once, cached by content hash) the LD_PRELOAD shim umlfix.c."""
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "umlfix.c")
+def _build_tool(name: str, *, shared: bool) -> str:
+    """Compile ``NAME.c`` beside this file once, cached by content hash; return the output's path.
+
+    ``umlfix.c`` becomes an LD_PRELOAD library for UML, ``regcheck.c`` the
+    guest's register check; both need only a C compiler.
+    """
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.c")
     with open(src, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    out = os.path.join(_cache_dir(), f"umlfix-{digest}.so")
+    out = os.path.join(_cache_dir(), f"{name}-{digest}{'.so' if shared else ''}")
     if os.path.exists(out):
         return out
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        raise SandboxError("the sg sandbox needs a C compiler (cc) to build its UML helper; "
+        raise SandboxError(f"the sg sandbox needs a C compiler (cc) to build its helper {name}.c; "
                            "install it with: sudo apt-get install gcc")
     tmp = f"{out}.{os.getpid()}.tmp"
-    proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", tmp, src, "-ldl"],
+    flags = ["-shared", "-fPIC"] if shared else []
+    proc = subprocess.run([cc, *flags, "-O2", "-o", tmp, src, *(["-ldl"] if shared else [])],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
-        raise SandboxError("building the sandbox's UML helper failed:\n" + proc.stdout.decode(errors="replace"))
+        raise SandboxError(f"building the sandbox's helper {name}.c failed:\n" + proc.stdout.decode(errors="replace"))
     os.replace(tmp, out)
     return out
+
+
+def _tool_sources() -> List[str]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [os.path.join(here, "umlfix.c"), os.path.join(here, "regcheck.c")]
 
 
 # ---------------------------------------------------------------------------
@@ -378,7 +393,7 @@ def run(
     stdout: Optional[IO[bytes]] = None,
     stderr: Optional[IO[bytes]] = None,
     console: Optional[IO[bytes]] = None,
-    kernel: str = "uml",
+    kernel: str = "auto",
 ) -> int:
     """Boot the sandbox, run ``command`` inside it, return its exit status.
 
@@ -390,20 +405,53 @@ def run(
     process's), the kernel console to ``console`` (default: kept for error
     messages only).
 
-    ``kernel="qemu"`` boots Debian's x86-64 kernel under QEMU instead of
-    User-Mode Linux (see :mod:`sgpy.sandbox.qemu`): slower to boot, but with
-    system calls at the speed of an emulated CPU rather than UML's, which is
-    what benchmarks need.
+    ``kernel``: ``"auto"`` (default) runs User-Mode Linux where a probe of
+    this host (:func:`host_decision`, cached) found that it runs guest
+    programs correctly, and QEMU otherwise, saying why on ``stderr``;
+    ``"uml"`` insists on UML (SandboxError when it cannot be trusted here);
+    ``"qemu"`` boots Debian's x86-64 kernel under QEMU (see
+    :mod:`sgpy.sandbox.qemu`): slower to boot, but with system calls at the
+    speed of an emulated CPU rather than UML's, which is what benchmarks need.
     """
+    if kernel not in ("auto", "uml", "qemu"):
+        raise SandboxError(f"unknown sandbox kernel {kernel!r}: choose 'auto', 'uml' or 'qemu'")
+    if not command:
+        raise SandboxError("no COMMAND given: usage is python -m sgpy.sandbox [options] -- COMMAND ARGS...")
+    helper = False
+    if kernel != "qemu":
+        decision = host_decision(console=console)
+        if decision.backend == "uml":
+            helper = decision.helper
+        elif kernel == "uml" or decision.backend == "none":
+            raise SandboxError(decision.reason)
+        else:
+            err = stderr if stderr is not None else sys.stderr.buffer
+            err.write(f"sgpy sandbox: {decision.reason}\n".encode())
+            err.flush()
+            kernel = "qemu"
     if kernel == "qemu":
         from sgpy.sandbox import qemu
 
         return qemu.run(command, scsi_debug=scsi_debug, mem=mem, timeout=timeout, cwd=cwd, env=env,
                         stdout=stdout, stderr=stderr, console=console)
-    if kernel != "uml":
-        raise SandboxError(f"unknown sandbox kernel {kernel!r}: choose 'uml' or 'qemu'")
-    if not command:
-        raise SandboxError("no COMMAND given: usage is python -m sgpy.sandbox [options] -- COMMAND ARGS...")
+    return _boot_uml(command, helper=helper, scsi_debug=scsi_debug, mem=mem, timeout=timeout, cwd=cwd,
+                     env=env, stdout=stdout, stderr=stderr, console=console)
+
+
+def _boot_uml(
+    command: Sequence[str],
+    *,
+    helper: bool,
+    scsi_debug: Union[str, Sequence[str], Mapping[str, object], None],
+    mem: str,
+    timeout: Optional[float],
+    cwd: Optional[str],
+    env: Optional[Mapping[str, str]],
+    stdout: Optional[IO[bytes]],
+    stderr: Optional[IO[bytes]],
+    console: Optional[IO[bytes]],
+) -> int:
+    """Boot User-Mode Linux (with the umlfix.c helper preloaded when ``helper``) and run COMMAND."""
     uml, moddir = find_uml()
     params = dict(DEFAULT_SCSI_DEBUG) if scsi_debug is None else parse_params(scsi_debug)
     modules = module_load_order(moddir, _GUEST_MODULES)
@@ -411,7 +459,7 @@ def run(
     if "scsi_debug" not in paths:
         raise SandboxError(f"scsi_debug.ko not found in {moddir}; {_INSTALL_HINT}")
     ko = os.path.join(moddir, paths["scsi_debug"])
-    shim = _umlfix()
+    preload = _build_tool("umlfix", shared=True) if helper else None
     cwd = os.path.abspath(cwd or os.getcwd())
     out_stream = stdout if stdout is not None else sys.stdout.buffer
     err_stream = stderr if stderr is not None else sys.stderr.buffer
@@ -449,7 +497,9 @@ def run(
             f"con2=null,fd:{err_w}",
         ]
         uml_env = dict(os.environ)
-        uml_env["LD_PRELOAD"] = shim
+        uml_env.pop("LD_PRELOAD", None)
+        if preload is not None:
+            uml_env["LD_PRELOAD"] = preload
         shm = "/dev/shm"
         if os.path.isdir(shm) and os.access(shm, os.W_OK):
             uml_env["TMPDIR"] = shm
@@ -457,6 +507,78 @@ def run(
         if not os.access(uml_env["HOME"], os.W_OK):
             uml_env["HOME"] = tmp
         return _run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console, "sgpy sandbox")
+
+
+# ---------------------------------------------------------------------------
+# probing the host
+
+
+def _check_command(python: str) -> List[str]:
+    """The guest command of a probe: the register check, then the Python smoke test."""
+    regcheck = _build_tool("regcheck", shared=False)
+    return ["/bin/sh", "-c", f"{shlex.quote(regcheck)}; r=$?; {shlex.quote(python)} -c {shlex.quote(host.SMOKE_CODE)}"
+            " || exit $?; exit $r"]
+
+
+def probe_uml(path: str, *, python: Optional[str] = None, timeout: float = 120.0) -> host.Probe:
+    """Boot UML one way (:data:`host.UML` or :data:`host.UML_HELPER`) and run the check in it."""
+    out = io.BytesIO()
+    con = io.BytesIO()
+    command = _check_command(python or sys.executable)
+    if path == host.UML_HELPER:
+        _build_tool("umlfix", shared=True)  # a missing compiler is the caller's problem, not the host's
+    status: Optional[int]
+    try:
+        status = _boot_uml(command, helper=path == host.UML_HELPER,
+                           scsi_debug=None, mem="768M", timeout=timeout, cwd=None, env=None, stdout=out,
+                           stderr=out, console=con)
+    except SandboxTimeout:
+        status = None
+    except SandboxError:
+        status = None  # the guest died: its console says why (Probe.why)
+    return host.Probe(path=path, status=status, output=out.getvalue().decode(errors="replace"),
+                      console=con.getvalue().decode(errors="replace")[-4000:],
+                      expected_smoke=host.smoke_expected())
+
+
+def _qemu_missing() -> str:
+    from sgpy.sandbox import qemu
+
+    try:
+        qemu.find_qemu()
+    except SandboxError as exc:
+        return str(exc)
+    return ""
+
+
+def host_decision(*, refresh: bool = False, console: Optional[IO[bytes]] = None) -> host.Decision:
+    """How the sandbox runs on this host: from the cache, or probed now.
+
+    The first sandbox on a host (or after its kernel, CPU, UML package or
+    sgpy's check programs changed) boots UML once or twice to probe it
+    (a few seconds each); the decision is then cached in ``~/.cache/sgpy``.
+    ``refresh`` probes again.  A line saying which path was taken and why
+    goes to ``console`` when given (``--console``).
+    """
+    uml, _ = find_uml()
+    facts = host.HostFacts.read(uml, _tool_sources())
+    cache = _cache_dir()
+    decision = None if refresh else host.load_decision(cache, facts)
+    cached = decision is not None
+    if decision is None:
+        probes: List[host.Probe] = []
+        while True:
+            path = host.next_probe(probes)
+            if path is None:
+                break
+            probes.append(probe_uml(path))
+        decision = host.decide(probes, qemu_missing=_qemu_missing())
+        host.save_decision(cache, facts, decision)
+    if console is not None:
+        console.write(f"sgpy sandbox: path {decision.path} ({'cached' if cached else 'probed now'}): "
+                      f"{decision.reason}\n".encode())
+        console.flush()
+    return decision
 
 
 def _run_guest(
@@ -621,6 +743,42 @@ def _kill(proc: "subprocess.Popen[bytes]") -> None:
         pass
 
 
+def check(*, kernel: str = "auto", out: Optional[IO[str]] = None) -> int:
+    """``python -m sgpy.sandbox --check``: probe, decide, prove; return an exit status.
+
+    Prints the host's facts, each probe (which way UML was booted, what the
+    register check and Python printed, why it failed), the decision, and
+    then boots once the chosen way and runs the checks again there.
+    """
+    w = out if out is not None else sys.stdout
+    uml, _ = find_uml()
+    facts = host.HostFacts.read(uml, _tool_sources())
+    for line in host.summary(facts):
+        w.write(f"  {line}\n")
+    if kernel != "qemu":
+        decision = host_decision(refresh=True)
+        for p in decision.probes:
+            w.write(f"probe {p.path}: {'ok' if p.ok else 'FAILED: ' + p.why()}\n")
+            for line in p.output.splitlines():
+                if line.startswith(("regcheck ", "pysmoke ")):
+                    w.write(f"    {line}\n")
+        w.write(f"decision: {decision.path}: {decision.reason}\n")
+        if decision.backend == "none" or (kernel == "uml" and decision.backend != "uml"):
+            w.write("the sandbox cannot run on this host\n")
+            return EXIT_SANDBOX_FAILED
+        kernel = "uml" if decision.backend == "uml" else "qemu"
+    outbuf = io.BytesIO()
+    status = run(_check_command(sys.executable), kernel=kernel, stdout=outbuf, stderr=outbuf, timeout=600)
+    text = outbuf.getvalue().decode(errors="replace")
+    expected = host.smoke_expected()
+    ok = status == 0 and "regcheck result ok" in text and expected in text.splitlines()
+    w.write(f"boot ({kernel}): checks {'passed' if ok else 'FAILED'} (exit status {status})\n")
+    if not ok:
+        w.write(text)
+        w.write(f"expected Python to print: {expected}\n")
+    return 0 if ok else EXIT_SANDBOX_FAILED
+
+
 # ---------------------------------------------------------------------------
 # command line
 
@@ -641,9 +799,13 @@ def _arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="kill the guest after this long (exit status 124)")
     p.add_argument("--console", action="store_true", help="also show the kernel console on stderr")
-    p.add_argument("--kernel", choices=("uml", "qemu"), default="uml",
-                   help="uml: User-Mode Linux (default, boots in ~3 s); qemu: Debian's x86-64 kernel "
+    p.add_argument("--kernel", choices=("auto", "uml", "qemu"), default="auto",
+                   help="auto (default): User-Mode Linux (boots in ~3 s) where a probe of this host found it "
+                   "runs guest programs correctly, else QEMU; uml: UML only; qemu: Debian's x86-64 kernel "
                    "under qemu-system-x86_64 -accel tcg (for benchmarks)")
+    p.add_argument("--check", action="store_true",
+                   help="probe this host again, print what was probed and decided, boot once the chosen "
+                   "way and run the register and Python checks there; exit 0 when the sandbox works")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     return p
 
@@ -654,6 +816,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
+    if args.check:
+        try:
+            return check(kernel=args.kernel, out=sys.stdout)
+        except SandboxError as exc:
+            print(f"sgpy sandbox: {exc}", file=sys.stderr)
+            return EXIT_SANDBOX_FAILED
     if not command:
         _arg_parser().print_usage(sys.stderr)
         print("python -m sgpy.sandbox: error: no COMMAND given after --", file=sys.stderr)

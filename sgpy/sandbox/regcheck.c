@@ -188,8 +188,10 @@ int main(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
     sigaction(SIGUSR1, &sa, NULL);
-    printf("regcheck xcr0 %#llx:%s%s%s\n", (unsigned long long)x, " sse", (x & 4) ? " avx" : "",
-           (x & 0xe0) == 0xe0 ? " avx512" : "");
+    unsigned a, b, c, d;
+    __cpuid_count(0xd, 0, a, b, c, d);
+    printf("regcheck xcr0 %#llx:%s%s%s%s, XSAVE area %u bytes\n", (unsigned long long)x, " sse",
+           (x & 4) ? " avx" : "", (x & 0xe0) == 0xe0 ? " avx512" : "", (x & 0x60000) ? " amx" : "", b);
     for (int how = VIA_SYSCALL; how <= VIA_SIGNAL; how++) {
         ok &= check("x87/SSE control", run_control, (enum cross)how, 0);
         ok &= check("xmm0-15", run_xmm, (enum cross)how, 0);
