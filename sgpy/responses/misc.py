@@ -37,17 +37,28 @@ RequestSenseData = SenseData
 
 
 class ProvisioningStatus(enum.IntEnum):
-    """PROVISIONING STATUS, SBC-4 table 49."""
+    """PROVISIONING STATUS of an LBA status descriptor (SBC-4 5.8.2, from r12 on).
 
-    MAPPED = 0
-    DEALLOCATED = 1
-    ANCHORED = 2
-    UNKNOWN = 3
+    ``MAPPED_OR_UNKNOWN`` (0h) is what SBC-3 called "mapped": the extent is
+    mapped *or* its state is not known, so it promises nothing.  SBC-4 split
+    the two meanings into ``MAPPED`` (3h) and ``UNKNOWN`` (4h); a device may
+    still answer 0h.  Reserved values (5h-Fh) are kept as plain ints.
+    """
+
+    MAPPED_OR_UNKNOWN = 0x0
+    DEALLOCATED = 0x1
+    ANCHORED = 0x2
+    MAPPED = 0x3
+    UNKNOWN = 0x4
 
 
 @attrs.frozen
 class LbaStatusDescriptor:
-    """One LBA status descriptor, SBC-4 table 48: a run of blocks with one status."""
+    """One LBA status descriptor (SBC-4 5.8.2): a run of blocks with one status.
+
+    ``provisioning_status`` is a :class:`ProvisioningStatus` when the value is
+    named, else the plain int.
+    """
 
     lba: int
     number_of_blocks: int

@@ -149,12 +149,33 @@ def test_lba_status() -> None:
     body = h("00000000") + h("0000000000000000 00000100 00 00 0000") + h("0000000000000100 00000f00 01 00 0000")
     d = LbaStatus.from_bytes(with_len(body))
     a, b = d.descriptors
-    assert (a.lba, a.number_of_blocks, a.provisioning_status) == (0, 0x100, ProvisioningStatus.MAPPED)
+    assert (a.lba, a.number_of_blocks, a.provisioning_status) == (0, 0x100, ProvisioningStatus.MAPPED_OR_UNKNOWN)
     assert (b.lba, b.number_of_blocks, b.provisioning_status) == (0x100, 0xF00, ProvisioningStatus.DEALLOCATED)
     cut = LbaStatus.from_bytes(with_len(body)[:30])
     assert cut.truncated and len(cut.descriptors) == 1
     with pytest.raises(MalformedResponse):
         LbaStatus.from_bytes(with_len(h("00000000 0000")))
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [(0, "MAPPED_OR_UNKNOWN"), (1, "DEALLOCATED"), (2, "ANCHORED"), (3, "MAPPED"), (4, "UNKNOWN")],
+)
+def test_lba_status_provisioning_status_names(code: int, name: str) -> None:
+    # SBC-4 5.8.2 (r12 on): 0h mapped or unknown, 1h deallocated, 2h anchored,
+    # 3h mapped, 4h unknown; 0h is the only value an SBC-3 device returns for
+    # a mapped extent, so it must not claim the extent is known to be mapped.
+    body = h("00000000") + h("0000000000000000 00000100") + bytes([code]) + bytes(3)
+    (d,) = LbaStatus.from_bytes(with_len(body)).descriptors
+    assert d.provisioning_status is ProvisioningStatus[name]
+    assert int(d.provisioning_status) == code
+
+
+@pytest.mark.parametrize("code", range(5, 16))
+def test_lba_status_reserved_provisioning_status_stays_an_int(code: int) -> None:
+    body = h("00000000") + h("0000000000000000 00000100") + bytes([code]) + bytes(3)
+    (d,) = LbaStatus.from_bytes(with_len(body)).descriptors
+    assert d.provisioning_status == code and not isinstance(d.provisioning_status, ProvisioningStatus)
 
 
 # -------------------------------------------------- REPORT TARGET PORT GROUPS
