@@ -9,6 +9,11 @@ Installed with sgpy (entry point ``pytest11``), so any test suite can use it:
 * The fixtures ``sg_device`` (a path), ``sg_devices`` (all paths) and
   ``scsi_debug`` (parameters and run-time knobs) hand tests their devices;
   tests that use them are marked ``device`` automatically.
+* Outside the sandbox no device is ever picked implicitly (the first
+  ``/dev/sg*`` of a real machine is usually its boot disk): tests get only
+  the devices named with ``--sgpy-device PATH|URL`` (repeatable) or the
+  ``sgpy_devices`` ini value.  A test that needs scsi_debug (its fixture,
+  or a ``scsi_debug`` marker) fails there: that cannot be honoured.
 * ``@pytest.mark.scsi_debug(ndelay=50000, random=1)`` asks for a scsi_debug
   module loaded with those parameters (merged over the sandbox's); the
   plugin reloads the module between tests as needed and groups tests by
@@ -19,7 +24,6 @@ Installed with sgpy (entry point ``pytest11``), so any test suite can use it:
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from typing import Dict, Iterator, List, Optional
@@ -37,7 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="scsi_debug parameters for the sandbox (default: sgpy.sandbox.DEFAULT_SCSI_DEBUG)")
     group.addoption("--sgpy-sandbox-timeout", type=float, default=None, metavar="SECONDS",
                     help="kill the sandbox after this many seconds")
+    group.addoption("--sgpy-device", action="append", default=None, metavar="PATH|URL",
+                    help="a device the tests may use outside the sandbox (/dev/sgN or iscsi://...; repeatable); "
+                    "none is picked implicitly")
     parser.addini("sgpy_sandbox", "run pytest inside the sgpy sandbox (true/false)", default="false")
+    parser.addini("sgpy_devices", "devices the tests may use outside the sandbox (whitespace-separated)",
+                  default="")
     parser.addini("sgpy_scsi_debug", "scsi_debug parameters for the sandbox", default="")
 
 
@@ -104,11 +113,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
 
 
 def _no_device(what: str) -> None:
-    msg = (f"{what}: no sg device here; run the device tests inside the sandbox "
-           "(pytest --sgpy-sandbox, or python -m sgpy.sandbox -- python -m pytest ...)")
+    msg = (f"{what}: no device to test: run the device tests inside the sandbox (pytest --sgpy-sandbox), "
+           "or name the devices they may use with --sgpy-device PATH|URL (or the sgpy_devices ini value)")
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(msg + " [CI: device tests may not be skipped]", pytrace=False)
     pytest.skip(msg)
+
+
+def _chosen_devices(config: pytest.Config) -> List[str]:
+    """The devices named on the command line or in the ini file, in order, without repeats."""
+    names = list(config.getoption("--sgpy-device") or []) + str(config.getini("sgpy_devices")).split()
+    return list(dict.fromkeys(names))
+
+
+def _cannot_honour(item: pytest.Item, what: str) -> None:
+    pytest.fail(f"{item.nodeid}: {what} needs scsi_debug, which only the sandbox provides; "
+                "run it with pytest --sgpy-sandbox (this is an error, not a skip: the test would not test "
+                "what it says)", pytrace=False)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Outside the sandbox, a ``scsi_debug`` marker cannot be honoured: fail the test."""
+    from sgpy.sandbox import guest
+
+    if item.get_closest_marker("scsi_debug") is not None and not guest.in_sandbox():
+        _cannot_honour(item, "@pytest.mark.scsi_debug")
 
 
 class ScsiDebug:
@@ -153,15 +182,11 @@ class ScsiDebug:
 
 @pytest.fixture
 def scsi_debug(request: pytest.FixtureRequest) -> Iterator[ScsiDebug]:
-    """The scsi_debug devices for this test, loaded with the parameters it asked for."""
+    """The scsi_debug devices for this test, loaded with the parameters it asked for (sandbox only)."""
     from sgpy.sandbox import guest
 
     if not guest.in_sandbox():
-        devices = sorted(glob.glob("/dev/sg[0-9]*"))
-        if not devices:
-            _no_device(request.node.nodeid)
-        yield ScsiDebug({}, devices)
-        return
+        _cannot_honour(request.node, "the scsi_debug fixture")
     params = guest.base_params()
     params.update(_marker_params(request.node))
     devices = guest.reload(params)
@@ -175,12 +200,24 @@ def scsi_debug(request: pytest.FixtureRequest) -> Iterator[ScsiDebug]:
 
 
 @pytest.fixture
-def sg_devices(scsi_debug: ScsiDebug) -> List[str]:
-    """Paths of every sg device available to this test."""
-    return list(scsi_debug.devices)
+def sg_devices(request: pytest.FixtureRequest) -> List[str]:
+    """Paths (or iSCSI URLs) of every device available to this test.
+
+    In the sandbox: its scsi_debug devices.  Elsewhere: exactly those named
+    with ``--sgpy-device`` / ``sgpy_devices``, never one found by looking.
+    """
+    from sgpy.sandbox import guest
+
+    if guest.in_sandbox():
+        sd: ScsiDebug = request.getfixturevalue("scsi_debug")
+        return list(sd.devices)
+    devices = _chosen_devices(request.config)
+    if not devices:
+        _no_device(request.node.nodeid)
+    return devices
 
 
 @pytest.fixture
 def sg_device(sg_devices: List[str]) -> str:
-    """The path of one sg device (the first)."""
+    """The path of one device (the first)."""
     return sg_devices[0]
