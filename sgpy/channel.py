@@ -34,6 +34,7 @@ from sgpy.errors import (
     SgError,
     TaskFailed,
     TransferTooLarge,
+    UnitAttention,
 )
 from sgpy.io import Header, Input, Io, NoDirectionIo, Output
 from sgpy.reactor import FdState, Reactor, default_reactor
@@ -42,7 +43,7 @@ from sgpy.reactor import FdState, Reactor, default_reactor
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy.job import Job
 
-__all__ = ["Channel", "DEFAULT_MAX_FDS"]
+__all__ = ["Channel", "DEFAULT_MAX_FDS", "UNIT_ATTENTIONS_KEPT"]
 
 #: Default size of a channel's fd pool: one in-flight command per fd up to
 #: this queue depth, each on its fd's reserve buffer.
@@ -58,6 +59,11 @@ _DXFER = {
 }
 _OPEN_FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
 _RESERVE_CAP = 4 * 1024 * 1024
+#: How many unit attentions a channel keeps in :attr:`Channel.unit_attentions`.
+UNIT_ATTENTIONS_KEPT = 64
+#: How often a command sgpy sends on its own behalf is sent again after a
+#: unit attention (a target may have several queued: one per event).
+_UA_RETRIES = 10
 #: Commands whose block-size resolution a channel remembers (see _make_io).
 _XFER_CACHE_MAX = 4096
 
@@ -189,6 +195,10 @@ class Channel:
         self.reissue = reissue
         self.max_fds = max_fds
         self.submitted = 0
+        #: Unit attentions sgpy met and cleared on its own behalf (decoded
+        #: :class:`sgpy.sense.SenseData`, oldest first, the last
+        #: :data:`UNIT_ATTENTIONS_KEPT`): see :meth:`execute_own`.
+        self.unit_attentions: Deque[Any] = collections.deque(maxlen=UNIT_ATTENTIONS_KEPT)
         self._block_size = block_size
         self._num_blocks = None
         self._closed = False
@@ -237,13 +247,16 @@ class Channel:
     def from_path(cls, path: str, **options: Any) -> "Channel":
         """Open ``path`` (``/dev/sgN``, or ``/dev/sdX`` for synchronous use).
 
-        Options: ``reactor``, ``block_size`` (else learned with READ
+        An ``iscsi://`` URL opens an iSCSI channel (as :meth:`from_url`), so
+        one call opens either kind.  Options: ``reactor``, ``block_size`` (else learned with READ
         CAPACITY when first needed), ``max_fds`` (fd pool size, default 16),
         ``timeout`` (ms, default 60000), ``read_only`` (refuse commands that
         change data), ``policy`` (a :class:`sgpy.safety.Policy`: which commands may
         change or destroy data), ``reissue`` (re-issue variable-length answers once with
         the length the device asked for; default True).
         """
+        if isinstance(path, str) and path[:8].lower() == "iscsi://":
+            return cls.from_url(path, **options)
         fd = _open(path)
         try:
             return cls(fd, path, **options)
@@ -415,18 +428,43 @@ class Channel:
                 self._block_size = bs
         return int(self._num_blocks or 0)
 
-    def _learn_block_size(self) -> int:
-        from sgpy import command as _command
+    def execute_own(self, cmd: Any) -> Io:
+        """Execute a command sgpy sends on its own behalf, through unit attentions.
+
+        A device reports an event (power on, reset, a new login, changed
+        capacity or mode parameters...) by ending the next command with
+        CHECK CONDITION, sense key UNIT ATTENTION, without running it; the
+        report clears that condition (SAM-6 5.14, SPC-5 4.5.6 and 5.14).  A
+        command sgpy sends for itself (READ CAPACITY to learn the block size,
+        TEST UNIT READY after an iSCSI login) must not fail the caller's
+        command for that: the unit attention is recorded in
+        :attr:`unit_attentions` and the command sent again (at most
+        :data:`_UA_RETRIES` times).  Returns the last IO, whose ``error`` the
+        caller inspects (the verify handler is ``might_fail``).
+        """
         from sgpy.handler import might_fail
 
-        io = self.execute(_command.ReadCapacity16(allocation_length=32), verify_handler=might_fail)
+        io = self.execute(cmd, verify_handler=might_fail)
+        for _ in range(_UA_RETRIES):
+            if not isinstance(io.error, UnitAttention):
+                break
+            self.unit_attentions.append(io.sense)
+            io = self.execute(cmd, verify_handler=might_fail)
+        return io
+
+    def _learn_block_size(self) -> int:
+        from sgpy import command as _command
+
+        io = self.execute_own(_command.ReadCapacity16(allocation_length=32))
         if io.error is None and len(io.data) >= 12:
             # SBC-4 table 71: RETURNED LOGICAL BLOCK ADDRESS, LOGICAL BLOCK LENGTH
             self._num_blocks = int.from_bytes(io.data[0:8], "big") + 1
             return int.from_bytes(io.data[8:12], "big")
         if io.error is not None and not isinstance(io.error, IllegalRequest):
             raise io.error
-        io = self.execute(_command.ReadCapacity10())
+        io = self.execute_own(_command.ReadCapacity10())
+        if io.error is not None:
+            raise io.error
         if len(io.data) < 8:
             raise TaskFailed(f"{self.path}: READ CAPACITY(10) returned {len(io.data)} bytes", io=io)
         self._num_blocks = int.from_bytes(io.data[0:4], "big") + 1  # SBC-4 table 69

@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import attr
 
 from sgpy import _iscsi_binding as _b
-from sgpy.channel import Channel, CommandNamespace
+from sgpy.channel import UNIT_ATTENTIONS_KEPT, Channel, CommandNamespace
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, ScsiStatus, SenseKey
 from sgpy.errors import (
     CheckCondition,
@@ -806,6 +806,7 @@ class IscsiChannel(Channel):
         self._give_up_at = 0.0
         self._rstep = ""
         self._ua_left = 0
+        self.unit_attentions: Any = collections.deque(maxlen=UNIT_ATTENTIONS_KEPT)
         self._attempt_deadline = 0.0
         self.reactor = reactor if reactor is not None else default_reactor()
         self._ep = _Endpoint(self)
@@ -884,6 +885,15 @@ class IscsiChannel(Channel):
             if inq is not None and inq.peripheral_qualifier == 3:
                 missing = True
             self.inquiry = inq
+        if not missing:
+            # A new session has unit attentions pending (SAM-6 5.14: at least
+            # I_T NEXUS LOSS OCCURRED, 29h/07h, or POWER ON, 29h/00h).  As the
+            # kernel's initiator does after a login, report them now with TEST
+            # UNIT READY, which INQUIRY did not (SPC-5 5.14), so that the
+            # caller's first command runs; they are kept in unit_attentions.
+            from sgpy.cdb.spc import TestUnitReady
+
+            self.execute_own(TestUnitReady())
         if missing:
             luns: Tuple[int, ...] = ()
             # Ask LUN 0: a target need not answer REPORT LUNS at a LUN it does not have.
