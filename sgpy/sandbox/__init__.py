@@ -17,6 +17,7 @@ as the calling user (inside the guest, COMMAND is root of the guest only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import os
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from sgpy.errors import SgError
 from sgpy.sandbox import host
@@ -49,6 +50,7 @@ __all__ = [
     "host_decision",
     "probe_uml",
     "check",
+    "STDIN_TTY",
 ]
 
 #: scsi_debug parameters used when the caller names none: two 64 MiB disks
@@ -59,6 +61,9 @@ DEFAULT_SCSI_DEBUG: Dict[str, str] = {"delay": "0", "dev_size_mb": "64", "num_tg
 EXIT_TIMEOUT = 124
 #: Exit status when the sandbox itself failed (boot, modules, packages).
 EXIT_SANDBOX_FAILED = 125
+
+#: ``run(stdin=STDIN_TTY)``: COMMAND reads the caller's terminal (an interactive session).
+STDIN_TTY = "tty"
 
 _EXIT_MARK = "SGPY-SANDBOX-EXIT"
 _FAIL_MARK = "SGPY-SANDBOX-FAILED"
@@ -278,7 +283,11 @@ def _init_script(
     params: Mapping[str, str],
     expected: int,
     tty_out: bool = False,
+    stdin: Optional[str] = None,
+    tty_size: Optional[Tuple[int, int]] = None,
 ) -> str:
+    """The guest's init script.  ``stdin``: None (``/dev/null``), :data:`STDIN_TTY`
+    (the caller's terminal, on the guest's tty1) or a host file's path."""
     q = shlex.quote
     lines = [
         "#!/bin/sh",
@@ -322,8 +331,16 @@ def _init_script(
         f"cd {q(cwd)} || fail {q('cd ' + cwd)}",
     ]
     cmd = " ".join(q(c) for c in command)
-    if tty_out:
-        lines.append(f"{cmd} < /dev/null > /dev/tty1 2> /dev/tty2")
+    if stdin == STDIN_TTY:
+        # The caller's terminal: tty1 reads its keys and writes to it.  A
+        # session of its own with tty1 as controlling terminal, so that ^C
+        # and job control reach COMMAND as on the host.
+        rows, cols = tty_size or (24, 80)
+        lines.append(f"stty -F /dev/tty1 sane rows {rows} cols {cols} 2>/dev/null")
+        lines.append(f"setsid -c -w {cmd} < /dev/tty1 > /dev/tty1 2> /dev/tty1")
+        lines.append("rc=$?")
+    elif tty_out:
+        lines.append(f"{cmd} < {q(stdin or '/dev/null')} > /dev/tty1 2> /dev/tty2")
         lines.append("rc=$?")
     else:
         # The caller's output is not a terminal: give COMMAND pipes too, so
@@ -331,7 +348,7 @@ def _init_script(
         lines += [
             "mkfifo /dev/shm/sgpy-out /dev/shm/sgpy-err || fail mkfifo",
             "cat /dev/shm/sgpy-out > /dev/tty1 & cat /dev/shm/sgpy-err > /dev/tty2 &",
-            f"{cmd} < /dev/null > /dev/shm/sgpy-out 2> /dev/shm/sgpy-err",
+            f"{cmd} < {q(stdin or '/dev/null')} > /dev/shm/sgpy-out 2> /dev/shm/sgpy-err",
             "rc=$?",
             "wait",
         ]
@@ -394,8 +411,15 @@ def run(
     stderr: Optional[IO[bytes]] = None,
     console: Optional[IO[bytes]] = None,
     kernel: str = "auto",
+    stdin: Optional[str] = None,
 ) -> int:
     """Boot the sandbox, run ``command`` inside it, return its exit status.
+
+    ``stdin``: COMMAND's standard input.  None: ``/dev/null``;
+    :data:`STDIN_TTY`: this process's terminal, interactively (UML only: the
+    terminal is put in raw mode for the session and restored afterwards, so
+    keys, ^C and line editing reach the guest as on the host); otherwise the
+    path of a host file to read.
 
     ``scsi_debug`` replaces :data:`DEFAULT_SCSI_DEBUG` when given (a
     ``"k=v k=v"`` string, a list or a mapping).  ``timeout`` (seconds) kills
@@ -417,6 +441,8 @@ def run(
         raise SandboxError(f"unknown sandbox kernel {kernel!r}: choose 'auto', 'uml' or 'qemu'")
     if not command:
         raise SandboxError("no COMMAND given: usage is python -m sgpy.sandbox [options] -- COMMAND ARGS...")
+    if stdin == STDIN_TTY and not os.isatty(0):
+        raise SandboxError("stdin=STDIN_TTY needs a terminal on file descriptor 0")
     helper = False
     if kernel != "qemu":
         decision = host_decision(console=console)
@@ -432,10 +458,13 @@ def run(
     if kernel == "qemu":
         from sgpy.sandbox import qemu
 
+        if stdin is not None:
+            raise SandboxError("the QEMU backend runs COMMAND with /dev/null as its input; "
+                               "use the UML backend for an interactive session or input")
         return qemu.run(command, scsi_debug=scsi_debug, mem=mem, timeout=timeout, cwd=cwd, env=env,
                         stdout=stdout, stderr=stderr, console=console)
     return _boot_uml(command, helper=helper, scsi_debug=scsi_debug, mem=mem, timeout=timeout, cwd=cwd,
-                     env=env, stdout=stdout, stderr=stderr, console=console)
+                     env=env, stdout=stdout, stderr=stderr, console=console, stdin=stdin)
 
 
 def _boot_uml(
@@ -450,6 +479,7 @@ def _boot_uml(
     stdout: Optional[IO[bytes]],
     stderr: Optional[IO[bytes]],
     console: Optional[IO[bytes]],
+    stdin: Optional[str] = None,
 ) -> int:
     """Boot User-Mode Linux (with the umlfix.c helper preloaded when ``helper``) and run COMMAND."""
     uml, moddir = find_uml()
@@ -470,7 +500,9 @@ def _boot_uml(
             f.write(_init_script(
                 command=command, cwd=cwd, env=_guest_env(env, params, moddir, ko),
                 modules=modules, scsi_debug_ko=ko, params=params, expected=_expected_devices(params),
-                tty_out=_isatty(out_stream),
+                tty_out=_isatty(out_stream), stdin=None if stdin is None else
+                (STDIN_TTY if stdin == STDIN_TTY else os.path.abspath(stdin)),
+                tty_size=_tty_size() if stdin == STDIN_TTY else None,
             ))
         os.chmod(init, 0o755)
         # The guest can read the host's / (hostfs) but must be able to read
@@ -493,7 +525,7 @@ def _boot_uml(
             "con=null",
             "ssl=null",
             f"con0=null,fd:{con_w}",
-            f"con1=null,fd:{out_w}",
+            f"con1=fd:0,fd:{out_w}" if stdin == STDIN_TTY else f"con1=null,fd:{out_w}",
             f"con2=null,fd:{err_w}",
         ]
         uml_env = dict(os.environ)
@@ -506,7 +538,24 @@ def _boot_uml(
         uml_env.setdefault("HOME", tmp)
         if not os.access(uml_env["HOME"], os.W_OK):
             uml_env["HOME"] = tmp
-        return _run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console, "sgpy sandbox")
+        if stdin != STDIN_TTY:
+            return _run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console,
+                              "sgpy sandbox")
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(0)
+        try:
+            tty.setraw(0)
+            return _run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console,
+                              "sgpy sandbox", inherit_stdin=True)
+        finally:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+
+
+def _tty_size() -> Tuple[int, int]:
+    size = shutil.get_terminal_size((80, 24))
+    return size.lines, size.columns
 
 
 # ---------------------------------------------------------------------------
@@ -591,6 +640,7 @@ def _run_guest(
     err_stream: IO[bytes],
     console: Optional[IO[bytes]],
     label: str,
+    inherit_stdin: bool = False,
 ) -> int:
     """Start a guest (either backend), pump its three pipes, return COMMAND's exit status.
 
@@ -602,7 +652,7 @@ def _run_guest(
     (out_r, out_w), (err_r, err_w), (con_r, con_w) = pipes
     try:
         proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=con_w, stderr=con_w,
+            list(argv), stdin=None if inherit_stdin else subprocess.DEVNULL, stdout=con_w, stderr=con_w,
             pass_fds=(out_w, err_w, con_w), env=None if env is None else dict(env), start_new_session=True,
         )
     finally:
@@ -803,11 +853,41 @@ def _arg_parser() -> argparse.ArgumentParser:
                    help="auto (default): User-Mode Linux (boots in ~3 s) where a probe of this host found it "
                    "runs guest programs correctly, else QEMU; uml: UML only; qemu: Debian's x86-64 kernel "
                    "under qemu-system-x86_64 -accel tcg (for benchmarks)")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="give COMMAND this terminal (a REPL, a shell), or, when standard input is not a "
+                   "terminal, what it holds; without -i a terminal is given when both standard input and "
+                   "output are terminals, else /dev/null")
     p.add_argument("--check", action="store_true",
                    help="probe this host again, print what was probed and decided, boot once the chosen "
                    "way and run the register and Python checks there; exit 0 when the sandbox works")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARGS...")
     return p
+
+
+@contextlib.contextmanager
+def _stdin_for(interactive: bool) -> Iterator[Optional[str]]:
+    """COMMAND's input for the command line: a terminal, a copy of piped input, or nothing."""
+    tty_in = _fd_isatty(0)
+    if tty_in and (interactive or _fd_isatty(1)):
+        yield STDIN_TTY
+        return
+    if not interactive:
+        yield None
+        return
+    # Piped or redirected input: the guest reads a host file through hostfs,
+    # so that COMMAND sees its end as on the host.
+    with tempfile.NamedTemporaryFile(prefix="sgpy-sandbox-stdin-") as f:
+        shutil.copyfileobj(sys.stdin.buffer, f)
+        f.flush()
+        os.chmod(f.name, 0o644)
+        yield f.name
+
+
+def _fd_isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -831,10 +911,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.scsi_debug is not None or args.param:
             params = parse_params(args.scsi_debug or "")
             params.update(parse_params(args.param or []))
-        return run(
-            command, scsi_debug=params, mem=args.mem, timeout=args.timeout,
-            console=sys.stderr.buffer if args.console else None, kernel=args.kernel,
-        )
+        with _stdin_for(args.interactive) as stdin:
+            return run(
+                command, scsi_debug=params, mem=args.mem, timeout=args.timeout,
+                console=sys.stderr.buffer if args.console else None, kernel=args.kernel, stdin=stdin,
+            )
     except SandboxTimeout as exc:
         print(f"sgpy sandbox: {exc}", file=sys.stderr)
         return EXIT_TIMEOUT

@@ -297,3 +297,84 @@ def test_nothing_works_fails_auto_with_the_reason(tmp_path):
     proc = cli("--", "true", cache=tmp_path)
     assert proc.returncode == sandbox.EXIT_SANDBOX_FAILED
     assert b"nothing works here (test)" in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# standard input: a terminal, a pipe with -i, or nothing
+
+
+def run_in_pty(argv, keys, timeout=90):
+    """Run argv on a new pseudo-terminal, type ``keys`` (a list of (wait-for, send) pairs), return
+    (exit status, everything it wrote, the terminal's attributes afterwards)."""
+    import pty
+    import select
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(argv[0], argv)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        for wait_for, send in keys:
+            while wait_for.encode() not in out:
+                assert time.monotonic() < deadline, out.decode(errors="replace")
+                if select.select([fd], [], [], 1)[0]:
+                    try:
+                        out += os.read(fd, 4096)
+                    except OSError:
+                        break
+            os.write(fd, send.encode())
+        while True:
+            assert time.monotonic() < deadline, out.decode(errors="replace")
+            if select.select([fd], [], [], 1)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif os.waitpid(pid, os.WNOHANG)[0]:
+                break
+        attrs = termios.tcgetattr(fd) if os.isatty(fd) else None
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), attrs
+
+
+@needs_uml
+def test_a_python_repl_in_the_guest_works_on_the_callers_terminal():
+    """The quickstart's ``python -m sgpy.sandbox -- python``: prompts, input,
+    ^C (a KeyboardInterrupt in the guest's Python, not the end of the
+    sandbox), and the exit status all go through the terminal."""
+    rc, out, _ = run_in_pty(
+        [sys.executable, "-m", "sgpy.sandbox", "--", sys.executable, "-q"],
+        [(">>> ", "import os; print(6 * 7, os.path.exists('/dev/sg0'))\r"),
+         (">>> ", "import time; time.sleep(60)\r"),
+         ("sleep(60)", "\x03"),
+         (">>> ", "print('still', 'here')\r"),
+         ("still here", "raise SystemExit(5)\r")])
+    assert rc == 5, out
+    assert "42 True" in out
+    assert "KeyboardInterrupt" in out
+    assert "still here" in out
+
+
+@needs_uml
+def test_interactive_flag_gives_piped_input_to_the_command(tmp_path):
+    script = tmp_path / "read.py"
+    script.write_text("import sys\nprint('got', sys.stdin.read().split())\n")
+    cmd = [sys.executable, "-m", "sgpy.sandbox", "-i", "--", sys.executable, str(script)]
+    proc = subprocess.run(cmd, input=b"a b\nc\n", stdout=subprocess.PIPE)
+    assert proc.returncode == 0
+    assert proc.stdout == b"got ['a', 'b', 'c']\n"
+    without = subprocess.run(cmd[:3] + cmd[4:], input=b"a b\nc\n", stdout=subprocess.PIPE)
+    assert without.stdout == b"got []\n"  # no -i and no terminal: /dev/null, as documented
+
+
+def test_a_terminal_session_needs_a_terminal(monkeypatch):
+    monkeypatch.setattr(os, "isatty", lambda fd: False)
+    with pytest.raises(sandbox.SandboxError, match="needs a terminal"):
+        sandbox.run(["true"], stdin=sandbox.STDIN_TTY)
