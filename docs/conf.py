@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.join(HERE, "_ext"))
 project = "sgpy"
 author = "the sgpy developers"
 copyright = "2026, the sgpy developers"
-release = "0.1.0"
+from sgpy._version import __version__ as release  # noqa: E402 (sgpy/_version.py: the one place)
 
 extensions = [
     "sphinx.ext.autodoc",

@@ -16,7 +16,7 @@ from typing import Any
 from sgpy import errors
 from sgpy.errors import *  # noqa: F401,F403
 
-__version__ = "0.1.0"
+from sgpy._version import __version__ as __version__
 
 _LAZY = {
     "Channel": ("sgpy.channel", "Channel"),
