@@ -16,7 +16,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
         "sgpy's C extension sgpy._sgffi is not built: install sgpy with "
-        "'pip install .' (or 'pip install -e .') so that it is compiled"
+        "'pip install sgpy-scsi' (from a checkout: 'pip install -e .') so that it is compiled"
     ) from exc
 
 __all__ = [

@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
+from sgpy.errors import SgError
+
 try:
     from sgpy._iscsiffi import ffi, lib
 except ImportError as _exc:  # pragma: no cover - depends on the install
@@ -25,6 +27,7 @@ else:
 __all__ = [
     "available",
     "require",
+    "ExtensionMissing",
     "Connection",
     "Timer",
     "REC",
@@ -39,9 +42,15 @@ __all__ = [
 ]
 
 _MISSING = (
-    "sgpy's iSCSI extension sgpy._iscsiffi is not built: install libiscsi's development files "
-    "(Debian/Ubuntu: apt-get install libiscsi-dev), then reinstall sgpy (pip install -e .) so that it is compiled"
+    "iSCSI needs sgpy's extension sgpy._iscsiffi, which this installation lacks (it is compiled only where "
+    "libiscsi's header is present): install libiscsi's development files (Debian/Ubuntu: sudo apt-get install libiscsi-dev), "
+    "then reinstall sgpy from source: pip install --force-reinstall --no-deps --no-cache-dir "
+    "--no-binary sgpy-scsi sgpy-scsi (in a checkout: pip install -e .)"
 )
+
+
+class ExtensionMissing(SgError, ImportError):
+    """The iSCSI extension is not built: an ImportError, and an SgError so the CLI says it in one line."""
 
 
 def available() -> bool:
@@ -50,9 +59,11 @@ def available() -> bool:
 
 
 def require() -> None:
-    """Raise :class:`ImportError` with what to install when the extension is missing."""
+    """Raise :class:`ExtensionMissing` (an ImportError) saying what to install when the extension is missing."""
     if lib is None:
-        raise ImportError(f"{_MISSING} ({_IMPORT_ERROR})")
+        # "No module named ..." adds nothing; another reason (say, libiscsi.so missing) is worth saying.
+        reason = "" if str(_IMPORT_ERROR).startswith("No module named") else f" ({_IMPORT_ERROR})"
+        raise ExtensionMissing(_MISSING + reason)
 
 
 if lib is not None:
