@@ -129,6 +129,41 @@ OPCODE_RISK: Dict[int, Risk] = {
     0xBF: _D,  # SEND DVD STRUCTURE (MMC) / VOLUME SET OUT
 }
 
+# VARIABLE LENGTH CDB (7Fh): the service action in bytes 8-9 names the command
+# (SPC-5 4.2.5.3).  These are the ones sgpy knows; any other, including the
+# OSD commands (FORMAT OSD among them) and those of future standards, is
+# irreversible, because sgpy cannot tell what it does.
+VARIABLE_LENGTH = 0x7F
+VARIABLE_LENGTH_RISK: Dict[int, Risk] = {
+    0x0001: _D,  # REBUILD(32) (SBC-2)
+    0x0002: _R,  # REGENERATE(32) (SBC-2)
+    0x0003: _R,  # XDREAD(32) (SBC-3)
+    0x0004: _D,  # XDWRITE(32) (SBC-3)
+    0x0005: _D,  # XDWRITE EXTENDED(32) (SBC-3)
+    0x0006: _D,  # XPWRITE(32) (SBC-3)
+    0x0007: _D,  # XDWRITEREAD(32) (SBC-3)
+    0x0008: _D,  # XDWRITE EXTENDED(64) (SBC-3)
+    0x0009: _R,  # READ(32) (SBC-4)
+    0x000A: _R,  # VERIFY(32) (SBC-4)
+    0x000B: _D,  # WRITE(32) (SBC-4)
+    0x000C: _D,  # WRITE AND VERIFY(32) (SBC-4)
+    0x000D: _D,  # WRITE SAME(32) (SBC-4)
+    0x000E: _D,  # ORWRITE(32) (SBC-4)
+    0x000F: _D,  # WRITE ATOMIC(32) (SBC-4)
+    0x0010: _D,  # WRITE STREAM(32) (SBC-4)
+    0x0011: _D,  # WRITE SCATTERED(32) (SBC-4)
+    0x0012: _R,  # GET LBA STATUS(32) (SBC-4)
+    0x1FF0: _I,  # ATA PASS-THROUGH(32) (SAT-4): any ATA command, as (12)/(16) do
+}
+
+
+def _variable_length_risk(cdb: bytes) -> Risk:
+    """The class of a 7Fh CDB by its service action; irreversible when unknown or absent."""
+    if len(cdb) < 10:
+        return Risk.IRREVERSIBLE
+    return VARIABLE_LENGTH_RISK.get(int.from_bytes(cdb[8:10], "big"), Risk.IRREVERSIBLE)
+
+
 _WHAT = {
     Risk.DATA_CHANGING: "changes data on the device",
     Risk.IRREVERSIBLE: "can irreversibly destroy data (or the device)",
@@ -156,7 +191,8 @@ def opcode_risk(opcode: int) -> Optional[Risk]:
     """
     if not 0 <= opcode <= 0xFF:
         raise ValueError(f"operation code must be 0..255, got {opcode!r}")
-    if opcode >= VENDOR_SPECIFIC_FIRST:
+    if opcode >= VENDOR_SPECIFIC_FIRST or opcode == VARIABLE_LENGTH:
+        # 7Fh: without its service action, the most dangerous one counts.
         return Risk.IRREVERSIBLE
     global _by_class
     if _by_class is None:
@@ -184,6 +220,8 @@ def classify(cmd: Any) -> Risk:
         by_code = opcode_risk(cdb[0])
         if by_code is None:
             by_code = Risk.DATA_CHANGING if cmd.direction is Direction.TO_DEVICE else Risk.READ
+        if cdb[0] == VARIABLE_LENGTH:
+            by_code = _variable_length_risk(bytes(cdb))
         risk = max(risk, by_code)
     return risk
 
