@@ -11,10 +11,16 @@ that the pure layers (:mod:`sgpy.command`, :mod:`sgpy.sense`,
 :mod:`sgpy.responses`, :mod:`sgpy.errors`) import without the C extension.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sgpy import errors
 from sgpy.errors import *  # noqa: F401,F403
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from sgpy import aio, command, constants, devices, handler, io, responses, sense
+    from sgpy.channel import Channel
+    from sgpy.devices import find
+    from sgpy.reactor import Reactor, default_reactor
 
 from sgpy._version import __version__ as __version__
 

@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generator, Iterable, List, Optional, Set, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generator, Iterable, List, Optional, Set, Tuple,
+                    TypeVar, cast)
 
 from sgpy.channel import Channel, CommandNamespace
 from sgpy.errors import ChannelClosed, IllegalRequest, TaskFailed
@@ -41,7 +42,12 @@ from sgpy.reactor import Reactor
 from sgpy.safety import check_channel
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sgpy._command_types import AsyncCommands
+    from sgpy.cdb.base import Command
     from sgpy.job import Job
+
+#: The answer type of the command being executed (``Io[_R].result``).
+_R = TypeVar("_R")
 
 __all__ = ["open", "AsyncChannel", "wait", "WATCHDOG_TICK"]
 
@@ -192,7 +198,8 @@ class AsyncChannel:
 
     def __init__(self, channel: Channel, *, block_size_known: bool = False) -> None:
         self.channel = channel
-        self.cmd = _AsyncCommands(self)
+        #: Every command, awaited on this channel when called: ``await ch.cmd.Inquiry()``.
+        self.cmd: AsyncCommands = cast("AsyncCommands", _AsyncCommands(self))
         self._binding = _binding(channel.reactor)
         self._binding.acquire()
         self._pending: Set[Io] = set()
@@ -220,7 +227,8 @@ class AsyncChannel:
 
     # -- executing -----------------------------------------------------------
 
-    async def execute(self, cmd: Any, *, timeout: Optional[int] = None, verify_handler: Any = None) -> Io:
+    async def execute(self, cmd: Command[_R], *, timeout: Optional[int] = None,
+                      verify_handler: Any = None) -> Io[_R]:
         """Send ``cmd`` and await it: returns the IO, or raises its failure (as ``Channel.execute``)."""
         channel = self.channel
         if self._closed:
@@ -236,7 +244,7 @@ class AsyncChannel:
         io = channel.execute(cmd, async_=True, timeout=timeout, verify_handler=verify_handler)
         return await self._await(io)
 
-    async def execute_many(self, cmds: Iterable[Any], *, timeout: Optional[int] = None) -> List[Io]:
+    async def execute_many(self, cmds: Iterable[Command[Any]], *, timeout: Optional[int] = None) -> List[Io[Any]]:
         """Send commands in one batch and await them all; then raise the first failure, if any.
 
         As with ``Channel.execute_many``, every IO has returned when the
@@ -294,7 +302,7 @@ class AsyncChannel:
             return job
         return await self._binding.future(job)  # type: ignore[arg-type,return-value]
 
-    def submit(self, cmd: Any, *, timeout: Optional[int] = None, verify_handler: Any = None) -> Io:
+    def submit(self, cmd: Command[_R], *, timeout: Optional[int] = None, verify_handler: Any = None) -> Io[_R]:
         """Send ``cmd`` without waiting; returns the pending IO for :meth:`wait`.
 
         Commands whose transfer depends on the block size need it known
@@ -306,7 +314,7 @@ class AsyncChannel:
         self._track(io)
         return io
 
-    async def wait(self, io: Io) -> Io:
+    async def wait(self, io: Io[_R]) -> Io[_R]:
         """Await an IO of this channel: returns it, or raises its failure."""
         return await self._await(io)
 

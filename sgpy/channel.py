@@ -20,7 +20,7 @@ import collections
 import errno as _errno
 import os
 import stat
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, TypeVar, cast
 
 from sgpy import _binding
 from sgpy import safety as _safety
@@ -41,7 +41,12 @@ from sgpy.reactor import FdState, Reactor, default_reactor
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sgpy._command_types import Commands
+    from sgpy.cdb.base import Command
     from sgpy.job import Job
+
+#: The answer type of the command being executed (``Io[_R].result``).
+_R = TypeVar("_R")
 
 __all__ = ["Channel", "DEFAULT_MAX_FDS", "UNIT_ATTENTIONS_KEPT"]
 
@@ -214,7 +219,8 @@ class Channel:
         self._max_transfer: Optional[int] = None
         self._sync_callers: List[_binding.SyncCaller] = []
         self._sync_fds: List[int] = []
-        self.cmd = CommandNamespace(self)
+        #: Every command, executed on this channel when called: ``channel.cmd.Read10(lba=0, transfer_length=1)``.
+        self.cmd: Commands = cast("Commands", CommandNamespace(self))
         st = os.fstat(fd)
         if stat.S_ISBLK(st.st_mode):
             self.kind = "block"
@@ -532,7 +538,7 @@ class Channel:
         if length > limit:
             raise self._too_large(cmd, length)
         direction = cmd.direction
-        io = _IO_CLASS[direction](cmd, self, length, None, self.timeout if timeout is None else timeout,
+        io: Io[Any] = _IO_CLASS[direction](cmd, self, length, None, self.timeout if timeout is None else timeout,
                                   verify_handler)
         if length:
             if direction is _FROM_DEVICE:
@@ -553,13 +559,13 @@ class Channel:
 
     def execute(
         self,
-        cmd: Any,
+        cmd: Command[_R],
         *,
         async_: bool = False,
         timeout: Optional[int] = None,
         verify_handler: Any = None,
         **options: Any,
-    ) -> Io:
+    ) -> Io[_R]:
         """Execute one command.
 
         Synchronous (the default): returns the finished IO, or raises what its
@@ -663,8 +669,8 @@ class Channel:
             raise job.exception
         return job
 
-    def execute_many(self, cmds: Iterable[Any], *, async_: bool = False, timeout: Optional[int] = None,
-                     **options: Any) -> List[Io]:
+    def execute_many(self, cmds: Iterable[Command[Any]], *, async_: bool = False, timeout: Optional[int] = None,
+                     **options: Any) -> List[Io[Any]]:
         """Execute commands in order, submitted in batches; return their IOs in input order.
 
         Synchronous: waits for all of them, then raises the first failure

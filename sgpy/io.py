@@ -13,7 +13,7 @@ sgpy: :class:`NoDirectionIo`, :class:`Input` (data from the device) and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Optional, TypeVar
 
 from sgpy.constants import DEFAULT_TIMEOUT_MS
 
@@ -46,7 +46,11 @@ class Header(NamedTuple):
         return len(self.sense)
 
 
-class Io:
+#: The type of ``io.result``: the parsed answer of the command the IO carries.
+R = TypeVar("R", covariant=True)
+
+
+class Io(Generic[R]):
     """One command's execution; see the module docstring.
 
     Attributes: ``command``, ``channel``, ``timeout`` (ms), ``returned``,
@@ -172,7 +176,7 @@ class Io:
         return buf[:n].tobytes() if type(buf) is memoryview else bytes(memoryview(buf)[:n])
 
     @property
-    def result(self) -> Any:
+    def result(self) -> Optional[R]:
         """The parsed answer, when the command has a parser (INQUIRY, READ CAPACITY...).
 
         None for commands without one, and before the IO returned
@@ -187,19 +191,19 @@ class Io:
         return self._result
 
 
-class NoDirectionIo(Io):
+class NoDirectionIo(Io[R]):
     """An IO of a command that moves no data (TEST UNIT READY, RESERVE...)."""
 
     __slots__ = ()
 
 
-class Input(Io):
+class Input(Io[R]):
     """An IO of a command that reads data from the device (``data_buf`` is a bytearray)."""
 
     __slots__ = ()
 
 
-class Output(Io):
+class Output(Io[R]):
     """An IO of a command that sends data to the device."""
 
     __slots__ = ()

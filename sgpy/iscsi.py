@@ -38,7 +38,7 @@ import os
 import re
 import socket
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import attr
 
@@ -55,6 +55,9 @@ from sgpy.errors import (
 )
 from sgpy.io import Header, Io
 from sgpy.reactor import Reactor, default_reactor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sgpy._command_types import Commands
 
 __all__ = [
     "DEFAULT_PORT",
@@ -786,7 +789,7 @@ class IscsiChannel(Channel):
         self._max_transfer = max_transfer
         self._sync_callers: List[Any] = []
         self._sync_fds: List[int] = []
-        self.cmd = CommandNamespace(self)
+        self.cmd = cast("Commands", CommandNamespace(self))
         self.kind = "iscsi"
         self.sync_only = False
         self._fd = -2  # no device fd (and never equal to a detached endpoint's -1)

@@ -27,7 +27,7 @@ that what is printed is what one types.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Tuple, Type, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, Generic, List, Optional, Tuple, Type, TypeVar, Union
 
 import attr
 
@@ -49,7 +49,10 @@ __all__ = [
 DataBuffer = Union[bytes, bytearray, memoryview]
 
 Handler = Callable[[Any], Any]
-C = TypeVar("C", bound="Command")
+C = TypeVar("C", bound="Command[Any]")
+#: The type of a command's parsed answer (``io.result``): a value from
+#: :mod:`sgpy.responses`, or None for commands whose answer is not parsed.
+R = TypeVar("R", covariant=True)
 
 _setattr = object.__setattr__
 
@@ -100,7 +103,7 @@ def _block_size(owner: str, block_size: Optional[int]) -> int:
 
 # init=False: every concrete class gets its own __init__ from @command.
 @attr.s(frozen=True, slots=True, eq=False, repr=False, init=False)
-class Command:
+class Command(Generic[R]):
     """Base of every command: CDB encoding, transfer description and handler chain.
 
     Class attributes describe the command: ``opcode``, ``service_action``
@@ -376,7 +379,7 @@ def _raw_cdb(value: Any) -> bytes:
 
 
 @attr.s(frozen=True, slots=True, eq=True, repr=False, kw_only=True)
-class RawCommand(Command):
+class RawCommand(Command[Any]):
     """Any CDB given as bytes, with its direction and transfer length.
 
     ``RawCommand(cdb=b"...", direction=Direction.FROM_DEVICE, length=512)``;
@@ -459,13 +462,13 @@ class RawCommand(Command):
 # -- transfer families -------------------------------------------------------------
 
 
-class NoData(Command):
+class NoData(Command[None]):
     """Commands that move no data."""
 
     __slots__ = ()
 
 
-class AllocationIn(Command):
+class AllocationIn(Command[R]):
     """Data-in commands sized by an ALLOCATION LENGTH field named ``allocation_length``."""
 
     __slots__ = ()
@@ -481,7 +484,7 @@ class AllocationIn(Command):
 
 
 @base
-class DataOut(Command):
+class DataOut(Command[R]):
     """Commands that send data; ``data=`` takes any bytes-like object (``str`` is refused)."""
 
     data: Optional[DataBuffer] = attr.ib(default=None, eq=False)  # type: ignore[assignment,misc]
@@ -501,7 +504,7 @@ class DataOut(Command):
         """Fill fields that follow from the data without the block size."""
 
 
-class ParameterOut(DataOut):
+class ParameterOut(DataOut[R]):
     """Data-out commands sized by a PARAMETER LIST LENGTH field.
 
     When ``data`` is given and the length is not, the length is taken from
@@ -530,7 +533,7 @@ class ParameterOut(DataOut):
         return getattr(self, self._length_field)  # type: ignore[no-any-return]
 
 
-class BlockIn(Command):
+class BlockIn(Command[None]):
     """Data-in commands that move ``transfer_length`` logical blocks."""
 
     __slots__ = ()
@@ -550,7 +553,7 @@ class BlockIn(Command):
         return self.blocks() * _block_size(self.name, block_size)
 
 
-class BlockOut(DataOut):
+class BlockOut(DataOut[None]):
     """Data-out commands that write ``transfer_length`` logical blocks of ``data``.
 
     ``transfer_length`` may be left out when ``data`` is given; it is then
