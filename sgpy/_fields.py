@@ -100,10 +100,32 @@ class FieldSpec:
         """The field's bits as a mask over a ``length``-byte big-endian integer."""
         return self.max_value << (8 * length - self.end)
 
-    def extract(self, buf: bytes) -> int:
-        """Read the field's value out of ``buf`` (used for service-action dispatch)."""
+    def present_in(self, buf: bytes) -> bool:
+        """True when every byte the field touches is inside ``buf``."""
+        return self.last_byte < len(buf)
+
+    def read(self, buf: bytes) -> Optional[int]:
+        """The field's value in ``buf``, or None when ``buf`` ends before the field does.
+
+        A field cut by the end of the bytes has no value: reading the bytes
+        that are there as the high part of the number (or padding them with
+        zeros) would give a different, plausible-looking number.
+        """
+        if self.last_byte >= len(buf):
+            return None
         chunk = int.from_bytes(buf[self.byte : self.last_byte + 1], "big")
         return (chunk >> (8 * (self.last_byte + 1) - self.end)) & self.max_value
+
+    def extract(self, buf: bytes) -> int:
+        """Read the field's value out of ``buf`` (used for service-action dispatch).
+
+        Raises ``ValueError`` when ``buf`` ends before the field does, rather
+        than returning a number made from part of it.
+        """
+        value = self.read(buf)
+        if value is None:
+            raise ValueError(f"field at {self.describe()} is not within the {len(buf)} bytes given")
+        return value
 
     def describe(self) -> str:
         """Position in T10 words: ``"byte 1 bits 7-5"``, ``"bytes 2-5"``..."""

@@ -5,8 +5,10 @@ Pure: no I/O.  Every response class is a frozen value built with
 the allocation length) and ``wanted_length`` (the total length the answer's
 own header asks for, so the command can be re-issued with that allocation
 length), and ``X.required_length(buf)`` computes the same number from the
-header alone (None when even the header is incomplete).  Data that cannot
-be what it claims raises :class:`sgpy.errors.MalformedResponse`.
+header alone (None when even the header is incomplete).  A field is decoded
+only when all of its bytes arrived; one a short answer cut, or that lies
+past its end, is None, never a number made from part of its bytes.  Data
+that cannot be what it claims raises :class:`sgpy.errors.MalformedResponse`.
 
 Dispatchers: :func:`parse_vpd` (by page code), :func:`parse_mode_parameters`
 and :func:`parse_log_page` (by page and subpage code).

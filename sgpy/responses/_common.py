@@ -1,17 +1,28 @@
 """Shared helpers for the response parsers.
 
-Fixed-layout structures declare each field with :func:`bits`, giving the
-byte offset (as numbered in the T10 table), the lowest bit and the width;
-:func:`decode_layout` and :func:`encode_layout` read and write every such
-field of a class through a plan compiled once per class.
+Fixed-position fields are declared on the class: :func:`bits` for numbers
+and flags (byte offset as numbered in the T10 table, lowest bit, width),
+:func:`text` for ASCII fields and :func:`octets` for raw byte fields.
+:func:`decode_layout` reads every such field of a class through a plan
+compiled once per class, and :func:`encode_layout` writes the numbers back.
+
+One rule holds for every field of every answer: a field is decoded only
+when all of its bytes arrived.  An answer cut short by the allocation length
+(or a structure shorter than the table) leaves the fields it does not wholly
+hold as None.  Bytes that did arrive are never read as part of a number
+whose other bytes are missing: zero-padding them, as a short read invites,
+turns 00 01 FF into 01FF00h, a plausible and wrong value.  Hand-decoded
+numbers go through :func:`uint` (None when cut) or, where the caller has
+already checked the length, :func:`be`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import attr
 
+from sgpy._fields import FieldSpec
 from sgpy.constants import PeripheralDeviceType
 from sgpy.errors import EncodeError, MalformedResponse
 
@@ -20,60 +31,139 @@ T = TypeVar("T")
 _LAYOUT_KEY = "sgpy_layout"
 
 
+@attr.s(frozen=True, slots=True)
+class _Number:
+    """A number or flag at a fixed bit position (``spec`` says where)."""
+
+    spec: FieldSpec = attr.ib()
+    flag: bool = attr.ib()
+
+
+@attr.s(frozen=True, slots=True)
+class _Bytes:
+    """A byte field from ``start`` for ``length`` bytes (None: to the end of the answer).
+
+    ``text`` fields are ASCII, decoded with undecodable bytes replaced and
+    trailing spaces and NULs removed (leading ones too with ``lstrip``).
+    """
+
+    start: int = attr.ib()
+    length: Optional[int] = attr.ib()
+    text: bool = attr.ib()
+    lstrip: bool = attr.ib()
+
+
+_Member = Union[_Number, _Bytes]
+
+
+def _spec(byte: int, lsb: int, width: int) -> FieldSpec:
+    """The :class:`FieldSpec` of a field given as (first byte, lowest bit, width).
+
+    The field ends at bit ``lsb`` of the last byte it needs, counting from
+    ``byte``; :class:`FieldSpec` locates it by its most significant bit.
+    """
+    nbytes = (lsb + width + 7) // 8
+    end = 8 * (byte + nbytes) - lsb  # one past the least significant bit
+    start = end - width
+    return FieldSpec(byte=start // 8, bit=7 - start % 8, width=width)
+
+
 def bits(byte: int, lsb: int = 0, width: int = 8, *, flag: bool = False) -> Any:
     """Declare a field at ``byte`` (T10 numbering), bits ``lsb .. lsb+width-1``.
 
     A field wider than what is left of its first byte continues into the
     following bytes, big-endian (``bits(8, 0, 32)`` is a 4-byte number at
     bytes 8-11; ``bits(14, 0, 14)`` is the low 6 bits of byte 14 and all of
-    byte 15).  ``flag=True`` makes a one-bit field a ``bool``.
+    byte 15).  ``flag=True`` makes a one-bit field a ``bool``.  Decoded, the
+    field is None unless every byte it spans is present.
     """
     default: Any = False if flag else 0
-    return attr.ib(default=default, metadata={_LAYOUT_KEY: (byte, lsb, width, flag)})
+    return attr.ib(default=default, metadata={_LAYOUT_KEY: _Number(_spec(byte, lsb, width), flag)})
 
 
-_PLANS: Dict[type, Tuple[Tuple[str, int, int, int, int, bool], ...]] = {}
+def text(start: int, length: Optional[int] = None, *, lstrip: bool = False) -> Any:
+    """Declare an ASCII field of ``length`` bytes at ``start`` (None: to the end of the answer).
+
+    Decoded, it is None unless all of its bytes are present: a vendor or
+    serial number cut in the middle is not the device's name for itself.
+    """
+    return attr.ib(default="", metadata={_LAYOUT_KEY: _Bytes(start, length, True, lstrip)})
 
 
-def _plan(cls: type) -> Tuple[Tuple[str, int, int, int, int, bool], ...]:
+def octets(start: int, length: Optional[int] = None) -> Any:
+    """Declare a raw byte field of ``length`` bytes at ``start`` (None: to the end of the answer).
+
+    Decoded, it is None unless all of its bytes are present.
+    """
+    return attr.ib(default=b"", repr=False, metadata={_LAYOUT_KEY: _Bytes(start, length, False, False)})
+
+
+_PLANS: Dict[type, Tuple[Tuple[str, _Member], ...]] = {}
+
+
+def _plan(cls: type) -> Tuple[Tuple[str, _Member], ...]:
     plan = _PLANS.get(cls)
     if plan is None:
-        items = []
-        for f in attr.fields(cls):
-            spec = f.metadata.get(_LAYOUT_KEY)
-            if spec is None:
-                continue
-            byte, lsb, width, flag = spec
-            nbytes = (lsb + width + 7) // 8
-            items.append((f.name, byte, nbytes, lsb, (1 << width) - 1, flag))
-        plan = tuple(items)
+        plan = tuple((f.name, f.metadata[_LAYOUT_KEY]) for f in attr.fields(cls) if _LAYOUT_KEY in f.metadata)
         _PLANS[cls] = plan
     return plan
 
 
 def layout_size(cls: type) -> int:
-    """Bytes needed to hold every declared field of ``cls``."""
-    return max((byte + nbytes for _, byte, nbytes, _, _, _ in _plan(cls)), default=0)
+    """Bytes needed to hold every declared number of ``cls``."""
+    return max((m.spec.last_byte + 1 for _, m in _plan(cls) if isinstance(m, _Number)), default=0)
 
 
-def decode_layout(cls: type, buf: bytes) -> Dict[str, Any]:
-    """Read every :func:`bits` field of ``cls`` from ``buf``; bytes past the end read as 0."""
-    out: Dict[str, Any] = {}
-    n = len(buf)
-    for name, byte, nbytes, lsb, mask, flag in _plan(cls):
-        if byte + nbytes <= n:
-            value = (int.from_bytes(buf[byte : byte + nbytes], "big") >> lsb) & mask
+def layout_extents(cls: type) -> Dict[str, Tuple[int, Optional[int]]]:
+    """Each declared field of ``cls``: (first byte, one past its last byte).
+
+    The end is None for a field that runs to the end of the answer.  Tests
+    use this to tell which fields a prefix of an answer wholly holds.
+    """
+    out: Dict[str, Tuple[int, Optional[int]]] = {}
+    for name, m in _plan(cls):
+        if isinstance(m, _Number):
+            out[name] = (m.spec.byte, m.spec.last_byte + 1)
         else:
-            value = (int.from_bytes(bytes(buf[byte : byte + nbytes]).ljust(nbytes, b"\0"), "big") >> lsb) & mask
-        out[name] = bool(value) if flag else value
+            out[name] = (m.start, None if m.length is None else m.start + m.length)
+    return out
+
+
+def decode_layout(cls: type, data: bytes, length: Optional[int] = None) -> Dict[str, Any]:
+    """Read every declared field of ``cls`` from ``data``; a field not wholly in it is None.
+
+    ``data`` is the part of the answer that arrived, already cut at the
+    answer's own length; ``length`` is that full length (default
+    ``len(data)``), which fields running to the end of the answer need.
+    """
+    out: Dict[str, Any] = {}
+    n = len(data)
+    full = n if length is None else length
+    for name, m in _plan(cls):
+        if isinstance(m, _Number):
+            value = m.spec.read(data)
+            out[name] = value if value is None or not m.flag else bool(value)
+            continue
+        end = full if m.length is None else m.start + m.length
+        if end > n or m.start > end:
+            out[name] = None
+            continue
+        chunk = bytes(data[m.start : end])
+        if m.text:
+            decoded = chunk.decode("ascii", "replace").rstrip(" \0")
+            out[name] = decoded.lstrip(" \0") if m.lstrip else decoded
+        else:
+            out[name] = chunk
     return out
 
 
 def encode_layout(obj: Any, body: bytearray) -> None:
-    """Write every :func:`bits` field of ``obj`` into ``body`` in place.
+    """Write every :func:`bits` number of ``obj`` into ``body`` in place.
 
-    A value that does not fit its field raises :class:`EncodeError`, and so
-    does a non-zero value that would land past the end of ``body``.
+    A field holding None (it was not in the bytes the value was read from)
+    is left as the bytes already are.  A value that does not fit its field
+    raises :class:`EncodeError`, and so does a non-zero value that would land
+    past the end of ``body``.
     """
     cls = type(obj)
     size = len(body)
@@ -81,31 +171,49 @@ def encode_layout(obj: Any, body: bytearray) -> None:
     extent = layout_size(cls)
     if extent > size:
         work.extend(bytes(extent - size))
-    for name, byte, nbytes, lsb, mask, flag in _plan(cls):
+    for name, m in _plan(cls):
+        if not isinstance(m, _Number):
+            continue
         value = getattr(obj, name)
-        if isinstance(value, bool) or flag:
+        if value is None:
+            continue
+        spec = m.spec
+        if isinstance(value, bool) or m.flag:
             value = int(bool(value))
-        if not isinstance(value, int) or value < 0 or value > mask:
-            raise EncodeError(f"{cls.__name__}.{name}: {value!r} does not fit 0..{mask}")
-        current = int.from_bytes(work[byte : byte + nbytes], "big")
-        current = (current & ~(mask << lsb)) | (value << lsb)
-        work[byte : byte + nbytes] = current.to_bytes(nbytes, "big")
+        if not isinstance(value, int) or value < 0 or value > spec.max_value:
+            raise EncodeError(f"{cls.__name__}.{name}: {value!r} does not fit 0..{spec.max_value}")
+        first, last = spec.byte, spec.last_byte + 1
+        shift = 8 * last - spec.end
+        current = int.from_bytes(work[first:last], "big")
+        current = (current & ~(spec.max_value << shift)) | (value << shift)
+        work[first:last] = current.to_bytes(last - first, "big")
     if any(work[size:]):
         raise EncodeError(f"{cls.__name__}: a field is set that lies past the end of the {size}-byte page")
     body[:] = work[:size]
 
 
+def uint(buf: bytes, start: int, length: int) -> Optional[int]:
+    """Big-endian unsigned integer at ``buf[start:start+length]``, or None unless all of it is there."""
+    if start + length > len(buf):
+        return None
+    return int.from_bytes(buf[start : start + length], "big")
+
+
 def be(buf: bytes, start: int, length: int) -> int:
-    """Big-endian unsigned integer at ``buf[start:start+length]``; missing bytes read as 0."""
-    chunk = buf[start : start + length]
-    if len(chunk) < length:
-        chunk = bytes(chunk).ljust(length, b"\0")
-    return int.from_bytes(chunk, "big")
+    """Big-endian unsigned integer at ``buf[start:start+length]``, whose bytes the caller checked.
+
+    Raises ``ValueError`` when they are not all there: that is a parser bug
+    (a missing length check), and a number made of the bytes present would
+    be wrong.  Use :func:`uint` for a field a short answer may cut.
+    """
+    if start + length > len(buf):
+        raise ValueError(f"bytes {start}..{start + length - 1} read from a {len(buf)}-byte buffer")
+    return int.from_bytes(buf[start : start + length], "big")
 
 
-def ascii_field(buf: bytes, start: int, length: int) -> str:
-    """An ASCII text field, trailing spaces and NULs removed (undecodable bytes replaced)."""
-    return bytes(buf[start : start + length]).decode("ascii", "replace").rstrip(" \0")
+def span(buf: bytes, start: int, end: int) -> Optional[bytes]:
+    """``buf[start:end]`` as bytes, or None unless all of it is there."""
+    return bytes(buf[start:end]) if end <= len(buf) else None
 
 
 def pdt(value: int) -> int:

@@ -21,8 +21,8 @@ class _CapacityData:
 
     LENGTH: ClassVar[int]
     COMMAND: ClassVar[str]
-    returned_lba: int
-    block_length: int
+    returned_lba: Optional[int]
+    block_length: Optional[int]
 
     @classmethod
     def required_length(cls, buf: bytes) -> Optional[int]:
@@ -31,7 +31,7 @@ class _CapacityData:
 
     @classmethod
     def from_bytes(cls: Type[C], buf: bytes) -> C:
-        """Parse the ``LENGTH`` bytes; fewer give ``truncated`` with the rest read as zero."""
+        """Parse the ``LENGTH`` bytes; fewer give ``truncated``, and each field they cut is None."""
         buf = bytes(buf)
         if not buf:
             raise MalformedResponse(f"{cls.COMMAND} data is empty")
@@ -40,14 +40,15 @@ class _CapacityData:
         return cls(**fields)
 
     @property
-    def number_of_blocks(self) -> int:
-        """Logical blocks on the medium: ``returned_lba + 1``."""
-        return self.returned_lba + 1
+    def number_of_blocks(self) -> Optional[int]:
+        """Logical blocks on the medium: ``returned_lba + 1`` (None when the LBA was cut off)."""
+        return None if self.returned_lba is None else self.returned_lba + 1
 
     @property
-    def capacity_bytes(self) -> int:
-        """Capacity in bytes."""
-        return self.number_of_blocks * self.block_length
+    def capacity_bytes(self) -> Optional[int]:
+        """Capacity in bytes (None when the LBA or the block length was cut off)."""
+        blocks = self.number_of_blocks
+        return None if blocks is None or self.block_length is None else blocks * self.block_length
 
 
 @attrs.frozen
@@ -55,21 +56,22 @@ class ReadCapacity10Data(_CapacityData):
     """READ CAPACITY(10) data, SBC-4 table 69: last LBA and block length.
 
     A ``returned_lba`` of FFFFFFFFh means the capacity does not fit and
-    READ CAPACITY(16) must be used (:attr:`needs_read_capacity_16`).
+    READ CAPACITY(16) must be used (:attr:`needs_read_capacity_16`).  A
+    field a short answer cut is None.
     """
 
     LENGTH: ClassVar[int] = 8
     COMMAND: ClassVar[str] = "READ CAPACITY(10)"
 
-    returned_lba: int = bits(0, 0, 32)
-    block_length: int = bits(4, 0, 32)
+    returned_lba: Optional[int] = bits(0, 0, 32)
+    block_length: Optional[int] = bits(4, 0, 32)
     truncated: bool = False
     wanted_length: Optional[int] = 8
 
     @property
-    def needs_read_capacity_16(self) -> bool:
-        """True when the capacity does not fit in 32 bits."""
-        return self.returned_lba == 0xFFFFFFFF
+    def needs_read_capacity_16(self) -> Optional[bool]:
+        """True when the capacity does not fit in 32 bits (SBC-4 5.20.2); None when the LBA was cut off."""
+        return None if self.returned_lba is None else self.returned_lba == 0xFFFFFFFF
 
 
 @attrs.frozen
@@ -80,36 +82,39 @@ class ReadCapacity16Data(_CapacityData):
     ``logical_blocks_per_physical_block_exponent`` (LBPPBE) gives
     2**n logical blocks per physical block; ``lbpme``/``lbprz`` report
     logical block provisioning; ``lowest_aligned_lba`` is the first LBA on
-    a physical block boundary.
+    a physical block boundary.  A field a short answer cut is None.
     """
 
     LENGTH: ClassVar[int] = 32
     COMMAND: ClassVar[str] = "READ CAPACITY(16)"
 
-    returned_lba: int = bits(0, 0, 64)
-    block_length: int = bits(8, 0, 32)
-    rc_basis: int = bits(12, 4, 2)
-    p_type: int = bits(12, 1, 3)
-    prot_en: bool = bits(12, 0, 1, flag=True)
-    p_i_exponent: int = bits(13, 4, 4)
-    logical_blocks_per_physical_block_exponent: int = bits(13, 0, 4)
-    lbpme: bool = bits(14, 7, 1, flag=True)
-    lbprz: bool = bits(14, 6, 1, flag=True)
-    lowest_aligned_lba: int = bits(14, 0, 14)
+    returned_lba: Optional[int] = bits(0, 0, 64)
+    block_length: Optional[int] = bits(8, 0, 32)
+    rc_basis: Optional[int] = bits(12, 4, 2)
+    p_type: Optional[int] = bits(12, 1, 3)
+    prot_en: Optional[bool] = bits(12, 0, 1, flag=True)
+    p_i_exponent: Optional[int] = bits(13, 4, 4)
+    logical_blocks_per_physical_block_exponent: Optional[int] = bits(13, 0, 4)
+    lbpme: Optional[bool] = bits(14, 7, 1, flag=True)
+    lbprz: Optional[bool] = bits(14, 6, 1, flag=True)
+    lowest_aligned_lba: Optional[int] = bits(14, 0, 14)
     truncated: bool = False
     wanted_length: Optional[int] = 32
 
     @property
-    def lbppbe(self) -> int:
+    def lbppbe(self) -> Optional[int]:
         """Short name of the logical blocks per physical block exponent."""
         return self.logical_blocks_per_physical_block_exponent
 
     @property
-    def physical_block_length(self) -> int:
-        """Bytes per physical block."""
-        return self.block_length << self.logical_blocks_per_physical_block_exponent
+    def physical_block_length(self) -> Optional[int]:
+        """Bytes per physical block (None when a field it needs was cut off)."""
+        exponent = self.logical_blocks_per_physical_block_exponent
+        return None if self.block_length is None or exponent is None else self.block_length << exponent
 
     @property
-    def protection_type(self) -> int:
-        """Protection type 0 (none) to 3 (SBC-4 table 72: P_TYPE + 1 when PROT_EN)."""
+    def protection_type(self) -> Optional[int]:
+        """Protection type 0 (none) to 3 (SBC-4 table 72: P_TYPE + 1 when PROT_EN); None if byte 12 is missing."""
+        if self.prot_en is None or self.p_type is None:
+            return None
         return self.p_type + 1 if self.prot_en else 0

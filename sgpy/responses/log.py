@@ -392,8 +392,9 @@ class BackgroundScanResultsPage(LogPage):
         results: List[MediumScanResult] = []
         for p in params:
             v = p.value
-            if p.parameter_code == 0 and len(v) >= 12:
-                # SBC-4 table 284, offsets minus the 4-byte parameter header
+            if p.parameter_code == 0 and len(v) >= 12 and not out:
+                # SBC-4 table 284, offsets minus the 4-byte parameter header;
+                # the first status parameter counts, as for LogPage.parameter().
                 out.update(
                     accumulated_power_on_minutes=be(v, 0, 4),
                     background_scan_status=v[5],

@@ -30,7 +30,8 @@ class LunLevel:
     ``lun`` (14 bits).  Logical unit addressing: ``target``, ``bus``,
     ``lun``.  Extended addressing: ``extended_method``, ``length`` and
     ``extended_address`` (e.g. a well-known LUN is method 1, length 0;
-    extended flat space is method 2).  ``raw`` holds the level's bytes.
+    extended flat space is method 2); the address is None when the length
+    runs past the end of the LUN.  ``raw`` holds the level's bytes.
     """
 
     method: AddressMethod
@@ -61,16 +62,17 @@ def _levels(raw: bytes) -> Tuple[LunLevel, ...]:
         if method == AddressMethod.EXTENDED:
             length_code = (b0 >> 4) & 0x03
             size = 2 * (length_code + 1)  # SAM-5 table 20: 2, 4, 6 or 8 bytes
-            chunk = raw[pos : pos + size]
-            if len(chunk) < size:
-                chunk = chunk.ljust(size, b"\0")
+            chunk = bytes(raw[pos : pos + size])
+            # A level whose LENGTH (SAM-5 table 20) runs past the 8-byte LUN
+            # has no whole address: None, not the bytes present padded with zeros.
+            address = int.from_bytes(chunk[1:], "big") if len(chunk) == size else None
             levels.append(
                 LunLevel(
                     method=method,
-                    raw=bytes(chunk),
+                    raw=chunk,
                     extended_method=b0 & 0x0F,
                     length=length_code,
-                    extended_address=int.from_bytes(chunk[1:], "big"),
+                    extended_address=address,
                 )
             )
             pos += size

@@ -171,10 +171,15 @@ def _group_size(data: bytes, pos: int) -> int:
 @attrs.frozen
 class TargetPortGroups:
     """REPORT TARGET PORT GROUPS data, length-only (SPC-5 table 318) or
-    extended (table 319, ``extended`` True, with the implicit transition time)."""
+    extended (table 319, ``extended`` True, with the implicit transition time).
+
+    ``extended`` is None when the answer stops before byte 4, which tells
+    the formats apart; ``implicit_transition_time`` is None unless the
+    extended header holds it.
+    """
 
     groups: Tuple[TargetPortGroup, ...] = ()
-    extended: bool = False
+    extended: Optional[bool] = False
     implicit_transition_time: Optional[int] = None
     truncated: bool = False
     wanted_length: Optional[int] = None
@@ -190,7 +195,8 @@ class TargetPortGroups:
         buf, wanted = read_header(buf, 0, 4, 4, "target port groups")
         truncated = len(buf) < wanted
         data = buf[:wanted]
-        extended = len(data) > 4 and (data[4] >> 4) & 0x07 == 1
+        # SPC-5 6.36: FORMAT TYPE (byte 4 bits 6-4) is 001b in the extended header.
+        extended = (data[4] >> 4) & 0x07 == 1 if len(data) > 4 else None
         itt = data[5] if extended and len(data) > 5 else None
         first = 8 if extended else 4
         spans = descriptors(data, first, truncated, 8, _group_size, "target port group descriptor", "data length")
@@ -263,12 +269,13 @@ class ReportZonesData:
 
     ``wanted_length`` counts every zone that matched, which may be far more
     than one allocation length can carry; re-issue from the last zone's end
-    to read them in pieces.
+    to read them in pieces.  ``same`` and ``maximum_lba`` are None when a
+    short answer cuts them.
     """
 
     zone_list_length: int = 0
-    same: int = 0
-    maximum_lba: int = 0
+    same: Optional[int] = bits(4, 0, 4)
+    maximum_lba: Optional[int] = bits(8, 0, 64)
     zones: Tuple[Zone, ...] = ()
     truncated: bool = False
     wanted_length: Optional[int] = None
@@ -299,9 +306,8 @@ class ReportZonesData:
             for p in range(64, len(data) - 63, 64)
         )
         return cls(
+            **decode_layout(cls, data),
             zone_list_length=length,
-            same=data[4] & 0x0F if len(data) > 4 else 0,
-            maximum_lba=be(data, 8, 8),
             zones=zones,
             truncated=len(buf) < wanted,
             wanted_length=wanted,
@@ -332,19 +338,19 @@ class SupportedTaskManagementFunctions:
     qtss: bool = bits(1, 1, 1, flag=True)
     itnrs: bool = bits(1, 0, 1, flag=True)
     additional_data_length: int = bits(3)
-    tmftmov: bool = bits(4, 0, 1, flag=True)
-    atts: bool = bits(6, 7, 1, flag=True)
-    atsts: bool = bits(6, 6, 1, flag=True)
-    cacats: bool = bits(6, 5, 1, flag=True)
-    ctsts: bool = bits(6, 4, 1, flag=True)
-    lurts: bool = bits(6, 3, 1, flag=True)
-    qtts: bool = bits(6, 2, 1, flag=True)
-    wakets: bool = bits(6, 0, 1, flag=True)
-    qaets: bool = bits(7, 2, 1, flag=True)
-    qtsts: bool = bits(7, 1, 1, flag=True)
-    itnrts: bool = bits(7, 0, 1, flag=True)
-    tmf_long_timeout: int = bits(8, 0, 32)
-    tmf_short_timeout: int = bits(12, 0, 32)
+    tmftmov: Optional[bool] = bits(4, 0, 1, flag=True)
+    atts: Optional[bool] = bits(6, 7, 1, flag=True)
+    atsts: Optional[bool] = bits(6, 6, 1, flag=True)
+    cacats: Optional[bool] = bits(6, 5, 1, flag=True)
+    ctsts: Optional[bool] = bits(6, 4, 1, flag=True)
+    lurts: Optional[bool] = bits(6, 3, 1, flag=True)
+    qtts: Optional[bool] = bits(6, 2, 1, flag=True)
+    wakets: Optional[bool] = bits(6, 0, 1, flag=True)
+    qaets: Optional[bool] = bits(7, 2, 1, flag=True)
+    qtsts: Optional[bool] = bits(7, 1, 1, flag=True)
+    itnrts: Optional[bool] = bits(7, 0, 1, flag=True)
+    tmf_long_timeout: Optional[int] = bits(8, 0, 32)
+    tmf_short_timeout: Optional[int] = bits(12, 0, 32)
     truncated: bool = False
     wanted_length: Optional[int] = None
 

@@ -132,7 +132,10 @@ class TypedModePage:
 
     Field offsets are the T10 byte numbers from the start of the page.
     ``raw`` is the page as read (header included); a page built by hand has
-    no ``raw`` and is laid out from zero with the standard page length.
+    no ``raw`` and is laid out from zero with the standard page length.  A
+    field past the end of a page shorter than the standard one (an older
+    device's) is None, and ``to_bytes()`` leaves the bytes of a None
+    field as they are.
     """
 
     PAGE_CODE: ClassVar[int] = -1
@@ -182,18 +185,18 @@ class ReadWriteErrorRecoveryPage(TypedModePage):
 
     PAGE_CODE: ClassVar[int] = 0x01
     PAGE_LENGTH: ClassVar[int] = 0x0A
-    awre: bool = bits(2, 7, 1, flag=True)
-    arre: bool = bits(2, 6, 1, flag=True)
-    tb: bool = bits(2, 5, 1, flag=True)
-    rc: bool = bits(2, 4, 1, flag=True)
-    eer: bool = bits(2, 3, 1, flag=True)
-    per: bool = bits(2, 2, 1, flag=True)
-    dte: bool = bits(2, 1, 1, flag=True)
-    dcr: bool = bits(2, 0, 1, flag=True)
-    read_retry_count: int = bits(3)
-    lbpere: bool = bits(7, 7, 1, flag=True)
-    write_retry_count: int = bits(8)
-    recovery_time_limit: int = bits(10, 0, 16)
+    awre: Optional[bool] = bits(2, 7, 1, flag=True)
+    arre: Optional[bool] = bits(2, 6, 1, flag=True)
+    tb: Optional[bool] = bits(2, 5, 1, flag=True)
+    rc: Optional[bool] = bits(2, 4, 1, flag=True)
+    eer: Optional[bool] = bits(2, 3, 1, flag=True)
+    per: Optional[bool] = bits(2, 2, 1, flag=True)
+    dte: Optional[bool] = bits(2, 1, 1, flag=True)
+    dcr: Optional[bool] = bits(2, 0, 1, flag=True)
+    read_retry_count: Optional[int] = bits(3)
+    lbpere: Optional[bool] = bits(7, 7, 1, flag=True)
+    write_retry_count: Optional[int] = bits(8)
+    recovery_time_limit: Optional[int] = bits(10, 0, 16)
 
 
 @attrs.frozen
@@ -202,17 +205,17 @@ class DisconnectReconnectPage(TypedModePage):
 
     PAGE_CODE: ClassVar[int] = 0x02
     PAGE_LENGTH: ClassVar[int] = 0x0E
-    buffer_full_ratio: int = bits(2)
-    buffer_empty_ratio: int = bits(3)
-    bus_inactivity_limit: int = bits(4, 0, 16)
-    disconnect_time_limit: int = bits(6, 0, 16)
-    connect_time_limit: int = bits(8, 0, 16)
-    maximum_burst_size: int = bits(10, 0, 16)
-    emdp: bool = bits(12, 7, 1, flag=True)
-    fair_arbitration: int = bits(12, 4, 3)
-    dimm: bool = bits(12, 3, 1, flag=True)
-    dtdc: int = bits(12, 0, 3)
-    first_burst_size: int = bits(14, 0, 16)
+    buffer_full_ratio: Optional[int] = bits(2)
+    buffer_empty_ratio: Optional[int] = bits(3)
+    bus_inactivity_limit: Optional[int] = bits(4, 0, 16)
+    disconnect_time_limit: Optional[int] = bits(6, 0, 16)
+    connect_time_limit: Optional[int] = bits(8, 0, 16)
+    maximum_burst_size: Optional[int] = bits(10, 0, 16)
+    emdp: Optional[bool] = bits(12, 7, 1, flag=True)
+    fair_arbitration: Optional[int] = bits(12, 4, 3)
+    dimm: Optional[bool] = bits(12, 3, 1, flag=True)
+    dtdc: Optional[int] = bits(12, 0, 3)
+    first_burst_size: Optional[int] = bits(14, 0, 16)
 
 
 @attrs.frozen
@@ -221,27 +224,27 @@ class CachingPage(TypedModePage):
 
     PAGE_CODE: ClassVar[int] = 0x08
     PAGE_LENGTH: ClassVar[int] = 0x12
-    ic: bool = bits(2, 7, 1, flag=True)
-    abpf: bool = bits(2, 6, 1, flag=True)
-    cap: bool = bits(2, 5, 1, flag=True)
-    disc: bool = bits(2, 4, 1, flag=True)
-    size: bool = bits(2, 3, 1, flag=True)
-    wce: bool = bits(2, 2, 1, flag=True)
-    mf: bool = bits(2, 1, 1, flag=True)
-    rcd: bool = bits(2, 0, 1, flag=True)
-    demand_read_retention_priority: int = bits(3, 4, 4)
-    write_retention_priority: int = bits(3, 0, 4)
-    disable_prefetch_transfer_length: int = bits(4, 0, 16)
-    minimum_prefetch: int = bits(6, 0, 16)
-    maximum_prefetch: int = bits(8, 0, 16)
-    maximum_prefetch_ceiling: int = bits(10, 0, 16)
-    fsw: bool = bits(12, 7, 1, flag=True)
-    lbcss: bool = bits(12, 6, 1, flag=True)
-    dra: bool = bits(12, 5, 1, flag=True)
-    sync_prog: int = bits(12, 1, 2)
-    nv_dis: bool = bits(12, 0, 1, flag=True)
-    number_of_cache_segments: int = bits(13)
-    cache_segment_size: int = bits(14, 0, 16)
+    ic: Optional[bool] = bits(2, 7, 1, flag=True)
+    abpf: Optional[bool] = bits(2, 6, 1, flag=True)
+    cap: Optional[bool] = bits(2, 5, 1, flag=True)
+    disc: Optional[bool] = bits(2, 4, 1, flag=True)
+    size: Optional[bool] = bits(2, 3, 1, flag=True)
+    wce: Optional[bool] = bits(2, 2, 1, flag=True)
+    mf: Optional[bool] = bits(2, 1, 1, flag=True)
+    rcd: Optional[bool] = bits(2, 0, 1, flag=True)
+    demand_read_retention_priority: Optional[int] = bits(3, 4, 4)
+    write_retention_priority: Optional[int] = bits(3, 0, 4)
+    disable_prefetch_transfer_length: Optional[int] = bits(4, 0, 16)
+    minimum_prefetch: Optional[int] = bits(6, 0, 16)
+    maximum_prefetch: Optional[int] = bits(8, 0, 16)
+    maximum_prefetch_ceiling: Optional[int] = bits(10, 0, 16)
+    fsw: Optional[bool] = bits(12, 7, 1, flag=True)
+    lbcss: Optional[bool] = bits(12, 6, 1, flag=True)
+    dra: Optional[bool] = bits(12, 5, 1, flag=True)
+    sync_prog: Optional[int] = bits(12, 1, 2)
+    nv_dis: Optional[bool] = bits(12, 0, 1, flag=True)
+    number_of_cache_segments: Optional[int] = bits(13)
+    cache_segment_size: Optional[int] = bits(14, 0, 16)
 
 
 @attrs.frozen
@@ -251,26 +254,26 @@ class ControlPage(TypedModePage):
 
     PAGE_CODE: ClassVar[int] = 0x0A
     PAGE_LENGTH: ClassVar[int] = 0x0A
-    tst: int = bits(2, 5, 3)
-    tmf_only: bool = bits(2, 4, 1, flag=True)
-    dpicz: bool = bits(2, 3, 1, flag=True)
-    d_sense: bool = bits(2, 2, 1, flag=True)
-    gltsd: bool = bits(2, 1, 1, flag=True)
-    rlec: bool = bits(2, 0, 1, flag=True)
-    queue_algorithm_modifier: int = bits(3, 4, 4)
-    nuar: bool = bits(3, 3, 1, flag=True)
-    qerr: int = bits(3, 1, 2)
-    rac: bool = bits(4, 6, 1, flag=True)
-    ua_intlck_ctrl: int = bits(4, 4, 2)
-    swp: bool = bits(4, 3, 1, flag=True)
-    ato: bool = bits(5, 7, 1, flag=True)
-    tas: bool = bits(5, 6, 1, flag=True)
-    atmpe: bool = bits(5, 5, 1, flag=True)
-    rwwp: bool = bits(5, 4, 1, flag=True)
-    sblp: bool = bits(5, 3, 1, flag=True)
-    autoload_mode: int = bits(5, 0, 3)
-    busy_timeout_period: int = bits(8, 0, 16)
-    extended_self_test_completion_time: int = bits(10, 0, 16)
+    tst: Optional[int] = bits(2, 5, 3)
+    tmf_only: Optional[bool] = bits(2, 4, 1, flag=True)
+    dpicz: Optional[bool] = bits(2, 3, 1, flag=True)
+    d_sense: Optional[bool] = bits(2, 2, 1, flag=True)
+    gltsd: Optional[bool] = bits(2, 1, 1, flag=True)
+    rlec: Optional[bool] = bits(2, 0, 1, flag=True)
+    queue_algorithm_modifier: Optional[int] = bits(3, 4, 4)
+    nuar: Optional[bool] = bits(3, 3, 1, flag=True)
+    qerr: Optional[int] = bits(3, 1, 2)
+    rac: Optional[bool] = bits(4, 6, 1, flag=True)
+    ua_intlck_ctrl: Optional[int] = bits(4, 4, 2)
+    swp: Optional[bool] = bits(4, 3, 1, flag=True)
+    ato: Optional[bool] = bits(5, 7, 1, flag=True)
+    tas: Optional[bool] = bits(5, 6, 1, flag=True)
+    atmpe: Optional[bool] = bits(5, 5, 1, flag=True)
+    rwwp: Optional[bool] = bits(5, 4, 1, flag=True)
+    sblp: Optional[bool] = bits(5, 3, 1, flag=True)
+    autoload_mode: Optional[int] = bits(5, 0, 3)
+    busy_timeout_period: Optional[int] = bits(8, 0, 16)
+    extended_self_test_completion_time: Optional[int] = bits(10, 0, 16)
 
 
 @attrs.frozen
@@ -281,12 +284,12 @@ class ControlExtensionPage(TypedModePage):
     SUBPAGE_CODE: ClassVar[int] = 0x01
     SPF: ClassVar[bool] = True
     PAGE_LENGTH: ClassVar[int] = 0x1C
-    dlc: bool = bits(4, 3, 1, flag=True)
-    tcmos: bool = bits(4, 2, 1, flag=True)
-    scsip: bool = bits(4, 1, 1, flag=True)
-    ialuae: bool = bits(4, 0, 1, flag=True)
-    initial_command_priority: int = bits(5, 0, 4)
-    maximum_sense_data_length: int = bits(6)
+    dlc: Optional[bool] = bits(4, 3, 1, flag=True)
+    tcmos: Optional[bool] = bits(4, 2, 1, flag=True)
+    scsip: Optional[bool] = bits(4, 1, 1, flag=True)
+    ialuae: Optional[bool] = bits(4, 0, 1, flag=True)
+    initial_command_priority: Optional[int] = bits(5, 0, 4)
+    maximum_sense_data_length: Optional[int] = bits(6)
 
 
 @attrs.frozen
@@ -295,20 +298,20 @@ class PowerConditionPage(TypedModePage):
 
     PAGE_CODE: ClassVar[int] = 0x1A
     PAGE_LENGTH: ClassVar[int] = 0x26
-    pm_bg_precedence: int = bits(2, 6, 2)
-    standby_y: bool = bits(2, 0, 1, flag=True)
-    idle_c: bool = bits(3, 3, 1, flag=True)
-    idle_b: bool = bits(3, 2, 1, flag=True)
-    idle_a: bool = bits(3, 1, 1, flag=True)
-    standby_z: bool = bits(3, 0, 1, flag=True)
-    idle_a_condition_timer: int = bits(4, 0, 32)
-    standby_z_condition_timer: int = bits(8, 0, 32)
-    idle_b_condition_timer: int = bits(12, 0, 32)
-    idle_c_condition_timer: int = bits(16, 0, 32)
-    standby_y_condition_timer: int = bits(20, 0, 32)
-    ccf_idle: int = bits(39, 6, 2)
-    ccf_standby: int = bits(39, 4, 2)
-    ccf_stopped: int = bits(39, 2, 2)
+    pm_bg_precedence: Optional[int] = bits(2, 6, 2)
+    standby_y: Optional[bool] = bits(2, 0, 1, flag=True)
+    idle_c: Optional[bool] = bits(3, 3, 1, flag=True)
+    idle_b: Optional[bool] = bits(3, 2, 1, flag=True)
+    idle_a: Optional[bool] = bits(3, 1, 1, flag=True)
+    standby_z: Optional[bool] = bits(3, 0, 1, flag=True)
+    idle_a_condition_timer: Optional[int] = bits(4, 0, 32)
+    standby_z_condition_timer: Optional[int] = bits(8, 0, 32)
+    idle_b_condition_timer: Optional[int] = bits(12, 0, 32)
+    idle_c_condition_timer: Optional[int] = bits(16, 0, 32)
+    standby_y_condition_timer: Optional[int] = bits(20, 0, 32)
+    ccf_idle: Optional[int] = bits(39, 6, 2)
+    ccf_standby: Optional[int] = bits(39, 4, 2)
+    ccf_stopped: Optional[int] = bits(39, 2, 2)
 
 
 @attrs.frozen
@@ -317,16 +320,16 @@ class InformationalExceptionsControlPage(TypedModePage):
 
     PAGE_CODE: ClassVar[int] = 0x1C
     PAGE_LENGTH: ClassVar[int] = 0x0A
-    perf: bool = bits(2, 7, 1, flag=True)
-    ebf: bool = bits(2, 5, 1, flag=True)
-    ewasc: bool = bits(2, 4, 1, flag=True)
-    dexcpt: bool = bits(2, 3, 1, flag=True)
-    test: bool = bits(2, 2, 1, flag=True)
-    ebackerr: bool = bits(2, 1, 1, flag=True)
-    logerr: bool = bits(2, 0, 1, flag=True)
-    mrie: int = bits(3, 0, 4)
-    interval_timer: int = bits(4, 0, 32)
-    report_count: int = bits(8, 0, 32)
+    perf: Optional[bool] = bits(2, 7, 1, flag=True)
+    ebf: Optional[bool] = bits(2, 5, 1, flag=True)
+    ewasc: Optional[bool] = bits(2, 4, 1, flag=True)
+    dexcpt: Optional[bool] = bits(2, 3, 1, flag=True)
+    test: Optional[bool] = bits(2, 2, 1, flag=True)
+    ebackerr: Optional[bool] = bits(2, 1, 1, flag=True)
+    logerr: Optional[bool] = bits(2, 0, 1, flag=True)
+    mrie: Optional[int] = bits(3, 0, 4)
+    interval_timer: Optional[int] = bits(4, 0, 32)
+    report_count: Optional[int] = bits(8, 0, 32)
 
 
 AnyModePage = Union[ModePage, TypedModePage]

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import be, descriptors, enum_or_int, length_header, need, read_header
+from sgpy.responses._common import be, descriptors, enum_or_int, length_header, need, read_header, span
 
 __all__ = [
     "CommandTimeouts",
@@ -116,12 +116,13 @@ class OneCommandSupport:
     """One-command parameter data (REPORTING OPTIONS 001b-011b), SPC-5 table 316.
 
     ``cdb_usage`` is the CDB usage map: for each CDB byte, the bits the
-    device looks at (the opcode byte holds the opcode itself).
+    device looks at (the opcode byte holds the opcode itself); None when a
+    short answer cuts it.
     """
 
     support: int = 0
     flags: int = 0
-    cdb_usage: bytes = b""
+    cdb_usage: Optional[bytes] = b""
     timeouts: Optional[CommandTimeouts] = None
     truncated: bool = False
     wanted_length: Optional[int] = None
@@ -157,7 +158,7 @@ class OneCommandSupport:
         return cls(
             support=enum_or_int(CommandSupport, flags & 0x07),
             flags=flags,
-            cdb_usage=buf[4 : 4 + size],
+            cdb_usage=span(buf, 4, 4 + size),
             timeouts=timeouts,
             truncated=len(buf) < wanted,
             wanted_length=wanted,

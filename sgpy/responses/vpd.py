@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, TypeVar
 
-import attr
 import attrs
 
 from sgpy.errors import MalformedResponse
-from sgpy.responses._common import ascii_field, bits, decode_layout, length_header, need, pdt, read_header
+from sgpy.responses._common import bits, decode_layout, length_header, need, octets, pdt, read_header, text
 from sgpy.responses.designators import Association, Designator, NaaDesignator, parse_designator
 
 __all__ = [
@@ -60,7 +59,7 @@ class VpdPage:
         if cls.PAGE_CODE >= 0 and buf[1] != cls.PAGE_CODE:
             raise MalformedResponse(f"{cls.__name__}: page code {buf[1]:02X}h, expected {cls.PAGE_CODE:02X}h")
         data = buf[:wanted]
-        fields = decode_layout(cls, data)
+        fields = decode_layout(cls, data, wanted)
         fields["peripheral_device_type"] = pdt(fields["peripheral_device_type"])
         fields["truncated"] = len(buf) < wanted
         fields["wanted_length"] = wanted
@@ -68,23 +67,18 @@ class VpdPage:
 
     @classmethod
     def from_bytes(cls: Type[V], buf: bytes) -> V:
-        """Parse the page; fields past the end of a short answer read as zero."""
+        """Parse the page; a field a short answer does not wholly hold is None."""
         _, fields = cls._start(buf)
         return cls(**fields)
 
 
 @attrs.frozen
 class RawVpdPage(VpdPage):
-    """A VPD page sgpy does not decode: its code and the bytes after the header."""
+    """A VPD page sgpy does not decode: its code and the bytes after the header
+    (``data`` is None when the answer was cut short of PAGE LENGTH)."""
 
-    page_code: int = 0
-    data: bytes = b""
-
-    @classmethod
-    def from_bytes(cls, buf: bytes) -> "RawVpdPage":
-        """Keep any page as bytes."""
-        page, fields = cls._start(buf)
-        return cls(**fields, page_code=page[1], data=page[4:])
+    page_code: int = bits(1)
+    data: Optional[bytes] = octets(4)
 
 
 @attrs.frozen
@@ -103,16 +97,11 @@ class SupportedVpdPages(VpdPage):
 
 @attrs.frozen
 class UnitSerialNumber(VpdPage):
-    """Page 80h, SPC-5 7.7.19: the product serial number, trimmed."""
+    """Page 80h, SPC-5 7.7.19: the product serial number, trimmed (None when cut short)."""
 
     PAGE_CODE: ClassVar[int] = 0x80
-    serial: str = ""
-
-    @classmethod
-    def from_bytes(cls, buf: bytes) -> "UnitSerialNumber":
-        """Parse the serial number (ASCII; other bytes are replaced)."""
-        page, fields = cls._start(buf)
-        return cls(**fields, serial=ascii_field(page, 4, len(page)).strip(" \0"))
+    #: ASCII (other bytes replaced); None when the answer was cut short of PAGE LENGTH.
+    serial: Optional[str] = text(4, lstrip=True)
 
 
 @attrs.frozen
@@ -160,35 +149,35 @@ class ExtendedInquiryData(VpdPage):
     microcode features the logical unit supports."""
 
     PAGE_CODE: ClassVar[int] = 0x86
-    activate_microcode: int = bits(4, 6, 2)
-    spt: int = bits(4, 3, 3)
-    grd_chk: bool = bits(4, 2, 1, flag=True)
-    app_chk: bool = bits(4, 1, 1, flag=True)
-    ref_chk: bool = bits(4, 0, 1, flag=True)
-    uask_sup: bool = bits(5, 5, 1, flag=True)
-    group_sup: bool = bits(5, 4, 1, flag=True)
-    prior_sup: bool = bits(5, 3, 1, flag=True)
-    headsup: bool = bits(5, 2, 1, flag=True)
-    ordsup: bool = bits(5, 1, 1, flag=True)
-    simpsup: bool = bits(5, 0, 1, flag=True)
-    wu_sup: bool = bits(6, 3, 1, flag=True)
-    crd_sup: bool = bits(6, 2, 1, flag=True)
-    nv_sup: bool = bits(6, 1, 1, flag=True)
-    v_sup: bool = bits(6, 0, 1, flag=True)
-    no_pi_chk: bool = bits(7, 5, 1, flag=True)
-    p_i_i_sup: bool = bits(7, 4, 1, flag=True)
-    luiclr: bool = bits(7, 0, 1, flag=True)
-    lu_coll_type: int = bits(8, 5, 3)
-    r_sup: bool = bits(8, 4, 1, flag=True)
-    rtd_sup: bool = bits(8, 3, 1, flag=True)
-    hssrelef: bool = bits(8, 1, 1, flag=True)
-    cbcs: bool = bits(8, 0, 1, flag=True)
-    multi_it_nexus_microcode_download: int = bits(9, 0, 4)
-    extended_self_test_completion_minutes: int = bits(10, 0, 16)
-    poa_sup: bool = bits(12, 7, 1, flag=True)
-    hra_sup: bool = bits(12, 6, 1, flag=True)
-    vsa_sup: bool = bits(12, 5, 1, flag=True)
-    maximum_supported_sense_data_length: int = bits(13)
+    activate_microcode: Optional[int] = bits(4, 6, 2)
+    spt: Optional[int] = bits(4, 3, 3)
+    grd_chk: Optional[bool] = bits(4, 2, 1, flag=True)
+    app_chk: Optional[bool] = bits(4, 1, 1, flag=True)
+    ref_chk: Optional[bool] = bits(4, 0, 1, flag=True)
+    uask_sup: Optional[bool] = bits(5, 5, 1, flag=True)
+    group_sup: Optional[bool] = bits(5, 4, 1, flag=True)
+    prior_sup: Optional[bool] = bits(5, 3, 1, flag=True)
+    headsup: Optional[bool] = bits(5, 2, 1, flag=True)
+    ordsup: Optional[bool] = bits(5, 1, 1, flag=True)
+    simpsup: Optional[bool] = bits(5, 0, 1, flag=True)
+    wu_sup: Optional[bool] = bits(6, 3, 1, flag=True)
+    crd_sup: Optional[bool] = bits(6, 2, 1, flag=True)
+    nv_sup: Optional[bool] = bits(6, 1, 1, flag=True)
+    v_sup: Optional[bool] = bits(6, 0, 1, flag=True)
+    no_pi_chk: Optional[bool] = bits(7, 5, 1, flag=True)
+    p_i_i_sup: Optional[bool] = bits(7, 4, 1, flag=True)
+    luiclr: Optional[bool] = bits(7, 0, 1, flag=True)
+    lu_coll_type: Optional[int] = bits(8, 5, 3)
+    r_sup: Optional[bool] = bits(8, 4, 1, flag=True)
+    rtd_sup: Optional[bool] = bits(8, 3, 1, flag=True)
+    hssrelef: Optional[bool] = bits(8, 1, 1, flag=True)
+    cbcs: Optional[bool] = bits(8, 0, 1, flag=True)
+    multi_it_nexus_microcode_download: Optional[int] = bits(9, 0, 4)
+    extended_self_test_completion_minutes: Optional[int] = bits(10, 0, 16)
+    poa_sup: Optional[bool] = bits(12, 7, 1, flag=True)
+    hra_sup: Optional[bool] = bits(12, 6, 1, flag=True)
+    vsa_sup: Optional[bool] = bits(12, 5, 1, flag=True)
+    maximum_supported_sense_data_length: Optional[int] = bits(13)
 
 
 def _ata_string(identify: bytes, first_word: int, last_word: int) -> str:
@@ -204,46 +193,34 @@ def _ata_string(identify: bytes, first_word: int, last_word: int) -> str:
 class AtaInformation(VpdPage):
     """Page 89h, SAT-4 12.4.2: the SAT layer and the ATA device behind it.
 
-    ``identify_data`` is the 512-byte IDENTIFY (PACKET) DEVICE data kept raw;
+    ``identify_data`` is the 512-byte IDENTIFY (PACKET) DEVICE data kept raw
+    (None unless all 512 bytes arrived);
     :attr:`ata_model`, :attr:`ata_serial` and :attr:`ata_firmware` read the
     strings out of it (ACS-4 words 27-46, 10-19 and 23-26).
     """
 
     PAGE_CODE: ClassVar[int] = 0x89
-    sat_vendor: str = ""
-    sat_product: str = ""
-    sat_revision: str = ""
-    device_signature: bytes = attr.ib(default=b"", repr=False)
-    command_code: int = bits(56)
-    identify_data: bytes = attr.ib(default=b"", repr=False)
-
-    @classmethod
-    def from_bytes(cls, buf: bytes) -> "AtaInformation":
-        """Parse the SAT identification and keep the IDENTIFY data."""
-        page, fields = cls._start(buf)
-        return cls(
-            **fields,
-            sat_vendor=ascii_field(page, 8, 8),
-            sat_product=ascii_field(page, 16, 16),
-            sat_revision=ascii_field(page, 32, 4),
-            device_signature=page[36:56],
-            identify_data=page[60:572],
-        )
+    sat_vendor: Optional[str] = text(8, 8)
+    sat_product: Optional[str] = text(16, 16)
+    sat_revision: Optional[str] = text(32, 4)
+    device_signature: Optional[bytes] = octets(36, 20)
+    command_code: Optional[int] = bits(56)
+    identify_data: Optional[bytes] = octets(60, 512)
 
     @property
-    def ata_model(self) -> str:
-        """Model number from IDENTIFY words 27-46."""
-        return _ata_string(self.identify_data, 27, 46)
+    def ata_model(self) -> Optional[str]:
+        """Model number from IDENTIFY words 27-46 (None without the IDENTIFY data)."""
+        return None if self.identify_data is None else _ata_string(self.identify_data, 27, 46)
 
     @property
-    def ata_serial(self) -> str:
-        """Serial number from IDENTIFY words 10-19."""
-        return _ata_string(self.identify_data, 10, 19)
+    def ata_serial(self) -> Optional[str]:
+        """Serial number from IDENTIFY words 10-19 (None without the IDENTIFY data)."""
+        return None if self.identify_data is None else _ata_string(self.identify_data, 10, 19)
 
     @property
-    def ata_firmware(self) -> str:
-        """Firmware revision from IDENTIFY words 23-26."""
-        return _ata_string(self.identify_data, 23, 26)
+    def ata_firmware(self) -> Optional[str]:
+        """Firmware revision from IDENTIFY words 23-26 (None without the IDENTIFY data)."""
+        return None if self.identify_data is None else _ata_string(self.identify_data, 23, 26)
 
 
 @attrs.frozen
@@ -251,17 +228,17 @@ class PowerCondition(VpdPage):
     """Page 8Ah, SPC-5 7.7.14: supported power conditions and their recovery times (ms)."""
 
     PAGE_CODE: ClassVar[int] = 0x8A
-    standby_y: bool = bits(4, 1, 1, flag=True)
-    standby_z: bool = bits(4, 0, 1, flag=True)
-    idle_c: bool = bits(5, 2, 1, flag=True)
-    idle_b: bool = bits(5, 1, 1, flag=True)
-    idle_a: bool = bits(5, 0, 1, flag=True)
-    stopped_condition_recovery_time: int = bits(6, 0, 16)
-    standby_z_condition_recovery_time: int = bits(8, 0, 16)
-    standby_y_condition_recovery_time: int = bits(10, 0, 16)
-    idle_a_condition_recovery_time: int = bits(12, 0, 16)
-    idle_b_condition_recovery_time: int = bits(14, 0, 16)
-    idle_c_condition_recovery_time: int = bits(16, 0, 16)
+    standby_y: Optional[bool] = bits(4, 1, 1, flag=True)
+    standby_z: Optional[bool] = bits(4, 0, 1, flag=True)
+    idle_c: Optional[bool] = bits(5, 2, 1, flag=True)
+    idle_b: Optional[bool] = bits(5, 1, 1, flag=True)
+    idle_a: Optional[bool] = bits(5, 0, 1, flag=True)
+    stopped_condition_recovery_time: Optional[int] = bits(6, 0, 16)
+    standby_z_condition_recovery_time: Optional[int] = bits(8, 0, 16)
+    standby_y_condition_recovery_time: Optional[int] = bits(10, 0, 16)
+    idle_a_condition_recovery_time: Optional[int] = bits(12, 0, 16)
+    idle_b_condition_recovery_time: Optional[int] = bits(14, 0, 16)
+    idle_c_condition_recovery_time: Optional[int] = bits(16, 0, 16)
 
 
 @attrs.frozen
@@ -269,27 +246,28 @@ class BlockLimits(VpdPage):
     """Page B0h, SBC-4 6.6.4: transfer, unmap, write same and atomic limits.
 
     Lengths are in logical blocks; zero means "not reported" for most
-    fields, as SBC-4 defines.
+    fields, as SBC-4 defines.  A field past the end of the page (an older
+    device's page stops at byte 15) is None.
     """
 
     PAGE_CODE: ClassVar[int] = 0xB0
-    wsnz: bool = bits(4, 0, 1, flag=True)
-    maximum_compare_and_write_length: int = bits(5)
-    optimal_transfer_length_granularity: int = bits(6, 0, 16)
-    maximum_transfer_length: int = bits(8, 0, 32)
-    optimal_transfer_length: int = bits(12, 0, 32)
-    maximum_prefetch_length: int = bits(16, 0, 32)
-    maximum_unmap_lba_count: int = bits(20, 0, 32)
-    maximum_unmap_block_descriptor_count: int = bits(24, 0, 32)
-    optimal_unmap_granularity: int = bits(28, 0, 32)
-    ugavalid: bool = bits(32, 7, 1, flag=True)
-    unmap_granularity_alignment: int = bits(32, 0, 31)
-    maximum_write_same_length: int = bits(36, 0, 64)
-    maximum_atomic_transfer_length: int = bits(44, 0, 32)
-    atomic_alignment: int = bits(48, 0, 32)
-    atomic_transfer_length_granularity: int = bits(52, 0, 32)
-    maximum_atomic_transfer_length_with_atomic_boundary: int = bits(56, 0, 32)
-    maximum_atomic_boundary_size: int = bits(60, 0, 32)
+    wsnz: Optional[bool] = bits(4, 0, 1, flag=True)
+    maximum_compare_and_write_length: Optional[int] = bits(5)
+    optimal_transfer_length_granularity: Optional[int] = bits(6, 0, 16)
+    maximum_transfer_length: Optional[int] = bits(8, 0, 32)
+    optimal_transfer_length: Optional[int] = bits(12, 0, 32)
+    maximum_prefetch_length: Optional[int] = bits(16, 0, 32)
+    maximum_unmap_lba_count: Optional[int] = bits(20, 0, 32)
+    maximum_unmap_block_descriptor_count: Optional[int] = bits(24, 0, 32)
+    optimal_unmap_granularity: Optional[int] = bits(28, 0, 32)
+    ugavalid: Optional[bool] = bits(32, 7, 1, flag=True)
+    unmap_granularity_alignment: Optional[int] = bits(32, 0, 31)
+    maximum_write_same_length: Optional[int] = bits(36, 0, 64)
+    maximum_atomic_transfer_length: Optional[int] = bits(44, 0, 32)
+    atomic_alignment: Optional[int] = bits(48, 0, 32)
+    atomic_transfer_length_granularity: Optional[int] = bits(52, 0, 32)
+    maximum_atomic_transfer_length_with_atomic_boundary: Optional[int] = bits(56, 0, 32)
+    maximum_atomic_boundary_size: Optional[int] = bits(60, 0, 32)
 
 
 @attrs.frozen
@@ -297,21 +275,21 @@ class BlockDeviceCharacteristics(VpdPage):
     """Page B1h, SBC-4 6.6.2: rotation rate (1 = non-rotating), form factor, zoning."""
 
     PAGE_CODE: ClassVar[int] = 0xB1
-    medium_rotation_rate: int = bits(4, 0, 16)
-    product_type: int = bits(6)
-    wabereq: int = bits(7, 6, 2)
-    wacereq: int = bits(7, 4, 2)
-    nominal_form_factor: int = bits(7, 0, 4)
-    zoned: int = bits(8, 4, 2)
-    bocs: bool = bits(8, 2, 1, flag=True)
-    fuab: bool = bits(8, 1, 1, flag=True)
-    vbuls: bool = bits(8, 0, 1, flag=True)
-    depopulation_time: int = bits(12, 0, 32)
+    medium_rotation_rate: Optional[int] = bits(4, 0, 16)
+    product_type: Optional[int] = bits(6)
+    wabereq: Optional[int] = bits(7, 6, 2)
+    wacereq: Optional[int] = bits(7, 4, 2)
+    nominal_form_factor: Optional[int] = bits(7, 0, 4)
+    zoned: Optional[int] = bits(8, 4, 2)
+    bocs: Optional[bool] = bits(8, 2, 1, flag=True)
+    fuab: Optional[bool] = bits(8, 1, 1, flag=True)
+    vbuls: Optional[bool] = bits(8, 0, 1, flag=True)
+    depopulation_time: Optional[int] = bits(12, 0, 32)
 
     @property
-    def non_rotating(self) -> bool:
-        """True for solid-state media (MEDIUM ROTATION RATE 0001h)."""
-        return self.medium_rotation_rate == 1
+    def non_rotating(self) -> Optional[bool]:
+        """True for solid-state media (MEDIUM ROTATION RATE 0001h); None when bytes 4-5 are missing."""
+        return None if self.medium_rotation_rate is None else self.medium_rotation_rate == 1
 
 
 @attrs.frozen
@@ -323,16 +301,16 @@ class LogicalBlockProvisioning(VpdPage):
     """
 
     PAGE_CODE: ClassVar[int] = 0xB2
-    threshold_exponent: int = bits(4)
-    lbpu: bool = bits(5, 7, 1, flag=True)
-    lbpws: bool = bits(5, 6, 1, flag=True)
-    lbpws10: bool = bits(5, 5, 1, flag=True)
-    lbprz: int = bits(5, 2, 3)
-    anc_sup: bool = bits(5, 1, 1, flag=True)
-    dp: bool = bits(5, 0, 1, flag=True)
-    minimum_percentage: int = bits(6, 3, 5)
-    provisioning_type: int = bits(6, 0, 3)
-    threshold_percentage: int = bits(7)
+    threshold_exponent: Optional[int] = bits(4)
+    lbpu: Optional[bool] = bits(5, 7, 1, flag=True)
+    lbpws: Optional[bool] = bits(5, 6, 1, flag=True)
+    lbpws10: Optional[bool] = bits(5, 5, 1, flag=True)
+    lbprz: Optional[int] = bits(5, 2, 3)
+    anc_sup: Optional[bool] = bits(5, 1, 1, flag=True)
+    dp: Optional[bool] = bits(5, 0, 1, flag=True)
+    minimum_percentage: Optional[int] = bits(6, 3, 5)
+    provisioning_type: Optional[int] = bits(6, 0, 3)
+    threshold_percentage: Optional[int] = bits(7)
     provisioning_group: Optional[Designator] = None
 
     @classmethod
@@ -354,12 +332,12 @@ class ZonedBlockDeviceCharacteristics(VpdPage):
     """Page B6h, ZBC-2 6.5.2: zone resource limits of a zoned device."""
 
     PAGE_CODE: ClassVar[int] = 0xB6
-    urswrz: bool = bits(4, 0, 1, flag=True)
-    optimal_open_sequential_write_preferred_zones: int = bits(8, 0, 32)
-    optimal_non_sequentially_written_sequential_write_preferred_zones: int = bits(12, 0, 32)
-    maximum_open_sequential_write_required_zones: int = bits(16, 0, 32)
-    zone_alignment_method: int = bits(23, 0, 4)
-    zone_starting_lba_granularity: int = bits(24, 0, 64)
+    urswrz: Optional[bool] = bits(4, 0, 1, flag=True)
+    optimal_open_sequential_write_preferred_zones: Optional[int] = bits(8, 0, 32)
+    optimal_non_sequentially_written_sequential_write_preferred_zones: Optional[int] = bits(12, 0, 32)
+    maximum_open_sequential_write_required_zones: Optional[int] = bits(16, 0, 32)
+    zone_alignment_method: Optional[int] = bits(23, 0, 4)
+    zone_starting_lba_granularity: Optional[int] = bits(24, 0, 64)
 
 
 _VPD_CLASSES: Dict[int, Type[VpdPage]] = {

@@ -215,3 +215,23 @@ def test_random_layouts_round_trip(cuts: List[int], seed: Any) -> None:
     assert int.from_bytes(raw, "big") == expected
     back = layout.decode(Holder, raw)
     assert {f.name: getattr(back, f.name) for f in fields} == values
+
+
+# --------------------------------------------- a field cut by the end of bytes
+
+
+@pytest.mark.parametrize("size", range(0, 6))
+def test_read_of_a_cut_field_is_none(size: int) -> None:
+    lba = FieldSpec(byte=2, bit=7, width=32, name="lba")
+    buf = bytes.fromhex("aabb0001ff00")[:size]
+    assert lba.read(buf) is None
+    with pytest.raises(ValueError, match="bytes 2-5"):
+        lba.extract(buf)
+
+
+def test_read_of_a_whole_field() -> None:
+    lba = FieldSpec(byte=2, bit=7, width=32, name="lba")
+    assert lba.read(bytes.fromhex("aabb0001ff00")) == 0x0001FF00 == lba.extract(bytes.fromhex("aabb0001ff00cc"))
+    assert lba.present_in(bytes(6)) and not lba.present_in(bytes(5))
+    tail = FieldSpec(byte=1, bit=4, width=13, name="tail")  # byte 1 bit 4 to byte 2 bit 0
+    assert tail.read(b"\x00\x1f") is None and tail.read(b"\x00\x1f\xff") == 0x1FFF

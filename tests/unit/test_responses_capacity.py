@@ -18,7 +18,7 @@ def h(text: str) -> bytes:
         (h("0003ffff 00000200"), 0x3FFFF, 512, 0x40000, False, False),
         (h("ffffffff 00001000"), 0xFFFFFFFF, 4096, 0x100000000, True, False),
         (h("0003ffff 00000200 ffff"), 0x3FFFF, 512, 0x40000, False, False),
-        (h("0003ffff"), 0x3FFFF, 0, 0x40000, False, True),
+        (h("0003ffff"), 0x3FFFF, None, 0x40000, False, True),
     ],
 )
 def test_read_capacity_10(buf, lba, length, blocks, needs16, truncated) -> None:
@@ -44,7 +44,34 @@ def test_read_capacity_16() -> None:
 
 def test_read_capacity_16_truncated_and_rc_basis() -> None:
     d = ReadCapacity16Data.from_bytes(h("0000000000000fff 00000200 10"))
-    assert d.truncated and d.rc_basis == 1 and d.lbpme is False
+    assert d.truncated and d.rc_basis == 1 and d.lbpme is None and d.lowest_aligned_lba is None
+
+
+# A number cut by a short answer has no value: the bytes present are not the
+# high part of it (00 01 FF is not 01FF00h).
+
+
+def test_read_capacity_10_cut_lba_is_none() -> None:
+    d = ReadCapacity10Data.from_bytes(h("0001ff"))
+    assert d.truncated and d.returned_lba is None and d.block_length is None
+    assert d.number_of_blocks is None and d.capacity_bytes is None and d.needs_read_capacity_16 is None
+
+
+def test_read_capacity_10_cut_block_length_is_none() -> None:
+    d = ReadCapacity10Data.from_bytes(h("0003ffff 0002"))
+    assert d.returned_lba == 0x3FFFF and d.block_length is None and d.capacity_bytes is None
+
+
+@pytest.mark.parametrize("size", range(1, 32))
+def test_read_capacity_16_cut_fields_are_none(size: int) -> None:
+    full = h("00000001ffffffff 00000200 03 13 c007") + bytes(range(1, 17))
+    whole = ReadCapacity16Data.from_bytes(full)
+    d = ReadCapacity16Data.from_bytes(full[:size])
+    assert d.returned_lba == (whole.returned_lba if size >= 8 else None)
+    assert d.block_length == (512 if size >= 12 else None)
+    assert d.lowest_aligned_lba == (7 if size >= 16 else None)
+    assert d.physical_block_length == (4096 if size >= 14 else None)
+    assert d.protection_type == (2 if size >= 13 else None)
 
 
 @pytest.mark.parametrize("cls", [ReadCapacity10Data, ReadCapacity16Data])
@@ -115,3 +142,11 @@ def test_report_luns_malformed(buf: bytes) -> None:
 def test_lun_wrong_size() -> None:
     with pytest.raises(MalformedResponse):
         Lun.from_bytes(b"\0" * 7)
+
+
+def test_lun_extended_level_past_the_lun_has_no_address() -> None:
+    # SAM-5 table 20: LENGTH 11b is an 8-byte level; at byte 6 only 2 bytes remain.
+    lun = Lun.from_bytes(h("0000 0000 0000 f001"))
+    last = lun.levels[-1]
+    assert last.extended_method == 0 and last.length == 3
+    assert last.extended_address is None and last.raw == h("f001")

@@ -275,8 +275,11 @@ def test_block_limits() -> None:
 
 
 def test_block_limits_old_short_page() -> None:
+    # An SBC-2 era page stops at byte 15: the fields after it are not
+    # reported, None rather than a zero the device never sent.
     page = parse_vpd(vpd(0xB0, h("00 00 0001 00000400 00000000")))
-    assert page.maximum_transfer_length == 0x400 and page.maximum_unmap_lba_count == 0
+    assert page.maximum_transfer_length == 0x400 and page.maximum_unmap_lba_count is None
+    assert page.maximum_write_same_length is None
     assert not page.truncated
 
 
@@ -317,3 +320,71 @@ def test_vpd_truncated_header_only(code: int) -> None:
 def test_vpd_too_short() -> None:
     with pytest.raises(MalformedResponse):
         parse_vpd(h("00 80 00"))
+
+
+# ----------------------------------------------- numbers cut by a short answer
+# A field whose bytes did not all arrive is None: the bytes present, padded
+# with zeros, would make a different number that looks real.
+
+
+def test_standard_inquiry_cut_version_descriptor_is_left_out() -> None:
+    d = StandardInquiryData.from_bytes(INQ[:63])  # 58-61 whole, 62 the first half of the third
+    assert d.truncated and d.version_descriptors == (0x00C0, 0x0600)
+
+
+def test_standard_inquiry_cut_strings_are_none() -> None:
+    d = StandardInquiryData.from_bytes(INQ[:20])
+    assert d.vendor == "Linux" and d.product is None and d.revision is None and d.vendor_specific is None
+    assert str(d) == "Linux"
+
+
+def test_standard_inquiry_fields_past_additional_length_are_none() -> None:
+    buf = bytearray(INQ[:36])
+    buf[4] = 31  # a 36-byte answer, complete: bytes 36 on are not part of it
+    d = StandardInquiryData.from_bytes(bytes(buf) + b"\xff" * 40)
+    assert not d.truncated and d.revision == "0191"
+    assert d.vendor_specific is None and d.clocking is None and d.ius is None and d.version_descriptors == ()
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "size", "field"),
+    [
+        (0xB0, h("00 00 0001 00000400 00000800"), 14, "optimal_transfer_length"),
+        (0xB0, h("00 00 0001 00000400 00000800") + bytes(20) + h("0102030405060708"), 40, "maximum_write_same_length"),
+        (0xB1, h("3a98 00 02"), 5, "medium_rotation_rate"),
+        (0xB6, h("01 000000 00000080 00000008 ffffffff 00000001 0000000000080000"), 30,
+         "zone_starting_lba_granularity"),
+        (0x86, h("00 00 00 00 00 00 01ff 00 20"), 11, "extended_self_test_completion_minutes"),
+    ],
+)
+def test_vpd_cut_number_is_none(code: int, body: bytes, size: int, field: str) -> None:
+    full = vpd(code, body)
+    assert getattr(parse_vpd(full), field) not in (None, 0)
+    cut = parse_vpd(full[:size])
+    assert cut.truncated and getattr(cut, field) is None
+
+
+def test_block_device_characteristics_cut_rotation_rate() -> None:
+    cut = parse_vpd(vpd(0xB1, h("0001 00 02"))[:5])
+    assert cut.medium_rotation_rate is None and cut.non_rotating is None
+
+
+def test_ata_information_cut_identify_data() -> None:
+    identify = bytearray(512)
+    identify[54:58] = b"BADC"  # words 27-28, bytes swapped: "ABCD"
+    full = vpd(0x89, bytes(56) + identify)
+    assert AtaInformation.from_bytes(full).ata_model == "ABCD"
+    cut = AtaInformation.from_bytes(full[:300])
+    assert cut.identify_data is None and cut.ata_model is None and cut.command_code == 0
+
+
+def test_unit_serial_number_cut_is_none() -> None:
+    full = vpd(0x80, b"  SN123456")
+    assert UnitSerialNumber.from_bytes(full).serial == "SN123456"
+    assert UnitSerialNumber.from_bytes(full[:9]).serial is None
+
+
+def test_raw_vpd_page_cut_data_is_none() -> None:
+    full = vpd(0xC5, b"\x01\x02\x03")
+    assert RawVpdPage.from_bytes(full).data == b"\x01\x02\x03"
+    assert RawVpdPage.from_bytes(full[:6]).data is None

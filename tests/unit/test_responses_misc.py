@@ -247,3 +247,30 @@ def test_request_sense() -> None:
     d = RequestSenseData.from_bytes(h("70 00 02 00000000 0a 00000000 04 02 00 000000"))
     assert d.sense_key is SenseKey.NOT_READY and (d.asc, d.ascq) == (4, 2)
     assert not d.truncated and d.wanted_length == 18
+
+
+# ----------------------------------------------- numbers cut by a short answer
+
+
+@pytest.mark.parametrize("size", range(9, 16))
+def test_report_zones_cut_maximum_lba_is_none(size: int) -> None:
+    full = h("00000000 05 000000 00000000003fffff") + bytes(48)
+    assert ReportZonesData.from_bytes(full).maximum_lba == 0x3FFFFF
+    cut = ReportZonesData.from_bytes(full[:size])
+    assert cut.truncated and cut.same == 5 and cut.maximum_lba is None
+
+
+def test_report_zones_header_cut_before_same() -> None:
+    cut = ReportZonesData.from_bytes(h("00000000"))
+    assert cut.same is None and cut.maximum_lba is None and cut.zones == ()
+
+
+def test_one_command_cut_usage_map_is_none() -> None:
+    full = h("00 03 000a") + h("28 ff ffffffff 1f ffff 00")
+    assert OneCommandSupport.from_bytes(full).cdb_usage == full[4:]
+    assert OneCommandSupport.from_bytes(full[:9]).cdb_usage is None
+
+
+def test_target_port_groups_format_unknown_before_byte_4() -> None:
+    cut = TargetPortGroups.from_bytes(h("00000010"))
+    assert cut.truncated and cut.extended is None and cut.implicit_transition_time is None

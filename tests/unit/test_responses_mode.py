@@ -226,3 +226,16 @@ def test_round_trip_property(pages, ten: bool, descriptors) -> None:
         return
     m = parse_mode_parameters(buf, ten=ten)
     assert m.to_bytes() == select_form(buf, ten)
+
+
+def test_short_page_fields_past_its_end_are_none_and_survive_select() -> None:
+    # An older device's caching page stops at byte 11 (PAGE LENGTH 0Ah):
+    # the fields after it were not reported, so they are None, and building
+    # MODE SELECT data from the page keeps its bytes as they were.
+    short = h("88 0a 04 00 ffff 0000 ffff 0102")
+    page = parse_mode_page(short)
+    assert isinstance(page, CachingPage)
+    assert page.wce and page.maximum_prefetch_ceiling == 0x0102
+    assert page.fsw is None and page.number_of_cache_segments is None and page.cache_segment_size is None
+    assert page.to_bytes() == bytes([0x08]) + short[1:]
+    assert attr.evolve(page, wce=False).to_bytes()[2] == 0x00
