@@ -1076,18 +1076,46 @@ def _cmd_bench(args: argparse.Namespace, out: _Out) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of exiting, so :func:`main` returns the status."""
+    """argparse that raises instead of exiting, so :func:`main` returns the status.
+
+    A usage error keeps its message and the program name of the (sub)parser
+    that found it, so that :func:`main` can also give it as the JSON error
+    object that ``--json`` promises for every exit status 2 to 6.
+    """
 
     def exit(self, status: int = 0, message: Optional[str] = None) -> NoReturn:
         if message:
             self._print_message(message, sys.stderr)
         raise _ParserExit(status)
 
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self._print_message(f"{self.prog}: error: {message}\n", sys.stderr)
+        raise _ParserExit(EXIT_USAGE, message)
+
 
 class _ParserExit(Exception):
-    def __init__(self, status: int) -> None:
+    """argparse is done: ``status`` to return, and ``message`` when it was a usage error."""
+
+    def __init__(self, status: int, message: Optional[str] = None) -> None:
         super().__init__(status)
         self.status = status
+        self.message = message
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` is among the options of ``argv`` (not after a ``--``).
+
+    Used when argparse refuses the command line, so there is no namespace to
+    ask: the error object must still go to stdout for a caller that asked
+    for JSON.
+    """
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1197,6 +1225,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     """Run the ``sgpy`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = stdout, stderr  # argparse prints help and errors there
@@ -1204,6 +1233,8 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         try:
             args = parser.parse_args(argv)
         except _ParserExit as exc:
+            if exc.message is not None and _wants_json(argv):
+                _Out(True, stdout, stderr).emit(_error_doc(exc.status, exc.message, UsageError(exc.message)))
             return exc.status
     finally:
         sys.stdout, sys.stderr = saved

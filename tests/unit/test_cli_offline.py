@@ -78,6 +78,35 @@ def test_usage_errors_exit_2(capsys, argv):
     assert out == ""
 
 
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--json"], "unrecognized arguments: --json"),
+        (["frobnicate", "--json"], "invalid choice: 'frobnicate'"),
+        (["inq", "--json"], "required: DEVICE"),
+        (["inq", "/dev/sg0", "--json", "--vpd", "0x100"], "0..0xff"),
+        (["luns", "/dev/sg0", "--select", "x", "--json"], "not a number: 'x'"),
+        (["bench", "/dev/sg0", "--qd", "0", "--json"], "must be at least 1"),
+        (["bench", "/dev/sg0", "--rw", "trim", "--json"], "invalid choice: 'trim'"),
+        (["raw", "--json", "/dev/sg0", "12", "--in", "8", "--out", "f"], "not allowed with argument"),
+        (["sense", "--json"], "required: HEX"),
+        (["inq", "/dev/sg0", "--timeout", "-1", "--json"], "--timeout"),
+    ],
+)
+def test_usage_errors_argparse_finds_give_the_json_error_object(capsys, argv, words):
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_USAGE
+    doc = json.loads(out)["error"]
+    assert doc["exit_code"] == EXIT_USAGE and doc["type"] == "UsageError"
+    assert words in doc["message"] and words in err
+    assert set(doc) >= {"exit_code", "type", "message", "device"}
+
+
+def test_json_after_a_double_dash_is_not_the_option(capsys):
+    code, out, err = run(capsys, "sense", "--", "--json")
+    assert code == EXIT_USAGE and out == "" and "hexadecimal" in err
+
+
 def test_help_and_version_exit_0(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == EXIT_OK and "bench" in out and "Exit status" in out
