@@ -23,6 +23,7 @@ import re
 import sys
 import time
 import uuid
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from typing import IO, Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 import attrs
@@ -248,6 +249,16 @@ def _type_name(code: int) -> str:
 
 # -- arguments -----------------------------------------------------------------
 
+#: The longest ``--timeout``, in milliseconds: ``sg_io_hdr.timeout`` is a
+#: 32-bit unsigned count of milliseconds (include/uapi/scsi/sg.h).
+TIMEOUT_MAX_MS = 0xFFFFFFFF
+
+#: The longest ``bench --seconds``: 365 days.
+BENCH_SECONDS_MAX = 365 * 24 * 3600
+
+#: The most commands ``bench --count`` runs (the jobs count them in 64-bit signed integers).
+BENCH_COUNT_MAX = 2**63 - 1
+
 
 def parse_size(text: str) -> int:
     """``512``, ``4k``, ``64K``, ``1m``, ``2MiB``... in bytes (k and m are powers of 1024)."""
@@ -274,14 +285,65 @@ def _positive(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
+def _size(text: str) -> int:
+    """A size of at least one byte (``--bs``, ``--chunk``): zero bytes per command moves nothing."""
+    value = parse_size(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte: {text!r}")
+    return value
+
+
+def _int_range(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer (decimal or 0x..) from ``low`` to ``high``, ``what`` naming the range."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {what} is {low} to {high}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+def _decimal_seconds(text: str) -> Decimal:
+    """``text`` as a finite number of seconds more than 0 (exact: no binary rounding)."""
     try:
-        value = float(text)
-    except ValueError:
+        value = Decimal(text.strip())
+    except InvalidOperation:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {text!r}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
     return value
+
+
+def _seconds(text: str) -> float:
+    """``bench --seconds``: more than 0, at most :data:`BENCH_SECONDS_MAX`."""
+    value = _decimal_seconds(text)
+    if value > BENCH_SECONDS_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: a run lasts at most {BENCH_SECONDS_MAX} "
+                                         "seconds (365 days)")
+    seconds = float(value)
+    if not seconds > 0:  # 1e-999 is more than 0 as a Decimal, not as a float
+        raise argparse.ArgumentTypeError(f"too short to measure: {text!r}")
+    return seconds
+
+
+def _timeout(text: str) -> int:
+    """``--timeout S`` in whole milliseconds (rounded up), 1 to :data:`TIMEOUT_MAX_MS`.
+
+    The kernel takes a command's timeout as a 32-bit count of milliseconds
+    (``sg_io_hdr.timeout``); anything beyond cannot be passed on.
+    """
+    value = _decimal_seconds(text)
+    most = Decimal(TIMEOUT_MAX_MS).scaleb(-3)
+    if value > most:  # compared before any arithmetic: 1e999999999 overflows a Decimal context
+        raise argparse.ArgumentTypeError(f"{text} is out of range: a command timeout is at most "
+                                         f"{most} seconds (2**32-1 ms)")
+    # At least 1 ms: a timeout of 0 would mean the block layer's default instead.
+    return max(1, int(value.scaleb(3).to_integral_value(rounding=ROUND_CEILING)))
 
 
 #: ``--vpd`` page names (the abbreviations sg_vpd uses) -> page code.
@@ -356,7 +418,7 @@ def _open(args: argparse.Namespace, **options: Any) -> Any:
 
     path = _resolve(args.device)
     if getattr(args, "timeout", None) is not None:
-        options["timeout"] = int(args.timeout * 1000)
+        options["timeout"] = args.timeout  # already in milliseconds (_timeout)
     if path[:8].lower() == "iscsi://":
         return _open_iscsi(path, options)
     try:
@@ -1127,8 +1189,8 @@ def build_parser() -> argparse.ArgumentParser:
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("device", metavar="DEVICE",
                         help="/dev/sgN, or /dev/sdX, /dev/stN, /dev/srN, H:C:T:L (mapped to its sg node)")
-    device.add_argument("--timeout", type=_seconds, default=None, metavar="S",
-                        help="command timeout in seconds (default 60)")
+    device.add_argument("--timeout", type=_timeout, default=None, metavar="S",
+                        help="command timeout in seconds (default 60; at most 4294967.295)")
     risky = argparse.ArgumentParser(add_help=False)
     risky.add_argument("--allow-data-loss", action="store_true",
                        help="allow commands that change data on the device (WRITE, UNMAP, MODE SELECT...)")
@@ -1175,21 +1237,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lba", type=_int, default=0, help="first LBA (default 0)")
     p.add_argument("--count", type=_positive, required=True, metavar="N", help="number of blocks")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="where the data goes ('-' for stdout)")
-    p.add_argument("--chunk", type=parse_size, default=1 << 20, metavar="SIZE",
+    p.add_argument("--chunk", type=_size, default=1 << 20, metavar="SIZE",
                    help="bytes per command (default 1m)")
     p = verb("write", _cmd_write, "write a file to an LBA range (needs --allow-data-loss)", [device, risky])
     p.add_argument("--lba", type=_int, default=0, help="first LBA (default 0)")
     p.add_argument("--count", type=_positive, default=None, metavar="N",
                    help="number of blocks (default: the whole file)")
     p.add_argument("-i", "--input", required=True, metavar="FILE", help="the data ('-' for stdin)")
-    p.add_argument("--chunk", type=parse_size, default=1 << 20, metavar="SIZE",
+    p.add_argument("--chunk", type=_size, default=1 << 20, metavar="SIZE",
                    help="bytes per command (default 1m)")
     p = verb("bench", _cmd_bench, "measure IOPS, MB/s and latency (writes need --allow-data-loss)", [device, risky])
     p.add_argument("--qd", type=_positive, default=32, metavar="N", help="commands in flight (default 32)")
-    p.add_argument("--bs", type=parse_size, default=4096, metavar="SIZE", help="bytes per command (default 4k)")
+    p.add_argument("--bs", type=_size, default=4096, metavar="SIZE", help="bytes per command (default 4k)")
     p.add_argument("--seconds", type=_seconds, default=None, metavar="S",
-                   help="duration (default 5, or none with --count)")
-    p.add_argument("--count", type=_positive, default=None, metavar="N",
+                   help="duration (default 5, or none with --count; at most 365 days)")
+    p.add_argument("--count", type=_int_range(1, BENCH_COUNT_MAX, "--count"), default=None, metavar="N",
                    help="commands in all (split among the channels); ends the run first if --seconds is longer")
     p.add_argument("--rw", choices=["randread", "randwrite", "read", "write"], default="randread",
                    help="access pattern (default randread)")

@@ -403,3 +403,23 @@ def test_permission_denied_exits_5(dev):
         assert r.returncode == EXIT_OK
     finally:
         os.unlink(node)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["inq", "{dev}", "--timeout", "1e12"], "at most 4294967.295 seconds"),
+    (["inq", "{dev}", "--timeout", "inf"], "finite"),
+    (["tur", "{dev}", "--timeout", "4294968"], "at most 4294967.295 seconds"),
+    (["bench", "{dev}", "--bs", "0", "--seconds", "0.1"], "at least 1 byte"),
+    (["bench", "{dev}", "--seconds", "inf"], "finite"),
+    (["bench", "{dev}", "--seconds", "1e300"], "at most 31536000 seconds"),
+])
+def test_numbers_that_overflowed_are_usage_errors(capsys, dev, argv, words):
+    # These raised OverflowError / ZeroDivisionError once they reached a real device.
+    code, out, err = run(capsys, *[a.format(dev=dev) for a in argv], "--json")
+    assert code == 2, err
+    assert words in err and "Traceback" not in err
+    assert json.loads(out)["error"]["exit_code"] == 2
+
+
+def test_a_timeout_under_a_millisecond_still_times_nothing_out(capsys, dev):
+    assert run_json(capsys, "tur", dev, "--timeout", "0.0001") == {"device": dev, "ready": True}

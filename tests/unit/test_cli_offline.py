@@ -102,6 +102,41 @@ def test_usage_errors_argparse_finds_give_the_json_error_object(capsys, argv, wo
     assert set(doc) >= {"exit_code", "type", "message", "device"}
 
 
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["inq", "/dev/sg-none", "--timeout", "1e12"], "at most 4294967.295 seconds"),
+        (["inq", "/dev/sg-none", "--timeout", "4294967.296"], "at most 4294967.295 seconds"),
+        (["inq", "/dev/sg-none", "--timeout", "1e999999999"], "at most 4294967.295 seconds"),
+        (["inq", "/dev/sg-none", "--timeout", "inf"], "finite"),
+        (["tur", "/dev/sg-none", "--timeout=-inf"], "finite"),
+        (["readcap", "/dev/sg-none", "--timeout", "nan"], "finite"),
+        (["luns", "/dev/sg-none", "--timeout", "-0.5"], "more than 0"),
+        (["opcodes", "/dev/sg-none", "--timeout", "0"], "more than 0"),
+        (["bench", "/dev/sg-none", "--bs", "0"], "at least 1 byte"),
+        (["bench", "/dev/sg-none", "--seconds", "inf"], "finite"),
+        (["bench", "/dev/sg-none", "--seconds", "1e300"], "at most 31536000 seconds"),
+        (["bench", "/dev/sg-none", "--seconds", "1e-999"], "too short"),
+        (["bench", "/dev/sg-none", "--count", str(2**63)], "out of range"),
+        (["read", "/dev/sg-none", "--count", "1", "-o", os.devnull, "--chunk", "0"], "at least 1 byte"),
+        (["write", "/dev/sg-none", "-i", os.devnull, "--chunk", "0", "--allow-data-loss"], "at least 1 byte"),
+    ],
+)
+def test_numbers_no_command_can_use_are_usage_errors_before_any_device_is_opened(capsys, argv, words):
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_USAGE, err
+    assert words in err and "Traceback" not in err and out == ""
+    assert len(err.strip().splitlines()[-1]) < 200
+
+
+def test_timeout_is_passed_in_whole_milliseconds_rounded_up():
+    assert cli._timeout("60") == 60000
+    assert cli._timeout("0.0001") == 1  # never 0: that would be the block layer's default
+    assert cli._timeout("1e-999999999") == 1
+    assert cli._timeout("4294967.295") == cli.TIMEOUT_MAX_MS == 2**32 - 1
+    assert cli._timeout("1.0005") == 1001
+
+
 def test_json_after_a_double_dash_is_not_the_option(capsys):
     code, out, err = run(capsys, "sense", "--", "--json")
     assert code == EXIT_USAGE and out == "" and "hexadecimal" in err
