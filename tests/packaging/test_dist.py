@@ -142,7 +142,7 @@ def test_wheel_metadata_and_license(dist: Built) -> None:
     assert meta["License-Expression"] == "BSD-3-Clause"
     assert meta.get_all("License-File") == ["LICENSE"]
     assert meta["Requires-Python"] == ">=3.9"
-    requires = meta.get_all("Requires-Dist")
+    requires = meta.get_all("Requires-Dist") or []
     assert "cffi>=1.15" in requires and "attrs>=22.2" in requires
     assert license_text == (REPO / "LICENSE").read_text()
     assert "BSD 3-Clause" in license_text and "The sgpy authors" in license_text
