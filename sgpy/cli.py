@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import errno
 import json
 import os
 import re
@@ -31,11 +32,13 @@ import attrs
 from sgpy import safety
 from sgpy.constants import Direction, PeripheralDeviceType, ScsiStatus, opcode_name
 from sgpy.errors import (
+    EncodeError,
     IllegalRequest,
     MalformedResponse,
     NotAnSgDevice,
     SgError,
     TaskFailed,
+    TransferTooLarge,
     UnitAttention,
     UnsafeCommand,
 )
@@ -412,6 +415,11 @@ def _resolve(name: str) -> str:
     raise _NoDevice(f"{name}: no such device (see 'sgpy list')")
 
 
+#: Errors of open(2) that mean "there is no device there" (exit status 4):
+#: no such file, a directory, a path through a file, a node without a driver.
+_NO_DEVICE_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENXIO, errno.ENODEV})
+
+
 def _open(args: argparse.Namespace, **options: Any) -> Any:
     """A channel on the verb's DEVICE, with its --timeout; maps opening failures to exit codes."""
     from sgpy.channel import Channel
@@ -425,8 +433,16 @@ def _open(args: argparse.Namespace, **options: Any) -> Any:
         return Channel.from_path(path, **options)
     except PermissionError as exc:
         raise _NoPermission(exc.strerror or str(exc)) from None
-    except (FileNotFoundError, NotAnSgDevice) as exc:
+    except NotAnSgDevice as exc:
         raise _NoDevice(exc.strerror or str(exc)) from None
+    except OSError as exc:
+        if exc.errno in _NO_DEVICE_ERRNOS:
+            reason = os.strerror(exc.errno).lower() if exc.errno is not None else "cannot be opened"
+            raise _NoDevice(f"{path}: {reason}, not a device node (sg, bsg or block device; see 'sgpy list')") \
+                from None
+        raise
+    except (ValueError, TypeError) as exc:  # an option the channel refuses (e.g. the timeout)
+        raise UsageError(str(exc)) from None
 
 
 def _open_iscsi(url: str, options: Dict[str, Any]) -> Any:
@@ -827,8 +843,7 @@ def _cmd_raw(args: argparse.Namespace, out: _Out) -> int:
     from sgpy import command
 
     cdb = _hex_bytes(args.cdb, "CDB")
-    if not 1 <= len(cdb) <= 260:
-        raise UsageError(f"a CDB has 1 to 260 bytes, got {len(cdb)}")
+    _check_cdb_length(cdb, _cdb_lengths(None, args.device), args.device)
     data: Optional[bytes] = None
     if args.out is not None:
         data = _read_file(args.out)
@@ -839,6 +854,7 @@ def _cmd_raw(args: argparse.Namespace, out: _Out) -> int:
         cmd = command.RawCommand(cdb=cdb)
     risk = _check(args, cmd)
     with _open(args, policy=_policy(args)) as ch:
+        _check_cdb_length(cdb, _cdb_lengths(ch, ch.path), ch.path)
         io = _run(ch, cmd, retry=False)
     hdr = io.hdr
     got = io.data if args.in_ is not None else b""
@@ -859,6 +875,35 @@ def _cmd_raw(args: argparse.Namespace, out: _Out) -> int:
         out.line(f"  received {len(got)} bytes")
         _hexdump(out, got)
     return EXIT_OK
+
+
+#: The longest CDB libiscsi sends (no additional header segment: RFC 7143 10.3.5).
+_ISCSI_CDB_MAX = 16
+
+
+def _cdb_lengths(ch: Any, where: str) -> Tuple[int, int]:
+    """The CDB lengths (shortest, longest) the transport of ``ch`` carries, or of ``where`` before it is open.
+
+    A channel says it itself (``cdb_lengths``); before one is open, or from
+    a channel that does not say, sg's bounds: at least 6 bytes (sg.c refuses
+    less with EMSGSIZE) and at most a submission slot's ``CDB_MAX`` bytes;
+    iSCSI takes at most 16.
+    """
+    from sgpy import _binding
+    from sgpy.channel import Channel
+
+    lengths = getattr(ch if ch is not None else Channel, "cdb_lengths", None)
+    low, high = lengths if lengths is not None else (6, _binding.CDB_MAX)
+    if where[:8].lower() == "iscsi://" or getattr(ch, "kind", None) == "iscsi":
+        high = min(high, _ISCSI_CDB_MAX)
+    return int(low), int(high)
+
+
+def _check_cdb_length(cdb: bytes, lengths: Tuple[int, int], where: str) -> None:
+    """Refuse (usage error) a CDB whose length the transport cannot carry: nothing is sent."""
+    low, high = lengths
+    if not low <= len(cdb) <= high:
+        raise UsageError(f"the CDB has {len(cdb)} byte(s); {where} takes CDBs of {low} to {high} bytes")
 
 
 def _read_file(path: str) -> bytes:
@@ -1216,7 +1261,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="VPD page code (0x83) or name: " + ", ".join(f"{k}={v:02X}h" for k, v in VPD_NAMES.items()))
     verb("readcap", _cmd_readcap, "READ CAPACITY: blocks, block size, capacity", [device])
     p = verb("luns", _cmd_luns, "REPORT LUNS", [device])
-    p.add_argument("--select", type=_int, default=0, metavar="N", help="SELECT REPORT field (default 0)")
+    p.add_argument("--select", type=_int_range(0, 0xFF, "SELECT REPORT"), default=0, metavar="N",
+                   help="SELECT REPORT field (default 0)")
     verb("tur", _cmd_tur, "TEST UNIT READY (exit status 3 when not ready)", [device])
     p = verb("sense", _cmd_sense, "decode sense data given in hex (no device needed)", [])
     p.add_argument("hex", nargs="+", metavar="HEX", help="sense bytes, e.g. 70 00 05 00 00 00 00 0a ...")
@@ -1334,6 +1380,12 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
             lines.append(f"  sense bytes: {err.sense_bytes.hex(' ')}")
         code, message = EXIT_DEVICE_ERROR, "\n".join(lines)
         doc = _error_doc(code, err.message, err, exc.device)
+    except (EncodeError, TransferTooLarge) as exc:
+        # A value the command cannot carry (a field's range, a CDB length the
+        # transport refuses, a transfer above the limit): it came from the
+        # arguments, and nothing was sent.
+        code, message = EXIT_USAGE, f"{prefix}: error: {exc}"
+        doc = _error_doc(code, str(exc), exc, getattr(args, "device", None))
     except TaskFailed as exc:  # a failure outside _run (e.g. while learning the block size)
         code, message = EXIT_DEVICE_ERROR, f"{prefix}: {exc}"
         doc = _error_doc(code, exc.message, exc, getattr(args, "device", None))

@@ -423,3 +423,24 @@ def test_numbers_that_overflowed_are_usage_errors(capsys, dev, argv, words):
 
 def test_a_timeout_under_a_millisecond_still_times_nothing_out(capsys, dev):
     assert run_json(capsys, "tur", dev, "--timeout", "0.0001") == {"device": dev, "ready": True}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["raw", "{dev}", "12 00 00 00 24", "--in", "36"], "the CDB has 5 byte(s); {dev} takes CDBs of 6 to"),
+    (["raw", "{dev}", "12"], "the CDB has 1 byte(s)"),
+    (["raw", "{dev}", "00" * 33], "the CDB has 33 byte(s)"),
+    (["raw", "{dev}", "00" * 260], "the CDB has 260 byte(s)"),
+    (["raw", "{dev}", "12 00 00 00 24 00", "--in", str(1 << 40)], "accepts at most"),
+    (["luns", "{dev}", "--select", "256"], "0 to 255"),
+])
+def test_values_out_of_range_exit_2_not_1(capsys, dev, argv, words):
+    code, out, err = run(capsys, *[a.format(dev=dev) for a in argv], "--json")
+    assert code == 2, err
+    assert words.format(dev=dev) in err and "Traceback" not in err
+    assert json.loads(out)["error"]["exit_code"] == 2
+
+
+def test_raw_sends_a_16_byte_cdb(capsys, dev):
+    # READ CAPACITY(16): the longest CDB of the common commands goes through
+    doc = run_json(capsys, "raw", dev, "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00", "--in", "32")
+    assert doc["status"] == 0 and doc["received"] == 32

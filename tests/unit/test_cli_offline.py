@@ -267,6 +267,39 @@ def test_a_file_that_is_not_a_device_is_no_such_device(capsys, tmp_path):
     assert code == EXIT_NO_DEVICE and "not a device node" in err
 
 
+@pytest.mark.parametrize("cdb", ["12", "12 00 00 00 24", "00" * 33, "00" * 260, "00" * 261])
+def test_raw_refuses_a_cdb_length_sg_does_not_carry_before_opening_anything(capsys, cdb):
+    code, out, err = run(capsys, "raw", "--json", "/dev/sg-none", cdb)
+    assert code == EXIT_USAGE, err
+    n = len(bytes.fromhex(cdb))
+    assert f"the CDB has {n} byte(s); /dev/sg-none takes CDBs of 6 to " in err
+    doc = json.loads(out)["error"]
+    assert doc["exit_code"] == EXIT_USAGE and "6 to" in doc["message"]
+
+
+def test_raw_takes_the_cdb_lengths_the_channel_states(monkeypatch):
+    from sgpy.channel import Channel
+
+    monkeypatch.setattr(Channel, "cdb_lengths", (6, 20), raising=False)
+    assert cli._cdb_lengths(None, "/dev/sg0") == (6, 20)
+    assert cli._cdb_lengths(None, "iscsi://host/iqn.2003-01.org.example:disk/0") == (6, 16)
+
+
+def test_a_field_value_out_of_range_is_a_usage_error(capsys):
+    code, out, err = run(capsys, "luns", "--json", "/dev/sg-none", "--select", "256")
+    assert code == EXIT_USAGE and "0 to 255" in err
+    assert json.loads(out)["error"]["exit_code"] == EXIT_USAGE
+
+
+def test_a_directory_is_no_such_device(capsys, tmp_path):
+    for argv in (["inq", str(tmp_path)], ["raw", str(tmp_path), "12 00 00 00 24 00", "--in", "36"],
+                 ["read", str(tmp_path), "--count", "1", "-o", os.devnull]):
+        code, out, err = run(capsys, *argv, "--json")
+        assert code == EXIT_NO_DEVICE, err
+        assert "is a directory" in err and "Traceback" not in err
+        assert json.loads(out)["error"]["exit_code"] == EXIT_NO_DEVICE
+
+
 def _fake_sysfs(tmp_path):
     sysfs = tmp_path / "sys"
     dev = tmp_path / "dev"
