@@ -56,5 +56,6 @@ def test_the_operation_code_alone_takes_the_most_dangerous_service_action():
 
 @pytest.mark.parametrize("cls", [c.Write32, c.WriteAndVerify32, c.WriteSame32])
 def test_known_variable_length_writes_stay_data_changing(cls):
-    cdb = variable_length_cdb(cls.service_action)
+    # NUMBER OF LOGICAL BLOCKS (bytes 28-31) 1: WRITE SAME(32) of zero blocks reaches the whole medium.
+    cdb = variable_length_cdb(cls.service_action, bytes(18) + (1).to_bytes(4, "big"))
     assert safety.classify_cdb(cdb, OUT) is Risk.DATA_CHANGING
