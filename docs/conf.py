@@ -16,11 +16,31 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.intersphinx",
     "sgpy_commands",
+    "sgpy_refs",
 ]
 intersphinx_mapping = {}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-nitpicky = False
+nitpicky = True
+# Names -n cannot resolve and that are not sgpy's to document: type
+# variables and private aliases in signatures, private modules named on
+# purpose, and other projects' objects (no intersphinx: the build is
+# offline).
+nitpick_ignore = [
+    ("py:class", "_R"),
+    ("py:class", "sgpy.aio._R"),
+    ("py:class", "sgpy.io.R"),
+    ("py:class", "sgpy.cdb.base.C"),
+    ("py:class", "sgpy.aio._Opening"),
+    ("py:class", "_safety.Policy"),
+    ("py:mod", "sgpy._binding"),
+    ("py:func", "sgpy._asc.asc_text"),
+    ("py:class", "uuid.UUID"),
+    ("py:func", "attr.evolve"),
+]
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+# A builtin theme with a fluid body: wide code blocks and tables get the
+# window's width (and a scroll bar beyond it) instead of a fixed column.
+html_theme = "classic"
+html_theme_options = {"body_max_width": "none", "stickysidebar": False}
 html_static_path = []
