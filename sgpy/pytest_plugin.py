@@ -32,6 +32,9 @@ import pytest
 
 __all__ = ["ScsiDebug"]
 
+#: The conformance suite's options and fixtures (``pytest --pyargs sgpy.conformance``).
+pytest_plugins = ["sgpy.conformance.plugin"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sgpy", "sgpy: real sg devices in a User-Mode Linux sandbox")

@@ -1,0 +1,282 @@
+"""Conformance checks of the block commands (SBC-4).
+
+Checks that write (``data_loss``) save the blocks they overwrite and put
+them back afterwards, and use the last blocks of the medium.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import pytest
+
+from sgpy import command, handler
+from sgpy.conformance.plugin import Dut, clause, data_loss, irreversible
+from sgpy.constants import SenseKey
+
+ILLEGAL = SenseKey.ILLEGAL_REQUEST
+#: LOGICAL BLOCK ADDRESS OUT OF RANGE (SBC-4 4.5, SPC-5 table F.1)
+LBA_OUT_OF_RANGE = dict(sense_key=ILLEGAL, asc=0x21, ascq=0x00)
+
+
+@contextlib.contextmanager
+def restored(dut: Dut, lba: int, blocks: int) -> Iterator[None]:
+    """Save ``blocks`` blocks at ``lba`` and write them back afterwards, whatever happens."""
+    saved = dut.channel.execute(command.Read16(lba=lba, transfer_length=blocks)).data
+    try:
+        yield
+    finally:
+        dut.channel.execute(command.Write16(lba=lba, data=saved))
+
+
+def _pattern(dut: Dut, blocks: int) -> bytes:
+    return os.urandom(blocks * dut.capacity[1])
+
+
+# -- READ CAPACITY ---------------------------------------------------------------------------------
+
+
+@clause("SBC-4 5.20", "shall", "READ CAPACITY")
+def test_read_capacity_10_and_16_agree(dut: Dut) -> None:
+    """READ CAPACITY(10) and (16) report the same last LBA (or FFFFFFFFh beyond 32 bits) and block length."""
+    c10 = dut.channel.execute(command.ReadCapacity10()).result
+    io = dut.channel.execute(command.ReadCapacity16(), verify_handler=handler.might_fail)
+    dut.unsupported(io, "READ CAPACITY(16)")
+    c16 = io.result
+    assert c10 is not None and c16 is not None
+    if c16.returned_lba is not None and c16.returned_lba >= 0xFFFFFFFF:
+        assert c10.returned_lba == 0xFFFFFFFF
+    else:
+        assert c10.returned_lba == c16.returned_lba, f"{c10.returned_lba} != {c16.returned_lba}"
+    assert c10.block_length == c16.block_length
+
+
+@clause("SBC-4 5.19", "shall", "READ CAPACITY")
+def test_read_capacity_block_length_is_a_power_of_two(dut: Dut) -> None:
+    """The LOGICAL BLOCK LENGTH IN BYTES is the block size the device reads and writes in: 512 B or more."""
+    length = dut.capacity[1]
+    assert length >= 512 and length & (length - 1) == 0, f"block length {length}"
+
+
+# -- READ ------------------------------------------------------------------------------------------
+
+_READS = {
+    "Read6": (0x08, lambda lba, n: command.Read6(lba=lba, transfer_length=n), 0x1FFFFF),
+    "Read10": (0x28, lambda lba, n: command.Read10(lba=lba, transfer_length=n), 0xFFFFFFFF),
+    "Read12": (0xA8, lambda lba, n: command.Read12(lba=lba, transfer_length=n), 0xFFFFFFFF),
+    "Read16": (0x88, lambda lba, n: command.Read16(lba=lba, transfer_length=n), (1 << 64) - 1),
+}
+
+
+@pytest.mark.parametrize("name", list(_READS))
+@clause("SBC-4 5.13", "shall", "READ")
+def test_read_the_first_and_the_last_block(dut: Dut, name: str) -> None:
+    """READ of LBA 0 and of the last LBA transfers one block each."""
+    op, make, limit = _READS[name]
+    dut.require(op, name)
+    blocks, size = dut.capacity
+    for lba in (0, min(blocks - 1, limit)):
+        io = dut.channel.execute(make(lba, 1), verify_handler=handler.might_fail)
+        dut.unsupported(io, name)
+        if io.error is not None:
+            raise io.error
+        assert len(io.data) == size
+
+
+@pytest.mark.parametrize("name", list(_READS))
+@clause("SBC-4 4.5", "shall", "READ")
+def test_read_beyond_the_last_lba_is_refused(dut: Dut, name: str) -> None:
+    """A READ reaching past the capacity: ILLEGAL REQUEST, LOGICAL BLOCK ADDRESS OUT OF RANGE."""
+    op, make, limit = _READS[name]
+    dut.require(op, name)
+    blocks, _ = dut.capacity
+    if blocks > limit:
+        pytest.skip(f"unsupported: {name} cannot address past LBA {limit:#x}")
+    for lba, n in ((blocks, 1), (blocks - 1, 2)):
+        io = dut.channel.execute(make(lba, n), verify_handler=handler.might_fail)
+        dut.unsupported(io, name)
+        handler.must_fail(**LBA_OUT_OF_RANGE)(io)
+
+
+@clause("SBC-4 5.16", "shall", "READ")
+def test_read_16_at_the_largest_lba_is_refused(dut: Dut) -> None:
+    """READ(16) of LBA 2^64-1: out of range on any real medium."""
+    dut.channel.execute(command.Read16(lba=(1 << 64) - 1, transfer_length=1),
+                        verify_handler=handler.must_fail(**LBA_OUT_OF_RANGE))
+
+
+@clause("SBC-4 5.16", "shall", "READ")
+def test_read_10_of_zero_blocks_transfers_nothing(dut: Dut) -> None:
+    """TRANSFER LENGTH zero: no blocks are read, and that is not an error."""
+    io = dut.channel.execute(command.Read10(lba=0, transfer_length=0))
+    assert io.data == b""
+
+
+@clause("SBC-4 4.5", "shall", "READ")
+def test_read_10_of_zero_blocks_past_the_end_is_refused(dut: Dut) -> None:
+    """TRANSFER LENGTH zero still has its LBA checked: an LBA past the last one (capacity + 1) is out
+    of range (libiscsi's Read10.0blocks checks the same)."""
+    blocks, _ = dut.capacity
+    if blocks + 1 > 0xFFFFFFFF:
+        pytest.skip("unsupported: READ(10) cannot address past the medium's end")
+    dut.channel.execute(command.Read10(lba=blocks + 1, transfer_length=0),
+                        verify_handler=handler.must_fail(**LBA_OUT_OF_RANGE))
+
+
+@clause("SBC-4 4.5", "should", "READ")
+def test_read_10_of_zero_blocks_at_the_capacity_is_refused(dut: Dut) -> None:
+    """The LBA equal to the capacity exceeds the last LBA; whether a zero-length transfer there is
+    checked depends on reading "LBA plus transfer length exceeds the capacity" literally, hence
+    "should"."""
+    blocks, _ = dut.capacity
+    if blocks > 0xFFFFFFFF:
+        pytest.skip("unsupported: READ(10) cannot address past the medium's end")
+    dut.channel.execute(command.Read10(lba=blocks, transfer_length=0),
+                        verify_handler=handler.must_fail(**LBA_OUT_OF_RANGE))
+
+
+# -- WRITE -----------------------------------------------------------------------------------------
+
+_WRITES = {
+    "Write10": (0x2A, lambda lba, d: command.Write10(lba=lba, data=d)),
+    "Write12": (0xAA, lambda lba, d: command.Write12(lba=lba, data=d)),
+    "Write16": (0x8A, lambda lba, d: command.Write16(lba=lba, data=d)),
+}
+
+
+@data_loss
+@pytest.mark.parametrize("name", list(_WRITES))
+@clause("SBC-4 5.40", "shall", "WRITE")
+def test_written_blocks_read_back(dut: Dut, name: str) -> None:
+    """What WRITE stores at the last blocks, READ returns."""
+    op, make = _WRITES[name]
+    dut.require(op, name)
+    blocks, _ = dut.capacity
+    lba = blocks - 4
+    data = _pattern(dut, 4)
+    with restored(dut, lba, 4):
+        dut.channel.execute(make(lba, data))
+        assert dut.channel.execute(command.Read16(lba=lba, transfer_length=4)).data == data
+
+
+@data_loss
+@clause("SBC-4 4.5", "shall", "WRITE")
+def test_write_beyond_the_last_lba_is_refused_and_changes_nothing(dut: Dut) -> None:
+    """A WRITE that would pass the end is refused as out of range, before any block is written."""
+    blocks, _ = dut.capacity
+    before = dut.channel.execute(command.Read16(lba=blocks - 1, transfer_length=1)).data
+    dut.channel.execute(command.Write16(lba=blocks - 1, data=_pattern(dut, 2)),
+                        verify_handler=handler.must_fail(**LBA_OUT_OF_RANGE))
+    assert dut.channel.execute(command.Read16(lba=blocks - 1, transfer_length=1)).data == before
+
+
+# -- VERIFY ----------------------------------------------------------------------------------------
+
+
+@clause("SBC-4 5.33", "shall", "VERIFY")
+def test_verify_16_without_bytchk_succeeds_in_range_and_fails_past_it(dut: Dut) -> None:
+    """VERIFY(16), BYTCHK 0: a medium check of readable blocks succeeds; past the end is out of range."""
+    dut.require(0x8F, "VERIFY(16)")
+    blocks, _ = dut.capacity
+    io = dut.channel.execute(command.Verify16(lba=0, verification_length=8), verify_handler=handler.might_fail)
+    dut.unsupported(io, "VERIFY(16)")
+    if io.error is not None:
+        raise io.error
+    dut.channel.execute(command.Verify16(lba=blocks, verification_length=1),
+                        verify_handler=handler.must_fail(**LBA_OUT_OF_RANGE))
+
+
+# -- GET LBA STATUS, UNMAP, WRITE SAME -----------------------------------------------------------
+
+
+@clause("SBC-4 5.8", "shall", "GET LBA STATUS")
+def test_get_lba_status_describes_the_starting_lba(dut: Dut) -> None:
+    """The first LBA status descriptor starts at the STARTING LOGICAL BLOCK ADDRESS."""
+    dut.require(0x9E, "GET LBA STATUS", 0x12)
+    io = dut.channel.execute(command.GetLbaStatus(starting_lba=0), verify_handler=handler.might_fail)
+    dut.unsupported(io, "GET LBA STATUS")
+    if io.error is not None and io.sense is not None and io.sense.sense_key == ILLEGAL:
+        pytest.skip(f"unsupported: GET LBA STATUS refused ({io.error})")
+    if io.error is not None:
+        raise io.error
+    assert io.result is not None
+    descriptors = io.result.descriptors
+    assert descriptors, "no LBA status descriptor"
+    assert descriptors[0].lba == 0
+
+
+@clause("SBC-4 5.8", "shall", "GET LBA STATUS")
+def test_get_lba_status_past_the_end_is_refused(dut: Dut) -> None:
+    """STARTING LOGICAL BLOCK ADDRESS past the capacity: LOGICAL BLOCK ADDRESS OUT OF RANGE."""
+    dut.require(0x9E, "GET LBA STATUS", 0x12)
+    blocks, _ = dut.capacity
+    io = dut.channel.execute(command.GetLbaStatus(starting_lba=blocks), verify_handler=handler.might_fail)
+    dut.unsupported(io, "GET LBA STATUS")
+    if io.sense is not None and io.sense.asc == 0x24:
+        pytest.skip("unsupported: GET LBA STATUS refused as an invalid field")
+    handler.must_fail(**LBA_OUT_OF_RANGE)(io)
+
+
+@data_loss
+@clause("SBC-4 5.44", "shall", "WRITE SAME")
+def test_write_same_16_repeats_the_block(dut: Dut) -> None:
+    """WRITE SAME(16) writes its one block of data to every block of the range."""
+    dut.require(0x93, "WRITE SAME(16)")
+    blocks, size = dut.capacity
+    lba = blocks - 8
+    one = _pattern(dut, 1)
+    with restored(dut, lba, 8):
+        io = dut.channel.execute(command.WriteSame16(lba=lba, number_of_logical_blocks=8, data=one),
+                                 verify_handler=handler.might_fail)
+        dut.unsupported(io, "WRITE SAME(16)")
+        if io.error is not None:
+            raise io.error
+        assert dut.channel.execute(command.Read16(lba=lba, transfer_length=8)).data == one * 8
+
+
+@data_loss
+@clause("SBC-4 5.29", "shall", "UNMAP")
+def test_unmap_past_the_end_is_refused(dut: Dut) -> None:
+    """An UNMAP block descriptor reaching past the capacity: LOGICAL BLOCK ADDRESS OUT OF RANGE."""
+    dut.require(0x42, "UNMAP")
+    dut.require_vpd(0xB2, "Logical Block Provisioning")
+    lbp = dut.channel.execute(command.Inquiry(evpd=True, page_code=0xB2, allocation_length=64)).data
+    if len(lbp) < 6 or not lbp[5] & 0x80:  # SBC-4 6.6.6: LBPU
+        pytest.skip("unsupported: LBPU is zero on the Logical Block Provisioning page (no UNMAP)")
+    blocks, _ = dut.capacity
+    desc = blocks.to_bytes(8, "big") + (1).to_bytes(4, "big") + bytes(4)
+    param = (6 + len(desc)).to_bytes(2, "big") + len(desc).to_bytes(2, "big") + bytes(4) + desc
+    io = dut.channel.execute(command.Unmap(data=param), verify_handler=handler.might_fail)
+    dut.unsupported(io, "UNMAP")
+    handler.must_fail(**LBA_OUT_OF_RANGE)(io)
+
+
+# -- START STOP UNIT, PREVENT ALLOW, SANITIZE ------------------------------------------------------
+
+
+@clause("SBC-4 5.25", "shall", "START STOP UNIT")
+def test_start_unit_on_a_started_unit_succeeds(dut: Dut) -> None:
+    """START=1 on a unit already active is not an error."""
+    io = dut.channel.execute(command.StartStopUnit(start=True), verify_handler=handler.might_fail)
+    dut.unsupported(io, "START STOP UNIT")
+    if io.error is not None:
+        raise io.error
+
+
+@clause("SPC-5 6.13", "shall", "PREVENT ALLOW")
+def test_prevent_allow_on_a_fixed_medium(dut: Dut) -> None:
+    """PREVENT ALLOW MEDIUM REMOVAL: a device with a fixed medium (RMB 0) accepts ALLOW (0)."""
+    io = dut.channel.execute(command.PreventAllowMediumRemoval(prevent=0), verify_handler=handler.might_fail)
+    dut.unsupported(io, "PREVENT ALLOW MEDIUM REMOVAL")
+    if io.error is not None:
+        raise io.error
+
+
+@irreversible
+@clause("SBC-4 5.30", "shall", "SANITIZE")
+def test_sanitize_overwrite(dut: Dut) -> None:
+    """SANITIZE OVERWRITE replaces every block with the pattern given (irreversible)."""
+    dut.require(0x48, "SANITIZE", 0x01)
+    pytest.skip("unsupported: SANITIZE is not implemented by this suite yet")

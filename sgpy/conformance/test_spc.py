@@ -1,0 +1,260 @@
+"""Conformance checks of the primary commands (SPC-5, SAM-6).
+
+Each check sends commands with sgpy and judges the answer with its verify
+handlers (``must_fail(sense_key=..., asc=..., ascq=...)``) and typed
+results.  The clause named is the one whose "shall" (or "should") the check
+tests.
+"""
+
+from __future__ import annotations
+
+from sgpy import command, handler
+from sgpy.conformance.plugin import Dut, clause, data_loss
+from sgpy.constants import SenseKey
+
+ILLEGAL = SenseKey.ILLEGAL_REQUEST
+
+
+def _invalid_field_in_cdb(dut: Dut, cdb: bytes, *, byte: int) -> None:
+    """A CDB with a reserved or invalid field must end ILLEGAL REQUEST / INVALID FIELD IN CDB
+    (24h/00h, SPC-5 4.2.2 and 4.5.2.4.2); the sense-key specific field pointer, where given, names
+    the byte (SPC-5 4.5.2.4.2: C/D set, FIELD POINTER = the byte)."""
+    io = dut.channel.execute(command.RawCommand(cdb=cdb),
+                             verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))
+    sks = getattr(io.sense, "sense_key_specific", None)
+    pointer = getattr(sks, "field_pointer", None)
+    if pointer is not None and getattr(sks, "cd", True):
+        assert pointer == byte, f"the field pointer names byte {pointer}, not byte {byte}"
+
+
+# -- TEST UNIT READY -------------------------------------------------------------------------------
+
+
+@clause("SPC-5 6.47", "shall", "TEST UNIT READY")
+def test_test_unit_ready_succeeds_on_a_ready_unit(dut: Dut) -> None:
+    """A ready logical unit ends TEST UNIT READY with GOOD status and no data."""
+    io = dut.channel.execute(command.TestUnitReady())
+    assert io.hdr is not None and io.hdr.status == 0
+
+
+@clause("SPC-5 4.2.2", "should", "INVALID FIELDS")
+def test_test_unit_ready_reserved_byte_is_refused(dut: Dut) -> None:
+    """Reserved CDB bytes are zero; recipients "are not required to check" them (SPC-5 3.1), so a
+    device that does not is not wrong, but one that checks reports INVALID FIELD IN CDB."""
+    _invalid_field_in_cdb(dut, bytes([0x00, 0, 0, 0, 0x80, 0]), byte=4)
+
+
+# -- INQUIRY ---------------------------------------------------------------------------------------
+
+
+@clause("SPC-5 6.7.2", "shall", "INQUIRY")
+def test_standard_inquiry_has_the_mandatory_fields(dut: Dut) -> None:
+    """Standard INQUIRY data is at least 36 bytes; VERSION names a standard, RESPONSE DATA FORMAT is 2."""
+    io = dut.channel.execute(command.Inquiry(allocation_length=96))
+    assert len(io.data) >= 36, f"{len(io.data)} bytes of standard INQUIRY data (36 at least)"
+    assert io.data[3] & 0x0F == 2, f"RESPONSE DATA FORMAT {io.data[3] & 0x0F}"
+    assert io.data[4] + 5 >= 36, f"ADDITIONAL LENGTH {io.data[4]}: less than 36 bytes in all"
+
+
+@clause("SPC-5 6.7.2", "shall", "INQUIRY")
+def test_standard_inquiry_strings_are_printable_ascii(dut: Dut) -> None:
+    """T10 VENDOR IDENTIFICATION, PRODUCT IDENTIFICATION and PRODUCT REVISION LEVEL are ASCII 20h-7Eh."""
+    data = dut.channel.execute(command.Inquiry(allocation_length=36)).data
+    for name, lo, hi in (("vendor", 8, 16), ("product", 16, 32), ("revision", 32, 36)):
+        bad = [b for b in data[lo:hi] if not 0x20 <= b <= 0x7E]
+        assert not bad, f"{name} bytes {data[lo:hi]!r} are not printable ASCII"
+
+
+@clause("SPC-5 4.2.5.6", "shall", "RESIDUALS")
+def test_inquiry_allocation_length_bounds_the_transfer(dut: Dut) -> None:
+    """The device transfers no more than ALLOCATION LENGTH bytes, and the same leading bytes as a longer one."""
+    full = dut.channel.execute(command.Inquiry(allocation_length=96)).data
+    with dut.no_reissue():
+        for n in (1, 5, 8, 35):
+            short = dut.channel.execute(command.Inquiry(allocation_length=n)).data
+            assert short == full[:n], f"allocation length {n}: {short!r}, expected {full[:n]!r}"
+
+
+@clause("SPC-5 6.7.1", "shall", "INQUIRY")
+def test_inquiry_page_code_without_evpd_is_refused(dut: Dut) -> None:
+    """PAGE CODE not zero while EVPD is zero: CHECK CONDITION, ILLEGAL REQUEST, INVALID FIELD IN CDB."""
+    dut.channel.execute(command.Inquiry(evpd=False, page_code=0x80),
+                        verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))
+
+
+@clause("SPC-5 6.7.1", "shall", "INQUIRY")
+def test_inquiry_is_not_reported_a_unit_attention(dut: Dut) -> None:
+    """INQUIRY is one of the commands that shall not report a pending unit attention (SAM-6 5.14)."""
+    io = dut.channel.execute(command.Inquiry(), verify_handler=handler.might_fail)
+    assert io.error is None, f"INQUIRY failed: {io.error}"
+
+
+# -- VPD -------------------------------------------------------------------------------------------
+
+
+@clause("SPC-5 7.7.17", "shall", "VPD")
+def test_supported_vpd_pages_lists_00h_and_ascends(dut: Dut) -> None:
+    """The Supported VPD Pages page lists page codes in ascending order, itself included."""
+    pages = list(dut.vpd_pages)
+    assert pages, "no VPD pages listed (page 00h is mandatory)"
+    assert 0x00 in pages, f"page 00h missing from {pages}"
+    assert pages == sorted(set(pages)), f"not ascending without repeats: {pages}"
+
+
+@clause("SPC-5 7.7.6", "shall", "VPD")
+def test_device_identification_page_is_listed_and_parses(dut: Dut) -> None:
+    """The Device Identification VPD page (83h) is mandatory and its designators fit the page."""
+    dut.require_vpd(0x83, "Device Identification")
+    io = dut.channel.execute(command.Inquiry(evpd=True, page_code=0x83, allocation_length=1024))
+    page = io.result
+    assert io.data[1] == 0x83, f"page {io.data[1]:02X}h answered"
+    assert getattr(page, "designators", None), "no designator on the Device Identification page"
+
+
+@clause("SPC-5 7.7.1", "shall", "VPD")
+def test_every_listed_vpd_page_answers_with_its_own_page_code(dut: Dut) -> None:
+    """Each page the device lists can be read, and names itself in byte 1."""
+    for code in dut.vpd_pages:
+        io = dut.channel.execute(command.Inquiry(evpd=True, page_code=code, allocation_length=4096))
+        assert len(io.data) >= 4 and io.data[1] == code, f"page {code:02X}h answered as {io.data[:4].hex()}"
+
+
+@clause("SPC-5 6.7.1", "shall", "VPD")
+def test_an_unlisted_vpd_page_is_refused(dut: Dut) -> None:
+    """A VPD page the device does not support: ILLEGAL REQUEST, INVALID FIELD IN CDB."""
+    unlisted = next(c for c in range(0xC0, 0x100) if c not in dut.vpd_pages)
+    dut.channel.execute(command.Inquiry(evpd=True, page_code=unlisted),
+                        verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))
+
+
+# -- REPORT LUNS -----------------------------------------------------------------------------------
+
+
+@clause("SPC-5 6.35", "shall", "REPORT LUNS")
+def test_report_luns_is_well_formed(dut: Dut) -> None:
+    """LUN LIST LENGTH is a multiple of 8 and the list holds no duplicates."""
+    io = dut.channel.execute(command.ReportLuns(allocation_length=65536))
+    assert len(io.data) >= 8
+    length = int.from_bytes(io.data[0:4], "big")
+    assert length % 8 == 0, f"LUN LIST LENGTH {length} is not a multiple of 8"
+    raw = [io.data[8 + 8 * i: 16 + 8 * i] for i in range(min(length, len(io.data) - 8) // 8)]
+    assert len(raw) == len(set(raw)), "the LUN list repeats a LUN"
+
+
+@clause("SPC-5 6.35", "shall", "REPORT LUNS")
+def test_report_luns_allocation_length_under_4_is_refused(dut: Dut) -> None:
+    """ALLOCATION LENGTH less than 4: ILLEGAL REQUEST, INVALID FIELD IN CDB."""
+    with dut.no_reissue():
+        dut.channel.execute(command.ReportLuns(allocation_length=3),
+                            verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))
+
+
+# -- MODE SENSE ------------------------------------------------------------------------------------
+
+
+@clause("SPC-5 6.14", "shall", "MODE SENSE")
+def test_mode_sense_6_all_pages_parses(dut: Dut) -> None:
+    """MODE SENSE(6) of all pages (3Fh) returns a header whose MODE DATA LENGTH covers what follows."""
+    io = dut.channel.execute(command.ModeSense6(page_code=0x3F, allocation_length=255))
+    dut.unsupported(io, "MODE SENSE(6)")
+    assert len(io.data) >= 4
+    assert io.data[0] + 1 >= len(io.data) or io.data[0] + 1 == 256
+    assert io.result is not None
+
+
+@clause("SPC-5 6.15", "shall", "MODE SENSE")
+def test_mode_sense_10_all_pages_parses(dut: Dut) -> None:
+    """MODE SENSE(10) of all pages returns a header whose MODE DATA LENGTH covers what follows."""
+    io = dut.channel.execute(command.ModeSense10(page_code=0x3F, allocation_length=4096),
+                             verify_handler=handler.might_fail)
+    dut.unsupported(io, "MODE SENSE(10)")
+    if io.error is not None:
+        raise io.error
+    assert len(io.data) >= 8
+    assert int.from_bytes(io.data[0:2], "big") + 2 >= len(io.data)
+
+
+@clause("SPC-5 6.14", "shall", "MODE SENSE")
+def test_mode_sense_6_and_10_agree_on_the_caching_page(dut: Dut) -> None:
+    """The same page read by MODE SENSE(6) and (10) has the same bytes (only the header differs)."""
+    six = dut.channel.execute(command.ModeSense6(page_code=0x08, allocation_length=255),
+                              verify_handler=handler.might_fail)
+    if six.error is not None:
+        import pytest
+
+        pytest.skip("unsupported: no caching mode page (08h)")
+    ten = dut.channel.execute(command.ModeSense10(page_code=0x08, allocation_length=1024))
+    p6 = six.data[4 + six.data[3]:]
+    bdl10 = int.from_bytes(ten.data[6:8], "big")
+    p10 = ten.data[8 + bdl10:]
+    assert p6[:2 + p6[1]] == p10[:2 + p10[1]]
+
+
+@clause("SPC-5 6.14", "shall", "MODE SENSE")
+def test_mode_sense_of_a_page_the_device_lacks_is_refused(dut: Dut) -> None:
+    """A page code the device does not implement: ILLEGAL REQUEST, INVALID FIELD IN CDB."""
+    listed = dut.channel.execute(command.ModeSense6(page_code=0x3F, allocation_length=255)).result
+    have = {getattr(p, "page_code", None) for p in getattr(listed, "pages", ())}
+    missing = next(c for c in (0x3E, 0x3D, 0x2F, 0x22) if c not in have)
+    dut.channel.execute(command.ModeSense6(page_code=missing),
+                        verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))
+
+
+# -- REPORT SUPPORTED OPERATION CODES ----------------------------------------------------------------
+
+
+@clause("SPC-5 6.36", "shall", "REPORT SUPPORTED OPCODES")
+def test_report_supported_opcodes_lists_itself_and_inquiry(dut: Dut) -> None:
+    """A device that answers REPORT SUPPORTED OPERATION CODES lists INQUIRY and itself (A3h/0Ch)."""
+    if dut.supports(0x12) is None:
+        import pytest
+
+        pytest.skip("unsupported: REPORT SUPPORTED OPERATION CODES")
+    assert dut.supports(0x12), "INQUIRY is not listed"
+    assert dut.supports(0xA3, 0x0C), "REPORT SUPPORTED OPERATION CODES does not list itself"
+
+
+@clause("SPC-5 6.36", "shall", "REPORT SUPPORTED OPCODES")
+def test_every_listed_command_has_a_plausible_cdb_length(dut: Dut) -> None:
+    """Each command descriptor's CDB LENGTH is one SPC-5 4.2 allows for its operation code's group."""
+    if dut.supports(0x12) is None:
+        import pytest
+
+        pytest.skip("unsupported: REPORT SUPPORTED OPERATION CODES")
+    table = dut.opcodes
+    assert table is not None
+    group_length = {0: 6, 1: 10, 2: 10, 4: 16, 5: 12}
+    for d in table.commands:
+        if d.opcode == 0x7F:
+            assert d.cdb_length >= 8 and d.cdb_length % 4 == 0, f"7Fh with CDB LENGTH {d.cdb_length}"
+            continue
+        want = group_length.get(d.opcode >> 5)
+        if want is not None:
+            assert d.cdb_length == want, f"{d.opcode:02X}h listed with CDB LENGTH {d.cdb_length}, group says {want}"
+
+
+# -- sense -----------------------------------------------------------------------------------------
+
+
+@data_loss
+@clause("SPC-5 4.5.1", "shall", "SENSE")
+def test_an_unassigned_opcode_is_refused_with_sense(dut: Dut) -> None:
+    """An operation code the device does not implement: ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE.
+
+    The codes tried are ones no T10 standard assigns (not vendor-specific ones, C0h-FFh, which a
+    device may implement as anything).  sgpy's safety policy cannot classify them, so they are
+    sent through an unchecked channel, and only under --allow-data-loss."""
+    unused = next(op for op in (0x22, 0x26, 0x27) if dut.supports(op) is not True)
+    with dut.unchecked() as ch:
+        ch.execute(command.RawCommand(cdb=bytes([unused]) + bytes(9)),
+                   verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x20, ascq=0x00))
+
+
+@clause("SPC-5 6.39", "shall", "SENSE")
+def test_request_sense_answers_descriptor_format_when_asked(dut: Dut) -> None:
+    """REQUEST SENSE with DESC=1 returns descriptor-format sense (response code 72h), or refuses DESC."""
+    io = dut.channel.execute(command.RequestSense(desc=True), verify_handler=handler.might_fail)
+    if io.error is not None:
+        assert io.sense is not None and io.sense.sense_key == ILLEGAL and io.sense.asc == 0x24, str(io.error)
+        return
+    assert io.data and io.data[0] & 0x7F in (0x72, 0x73), f"response code {io.data[0]:02X}h"

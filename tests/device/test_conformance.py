@@ -1,0 +1,45 @@
+"""The conformance suite against scsi_debug, with its known results (tests/data/conformance/)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+from conformance_expect import check_against_known  # noqa: E402
+
+
+def test_default_scsi_debug_read_only(sg_device):
+    doc = check_against_known(sg_device, "scsi_debug-default-read-only")
+    outcomes = {r["outcome"] for r in doc["results"]}
+    assert "skipped-by-safety" in outcomes  # writing checks were not run
+    assert doc["identity"]["product"].strip() == "scsi_debug"
+
+
+def test_default_scsi_debug_with_data_loss(sg_device):
+    check_against_known(sg_device, "scsi_debug-default", allow_data_loss=True)
+
+
+@pytest.mark.scsi_debug(lbpu=1, lbpws=1, lbprz=1, num_tgts=1)
+def test_thin_provisioned_scsi_debug(sg_device):
+    check_against_known(sg_device, "scsi_debug-thin", allow_data_loss=True)
+
+
+@pytest.mark.scsi_debug(sector_size=4096, num_tgts=1)
+def test_4k_scsi_debug(sg_device):
+    check_against_known(sg_device, "scsi_debug-4k", allow_data_loss=True)
+
+
+def test_the_command_line_entry_and_its_exit_status(sg_device, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sgpy.conformance", sg_device, "--select", "inquiry",
+                           "--junit", str(tmp_path / "j.xml")], stdout=subprocess.PIPE, text=True)
+    assert "INQUIRY" in proc.stdout and "failures:" in proc.stdout
+    assert proc.returncode == 1  # scsi_debug ignores PAGE CODE without EVPD: a "shall" fails
+    assert (tmp_path / "j.xml").read_text().count("<testcase") >= 4
+
+
+def test_a_missing_target_exits_4(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sgpy.conformance", str(tmp_path / "nothing")],
+                          stderr=subprocess.PIPE, text=True)
+    assert proc.returncode == 4 and "does not exist" in proc.stderr
