@@ -16,16 +16,32 @@ change data: ``--allow-data-loss``; or destroy it: ``--allow-irreversible``),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
 import errno
+import itertools
 import json
 import os
 import re
+import stat
 import sys
 import time
 import uuid
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
-from typing import IO, Any, Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
+from typing import (
+    IO,
+    Any,
+    BinaryIO,
+    Callable,
+    ContextManager,
+    Dict,
+    Iterator,
+    List,
+    NoReturn,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import attrs
 
@@ -840,21 +856,35 @@ def _log_base() -> Any:
 
 
 def _cmd_raw(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy raw``: check the CDB's length and the policy before anything is read or opened, then send it.
+
+    With ``--out`` the policy is asked first about a data-out command with
+    this CDB, so a refusal comes before a byte of FILE is read; FILE is
+    then read up to the channel's transfer limit and no further (a larger
+    one, or an endless one such as /dev/zero, is a usage error), and the
+    command with its real data is checked again.
+    """
     from sgpy import command
 
     cdb = _hex_bytes(args.cdb, "CDB")
     _check_cdb_length(cdb, _cdb_lengths(None, args.device), args.device)
     data: Optional[bytes] = None
     if args.out is not None:
-        data = _read_file(args.out)
-        cmd = command.RawCommand(cdb=cdb, direction=Direction.TO_DEVICE, data=data)
+        risk = _check(args, command.RawCommand(cdb=cdb, direction=Direction.TO_DEVICE, length=1))
     elif args.in_ is not None:
         cmd = command.RawCommand(cdb=cdb, direction=Direction.FROM_DEVICE, length=args.in_)
+        risk = _check(args, cmd)
     else:
         cmd = command.RawCommand(cdb=cdb)
-    risk = _check(args, cmd)
-    with _open(args, policy=_policy(args)) as ch:
+        risk = _check(args, cmd)
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(_input(args.out)) if args.out is not None else None
+        ch = stack.enter_context(_open(args, policy=_policy(args)))
         _check_cdb_length(cdb, _cdb_lengths(ch, ch.path), ch.path)
+        if src is not None:
+            data = _read_bounded(src, args.out, ch.max_transfer, ch.path)
+            cmd = command.RawCommand(cdb=cdb, direction=Direction.TO_DEVICE, data=data)
+            risk = _check(args, cmd)
         io = _run(ch, cmd, retry=False)
     hdr = io.hdr
     got = io.data if args.in_ is not None else b""
@@ -906,34 +936,112 @@ def _check_cdb_length(cdb: bytes, lengths: Tuple[int, int], where: str) -> None:
         raise UsageError(f"the CDB has {len(cdb)} byte(s); {where} takes CDBs of {low} to {high} bytes")
 
 
-def _read_file(path: str) -> bytes:
+def _input(path: str) -> ContextManager[BinaryIO]:
+    """FILE opened for reading (``-``: stdin, left open afterwards); nothing is read yet."""
     if path == "-":
-        return sys.stdin.buffer.read()
-    with open(path, "rb") as f:
-        return f.read()
+        return contextlib.nullcontext(sys.stdin.buffer)
+    return open(path, "rb")
 
 
-def _chunks(lba: int, count: int, per: int) -> List[Tuple[int, int]]:
-    return [(first, min(per, lba + count - first)) for first in range(lba, lba + count, per)]
+def _regular_size(f: BinaryIO) -> Optional[int]:
+    """The size of ``f`` when it is a regular file; None for a pipe, a terminal, a device."""
+    try:
+        st = os.fstat(f.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _read_up_to(f: BinaryIO, n: int) -> bytearray:
+    """Up to ``n`` bytes of ``f``: fewer only at its end (a pipe may hand them over in pieces)."""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = f.readinto(view[got:])  # type: ignore[attr-defined]
+        if not k:
+            break
+        got += k
+    view.release()
+    del buf[got:]
+    return buf
+
+
+def _read_bounded(f: BinaryIO, name: str, limit: int, device: str) -> bytes:
+    """All of ``f`` when it holds at most ``limit`` bytes (one command's data); a usage error otherwise.
+
+    A regular file's size is known without reading it; anything else is
+    read up to ``limit`` + 1 bytes and no further, so /dev/zero costs no
+    more memory than the largest command.
+    """
+    size = _regular_size(f)
+    if size is not None and size > limit:
+        raise UsageError(f"{name} has {size} bytes; {device} takes at most {limit} in one command")
+    data = _read_up_to(f, limit + 1)
+    if len(data) > limit:
+        raise UsageError(f"{name} has more than {limit} bytes; {device} takes at most {limit} in one command")
+    return bytes(data)
+
+
+#: Bytes of data ``read`` and ``write`` keep in flight at most (and so in memory).
+_INFLIGHT_BYTES = 64 << 20
+#: Commands ``read`` and ``write`` keep in flight at most.
+_INFLIGHT_COMMANDS = 8
+
+
+def _block_size_of(ch: Any, cap: Dict[str, Any]) -> int:
+    """The block size READ CAPACITY reported; one of 0 is an answer nothing can be done with."""
+    bs = int(cap["block_size"])
+    if bs < 1:
+        raise MalformedResponse(f"{ch.path}: READ CAPACITY reports a logical block length of {bs} bytes")
+    return bs
+
+
+def _check_range(lba: int, count: int, cap: Dict[str, Any], what: str = "") -> None:
+    """Refuse (usage error) ``count`` blocks from ``lba`` that do not all lie on the medium."""
+    blocks = int(cap["blocks"])
+    if lba >= blocks:
+        raise UsageError(f"--lba {lba} is beyond the end of {cap['device']}: its LBAs are 0 to {blocks - 1}")
+    if lba + count > blocks:
+        raise UsageError(f"{what or f'--count {count}'} from LBA {lba} goes beyond the end of {cap['device']}: "
+                         f"{blocks - lba} block(s) fit from there (LBAs 0 to {blocks - 1})")
+
+
+def _per_command(ch: Any, chunk: int, bs: int) -> Tuple[int, int]:
+    """Blocks per command (``--chunk``, at most the channel's transfer limit, at least one block)
+    and how many commands go in flight at once (so that at most :data:`_INFLIGHT_BYTES` are)."""
+    per = max(1, min(ch.max_transfer, chunk) // bs)
+    return per, max(1, min(_INFLIGHT_COMMANDS, _INFLIGHT_BYTES // (per * bs)))
+
+
+def _chunks(lba: int, count: int, per: int) -> Iterator[Tuple[int, int]]:
+    """``(first LBA, blocks)`` of each command covering ``count`` blocks from ``lba``, made as they are needed."""
+    end = lba + count
+    for first in range(lba, end, per):
+        yield first, min(per, end - first)
 
 
 def _cmd_read(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy read``: the range is checked against the medium first, then read a few commands at a time."""
     from sgpy import command
 
     if args.output == "-" and out.json:
         raise UsageError("--json writes to stdout: give the data another place with -o FILE")
     start = time.perf_counter()
     with _open(args, policy=safety.READ_ONLY) as ch:
-        bs = ch.block_size = _read_capacity(ch)["block_size"]
-        per = max(1, min(ch.max_transfer, args.chunk) // bs)
+        cap = _read_capacity(ch)
+        bs = ch.block_size = _block_size_of(ch, cap)
+        _check_range(args.lba, args.count, cap)
+        per, depth = _per_command(ch, args.chunk, bs)
         sink = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")
         total = 0
         try:
             chunks = _chunks(args.lba, args.count, per)
-            for i in range(0, len(chunks), 8):  # up to 8 commands in flight, written in order
-                batch = [command.Read16(lba=first, transfer_length=n) for first, n in chunks[i : i + 8]]
-                ios = _run(ch, batch)
-                for io in ios:
+            while True:  # a few commands in flight, written in order
+                batch = [command.Read16(lba=first, transfer_length=n) for first, n in itertools.islice(chunks, depth)]
+                if not batch:
+                    break
+                for io in _run(ch, batch):
                     sink.write(io.data_buf)
                     total += len(io.data_buf)
         finally:
@@ -953,41 +1061,91 @@ def _cmd_read(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _cmd_write(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy write``: refuse without --allow-data-loss before reading anything, then copy as the input comes.
+
+    A regular file is checked whole (its size against the block size, the
+    range against the medium) before anything is sent.  A pipe or a device
+    (stdin, /dev/zero) has no size: it is written as it arrives, a few
+    commands at a time, up to ``--count`` blocks or to its end; an input
+    that ends short of ``--count`` or in the middle of a block, or goes on
+    past the end of the medium, stops the copy with a usage error that says
+    how many blocks were written.
+    """
     from sgpy import command
 
     _check(args, command.Write16)
-    data = _read_file(args.input)
     start = time.perf_counter()
-    with _open(args, policy=_policy(args)) as ch:
-        bs = ch.block_size = _read_capacity(ch)["block_size"]
-        if args.count is None:
-            if len(data) % bs:
-                raise UsageError(f"{args.input} has {len(data)} bytes, not a multiple of the block size {bs}; "
+    with _input(args.input) as src, _open(args, policy=_policy(args)) as ch:
+        cap = _read_capacity(ch)
+        bs = ch.block_size = _block_size_of(ch, cap)
+        size = _regular_size(src)
+        count: Optional[int] = args.count
+        if count is not None:
+            _check_range(args.lba, count, cap)
+            if size is not None and size < count * bs:
+                raise UsageError(f"{args.input} has {size} bytes; {count} block(s) need {count * bs}")
+        elif size is not None:
+            if size % bs:
+                raise UsageError(f"{args.input} has {size} bytes, not a multiple of the block size {bs}; "
                                  "give --count to write a part of it")
-            count = len(data) // bs
+            count = size // bs
+            if count == 0:
+                raise UsageError(f"{args.input} is empty: nothing to write")
+            _check_range(args.lba, count, cap, what=f"{args.input} ({count} block(s))")
         else:
-            count = args.count
-            if len(data) < count * bs:
-                raise UsageError(f"{args.input} has {len(data)} bytes; {count} block(s) need {count * bs}")
-        if count == 0:
-            raise UsageError(f"{args.input} is empty: nothing to write")
-        view = memoryview(data)
-        per = max(1, min(ch.max_transfer, args.chunk) // bs)
-        chunks = _chunks(args.lba, count, per)
-        for i in range(0, len(chunks), 8):
-            batch = [command.Write16(lba=first, transfer_length=n,
-                                     data=view[(first - args.lba) * bs : (first - args.lba + n) * bs])
-                     for first, n in chunks[i : i + 8]]
-            _run(ch, batch)
+            _check_range(args.lba, 1, cap)
+        written = _write_from(ch, src, args, bs, count, int(cap["blocks"]) - args.lba)
     seconds = time.perf_counter() - start
-    doc = {"device": ch.path, "lba": args.lba, "count": count, "block_size": bs, "bytes": count * bs,
+    doc = {"device": ch.path, "lba": args.lba, "count": written, "block_size": bs, "bytes": written * bs,
            "input": args.input, "seconds": round(seconds, 6)}
     if out.json:
         out.emit(doc)
     else:
-        out.line(f"{ch.path}: wrote {count} block(s) at LBA {args.lba} ({count * bs} bytes) from {args.input} "
+        out.line(f"{ch.path}: wrote {written} block(s) at LBA {args.lba} ({written * bs} bytes) from {args.input} "
                  f"in {seconds:.3f} s")
     return EXIT_OK
+
+
+def _write_from(ch: Any, src: BinaryIO, args: argparse.Namespace, bs: int, count: Optional[int], room: int) -> int:
+    """Copy ``count`` blocks of ``src`` (None: up to its end, at most ``room``) from ``--lba``; the blocks written.
+
+    Only the commands in flight hold data: each batch is read, sent and
+    completed before the next is read.
+    """
+    from sgpy import command
+
+    per, depth = _per_command(ch, args.chunk, bs)
+    want = count if count is not None else room
+    written = 0
+    ended: Optional[int] = None  # bytes of a last, short read
+    while written < want and ended is None:
+        batch: List[Any] = []
+        queued = written
+        while len(batch) < depth and queued < want:
+            n = min(per, want - queued)
+            buf = _read_up_to(src, n * bs)
+            full = len(buf) // bs
+            if full:
+                batch.append(command.Write16(lba=args.lba + queued, transfer_length=full,
+                                             data=memoryview(buf)[: full * bs]))
+                queued += full
+            if len(buf) < n * bs:
+                ended = len(buf) - full * bs
+                break
+        if batch:
+            _run(ch, batch)
+        written = queued
+    done = f"{written} block(s) were written from LBA {args.lba}"
+    if ended:
+        raise UsageError(f"{args.input} ends in the middle of a block ({ended} of {bs} bytes): {done}")
+    if written < want and count is not None:
+        raise UsageError(f"{args.input} ended after {written * bs} bytes; {count} block(s) need {count * bs}: {done}")
+    if written == 0:
+        raise UsageError(f"{args.input} is empty: nothing to write")
+    if count is None and written == room and _read_up_to(src, 1):
+        raise UsageError(f"{args.input} goes on past the end of {ch.path} ({room} block(s) from LBA {args.lba}): "
+                         f"{done}; give --count to write a part of it")
+    return written
 
 
 # -- bench -------------------------------------------------------------------------

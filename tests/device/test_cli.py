@@ -213,12 +213,13 @@ def test_device_error_exit_3_with_the_decoded_sense(capsys, dev, scsi_debug):
     assert code == EXIT_DEVICE_ERROR and out == ""
     assert "ILLEGAL REQUEST" in err and "Logical block address out of range" in err
     assert "ASC 21h, ASCQ 00h" in err and "sense bytes: 70" in err
-    code, out, err = run(capsys, "read", dev, "--lba", beyond, "--count", 1, "-o", os.devnull, "--json")
+    code, out, err = run(capsys, "raw", dev, f"88 00 {beyond:016x} 00 00 00 01 00 00", "--in", BLOCK, "--json")
     assert code == EXIT_DEVICE_ERROR
     doc = json.loads(out)["error"]
     assert set(doc) >= {"exit_code", "type", "message", "device", "command", "status", "host_status",
                         "driver_status", "sense", "sense_bytes"}
-    assert doc["exit_code"] == EXIT_DEVICE_ERROR and doc["type"] == "IllegalRequest" and doc["command"] == "Read16"
+    assert doc["exit_code"] == EXIT_DEVICE_ERROR and doc["type"] == "IllegalRequest"
+    assert doc["command"] == "RawCommand"
     assert doc["status"] == 2 and doc["sense"]["asc"] == 0x21 and doc["sense"]["sense_key"] == "ILLEGAL_REQUEST"
 
 
@@ -444,3 +445,94 @@ def test_raw_sends_a_16_byte_cdb(capsys, dev):
     # READ CAPACITY(16): the longest CDB of the common commands goes through
     doc = run_json(capsys, "raw", dev, "9e 10 00 00 00 00 00 00 00 00 00 00 00 20 00 00", "--in", "32")
     assert doc["status"] == 0 and doc["received"] == 32
+
+
+#: Address space for a CLI run in the tests below: far less than the guest's memory, so
+#: that a CLI which tried to hold its whole input or every command at once fails there
+#: (MemoryError) instead of taking the sandbox down with it.
+_CLI_MEMORY = 512 << 20
+
+
+def _limited():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (_CLI_MEMORY, _CLI_MEMORY))
+
+
+def run_limited(*argv, stdin=subprocess.DEVNULL, input=None, timeout=120):
+    """The CLI in a subprocess with a bounded address space: (exit status, stdout, stderr)."""
+    r = subprocess.run([sys.executable, "-m", "sgpy", *[str(a) for a in argv]], capture_output=True,
+                       stdin=None if input is not None else stdin, input=input, preexec_fn=_limited,
+                       timeout=timeout)
+    return r.returncode, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["read", "{dev}", "--count", 100_000_000_000, "-o", os.devnull], 2, "goes beyond the end of {dev}"),
+    (["read", "{dev}", "--lba", "{blocks}", "--count", 1, "-o", os.devnull], 2, "--lba {blocks} is beyond the end"),
+    (["read", "{dev}", "--lba", 2**64, "--count", 1, "-o", os.devnull], 2, "is beyond the end of {dev}"),
+    (["read", "{dev}", "--lba", "{last}", "--count", 2, "-o", os.devnull], 2, "1 block(s) fit from there"),
+    (["write", "{dev}", "-i", "/dev/zero", "--count", 100_000_000_000, "--allow-data-loss"], 2,
+     "goes beyond the end of {dev}"),
+    (["write", "{dev}", "-i", "/dev/zero", "--lba", "{last}", "--count", 2, "--allow-data-loss"], 2,
+     "1 block(s) fit from there"),
+    # refused before a byte of the endless input is read
+    (["raw", "{dev}", "2a 00 00 00 00 07 00 00 01 00", "--out", "/dev/zero"], 6, "--allow-data-loss"),
+    (["raw", "{dev}", "3b 05 00 00 00 00 00 00 10 00", "--out", "/dev/zero", "--allow-data-loss"], 6,
+     "--allow-irreversible"),
+    # allowed: read up to the transfer limit, and no further
+    (["raw", "{dev}", "2a 00 00 00 00 07 00 00 01 00", "--out", "/dev/zero", "--allow-data-loss"], 2,
+     "has more than"),
+    (["write", "{dev}", "-i", "/dev/zero"], 6, "--allow-data-loss"),
+])
+def test_arguments_cannot_make_the_cli_run_out_of_memory(dev, scsi_debug, argv, code, words):
+    n = blocks_of(scsi_debug)
+    fill = {"dev": dev, "blocks": n, "last": n - 1}
+    got, out, err = run_limited(*[a.format(**fill) if isinstance(a, str) else a for a in argv], "--json")
+    assert got == code, err
+    assert words.format(**fill) in err and "Traceback" not in err and "MemoryError" not in err
+    assert json.loads(out)["error"]["exit_code"] == code
+
+
+@pytest.mark.scsi_debug(virtual_gb=4096, num_tgts=1)
+def test_read_streams_its_commands(dev):
+    # 2**33 blocks of 512 bytes, one command each: as a list they would take far more than the
+    # memory allowed; streamed, the first batch is read and its write to /dev/full fails at once.
+    got, out, err = run_limited("read", dev, "--count", 2**33, "--chunk", 512, "-o", "/dev/full")
+    assert got == 1, err
+    assert "No space left on device" in err and "Traceback" not in err and "MemoryError" not in err
+
+
+def test_write_streams_an_endless_input_for_count_blocks(capsys, dev, tmp_path):
+    got, out, err = run_limited("write", dev, "--lba", 2000, "--count", 4096, "-i", "/dev/zero",
+                                "--chunk", "64k", "--allow-data-loss", "--json")
+    assert got == 0, err
+    assert json.loads(out)["count"] == 4096
+    dst = tmp_path / "back"
+    assert run_json(capsys, "read", dev, "--lba", 2000, "--count", 4096, "-o", dst)["bytes"] == 4096 * BLOCK
+    assert dst.read_bytes() == bytes(4096 * BLOCK)
+
+
+def test_write_from_a_pipe(capsys, dev, tmp_path):
+    data = os.urandom(3 * BLOCK)
+    got, out, err = run_limited("write", dev, "--lba", 700, "-i", "-", "--allow-data-loss", "--json", input=data)
+    assert got == 0, err
+    assert json.loads(out)["count"] == 3
+    dst = tmp_path / "back"
+    run_json(capsys, "read", dev, "--lba", 700, "--count", 3, "-o", dst)
+    assert dst.read_bytes() == data
+    # a pipe ending in the middle of a block: the whole blocks before it are written, and said so
+    got, out, err = run_limited("write", dev, "--lba", 800, "-i", "-", "--allow-data-loss", input=data + b"x" * 100)
+    assert got == 2 and "ends in the middle of a block (100 of 512 bytes): 3 block(s) were written" in err
+    # shorter than --count
+    got, out, err = run_limited("write", dev, "--lba", 800, "--count", 5, "-i", "-", "--allow-data-loss", input=data)
+    assert got == 2 and f"ended after {3 * BLOCK} bytes; 5 block(s) need {5 * BLOCK}" in err
+    got, out, err = run_limited("write", dev, "-i", "-", "--allow-data-loss", input=b"")
+    assert got == 2 and "is empty: nothing to write" in err
+
+
+def test_write_of_an_endless_input_without_count_stops_at_the_end_of_the_device(dev, scsi_debug):
+    n = blocks_of(scsi_debug)
+    got, out, err = run_limited("write", dev, "--lba", n - 100, "-i", "/dev/zero", "--allow-data-loss")
+    assert got == 2, err
+    assert f"goes on past the end of {dev} (100 block(s) from LBA {n - 100}): 100 block(s) were written" in err
