@@ -280,3 +280,96 @@ def test_sanitize_overwrite(dut: Dut) -> None:
     """SANITIZE OVERWRITE replaces every block with the pattern given (irreversible)."""
     dut.require(0x48, "SANITIZE", 0x01)
     pytest.skip("unsupported: SANITIZE is not implemented by this suite yet")
+
+
+# -- COMPARE AND WRITE, WRITE AND VERIFY, SYNCHRONIZE CACHE -------------------------------------------
+
+#: MISCOMPARE DURING VERIFY OPERATION (SBC-4 5.3, SPC-5 table F.1)
+MISCOMPARE = dict(sense_key=SenseKey.MISCOMPARE, asc=0x1D, ascq=0x00)
+
+
+@data_loss
+@clause("SBC-4 5.3", "shall", "COMPARE AND WRITE")
+def test_compare_and_write_writes_when_the_data_matches(dut: Dut) -> None:
+    """When the compare data equals the medium, COMPARE AND WRITE writes the write data."""
+    dut.require(0x89, "COMPARE AND WRITE")
+    blocks, _ = dut.capacity
+    lba = blocks - 2
+    with restored(dut, lba, 1):
+        old = dut.channel.execute(command.Read16(lba=lba, transfer_length=1)).data
+        new = _pattern(dut, 1)
+        io = dut.channel.execute(command.CompareAndWrite(lba=lba, number_of_logical_blocks=1, data=old + new),
+                                 verify_handler=handler.might_fail)
+        dut.unsupported(io, "COMPARE AND WRITE")
+        if io.error is not None:
+            raise io.error
+        assert dut.channel.execute(command.Read16(lba=lba, transfer_length=1)).data == new
+
+
+@data_loss
+@clause("SBC-4 5.3", "shall", "COMPARE AND WRITE")
+def test_compare_and_write_miscompare_writes_nothing(dut: Dut) -> None:
+    """When the compare data differs: MISCOMPARE / MISCOMPARE DURING VERIFY OPERATION, and the
+    medium is unchanged."""
+    dut.require(0x89, "COMPARE AND WRITE")
+    blocks, _ = dut.capacity
+    lba = blocks - 2
+    with restored(dut, lba, 1):
+        old = dut.channel.execute(command.Read16(lba=lba, transfer_length=1)).data
+        wrong = bytes(b ^ 0xFF for b in old)
+        io = dut.channel.execute(command.CompareAndWrite(lba=lba, number_of_logical_blocks=1,
+                                                         data=wrong + _pattern(dut, 1)),
+                                 verify_handler=handler.might_fail)
+        dut.unsupported(io, "COMPARE AND WRITE")
+        handler.must_fail(**MISCOMPARE)(io)
+        assert dut.channel.execute(command.Read16(lba=lba, transfer_length=1)).data == old
+
+
+@data_loss
+@clause("SBC-4 5.42", "shall", "WRITE AND VERIFY")
+def test_write_and_verify_16_writes_what_reads_back(dut: Dut) -> None:
+    """WRITE AND VERIFY(16) (BYTCHK 0) stores the data as WRITE does."""
+    dut.require(0x8E, "WRITE AND VERIFY(16)")
+    blocks, _ = dut.capacity
+    lba = blocks - 4
+    data = _pattern(dut, 2)
+    with restored(dut, lba, 2):
+        io = dut.channel.execute(command.WriteAndVerify16(lba=lba, data=data), verify_handler=handler.might_fail)
+        dut.unsupported(io, "WRITE AND VERIFY(16)")
+        if io.error is not None:
+            raise io.error
+        assert dut.channel.execute(command.Read16(lba=lba, transfer_length=2)).data == data
+
+
+@clause("SBC-4 5.27", "shall", "SYNCHRONIZE CACHE")
+def test_synchronize_cache_in_range_and_past_it(dut: Dut) -> None:
+    """SYNCHRONIZE CACHE(16) of the whole medium succeeds; a range past the capacity is out of range."""
+    blocks, _ = dut.capacity
+    io = dut.channel.execute(command.SynchronizeCache16(lba=0, number_of_logical_blocks=0),
+                             verify_handler=handler.might_fail)
+    dut.unsupported(io, "SYNCHRONIZE CACHE(16)")
+    if io.error is not None:
+        raise io.error
+    dut.channel.execute(command.SynchronizeCache16(lba=blocks, number_of_logical_blocks=1),
+                        verify_handler=handler.must_fail(**LBA_OUT_OF_RANGE))
+
+
+# -- Block Limits against behaviour ----------------------------------------------------------------
+
+
+@clause("SBC-4 6.6.4", "shall", "VPD")
+def test_block_limits_maximum_transfer_length_is_enforced(dut: Dut) -> None:
+    """A READ longer than the Block Limits page's MAXIMUM TRANSFER LENGTH: INVALID FIELD IN CDB
+    (SBC-4 5.16: "shall"), checked where that limit is small enough to send one block more."""
+    dut.require_vpd(0xB0, "Block Limits")
+    page = dut.channel.execute(command.Inquiry(evpd=True, page_code=0xB0, allocation_length=64)).data
+    if len(page) < 12:
+        pytest.skip("unsupported: the Block Limits page is too short to hold MAXIMUM TRANSFER LENGTH")
+    limit = int.from_bytes(page[8:12], "big")
+    blocks, size = dut.capacity
+    if limit == 0:
+        pytest.skip("unsupported: MAXIMUM TRANSFER LENGTH 0 (no limit reported)")
+    if (limit + 1) * size > min(dut.channel.max_transfer, 8 << 20) or limit + 1 > blocks:
+        pytest.skip(f"unsupported: MAXIMUM TRANSFER LENGTH {limit} blocks is beyond what one command here moves")
+    dut.channel.execute(command.Read16(lba=0, transfer_length=limit + 1),
+                        verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))

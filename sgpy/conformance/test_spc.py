@@ -258,3 +258,100 @@ def test_request_sense_answers_descriptor_format_when_asked(dut: Dut) -> None:
         assert io.sense is not None and io.sense.sense_key == ILLEGAL and io.sense.asc == 0x24, str(io.error)
         return
     assert io.data and io.data[0] & 0x7F in (0x72, 0x73), f"response code {io.data[0]:02X}h"
+
+
+# -- VPD against INQUIRY, descriptor-format sense ----------------------------------------------------
+
+
+@clause("SPC-5 7.7.18", "shall", "VPD")
+def test_unit_serial_number_is_ascii(dut: Dut) -> None:
+    """The Unit Serial Number page's PRODUCT SERIAL NUMBER is ASCII (20h-7Eh)."""
+    dut.require_vpd(0x80, "Unit Serial Number")
+    data = dut.channel.execute(command.Inquiry(evpd=True, page_code=0x80, allocation_length=255)).data
+    serial = data[4:4 + data[3]]
+    bad = [b for b in serial if not 0x20 <= b <= 0x7E]
+    assert not bad, f"serial {serial!r} has bytes outside 20h-7Eh"
+
+
+@clause("SPC-5 7.7.6.4", "should", "VPD")
+def test_t10_vendor_designator_matches_inquiry(dut: Dut) -> None:
+    """A T10 vendor ID based designator on page 83h starts with the INQUIRY T10 VENDOR IDENTIFICATION."""
+    dut.require_vpd(0x83, "Device Identification")
+    data = dut.channel.execute(command.Inquiry(evpd=True, page_code=0x83, allocation_length=1024)).data
+    vendor = dut.channel.execute(command.Inquiry(allocation_length=36)).data[8:16]
+    end = 4 + int.from_bytes(data[2:4], "big")
+    pos, seen = 4, False
+    while pos + 4 <= min(end, len(data)):
+        dtype, length = data[pos + 1] & 0x0F, data[pos + 3]
+        if dtype == 1 and (data[pos + 1] >> 4) & 3 == 0:  # T10 vendor ID based, for the logical unit
+            seen = True
+            assert data[pos + 4:pos + 12] == vendor, f"designator vendor {data[pos + 4:pos + 12]!r} != {vendor!r}"
+        pos += 4 + length
+    if not seen:
+        import pytest
+
+        pytest.skip("unsupported: no T10 vendor ID based designator for the logical unit")
+
+
+def _control_page(dut: Dut) -> bytes:
+    """The Control mode page (0Ah) as MODE SENSE(10) returns it, D_SENSE changeable; skips the check
+    when the device has no such page (INVALID FIELD IN CDB) or cannot change D_SENSE."""
+    import pytest
+
+    dut.channel.execute_own(command.TestUnitReady())
+    io = dut.channel.execute(command.ModeSense10(page_code=0x0A, allocation_length=255),
+                             verify_handler=handler.might_fail)
+    if io.error is not None:
+        if io.sense is not None and io.sense.sense_key == ILLEGAL and io.sense.asc == 0x24:
+            pytest.skip("unsupported: no Control mode page (0Ah)")
+        raise io.error
+    bdl = int.from_bytes(io.data[6:8], "big")
+    page = bytes(io.data[8 + bdl:8 + bdl + 2 + io.data[8 + bdl + 1]])
+    ch = dut.channel.execute(command.ModeSense10(page_code=0x0A, pc=1, allocation_length=255)).data
+    cbdl = int.from_bytes(ch[6:8], "big")
+    if len(ch) <= 8 + cbdl + 2 or not ch[8 + cbdl + 2] & 0x04:
+        pytest.skip("unsupported: D_SENSE is not changeable")
+    return page
+
+
+def _select_control(dut: Dut, page: bytes) -> None:
+    """MODE SELECT(10) of a Control mode page: no block descriptors, PS cleared (SPC-5 7.5.7)."""
+    dut.channel.execute(command.ModeSelect10(pf=True, data=bytes(8) + bytes([page[0] & 0x3F]) + page[1:]))
+
+
+@data_loss
+@clause("SPC-5 4.5.1", "shall", "SENSE")
+def test_d_sense_selects_descriptor_format(dut: Dut) -> None:
+    """With D_SENSE set in the Control mode page (0Ah), errors are reported in descriptor format
+    (response code 72h) and decode to the same sense key and ASC; the page is put back afterwards."""
+    original = _control_page(dut)
+    page = bytearray(original)
+    page[2] |= 0x04
+    try:
+        _select_control(dut, bytes(page))
+        dut.channel.execute_own(command.TestUnitReady())  # a unit attention is another check's business
+        blocks = dut.capacity[0]
+        err = dut.channel.execute(command.Read16(lba=blocks + 1, transfer_length=1),
+                                  verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x21))
+        raw = err.hdr.sense if err.hdr is not None else b""
+        assert raw and raw[0] & 0x7F == 0x72, f"response code {raw[:1].hex()}h, not 72h"
+    finally:
+        _select_control(dut, original)
+        dut.channel.execute_own(command.TestUnitReady())
+
+
+@data_loss
+@clause("SPC-5 6.11", "shall", "MODE SENSE")
+def test_mode_select_raises_no_unit_attention_on_its_own_nexus(dut: Dut) -> None:
+    """MODE SELECT that changes a page establishes MODE PARAMETERS CHANGED (2Ah/01h) for every
+    other I_T nexus, not for the one it came on (SPC-5 6.11, 5.14).  The Control mode page is
+    written back unchanged apart from D_SENSE, and then restored."""
+    page = _control_page(dut)
+    flipped = page[:2] + bytes([page[2] ^ 0x04]) + page[3:]
+    try:
+        _select_control(dut, flipped)
+        tur = dut.channel.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+        assert tur.error is None, f"the next command on the same nexus got {tur.error}"
+    finally:
+        _select_control(dut, page)
+        dut.channel.execute_own(command.TestUnitReady())
