@@ -383,6 +383,12 @@ class DataMismatch(TaskFailed):
         super().__init__(message, **fields)
 
     def _default_message(self) -> str:
+        if self.found_lba == 0 and self.found_tag == 0:
+            # Zeros where the stamp belongs: most likely no stamp at all
+            # (a lost write, or a block never written by a stamping job).
+            return (f"data mismatch at LBA {self.lba}: the block holds no stamp (its first 16 bytes are zero: "
+                    f"a lost write, or a block no stamping job wrote), not its own with tag "
+                    f"{self.expected_tag:#x}")
         return (f"data mismatch at LBA {self.lba}: the block holds LBA {self.found_lba}'s stamp with tag "
                 f"{self.found_tag:#x}, not its own with tag {self.expected_tag:#x}")
 

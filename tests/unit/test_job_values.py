@@ -129,12 +129,12 @@ def test_data_mismatch_is_a_task_failure_that_says_where():
     from sgpy import command
     from sgpy.errors import DataMismatch, SgError, TaskFailed
 
-    e = DataMismatch(lba=1500, found_lba=0, expected_tag=0x2A, found_tag=0,
+    e = DataMismatch(lba=1500, found_lba=7, expected_tag=0x2A, found_tag=0x29,
                      command=command.Read16(lba=1496, transfer_length=8))
     assert isinstance(e, TaskFailed) and isinstance(e, SgError)
-    assert str(e).startswith("data mismatch at LBA 1500: the block holds LBA 0's stamp with tag 0x0, "
+    assert str(e).startswith("data mismatch at LBA 1500: the block holds LBA 7's stamp with tag 0x29, "
                              "not its own with tag 0x2a — Read16(")
-    assert (e.lba, e.found_lba, e.expected_tag, e.found_tag) == (1500, 0, 0x2A, 0)
+    assert (e.lba, e.found_lba, e.expected_tag, e.found_tag) == (1500, 7, 0x2A, 0x29)
     import sgpy
 
     assert sgpy.DataMismatch is DataMismatch
