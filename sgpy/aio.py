@@ -237,7 +237,8 @@ class AsyncChannel:
             loop = self._binding.loop
             run = functools.partial(channel.execute, cmd, timeout=timeout, verify_handler=verify_handler)
             return await loop.run_in_executor(None, run)
-        if cmd.needs_block_size and not self._block_size_known:
+        # getattr: anything but a command goes on to Channel.execute, which names the mistake.
+        if getattr(cmd, "needs_block_size", False) and not self._block_size_known:
             if channel.read_only or channel.policy is not None:
                 check_channel(channel, cmd)  # refuse before READ CAPACITY reaches the device
             await self.block_size()
@@ -257,7 +258,7 @@ class AsyncChannel:
             loop = self._binding.loop
             run = functools.partial(self.channel.execute_many, cmds, timeout=timeout)
             return await loop.run_in_executor(None, run)
-        if not self._block_size_known and any(c.needs_block_size for c in cmds):
+        if not self._block_size_known and any(getattr(c, "needs_block_size", False) for c in cmds):
             if self.channel.read_only or self.channel.policy is not None:
                 for c in cmds:
                     check_channel(self.channel, c)

@@ -12,6 +12,7 @@ from typing import Any, Dict, Optional, Type
 __all__ = [
     "SgError",
     "EncodeError",
+    "CdbLengthError",
     "DecodeError",
     "MalformedResponse",
     "TaskFailed",
@@ -46,6 +47,7 @@ __all__ = [
     "ChannelClosed",
     "QueueFull",
     "TransferTooLarge",
+    "KernelMemoryError",
     "NotAnSgDevice",
     "UnsafeCommand",
     "SENSE_KEY_ERRORS",
@@ -61,6 +63,14 @@ class SgError(Exception):
 
 class EncodeError(SgError, ValueError):
     """A command field value that cannot be encoded (range, sign, type)."""
+
+
+class CdbLengthError(EncodeError):
+    """A CDB of a length the channel's transport does not carry.
+
+    Raised before anything is sent; the message names the length, the
+    transport and the lengths it takes (``channel.cdb_lengths``).
+    """
 
 
 class DecodeError(SgError, ValueError):
@@ -403,6 +413,16 @@ class QueueFull(SgError):
 
 class TransferTooLarge(SgError, ValueError):
     """A transfer exceeds what sg or the device accepts (the limit is named)."""
+
+
+class KernelMemoryError(TaskFailed):
+    """The kernel could not allocate the buffers of a command (ENOMEM).
+
+    sg gathers a transfer in kernel pages it allocates per command (or the
+    fd's reserve buffer); a large transfer may not find that much memory
+    (drivers/scsi/sg.c, sg_build_indirect).  Nothing was sent to the device.
+    Split the transfer into smaller commands.
+    """
 
 
 class UnsafeCommand(SgError):

@@ -157,6 +157,25 @@ class Io(Generic[R]):
         else:
             self._callbacks.append(fn)
 
+    def _let_go(self) -> None:
+        """The kernel (or libiscsi) gave this command back: release the data-out buffer's export.
+
+        While a command is in flight its IO holds a ``memoryview`` of the
+        caller's ``data=`` (and a C pointer into it), so a ``bytearray``
+        cannot be resized under the kernel.  Once the transport is done with
+        the buffer the export goes; ``data_buf`` then refers to the object
+        itself, which the caller may change again.  Data-in buffers are the
+        IO's own and stay as they are.
+        """
+        self._cbuf = None
+        view = self.data_buf
+        if type(view) is memoryview:
+            self.data_buf = view.obj
+            try:
+                view.release()
+            except BufferError:  # someone took a view of the view: it goes when they drop it
+                pass
+
     # -- results -----------------------------------------------------------
 
     @property
