@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import pytest
@@ -40,8 +41,9 @@ irreversible = pytest.mark.sgpy_irreversible
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sgpy-conformance", "sgpy conformance suite")
-    group.addoption("--sgpy-target", default=None, metavar="PATH|URL",
-                    help="the device under test: an sg node or an iscsi:// URL")
+    group.addoption("--sgpy-target", action="append", default=None, metavar="PATH|URL",
+                    help="the device under test: an sg node or an iscsi:// URL; repeat it with pytest-xdist "
+                    "(--tx N*popen --dist each) to run the whole suite on N targets, one worker each")
     group.addoption("--allow-data-loss", action="store_true", default=False,
                     help="run checks that write to the target (they restore what they overwrite)")
     group.addoption("--allow-irreversible", action="store_true", default=False,
@@ -54,12 +56,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sgpy_irreversible: a conformance check that cannot be undone")
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:  # type: ignore[misc]
+    """Skip what the safety options do not allow; name each check's target in its report
+    (``user_properties``: JUnit XML carries it)."""
     config = item.config
     if item.get_closest_marker("sgpy_irreversible") and not config.getoption("--allow-irreversible"):
         pytest.skip(_SAFETY + "cannot be undone: needs --allow-irreversible")
     if item.get_closest_marker("sgpy_data_loss") and not config.getoption("--allow-data-loss"):
         pytest.skip(_SAFETY + "writes to the target: needs --allow-data-loss")
+    yield
+    d = getattr(item, "funcargs", {}).get("dut")
+    if isinstance(d, Dut):
+        item.user_properties.append(("sgpy_target", d.target))
 
 
 class TargetUnavailable(Exception):
@@ -176,12 +185,27 @@ class Dut:
         return self.channel.num_blocks, self.channel.block_size
 
 
+def _my_target(config: pytest.Config) -> str:
+    """This session's target: the only one, or under pytest-xdist the worker's own (gwN takes the N-th)."""
+    targets: List[str] = config.getoption("--sgpy-target") or []
+    if not targets:
+        pytest.fail("the conformance suite needs --sgpy-target PATH|URL", pytrace=False)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if len(targets) == 1:
+        return targets[0]
+    if not worker.startswith("gw"):
+        pytest.fail(f"{len(targets)} targets need one pytest-xdist worker each, every worker running the whole "
+                    f"suite: --tx {len(targets)}*popen --dist each", pytrace=False)
+    index = int(worker[2:])
+    if index >= len(targets):
+        pytest.fail(f"worker {worker} has no target: {len(targets)} given for more workers", pytrace=False)
+    return targets[index]
+
+
 @pytest.fixture(scope="session")
 def dut(request: pytest.FixtureRequest) -> Iterator[Dut]:
     """The device under test, opened once (writable only with ``--allow-data-loss``)."""
-    target = request.config.getoption("--sgpy-target")
-    if not target:
-        pytest.fail("the conformance suite needs --sgpy-target PATH|URL", pytrace=False)
+    target = _my_target(request.config)
     try:
         d = Dut(target, writable=bool(request.config.getoption("--allow-data-loss")),
                 irreversible=bool(request.config.getoption("--allow-irreversible")))

@@ -1,6 +1,7 @@
 """The conformance suite against scsi_debug, with its known results (tests/data/conformance/)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -43,3 +44,34 @@ def test_a_missing_target_exits_4(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sgpy.conformance", str(tmp_path / "nothing")],
                           stderr=subprocess.PIPE, text=True)
     assert proc.returncode == 4 and "does not exist" in proc.stderr
+
+
+def test_the_suite_on_two_devices_with_one_xdist_worker_each(sg_devices, tmp_path):
+    """Scale-out: pytest-xdist runs the whole suite once per target (--dist each), worker gwN on the
+    N-th --sgpy-target."""
+    pytest.importorskip("xdist")
+    assert len(sg_devices) >= 2
+
+    def run(targets):
+        args = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--pyargs", "sgpy.conformance",
+                "-k", "inquiry or read_capacity"]
+        for t in targets:
+            args += ["--sgpy-target", t]
+        if len(targets) > 1:
+            args += ["--tx", f"{len(targets)}*popen", "--dist", "each"]
+        out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+        # One line per check run: "path::name STATUS" alone, "[gwN] [ n%] STATUS path::name" under xdist.
+        return [line for line in out.splitlines()
+                if re.search(r"test_s[pb]c\.py::\S+ (PASSED|FAILED|SKIPPED|ERROR)", line)
+                or re.search(r"^\[gw\d+\] .*(PASSED|FAILED|SKIPPED|ERROR) \S*test_s[pb]c\.py::", line)]
+
+    single = run(sg_devices[:1])
+    n = len(single)
+    assert n >= 5
+    both = run(sg_devices[:2])
+    for worker in ("[gw0]", "[gw1]"):  # every check ran on each worker
+        assert sum(line.startswith(worker) for line in both) == n, both
+    # gw1 takes the second target: give it one that does not exist and only its checks error.
+    bad = run([sg_devices[0], str(tmp_path / "no-such-device")])
+    assert sum(line.startswith("[gw1]") and "ERROR" in line for line in bad) == n, bad
+    assert not any(line.startswith("[gw0]") and "ERROR" in line for line in bad), bad
