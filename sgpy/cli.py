@@ -487,12 +487,37 @@ def _execute(ch: Any, cmd: Any, **options: Any) -> Any:
         return run(cmd, **options)
 
 
+class _Failure(Exception):
+    """Another failure (exit status 1) with a message of its own."""
+
+
+def _out_of_kernel_memory(path: str, exc: BaseException) -> Optional[_Failure]:
+    """The failure to report when the kernel could not allocate a command's buffers (ENOMEM), else None.
+
+    Nothing reached the device: it is not a device error (status 3) but a
+    local one, and a smaller transfer is the way out.
+    """
+    from sgpy import errors
+
+    memory_error = getattr(errors, "KernelMemoryError", None)
+    if (memory_error is not None and isinstance(exc, memory_error)) or \
+            (isinstance(exc, OSError) and exc.errno == errno.ENOMEM):
+        return _Failure(f"{path}: the kernel could not allocate the buffers of the command; nothing was sent: "
+                        "use a smaller transfer (--in, --chunk, --bs)")
+    return None
+
+
 def _run(ch: Any, cmd: Any, *, retry: bool = True) -> Any:
-    """Execute ``cmd`` (or a list) synchronously; a failure becomes exit status 3."""
+    """Execute ``cmd`` (or a list) synchronously; a failure becomes exit status 3 (1 when the kernel lacked memory)."""
     try:
         return _execute(ch, cmd) if retry else ch.execute(cmd)
-    except TaskFailed as exc:
-        raise _DeviceError(ch.path, exc) from None
+    except (TaskFailed, OSError) as exc:
+        failure = _out_of_kernel_memory(ch.path, exc)
+        if failure is not None:
+            raise failure from None
+        if isinstance(exc, TaskFailed):
+            raise _DeviceError(ch.path, exc) from None
+        raise
 
 
 def _policy(args: argparse.Namespace) -> safety.Policy:
@@ -1235,7 +1260,15 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
     writing = args.rw in ("write", "randwrite")
     reactor = Reactor()
     try:
-        channels = [_open(args, reactor=reactor, policy=_policy(args)) for _ in range(args.channels)]
+        channels = []
+        for _ in range(args.channels):
+            try:
+                channels.append(_open(args, reactor=reactor, policy=_policy(args)))
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                    raise
+                raise UsageError(f"--channels {args.channels}: this process may not open that many files "
+                                 f"({exc.strerror}; see ulimit -n)") from None
         if channels[0].sync_only:
             raise UsageError(f"{path} takes synchronous SG_IO only; bench needs an sg node (see 'sgpy list') "
                              "or an iSCSI URL")
@@ -1278,6 +1311,9 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
             job.add_done_callback(stop_all)
         _bench_progress(out, reactor, jobs, args.bs)
         for job in jobs:
+            failure = _out_of_kernel_memory(path, job.exception) if job.exception is not None else None
+            if failure is not None:
+                raise failure
             if isinstance(job.exception, TaskFailed):
                 raise _DeviceError(path, job.exception)
             if job.exception is not None:
@@ -1324,6 +1360,9 @@ def _cmd_bench(args: argparse.Namespace, out: _Out) -> int:
             raise UsageError("--verify checks reads; with --rw write or randwrite use --stamp")
     elif args.stamp is not None:
         raise UsageError("--stamp marks writes; with --rw read or randread use --verify")
+    if args.channels > args.qd:
+        raise UsageError(f"--channels {args.channels} is more than --qd {args.qd}: each channel needs at least "
+                         "one command in flight")
     path = _resolve(args.device)
     result = _bench(args, out, path)
     if out.json:
@@ -1547,6 +1586,9 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     except TaskFailed as exc:  # a failure outside _run (e.g. while learning the block size)
         code, message = EXIT_DEVICE_ERROR, f"{prefix}: {exc}"
         doc = _error_doc(code, exc.message, exc, getattr(args, "device", None))
+    except _Failure as exc:
+        code, message = EXIT_FAILURE, f"{prefix}: {exc}"
+        doc = _error_doc(code, str(exc), exc, getattr(args, "device", None))
     except KeyboardInterrupt:
         code, message = EXIT_INTERRUPTED, f"{prefix}: interrupted"
     except BrokenPipeError:

@@ -536,3 +536,84 @@ def test_write_of_an_endless_input_without_count_stops_at_the_end_of_the_device(
     got, out, err = run_limited("write", dev, "--lba", n - 100, "-i", "/dev/zero", "--allow-data-loss")
     assert got == 2, err
     assert f"goes on past the end of {dev} (100 block(s) from LBA {n - 100}): 100 block(s) were written" in err
+
+
+#: Every verb with arguments it must refuse: (argv, exit status, words of the message).
+#: ``{dev}`` is the sandbox disk, ``{dir}`` a directory, ``{blocks}`` its number of blocks.
+BAD_ARGUMENTS = [
+    (["list", "extra"], 2, "unrecognized arguments: extra"),
+    (["inq"], 2, "required: DEVICE"),
+    (["inq", "{dir}"], 4, "is a directory"),
+    (["inq", "/dev/zero"], 4, "not an sg or bsg device"),
+    (["inq", "{dev}", "--vpd", "0x100"], 2, "0..0xff"),
+    (["inq", "{dev}", "--timeout", "1e12"], 2, "at most 4294967.295 seconds"),
+    (["inq", "{dev}", "--timeout", "nan"], 2, "finite"),
+    (["inq", "{dev}", "--timeout=-5"], 2, "more than 0"),
+    (["readcap", "{dir}"], 4, "is a directory"),
+    (["readcap", "{dev}", "--timeout", "inf"], 2, "finite"),
+    (["luns", "{dev}", "--select", "256"], 2, "0 to 255"),
+    (["luns", "{dev}", "--select", "x"], 2, "not a number"),
+    (["tur", "/dev/sg-none"], 4, "no such device"),
+    (["tur", "{dev}", "--timeout", "4294967.296"], 2, "at most 4294967.295 seconds"),
+    (["sense", "zz"], 2, "hexadecimal"),
+    (["sense", "41 00 00"], 2, "not sense data"),
+    (["opcodes", "{dir}"], 4, "is a directory"),
+    (["modes", "{dev}", "0x40"], 2, "0..0x3f"),
+    (["modes", "{dev}", "--subpage", "256"], 2, "0..0xff"),
+    (["modes", "{dev}", "--pc", "future"], 2, "invalid choice"),
+    (["logs", "{dev}", "99999"], 2, "0..0x3f"),
+    (["raw", "{dev}", "12 00 00 00 24"], 2, "the CDB has 5 byte(s)"),
+    (["raw", "{dev}", "00" * 33], 2, "the CDB has 33 byte(s)"),
+    (["raw", "{dev}", "zz"], 2, "hexadecimal"),
+    (["raw", "{dev}", "12 00 00 00 24 00", "--in", "-1"], 2, "must not be negative"),
+    (["raw", "{dev}", "12 00 00 00 24 00", "--in", str(1 << 40)], 2, "accepts at most"),
+    (["raw", "{dir}", "12 00 00 00 24 00", "--in", "36"], 4, "is a directory"),
+    (["raw", "{dev}", "2a 00 00 00 00 07 00 00 01 00", "--out", "/dev/zero"], 6, "--allow-data-loss"),
+    (["raw", "{dev}", "12 00 00 00 24 00", "--out", "/nonexistent", "--allow-data-loss"], 1,
+     "No such file or directory"),
+    (["read", "{dev}", "--count", "0", "-o", os.devnull], 2, "must be at least 1"),
+    (["read", "{dev}", "--count", "100000000000", "-o", os.devnull], 2, "goes beyond the end"),
+    (["read", "{dev}", "--lba", "{blocks}", "--count", "1", "-o", os.devnull], 2, "is beyond the end"),
+    (["read", "{dev}", "--count", "1", "-o", os.devnull, "--chunk", "0"], 2, "at least 1 byte"),
+    (["read", "{dev}", "--count", "1", "-o", "{dir}"], 1, "Is a directory"),
+    (["read", "{dir}", "--count", "1", "-o", os.devnull], 4, "is a directory"),
+    (["write", "{dev}", "-i", "/dev/zero"], 6, "--allow-data-loss"),
+    (["write", "{dev}", "-i", "/dev/zero", "--count", "100000000000", "--allow-data-loss"], 2,
+     "goes beyond the end"),
+    (["write", "{dev}", "-i", "{dir}", "--allow-data-loss"], 1, "Is a directory"),
+    (["write", "{dev}", "--lba", "{blocks}", "-i", "/dev/zero", "--count", "1", "--allow-data-loss"], 2,
+     "is beyond the end"),
+    (["bench", "{dev}", "--bs", "0"], 2, "at least 1 byte"),
+    (["bench", "{dev}", "--bs", "100", "--seconds", "0.1"], 2, "not a multiple of the block size"),
+    (["bench", "{dev}", "--bs", "1g", "--seconds", "0.1"], 2, "larger than the device"),
+    (["bench", "{dev}", "--seconds", "inf"], 2, "finite"),
+    (["bench", "{dev}", "--seconds", "1e300"], 2, "at most 31536000 seconds"),
+    (["bench", "{dev}", "--qd", "100000", "--seconds", "0.1"], 2, "queue_depth 100000"),
+    (["bench", "{dev}", "--qd", "2", "--channels", "3", "--seconds", "0.1"], 2, "more than --qd 2"),
+    (["bench", "{dev}", "--count", str(2**63)], 2, "out of range"),
+    (["bench", "{dev}", "--rw", "read", "--verify", str(2**64), "--count", "1"], 2, "2**64-1"),
+    (["bench", "{dev}", "--rw", "write"], 6, "--allow-data-loss"),
+    (["frobnicate", "{dev}"], 2, "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv, code, words", BAD_ARGUMENTS, ids=[" ".join(a[:4])[:60] for a, _, _ in BAD_ARGUMENTS])
+def test_every_verb_refuses_bad_arguments_with_its_exit_status_and_one_clear_line(capsys, dev, scsi_debug, tmp_path,
+                                                                                 argv, code, words):
+    fill = {"dev": dev, "dir": str(tmp_path), "blocks": blocks_of(scsi_debug)}
+    argv = [a.format(**fill) for a in argv]
+    got, out, err = run(capsys, *argv)
+    assert got == code, err
+    assert words in err and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("sgpy"), err
+    got, out, err = run(capsys, *argv, "--json")
+    assert got == code, err
+    doc = json.loads(out)["error"]
+    assert doc["exit_code"] == code and words in doc["message"]
+
+
+def test_every_verb_is_in_the_table_of_bad_arguments():
+    from sgpy.cli import build_parser
+
+    verbs = next(a for a in build_parser()._actions if a.dest == "verb").choices
+    assert set(verbs) <= {argv[0] for argv, _, _ in BAD_ARGUMENTS}

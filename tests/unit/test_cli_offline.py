@@ -382,3 +382,15 @@ def test_words():
     assert cli._words("ReadWriteErrorRecoveryPage") == "Read write error recovery page"
     assert cli._words("SupportedVpdPages") == "Supported VPD pages"
     assert cli._words("DeviceIdentification") == "Device identification"
+
+
+def test_the_kernel_out_of_memory_is_a_local_failure_not_a_device_error():
+    import errno
+
+    from sgpy import errors
+
+    failure = cli._out_of_kernel_memory("/dev/sg0", OSError(errno.ENOMEM, "SG_IO: Cannot allocate memory"))
+    assert failure is not None and "smaller transfer" in str(failure) and "/dev/sg0" in str(failure)
+    assert cli._out_of_kernel_memory("/dev/sg0", OSError(errno.EIO, "SG_IO")) is None
+    if hasattr(errors, "KernelMemoryError"):
+        assert cli._out_of_kernel_memory("/dev/sg0", errors.KernelMemoryError("no memory")) is not None
