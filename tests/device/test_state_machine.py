@@ -884,7 +884,7 @@ class EngineMachine(RuleBasedStateMachine):
             def run_job() -> None:
                 try:
                     started.set()
-                    chan.ch.run(template, seconds=30, queue_depth=4, lba="random", lba_range=(0, NLBA), stamp=tag)
+                    chan.ch.run(template, seconds=10, queue_depth=4, lba="random", lba_range=(0, NLBA), stamp=tag)
                 except BaseException as exc:
                     job_rec.exc = exc
 
@@ -913,10 +913,15 @@ class EngineMachine(RuleBasedStateMachine):
         for t in ts:
             t.join(BOUND)
             assert not t.is_alive(), "hang: a racer still runs after close()"
-        if job_thread is not None:
+        job_exc = None
+        if job_thread is not None and job_rec is not None:
             job_thread.join(BOUND)
             if job_thread.is_alive():
                 self.fail("hang: a synchronous job went on running after close() returned")
+            job_exc = job_rec.exc
+            job_rec.faults.add(CLOSED)
+            self.uncertain(job_rec)
+            self.finish(job_rec)
         if after is not None and disk.present:
             now = disk.iorequests()
             if now != after:
@@ -930,13 +935,8 @@ class EngineMachine(RuleBasedStateMachine):
             for i in range(rec.lba, rec.lba + rec.n):
                 disk.cand[i].discard(rec.seq)
             rec.faults.add(CLOSED)
-        if job_rec is not None:
-            exc = job_rec.exc
-            if exc is None or not isinstance(exc, (ChannelClosed, DeviceGone)):
-                self.fail(f"a synchronous job running at close() ended with {exc!r}, not ChannelClosed")
-            job_rec.faults.add(CLOSED)
-            self.uncertain(job_rec)
-            self.finish(job_rec)
+        if job_rec is not None and not isinstance(job_exc, (ChannelClosed, DeviceGone)):
+            self.fail(f"a synchronous job running at close() ended with {job_exc!r}, not ChannelClosed")
         self.wait_recs([r for r in self.pending() if r.chan is chan], "after close")
         for rec in self.pending():
             if rec.chan is chan and rec.kind == "write" and rec.io is not None and isinstance(rec.io.error,
