@@ -23,8 +23,10 @@ import itertools
 import json
 import os
 import re
+import shutil
 import stat
 import sys
+import tempfile
 import time
 import uuid
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
@@ -578,7 +580,8 @@ def _cmd_inq(args: argparse.Namespace, out: _Out) -> int:
         return EXIT_OK
     if args.vpd is None:
         out.line(f"{ch.path}: {r.vendor} {r.product} {r.revision}".rstrip())
-        flags = [f.name for f in attrs.fields(type(r)) if f.type in (bool, "bool") and getattr(r, f.name)
+        flags = [f.name for f in attrs.fields(type(r)) if f.type in (bool, "bool", "Optional[bool]")
+                 and getattr(r, f.name)
                  and f.name != "truncated"]
         out.fields([
             ("vendor", r.vendor),
@@ -1505,7 +1508,41 @@ def build_parser() -> argparse.ArgumentParser:
                       help="reads: check every block holds its LBA and TAG (exit status 3 on a mismatch)")
     p.add_argument("--channels", type=_positive, default=1, metavar="N",
                    help="channels, one job each, sharing the queue depth (default 1)")
+    p = verb("conform", _cmd_conform, "run the SCSI conformance suite on DEVICE (an sg node or iscsi:// URL); "
+             "exit status 1 when a check the standard requires (\"shall\") fails", [risky])
+    p.add_argument("device", metavar="DEVICE", help="/dev/sgN or iscsi://host/iqn/lun")
+    p.add_argument("--select", "-k", default=None, metavar="PATTERN",
+                   help="only the checks whose names match (pytest -k syntax: 'read or write')")
+    p.add_argument("--junit", default=None, metavar="FILE", help="also write JUnit XML to FILE")
     return parser
+
+
+def _cmd_conform(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy conform``: sgpy.conformance on one target (docs/conformance.rst)."""
+    from sgpy import conformance
+
+    if not str(args.device).lower().startswith("iscsi://") and not os.path.exists(args.device):
+        raise _NoDevice(f"{args.device}: no such device")
+    if args.json:
+        doc_path = os.path.join(tempfile.mkdtemp(prefix="sgpy-conform-"), "results.json")
+        try:
+            code = conformance.run(args.device, select=args.select, allow_data_loss=args.allow_data_loss,
+                                   allow_irreversible=args.allow_irreversible, json_path=doc_path,
+                                   junit_path=args.junit, out=out.stderr, table=False, progress=out.stderr)
+            if code not in (2, 4) and os.path.exists(doc_path):
+                with open(doc_path, encoding="utf-8") as f:
+                    out.stdout.write(f.read())
+        finally:
+            shutil.rmtree(os.path.dirname(doc_path), ignore_errors=True)
+    else:
+        code = conformance.run(args.device, select=args.select, allow_data_loss=args.allow_data_loss,
+                               allow_irreversible=args.allow_irreversible, junit_path=args.junit,
+                               out=out.stdout, progress=out.stderr)
+    if code == 4:
+        raise _NoDevice(f"{args.device}: cannot be opened")
+    if code == 2:
+        raise UsageError("no check matched --select" if args.select else "the suite could not run")
+    return code
 
 
 # -- main ------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence, TextIO
+from typing import IO, Any, Dict, List, Optional, Sequence
 
 __all__ = ["run", "FAMILIES", "OUTCOMES", "main"]
 
@@ -49,8 +49,16 @@ FAMILIES = (
 
 def run(target: str, *, select: Optional[str] = None, allow_data_loss: bool = False,
         allow_irreversible: bool = False, json_path: Optional[str] = None, junit_path: Optional[str] = None,
-        out: Optional[TextIO] = None, extra_args: Sequence[str] = ()) -> int:
-    """Run the suite against ``target``; print the summary; return the exit status (see the module doc)."""
+        out: Optional[IO[str]] = None, extra_args: Sequence[str] = (), table: bool = True,
+        progress: Optional[IO[str]] = None) -> int:
+    """Run the suite against ``target``; print the summary; return the exit status (see the module doc).
+
+    ``out`` gets the table (when ``table``) and, with ``json_path="-"``, the
+    JSON document; ``progress`` gets pytest's own progress and tracebacks
+    (default: this process's standard output).
+    """
+    import contextlib
+
     import pytest
 
     from sgpy.conformance import plugin
@@ -68,14 +76,16 @@ def run(target: str, *, select: Optional[str] = None, allow_data_loss: bool = Fa
     if junit_path:
         args += ["--junitxml", junit_path]
     args += list(extra_args)
-    code = pytest.main(args, plugins=[recorder])
+    with contextlib.redirect_stdout(progress if progress is not None else sys.stdout):
+        code = pytest.main(args, plugins=[recorder])
     if recorder.open_error is not None:
         w.write(f"sgpy conform: {recorder.open_error}\n")
         return 4
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.INTERNAL_ERROR):
         return 2
     results = recorder.results
-    w.write(summary_table(results))
+    if table:
+        w.write(summary_table(results))
     if json_path:
         doc = {"target": target, "identity": recorder.identity, "results": results,
                "counts": counts(results)}

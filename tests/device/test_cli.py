@@ -542,6 +542,9 @@ def test_write_of_an_endless_input_without_count_stops_at_the_end_of_the_device(
 #: ``{dev}`` is the sandbox disk, ``{dir}`` a directory, ``{blocks}`` its number of blocks.
 BAD_ARGUMENTS = [
     (["list", "extra"], 2, "unrecognized arguments: extra"),
+    (["conform"], 2, "required: DEVICE"),
+    (["conform", "{dir}/none"], 4, "no such device"),
+    (["conform", "{dev}", "--select", "no_check_is_named_this"], 2, "no check matched --select"),
     (["inq"], 2, "required: DEVICE"),
     (["inq", "{dir}"], 4, "is a directory"),
     (["inq", "/dev/zero"], 4, "not an sg or bsg device"),
@@ -617,3 +620,20 @@ def test_every_verb_is_in_the_table_of_bad_arguments():
 
     verbs = next(a for a in build_parser()._actions if a.dest == "verb").choices
     assert set(verbs) <= {argv[0] for argv, _, _ in BAD_ARGUMENTS}
+
+
+def test_conform_prints_the_table_or_the_json_and_exits_1_on_a_shall_failure(capsys, dev):
+    """sgpy conform on scsi_debug: the INQUIRY family, where scsi_debug fails one "shall"
+    (docs/conformance.rst explains it)."""
+    code, out, err = run(capsys, "conform", dev, "--select", "inquiry")
+    assert code == 1, err
+    assert "INQUIRY" in out and "test_inquiry_page_code_without_evpd_is_refused [SPC-5 6.7.1, shall]" in out
+    code, out, err = run(capsys, "conform", dev, "--select", "inquiry", "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["identity"]["product"].strip() == "scsi_debug"
+    outcomes = {r["name"]: r["outcome"] for r in doc["results"]}
+    assert outcomes["test_inquiry_page_code_without_evpd_is_refused"] == "fail"
+    assert outcomes["test_standard_inquiry_has_the_mandatory_fields"] == "pass"
+    code, out, err = run(capsys, "conform", dev, "--select", "read_capacity")
+    assert code == 0, out + err
