@@ -161,6 +161,32 @@ static int sgpy_reap_packed(int fd, int *out, int max, int *err)
     return i;
 }
 
+/* sgpy_reap_packed into a buffer that holds completions until Python has
+ * delivered them: held[0] records are in `out`, the first held[1] of them
+ * delivered.  Once all are delivered it starts again from the front; it
+ * reads at most `max` more, and never past `cap` records.  The count is
+ * updated here, in C, as the records are read, so a Python exception raised
+ * the moment this returns (a signal handler's KeyboardInterrupt: CPython
+ * runs handlers between bytecodes, Python/ceval.c) cannot lose a completion
+ * the kernel has already handed over: sg hands each out once (sg.c,
+ * sg_read -> sg_get_rq_mark takes it off the fd's list).  Returns how many
+ * were read; *err as sgpy_reap_packed. */
+static int sgpy_reap_held(int fd, int *out, int cap, int max, int *held, int *err)
+{
+    int n;
+    if (held[1] >= held[0])
+        held[0] = held[1] = 0;
+    if (max > cap - held[0])
+        max = cap - held[0];
+    if (max <= 0) {
+        *err = 0;
+        return 0;
+    }
+    n = sgpy_reap_packed(fd, out + (size_t)held[0] * SGPY_REC, max, err);
+    held[0] += n;
+    return n;
+}
+
 static int sgpy_sg_io(int fd, sg_io_hdr_t *hdr)
 {
     return ioctl(fd, SG_IO, hdr) < 0 ? errno : 0;

@@ -122,6 +122,11 @@ int sgpy_reap(int fd, sg_io_hdr_t *out, int max, int *err);
 #define SGPY_REC ...
 int sgpy_reap_packed(int fd, int *out, int max, int *err);
 
+/* sgpy_reap_packed into a buffer of `cap` records that keeps completions
+ * until they are delivered: held[0] records held, held[1] delivered (the
+ * caller advances it).  Reads at most `max` more; returns how many. */
+int sgpy_reap_held(int fd, int *out, int cap, int max, int *held, int *err);
+
 /* The synchronous SG_IO ioctl; returns 0 or an errno (EINTR is not retried:
  * the interrupted command has been queued already). */
 int sgpy_sg_io(int fd, sg_io_hdr_t *hdr);

@@ -20,16 +20,22 @@ import collections
 import errno as _errno
 import os
 import stat
+import threading
+import time
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, TypeVar, cast
 
-from sgpy import _binding
+from sgpy import _binding, _check
 from sgpy import safety as _safety
+from sgpy.cdb.base import Command as _Command
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction
 from sgpy.errors import (
+    CdbLengthError,
     ChannelClosed,
     DeviceGone,
+    InheritedChannel,
     EncodeError,
     IllegalRequest,
+    KernelMemoryError,
     NotAnSgDevice,
     SgError,
     TaskFailed,
@@ -69,7 +75,8 @@ UNIT_ATTENTIONS_KEPT = 64
 #: How often a command sgpy sends on its own behalf is sent again after a
 #: unit attention (a target may have several queued: one per event).
 _UA_RETRIES = 10
-#: Commands whose block-size resolution a channel remembers (see _make_io).
+#: Transfer lengths a channel remembers per (command class, CDB, data size)
+#: for the current block size (see _make_io).
 _XFER_CACHE_MAX = 4096
 
 
@@ -86,6 +93,14 @@ def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
     except FileNotFoundError as exc:
         raise FileNotFoundError(exc.errno, f"{path} does not exist (is the device attached? see sgpy.devices())",
                                 path) from None
+
+
+def _close_quietly(fd: int) -> None:
+    """Close ``fd``, ignoring errors (it is one of ours and no thread uses it any more)."""
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _grow_reserve(fd: int, need: int, current: int) -> int:
@@ -170,10 +185,25 @@ class Channel:
     _fast = False
     _idle: Optional[FdState] = None
     _num_blocks: Optional[int] = None
+    #: True in a child process that inherited this channel through fork() (see _inherit).
+    _inherited = False
     _xfer_cache: Optional[Dict[Any, Any]] = None  # set by __init__ (subclasses that skip it go without)
 
     #: Where :attr:`max_transfer` comes from, for the TransferTooLarge message.
     _limit_source = "sg's 256 MiB limit or the device queue's max_hw_sectors_kb"
+
+    #: The CDB lengths this transport carries, ``(shortest, longest)`` in
+    #: bytes; a command outside them is refused before anything is sent
+    #: (:class:`~sgpy.errors.CdbLengthError`).  The kernel's SG_IO paths
+    #: copy a CDB into the 32 bytes of ``struct scsi_cmnd``'s ``cmnd`` and
+    #: refuse a longer one with EINVAL (drivers/scsi/sg.c, sg_start_req;
+    #: drivers/scsi/scsi_ioctl.c and scsi_bsg.c likewise); sg's v3 interface
+    #: refuses one under 6 bytes with EMSGSIZE (sg.c, sg_new_write), and 6
+    #: bytes is SCSI's shortest CDB (SPC-5 4.2.5) on block and bsg nodes
+    #: too.  A submission slot holds 32 bytes (SGPY_CDB_MAX, sgpy/_sg.c).
+    cdb_lengths: Tuple[int, int] = (6, 32)
+    #: Who sets :attr:`cdb_lengths`, for the CdbLengthError message.
+    _cdb_source = "the Linux SCSI midlayer (struct scsi_cmnd holds 32 CDB bytes; sg needs at least 6)"
 
     def __init__(
         self,
@@ -189,10 +219,13 @@ class Channel:
         reissue: bool = True,
         owns_fd: bool = True,
     ) -> None:
-        if max_fds < 1:
-            raise ValueError("max_fds must be at least 1")
+        # Every argument is checked before the channel takes anything.
+        _check.whole(max_fds, "max_fds")
+        timeout = _check.timeout_ms(timeout)
+        policy = _check.policy(policy)
+        block_size = _check.block_size(block_size)
         self.path = path
-        self.timeout = timeout
+        self._timeout = timeout
         self.read_only = read_only
         #: The safety policy (:class:`sgpy.safety.Policy`) commands must pass; None lets all
         #: through.  ``read_only=True`` means :data:`sgpy.safety.READ_ONLY`.
@@ -219,6 +252,18 @@ class Channel:
         self._max_transfer: Optional[int] = None
         self._sync_callers: List[_binding.SyncCaller] = []
         self._sync_fds: List[int] = []
+        # Synchronous SG_IO calls run without the reactor's lock, on fds
+        # close() must not close under them (the number could then name
+        # another device's file when the ioctl is made).  This lock orders
+        # them with close(): a caller is handed out only while the channel is
+        # open and counted until it is given back; close() waits for the
+        # count to reach zero, and a caller still out when close() gave up
+        # waiting closes its own fd when it comes back.
+        self._use_lock = threading.Lock()
+        self._sync_idle = threading.Condition(self._use_lock)
+        self._sync_busy = 0
+        self._sync_longest = 0  # longest timeout (ms) of a synchronous command seen, for close()
+        self._orphaned = False  # close() is over: callers still out close their fds themselves
         #: Every command, executed on this channel when called: ``channel.cmd.Read10(lba=0, transfer_length=1)``.
         self.cmd: Commands = cast("Commands", CommandNamespace(self))
         st = os.fstat(fd)
@@ -314,10 +359,20 @@ class Channel:
         return st
 
     def _open_another_fd(self) -> int:
-        """One more fd on the device (for the pool, a synchronous caller, a job)."""
-        return _open(self.path if os.path.exists(self.path) else f"/proc/self/fd/{self._fd}")
+        """One more fd on the device (for the pool, a synchronous caller, a job).
+
+        Never for a closed channel (:class:`ChannelClosed`): close() closes
+        the channel's first fd under the reactor's lock, so the
+        ``/proc/self/fd`` fallback cannot reopen whatever file got its number.
+        """
+        with self.reactor._lock:
+            if self._closed:
+                raise self._closed_error()
+            return _open(self.path if os.path.exists(self.path) else f"/proc/self/fd/{self._fd}")
 
     def _open_pool_fd(self) -> Optional[FdState]:
+        if self._closed:
+            return None  # a closed channel hands out no fd
         try:
             fd = self._open_another_fd()
         except OSError:
@@ -348,7 +403,7 @@ class Channel:
                 return st
             if n < low:
                 best, low = st, n
-        if len(pool) < self.max_fds and not self._gone:
+        if len(pool) < self.max_fds and not self._gone and not self._closed:
             st = self._open_pool_fd()
             if st is None:
                 self.max_fds = max(1, len(pool))
@@ -366,6 +421,13 @@ class Channel:
             return
         pool = self._pool
         reactor = self.reactor
+        if self._closed:
+            # Nothing more is sent once close() began: what is still queued
+            # (handed back by a full fd while close() drained) was never sent.
+            while q:
+                io = q.popleft()
+                reactor._fail(io, ChannelClosed(f"{self!r} was closed before {io.command!r} was sent"))
+            return
         maxq = _binding.SG_MAX_QUEUE
         while q:
             loads = [len(st.inflight) for st in pool]
@@ -411,6 +473,19 @@ class Channel:
     def closed(self) -> bool:
         """True once :meth:`close` was called (or the device vanished)."""
         return self._closed
+
+    @property
+    def timeout(self) -> int:
+        """The command timeout in milliseconds (1 to 2**32-1) unless a call gives ``timeout=``.
+
+        Checked when set (ValueError or TypeError), so a bad value never
+        reaches a submission slot.
+        """
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: int) -> None:
+        self._timeout = _check.timeout_ms(value)
 
     @property
     def block_size(self) -> int:
@@ -506,50 +581,98 @@ class Channel:
     # -- executing -----------------------------------------------------------
 
     def _make_io(self, cmd: Any, timeout: Optional[int], verify_handler: Any) -> Io:
-        if self._closed:
-            raise ChannelClosed(f"{self!r} is closed")
-        if self._gone:
-            raise DeviceGone(f"{self.path}: the device is gone", command=cmd, host_status=1)
+        """Check ``cmd`` and the call's arguments against this channel, then build its IO.
+
+        Everything a submission slot or the kernel would trip over is
+        refused here, before the IO exists (so before any slot or count is
+        taken): a non-command, a bad timeout, a CDB length the transport does
+        not carry, a transfer too large, a data buffer whose size is not the
+        transfer length (it may have changed since the command was built).
+        """
+        if not isinstance(cmd, _Command):
+            raise TypeError(f"execute() takes a command (sgpy.command.Read10(...), RawCommand(...)), "
+                            f"not {type(cmd).__name__} {cmd!r}")
+        timeout = self._timeout if timeout is None else _check.timeout_ms(timeout)
+        if self._closed or self._gone:
+            raise self._refusal(cmd)
         if self.read_only or self.policy is not None:
             _safety.check_channel(self, cmd)
+        data = cmd.data
+        view = None if data is None else memoryview(data)
         if cmd.needs_block_size:
-            # Commands are immutable values, often sent many times: remember
-            # each one's resolution for the current block size (bounded).
-            # Keyed by identity (equal commands may carry different
-            # handlers); the entry holds the command, so the id stays its own.
+            # Commands are values, often sent many times (or rebuilt with the
+            # same fields): remember the transfer length of each resolved CDB
+            # for the current block size (bounded).  The class, the CDB bytes
+            # and the data's size decide for_block_size's answer; the entry
+            # holds none of the command's objects, so no payload is kept.
             cache = self._xfer_cache
-            hit = cache.get(id(cmd)) if cache is not None else None
-            if hit is not None and hit[0] is cmd:
-                cmd, length = hit[1], hit[2]
-            else:
+            cdb = cmd._cdb
+            key = None
+            length = -1
+            if cdb is not None and cache is not None:
+                key = (cmd.__class__, cdb, -1 if view is None else view.nbytes)
+                length = cache.get(key, -1)
+            if length < 0:
                 bs = self.block_size
-                key = cmd
-                cmd = cmd.for_block_size(bs)
-                length = cmd.transfer_bytes(bs)
-                if cache is not None:
+                resolved = cmd.for_block_size(bs)
+                length = resolved.transfer_bytes(bs)
+                if key is not None and cache is not None and resolved is cmd:
                     if len(cache) >= _XFER_CACHE_MAX:
                         cache.clear()
-                    cache[id(key)] = (key, cmd, length)
+                    cache[key] = length
+                cmd = resolved
         else:
             length = cmd.transfer_bytes()
+        n = len(cmd.cdb)
+        lo, hi = self.cdb_lengths
+        if n < lo or n > hi:
+            raise self._cdb_refused(cmd, n)
         limit = self._max_transfer
         if limit is None:
             limit = self.max_transfer
         if length > limit:
             raise self._too_large(cmd, length)
         direction = cmd.direction
-        io: Io[Any] = _IO_CLASS[direction](cmd, self, length, None, self.timeout if timeout is None else timeout,
-                                  verify_handler)
         if length:
             if direction is _FROM_DEVICE:
-                buf: Any = bytearray(length)
-            else:
-                buf = cmd.data
-                if buf is None:
-                    raise EncodeError(f"{cmd.name}: {length} bytes to send but no data=; pass data=")
-            io.data_buf = memoryview(buf)  # .tobytes(), as the original data_buf.tostring()
-            io._cbuf = _binding.buffer_pointer(buf)
+                view = memoryview(bytearray(length))
+            elif view is None:
+                raise EncodeError(f"{cmd.name}: {length} bytes to send but no data=; pass data=")
+            elif view.nbytes != length or not view.c_contiguous:
+                raise EncodeError(
+                    f"{cmd.name}: data= holds {view.nbytes} bytes"
+                    f"{'' if view.c_contiguous else ' in a non-contiguous buffer'}, but the command sends "
+                    f"{length}; the buffer must be one contiguous block of exactly the transfer length "
+                    "(was it resized after the command was built?)")
+        io: Io[Any] = _IO_CLASS[direction](cmd, self, length, None, timeout, verify_handler)
+        if length:
+            # The view is a buffer export: while the IO holds it a bytearray
+            # cannot be resized under the kernel (BufferError), until the
+            # kernel gives the command back (Io._let_go).
+            io.data_buf = view  # .tobytes(), as the original data_buf.tostring()
+            io._cbuf = _binding.buffer_pointer(view)
         return io
+
+    def _closed_error(self) -> ChannelClosed:
+        """What a closed channel raises: ChannelClosed, or InheritedChannel in a child after fork()."""
+        if self._inherited:
+            return InheritedChannel(
+                f"{self!r} was inherited through fork(): its fds carry the parent's commands; open the "
+                "device again in this process (Channel.from_path) and close this one")
+        return ChannelClosed(f"{self!r} is closed")
+
+    def _refusal(self, cmd: Any) -> SgError:
+        """The error for a command offered to a closed channel or a vanished device."""
+        if self._closed:
+            return self._closed_error()
+        return DeviceGone(f"{self.path}: the device is gone", command=cmd, host_status=1)
+
+    def _cdb_refused(self, cmd: Any, n: int) -> EncodeError:
+        """The error for a CDB of ``n`` bytes outside :attr:`cdb_lengths`, naming both and the transport."""
+        lo, hi = self.cdb_lengths
+        return CdbLengthError(
+            f"{cmd.name}: its CDB has {n} bytes, but {self.path} ({self.kind} transport) carries CDBs of {lo} "
+            f"to {hi} bytes ({self._cdb_source}); nothing was sent")
 
     def _too_large(self, cmd: Any, length: int) -> TransferTooLarge:
         """The error for a transfer above :attr:`max_transfer`, naming the limit and where it comes from."""
@@ -594,6 +717,10 @@ class Channel:
         else:
             reactor = self.reactor
             with reactor._lock:
+                if self._closed or self._gone:
+                    # Checked again under the lock: close() or an unplug may
+                    # have come since _make_io, and neither sends anything more.
+                    raise self._refusal(io.command)
                 reactor._outstanding += 1
                 self._outstanding += 1
                 st = self._idle_fd() if self._fast and not self._queue else None
@@ -690,6 +817,8 @@ class Channel:
         else:
             reactor = self.reactor
             with reactor._lock:
+                if self._closed or self._gone:
+                    raise self._refusal(ios[0].command if ios else None)
                 reactor._outstanding += len(ios)
                 self._outstanding += len(ios)
                 self._queue.extend(ios)
@@ -707,24 +836,53 @@ class Channel:
                 raise exc
         return ios
 
-    def _sync_caller(self) -> _binding.SyncCaller:
-        """A free SG_IO caller.  Block and bsg nodes share the channel's fd; on an
-        sg node each caller has an fd of its own, so that synchronous commands
-        never take one of the 16 places of a pool fd (sg.c refuses the 17th
-        with EDOM, SG_IO included)."""
-        if self._sync_callers:
-            return self._sync_callers.pop()
-        if self.kind != "sg":
-            return _binding.SyncCaller(self._fd, self.kind == "bsg")
-        if self._closed:
-            raise ChannelClosed(f"{self!r} is closed")
-        fd = self._open_another_fd()
-        self._sync_fds.append(fd)
+    def _sync_caller(self, timeout_ms: int) -> _binding.SyncCaller:
+        """A free SG_IO caller, counted as in use until :meth:`_give_back`.
+
+        Block and bsg nodes share the channel's fd; on an sg node each caller
+        has an fd of its own, so that synchronous commands never take one of
+        the 16 places of a pool fd (sg.c refuses the 17th with EDOM, SG_IO
+        included).  A closed channel hands out none (ChannelClosed), so
+        once close() has seen the count at zero no synchronous command of
+        this channel can start.
+        """
+        with self._use_lock:
+            if self._closed:
+                raise self._closed_error()
+            self._sync_busy += 1
+            if timeout_ms > self._sync_longest:
+                self._sync_longest = timeout_ms
+            if self._sync_callers:
+                return self._sync_callers.pop()
+        try:
+            if self.kind != "sg":
+                return _binding.SyncCaller(self._fd, self.kind == "bsg")
+            fd = self._open_another_fd()  # outside _use_lock: it takes the reactor's lock
+        except BaseException:
+            self._give_back(None)
+            raise
+        with self._use_lock:
+            self._sync_fds.append(fd)
         return _binding.SyncCaller(fd)
+
+    def _give_back(self, caller: Optional[_binding.SyncCaller]) -> None:
+        """A synchronous call is over: keep ``caller`` for the next one, or, when close()
+        came meanwhile, close its fd here (close() leaves the fds of callers in use to them)."""
+        with self._use_lock:
+            self._sync_busy -= 1
+            if caller is not None:
+                if not self._orphaned:
+                    self._sync_callers.append(caller)  # close(), if it began, closes it with the rest
+                elif self.kind == "sg":
+                    _close_quietly(caller.fd)
+            if not self._sync_busy:
+                if self._orphaned and self.sync_only and self._owns_fd:
+                    _close_quietly(self._fd)  # the last synchronous call on the shared fd is over
+                self._sync_idle.notify_all()
 
     def _execute_sg_io(self, io: Io) -> None:
         """The synchronous SG_IO path (block devices, bsg nodes, and sg nodes' synchronous commands)."""
-        caller = self._sync_caller()
+        caller = self._sync_caller(io.timeout)
         try:
             cmd = io.command
             r = caller.call(cmd.cdb, _DXFER[cmd.direction], io.data_buf, io.length, io.timeout)
@@ -732,9 +890,13 @@ class Channel:
             if exc.errno in (_errno.ENODEV, _errno.ENXIO):
                 raise DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", io=io, command=io.command,
                                  host_status=1) from None
+            if exc.errno == _errno.ENOMEM:
+                raise self._no_memory(io) from None
             raise
         finally:
-            self._sync_callers.append(caller)
+            self._give_back(caller)
+        if io.__class__ is Output:
+            io._let_go()  # SG_IO returned: the kernel is done with the data-out buffer
         io.hdr = Header(r.status, r.masked_status, 0, r.host_status, r.driver_status, r.resid, r.duration, r.info,
                         r.sense)
         reactor = self.reactor
@@ -748,9 +910,20 @@ class Channel:
             else:
                 reactor._classify(io)
 
+    def _no_memory(self, io: Io) -> KernelMemoryError:
+        """The error for a command the kernel refused with ENOMEM: no room for its buffers."""
+        return KernelMemoryError(
+            f"{self.path}: the kernel could not allocate the buffers of a {io.length}-byte transfer (ENOMEM; "
+            "sg gathers it in pages allocated per command, drivers/scsi/sg.c sg_build_indirect); nothing was "
+            "sent: split the transfer into smaller commands", io=io, command=io.command)
+
     def _wants_reissue(self, io: Io) -> bool:
-        """Re-issue a truncated variable-length answer once, with the length the device wants."""
-        if not self.reissue:
+        """Re-issue a truncated variable-length answer once, with the length the device wants.
+
+        Not once close() began or the device went away: nothing more is sent
+        then, and the answer stands as it came.
+        """
+        if not self.reissue or self._closed or self._gone:
             return False
         from sgpy.results import wanted_length
 
@@ -762,6 +935,7 @@ class Channel:
         except (EncodeError, AttributeError, TypeError):
             return False
         io._reissued = True
+        io._pack_id = 0  # the completion just read is no longer this IO's (Reactor._deliver_one)
         io.command = bigger
         io.length = bigger.transfer_bytes()
         buf = bytearray(io.length)
@@ -795,31 +969,52 @@ class Channel:
     def close(self, timeout: Optional[float] = None) -> None:
         """Drain in-flight commands (up to ``timeout`` s, default: their own timeout), then close.
 
-        Cancel is not abort: a command already sent may still be executed by
-        the device after it is given up on here.  Queued commands that were
-        never sent fail with :class:`ChannelClosed`.  Idempotent.
+        Once close() returns, no command of this channel reaches any device:
+        it refuses new commands at once (ChannelClosed), fails queued ones
+        that were never sent, ends the channel's jobs (synchronous ones
+        running in other threads too: they stop sending, collect what is in
+        flight and close their own fds), waits for the commands in flight and
+        for synchronous commands other threads are executing, and only then
+        closes the fds.  An fd a thread is still inside an ``SG_IO`` on when
+        the wait gives up is closed by that thread when the call returns,
+        never under it.  Cancel is not abort: a command already sent may
+        still be executed by the device after it is given up on here.
+        Idempotent; in a child process that inherited the channel through
+        ``fork()`` it closes only the child's copies of the fds.
         """
-        if self._closed:
+        if self._inherited:
+            self._close_inherited()
             return
-        self._closed = True
+        with self._use_lock:
+            if self._closed:
+                return
+            self._closed = True
         reactor = self.reactor
+        waiting_jobs: List["Job"] = []
         try:
             with reactor._lock:
                 while self._queue:
                     io = self._queue.popleft()
                     reactor._fail(io, ChannelClosed(f"{self!r} was closed before {io.command!r} was sent"))
                 for job in list(self._jobs):
-                    job.cancel()
+                    job._close(ChannelClosed(f"{self!r} was closed while the job ran"))
+                    if not job.returned:
+                        waiting_jobs.append(job)
+                longest = max([io.timeout for st in self._pool for io in st.inflight.values()]
+                              + [job._timeout for job in waiting_jobs] + [self._sync_longest], default=0)
+            limit = longest / 1000.0 + 5.0 if timeout is None else timeout
+            deadline = time.monotonic() + limit
             if self._outstanding and not self._gone:
-                limit = timeout
-                if limit is None:
-                    limit = max((io.timeout for st in self._pool for io in st.inflight.values()),
-                                default=0) / 1000.0 + 5.0
                 reactor._wait_until(lambda: self._outstanding == 0, limit)
+            for job in waiting_jobs:  # synchronous jobs end in their own threads
+                job._ended.wait(max(0.0, deadline - time.monotonic()))
+            with self._use_lock:
+                self._sync_idle.wait_for(lambda: not self._sync_busy, max(0.0, deadline - time.monotonic()))
         finally:
             with reactor._lock:
                 for job in list(self._jobs):
-                    job._abort(ChannelClosed(f"{self!r} was closed while the job ran"))
+                    if not job._sync:
+                        job._abort(ChannelClosed(f"{self!r} was closed while the job ran"))
                 for st in self._pool:
                     for io in list(st.inflight.values()):
                         if not io.returned:
@@ -833,16 +1028,62 @@ class Channel:
                     else:
                         reactor._close_fd(st)
                 self._pool.clear()
-                self._sync_callers.clear()
-                for fd in self._sync_fds:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                self._sync_fds.clear()
-                if self.sync_only and self._owns_fd:
-                    try:
-                        os.close(self._fd)
-                    except OSError:
-                        pass
+                with self._use_lock:
+                    # Idle callers' fds close now; a caller still out (a thread
+                    # inside SG_IO past the wait) closes its own when it returns.
+                    if self.kind == "sg":
+                        for caller in self._sync_callers:
+                            _close_quietly(caller.fd)
+                    self._sync_callers.clear()
+                    self._sync_fds.clear()
+                    self._orphaned = True
+                    if self.sync_only and self._owns_fd and not self._sync_busy:
+                        _close_quietly(self._fd)
                 reactor._remove_channel(self)
+
+    # -- fork() --------------------------------------------------------------------
+
+    def _inherit(self) -> None:
+        """This process is a child that inherited the channel through fork() (Reactor._inherit).
+
+        The fds are shared with the parent, whose commands they carry: the
+        channel refuses everything (InheritedChannel), and its locks are new
+        (the parent's may have been held by a thread the child does not have).
+        """
+        self._inherited = True
+        self._closed = True
+        self._use_lock = threading.Lock()
+        self._sync_idle = threading.Condition(self._use_lock)
+        self._sync_busy = 0
+        for job in self._jobs:
+            job._inherit()
+
+    def _close_inherited(self) -> None:
+        """close() in a child after fork(): close the child's copies of the fds, nothing else.
+
+        No drain (the commands in flight are the parent's), no read() and no
+        epoll_ctl: the epoll instance is the parent's too, and
+        EPOLL_CTL_DEL there would take the parent's fds off it
+        (fs/eventpoll.c works on the shared instance).  Closing the child's
+        copy of an fd leaves the open file, and so the parent's registration
+        and commands, alone: epoll forgets a file only when its last
+        descriptor closes (epoll(7), Q6).
+        """
+        pool, self._pool = self._pool, []
+        for st in pool:
+            st.closed = True
+            if st.fd != self._fd or self._owns_fd:
+                _close_quietly(st.fd)
+        callers, self._sync_callers = self._sync_callers, []
+        if self.kind == "sg":
+            for fd in self._sync_fds:
+                _close_quietly(fd)
+        elif self._owns_fd and not self._orphaned:
+            _close_quietly(self._fd)
+        self._sync_fds = []
+        self._orphaned = True
+        del callers
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job._close_inherited()
+        self.reactor._remove_channel(self)

@@ -45,6 +45,7 @@ __all__ = [
     "VerifyFailed",
     "DataMismatch",
     "ChannelClosed",
+    "InheritedChannel",
     "QueueFull",
     "TransferTooLarge",
     "KernelMemoryError",
@@ -405,6 +406,15 @@ class DataMismatch(TaskFailed):
 
 class ChannelClosed(SgError):
     """The channel was closed; no more commands may be submitted to it."""
+
+
+class InheritedChannel(ChannelClosed):
+    """A channel, reactor or job used in a process that inherited it through ``fork()``.
+
+    Its fds and epoll instance are shared with the parent, whose commands
+    they carry: the child may only close them (which closes the child's
+    copies and nothing else) and open the device again for itself.
+    """
 
 
 class QueueFull(SgError):

@@ -83,6 +83,7 @@ class Io(Generic[R]):
         "_reissued",
         "_result",
         "_callbacks",
+        "_settled",
         "__weakref__",
     )
 
@@ -115,6 +116,7 @@ class Io(Generic[R]):
         self._reissued = False
         self._result: Any = _UNSET
         self._callbacks: Any = None
+        self._settled = False  # counted as finished by the reactor (Reactor._done), exactly once
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(timeout={self.timeout}, returned={self.returned})"

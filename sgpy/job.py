@@ -48,23 +48,27 @@ import array
 import errno as _errno
 import os
 import random
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import attr
 
-from sgpy import _binding
+from sgpy import _binding, _check
 from sgpy import safety as _safety
 from sgpy.constants import Direction
 from sgpy.constants import SenseKey
 from sgpy.errors import (
     ChannelClosed,
     DataMismatch,
+    InheritedChannel,
     DeviceGone,
     EncodeError,
+    KernelMemoryError,
     SgError,
     TaskFailed,
 )
+from sgpy.cdb.base import Command
 from sgpy.channel import _DXFER, _grow_reserve
 from sgpy.handler import might_fail
 from sgpy.status import classify
@@ -272,6 +276,7 @@ class Job:
     """
 
     engine = ""
+    _inherited = False
 
     def __init__(
         self,
@@ -293,22 +298,24 @@ class Job:
         verify: Optional[int] = None,
         sync: bool = False,
     ) -> None:
-        if channel.closed:
-            raise ChannelClosed(f"{channel!r} is closed")
-        if channel._gone:
-            raise DeviceGone(f"{channel.path}: the device is gone", command=command, host_status=1)
+        if not isinstance(command, Command):
+            raise TypeError(f"run() takes a command template (sgpy.command.Read10(...), RawCommand(...)), "
+                            f"not {type(command).__name__} {command!r}")
+        if channel.closed or channel._gone:
+            raise channel._refusal(command)
         if channel.read_only or channel.policy is not None:
             _safety.check_channel(channel, command)
-        max_fds = channel.max_fds if max_fds is None else max_fds
-        if max_fds < 1:
-            raise JobError("max_fds must be at least 1")
+        max_fds = channel.max_fds if max_fds is None else _check.whole(max_fds, "max_fds", error=JobError)
+        _check.whole(queue_depth, "queue_depth", error=JobError)
         self._check_depth(channel, queue_depth, max_fds)
-        if count is not None and count < 1:
-            raise JobError(f"count must be at least 1, not {count}")
-        if seconds is not None and not seconds > 0:
-            raise JobError(f"seconds must be positive, not {seconds}")
-        if max_errors < 0:
-            raise JobError("max_errors cannot be negative")
+        if count is not None:
+            _check.whole(count, "count", error=JobError)
+        if seconds is not None:
+            seconds = _check.seconds(seconds, error=JobError)
+        _check.whole(max_errors, "max_errors", low=0, error=JobError)
+        timeout = channel.timeout if timeout is None else _check.timeout_ms(timeout)
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise TypeError(f"seed must be an int, not {type(seed).__name__} {seed!r}")
 
         self.channel = channel
         self.queue_depth = queue_depth
@@ -316,6 +323,7 @@ class Job:
         self.max_errors = max_errors
         self.seconds = seconds
         self.returned = False
+        self._ended = threading.Event()  # set by _finish, in whichever thread ends the job
         self.exception: Optional[BaseException] = None
         self.errors: List[TaskFailed] = []
         self._error_count = 0
@@ -327,7 +335,7 @@ class Job:
         self._sync = sync
         self._max_fds = max_fds
 
-        cmd = command
+        cmd: Any = command
         if cmd.needs_block_size:
             bs = channel.block_size
             cmd = cmd.for_block_size(bs)
@@ -335,16 +343,22 @@ class Job:
         else:
             bs = 0
             length = cmd.transfer_bytes()
+        n = len(cmd.cdb)
+        low, high = channel.cdb_lengths
+        if n < low or n > high:
+            raise channel._cdb_refused(cmd, n)
         if length > channel.max_transfer:
             raise channel._too_large(cmd, length)
         if cmd.direction is Direction.TO_DEVICE:
             data = cmd.data
-            if data is None or len(data) != length:
-                raise EncodeError(f"{cmd.name}: a write job sends the template's data= "
-                                  f"({length} bytes) with every command; pass data=")
+            size = -1 if data is None else memoryview(data).nbytes
+            if size != length:
+                raise EncodeError(f"{cmd.name}: a write job sends the template's data= ({length} bytes) with "
+                                  f"every command; pass data= of exactly that size"
+                                  f"{'' if size < 0 else f' (it holds {size})'}")
         self.command = cmd
         self.length = length
-        self._timeout = channel.timeout if timeout is None else timeout
+        self._timeout = timeout
         self._block_size = bs
         self._stamp = self._check_stamp(cmd, stamp, "stamp", Direction.TO_DEVICE, bs, length)
         self._verify = self._check_stamp(cmd, verify, "verify", Direction.FROM_DEVICE, bs, length)
@@ -397,7 +411,10 @@ class Job:
     def _lba_plan(self, cmd: Any, lba: LbaSpec, lba_range: Optional[Tuple[int, int]], bs: int,
                   length: int) -> Tuple[int, int, int, int, Optional[Sequence[int]], int, int]:
         """(mode, first, units, step, list, byte offset, byte width) of the LBA plan."""
-        spec = next((s for s in cmd._layout.fields if s.name == "lba"), None)
+        # A RawCommand has no layout: its bytes are not interpreted, so it
+        # has no LBA field to vary.
+        layout = getattr(cmd, "_layout", None)
+        spec = None if layout is None else next((s for s in layout.fields if s.name == "lba"), None)
         if lba is None:
             if lba_range is not None:
                 raise JobError("lba_range= needs lba='sequential' or lba='random'")
@@ -417,6 +434,8 @@ class Job:
                 first, stop = 0, self.channel.num_blocks
             else:
                 first, stop = lba_range
+                if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, stop)):
+                    raise TypeError(f"lba_range is (first, stop) in whole blocks, not {lba_range!r}")
                 if first < 0 or stop <= first:
                     raise JobError(f"lba_range {lba_range!r} is empty or negative")
             units = (stop - first) // step
@@ -476,9 +495,18 @@ class Job:
 
     def _gone_error(self, err: int) -> BaseException:
         if err in _GONE:
-            self.channel._gone = True
+            # The channel's own IOs fail with DeviceGone too (exactly once):
+            # marking it gone alone would leave them pending for ever.
+            reactor = self.channel.reactor
+            with reactor._lock:
+                reactor._channel_gone(self.channel, err)
             return DeviceGone(f"{self.channel.path}: the device went away during the job "
                               f"({os.strerror(err)})", command=self.command, host_status=1)
+        if err == _errno.ENOMEM:
+            return KernelMemoryError(
+                f"{self.channel.path}: the kernel could not allocate the buffers of the job's {self.length}-byte "
+                "commands (ENOMEM; drivers/scsi/sg.c sg_build_indirect): lower queue_depth or split the "
+                "transfer", command=self.command)
         return TaskFailed(f"{self.channel.path}: the job stopped: {os.strerror(err)} (errno {err})",
                           command=self.command)
 
@@ -488,9 +516,11 @@ class Job:
         self._stats = self._snapshot(time.monotonic())
         self._release()
         self.returned = True
-        jobs = self.channel._jobs
-        if self in jobs:
-            jobs.remove(self)
+        with self.channel.reactor._lock:  # a synchronous job ends in its own thread
+            jobs = self.channel._jobs
+            if self in jobs:
+                jobs.remove(self)
+        self._ended.set()
         callbacks = self._callbacks
         if callbacks is not None:
             self._callbacks = None
@@ -566,6 +596,33 @@ class Job:
         if self.exception is not None:
             raise self.exception
         return self.stats
+
+    def _close(self, exc: BaseException) -> None:
+        """The channel is closing (reactor lock held): send no more, end with ``exc``.
+
+        An asynchronous job with nothing in flight ends here; one with
+        commands in flight ends when the reactor has collected them.  A
+        synchronous job runs in another thread's C loop: it is only told to
+        stop (``stopping``, read by that loop before every command), and
+        ends, closing its own fds, in that thread; close() waits for it.
+        """
+        if self.returned:
+            return
+        if self.exception is None:
+            self.exception = exc
+        self._halt()
+        if not self._sync and self._idle():
+            self._finish()
+
+    def _inherit(self) -> None:
+        """This process is a child that inherited the job through fork() (see Channel._inherit)."""
+        self._inherited = True
+
+    def _close_inherited(self) -> None:
+        """The child closes its inherited channel: close the child's copies of the job's fds."""
+        if self.exception is None:
+            self.exception = InheritedChannel(f"{self.channel!r}'s job was inherited through fork()")
+        self.returned = True
 
     def cancel(self) -> None:
         """Send no more commands; the job ends when those in flight came back."""
@@ -655,8 +712,19 @@ class _SgJob(Job):
             self._fatal(err)
 
     def _run_sync(self) -> None:
-        """Run to the end in this thread (the C loop releases the GIL)."""
+        """Run to the end in this thread (the C loop releases the GIL).
+
+        The job is one of the channel's jobs while it runs, so that close()
+        from another thread stops it (and waits for it) before closing.
+        """
         core = self._core
+        channel = self.channel
+        with channel.reactor._lock:
+            if channel._closed or channel._gone:
+                self.exception = channel._refusal(self.command)
+                self._finish()  # nothing was sent; closes the job's fds
+                return
+            channel._jobs.append(self)
         try:
             self._start()
             while not self.returned:
@@ -757,6 +825,13 @@ class _SgJob(Job):
                 reactor.failed += 1
             else:
                 reactor.completed += 1
+
+    def _close_inherited(self) -> None:
+        # Only the child's copies: no EPOLL_CTL_DEL on the reactor's epoll
+        # instance, which is the parent's too (Channel._close_inherited).
+        self._registered = False
+        self._close_fds()
+        super()._close_inherited()
 
     def _close_fds(self) -> None:
         if self._epfd >= 0:

@@ -27,11 +27,12 @@ import os
 import select
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set
 
 from sgpy import _binding
 from sgpy.constants import ScsiStatus
-from sgpy.errors import ChannelClosed, CommandTimeout, DeviceGone, TaskFailed
+from sgpy.errors import CdbLengthError, ChannelClosed, CommandTimeout, DeviceGone, InheritedChannel, TaskFailed
 from sgpy.io import Header, Input, Io, NoDirectionIo, Output
 from sgpy.results import VARIABLE_LENGTH as _VARIABLE
 
@@ -45,6 +46,8 @@ _EPOLLOUT = select.EPOLLOUT
 _EPOLL_GONE = select.EPOLLHUP | select.EPOLLERR
 _REC = _binding.REC
 _BATCH = 64
+#: Completions an fd's held buffer keeps (one fd carries at most this many of ours).
+_HELD = _binding.SG_MAX_QUEUE
 _GONE_ERRNOS = frozenset({_errno.ENODEV, _errno.ENXIO, _errno.EBADF, _errno.EIO})
 #: The watchdog gives the kernel this long past a command's own timeout
 #: before it declares the command lost (the SCSI error handler runs first).
@@ -68,7 +71,7 @@ class FdState:
     """One sg file descriptor of a channel's pool, and the commands on it."""
 
     __slots__ = ("fd", "channel", "slots", "slot_ptrs", "ptrs", "free", "inflight", "reserved", "closed",
-                 "wants_out")
+                 "wants_out", "held", "hstate")
 
     def __init__(self, fd: int, channel: "Channel") -> None:
         self.fd = fd
@@ -83,6 +86,10 @@ class FdState:
         self.reserved = 0
         self.closed = False
         self.wants_out = False
+        # Completions read from the kernel and not yet delivered (Reactor._deliver):
+        # hstate[0] records held, hstate[1] of them delivered.
+        self.held = _binding.new_records(_HELD)
+        self.hstate = _binding.ffi.new("int[2]")
 
     def __repr__(self) -> str:
         return f"FdState(fd={self.fd}, inflight={len(self.inflight)})"
@@ -90,6 +97,9 @@ class FdState:
 
 class Reactor:
     """One epoll instance for any number of channels; see the module docstring."""
+
+    #: True in a child process that inherited this reactor through fork() (see _inherit).
+    _inherited = False
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
@@ -111,6 +121,12 @@ class Reactor:
         self.completed = 0
         self.failed = 0
         self._closed = False
+        # fds whose completions may have been read from the kernel and not all
+        # delivered (an exception cut a delivery short): their fd is no longer
+        # readable, so no epoll event would bring them back.  Every round of
+        # waiting delivers them first (_settle).
+        self._unsettled: Set[FdState] = set()
+        _REACTORS.add(self)
 
     def __repr__(self) -> str:
         mode = "thread" if self._thread is not None else "caller-driven"
@@ -135,11 +151,36 @@ class Reactor:
             except ValueError:
                 pass
 
+    def _inherited_error(self) -> InheritedChannel:
+        return InheritedChannel(
+            f"{self!r} was inherited through fork(): its epoll instance and fds are the parent's; "
+            "open the devices again in this process (new channels get a reactor of their own)")
+
+    def _inherit(self) -> None:
+        """This process is a child of fork(): make what it inherited unusable, and safe to close.
+
+        After fork() the child's epoll fd refers to the parent's epoll
+        instance and its sg fds to the parent's open files (fork(2)): reading
+        completions would steal the parent's, and EPOLL_CTL_DEL would take
+        the parent's fds off its epoll.  So every use raises
+        InheritedChannel, close() closes only the child's copies, and the
+        locks are new (a thread of the parent may have held them; the child
+        has no such thread).
+        """
+        self._inherited = True
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._thread = None
+        for ch in list(self._channels):
+            ch._inherit()
+
     def _register(self, st: Any, events: int = _EPOLLIN) -> None:
         """Watch ``st.fd``.  ``st`` is an :class:`FdState`, or another transport's
         endpoint: any object with ``fd``, ``channel``, ``inflight`` (id -> Io),
         ``closed``, ``on_events(events) -> int`` (called with the lock held;
         returns completions processed) and ``close_fd()``."""
+        if self._inherited:
+            raise self._inherited_error()
         self._epoll.register(st.fd, events)
         self._fds[st.fd] = st
 
@@ -148,6 +189,8 @@ class Reactor:
         self._epoll.modify(st.fd, events)
 
     def _unregister(self, st: FdState) -> None:
+        if self._inherited:
+            return  # the epoll instance is the parent's (see _inherit)
         if self._fds.pop(st.fd, None) is not None:
             try:
                 self._epoll.unregister(st.fd)
@@ -162,8 +205,20 @@ class Reactor:
         Called with the lock held.  IOs the kernel refused for a reason of
         their own (EINVAL, ENOMEM, EFAULT...) are finished with that error;
         EAGAIN/EDOM hand the rest back to the caller's queue; a vanished
-        device fails the channel.
+        device fails the channel.  An IO whose slot could not be filled is
+        never written (the slot would still hold its previous command) and
+        fails with CdbLengthError once the batch's bookkeeping is done.
         """
+        refused: List[Io] = []
+        rest = self._fill_and_write(st, ios, refused)
+        for io in refused:
+            n = len(io.command.cdb)
+            self._fail(io, CdbLengthError(f"{io.command.name}: its CDB has {n} bytes and a submission slot "
+                                          f"holds 1 to {_binding.CDB_MAX}; nothing was sent"))
+        return rest
+
+    def _fill_and_write(self, st: FdState, ios: List[Io], refused: List[Io]) -> List[Io]:
+        """The work of :meth:`_submit_batch`; IOs whose slot cannot be filled go to ``refused``."""
         slot_ptrs = st.slot_ptrs
         ptrs = st.ptrs
         free = st.free
@@ -176,18 +231,25 @@ class Reactor:
         for io in ios:
             idx = free.pop()
             pid = next(ids) & 0x7FFFFFFF
+            cdb = io.command.cdb
+            cbuf = io._cbuf
+            slot = slot_ptrs[idx]
+            if lib_fill(slot, _DXFER_OF[io.__class__], cdb, len(cdb),
+                        null if cbuf is None else cbuf, io.length, io.timeout, pid, 0):
+                # EINVAL: the CDB does not fit the slot (Channel._make_io
+                # refuses such commands first).  The slot is untouched.
+                free.append(idx)
+                refused.append(io)
+                continue
             io._pack_id = pid
             io._slot = idx
             io._fdstate = st
             io._submitted_at = now
-            cdb = io.command.cdb
-            cbuf = io._cbuf
-            slot = slot_ptrs[idx]
-            lib_fill(slot, _DXFER_OF[io.__class__], cdb, len(cdb),
-                     null if cbuf is None else cbuf, io.length, io.timeout, pid, 0)
             ptrs[n] = slot
             inflight[pid] = io
             n += 1
+        if refused:
+            ios = [io for io in ios if io._fdstate is st]
         done, err = _binding.submit(st.fd, ptrs, n)
         self.submitted += done
         if done == n:
@@ -207,13 +269,18 @@ class Reactor:
                 self._epoll.modify(st.fd, _EPOLLIN | _EPOLLOUT)
             return rest
         if err in _GONE_ERRNOS:
-            self._channel_gone(st.channel, err)
+            # The IOs not taken are in neither the fd's inflight nor the
+            # channel's queue any more: _channel_gone fails them with the rest.
+            self._channel_gone(st.channel, err, rest)
             return []
         # The first refused command is at fault: fail it, retry the others.
         bad = rest[0]
-        self._fail(bad, TaskFailed(
-            f"the kernel refused the command: {os.strerror(err)} (errno {err})",
-            io=bad, command=bad.command))
+        if err == _errno.ENOMEM:
+            self._fail(bad, st.channel._no_memory(bad))
+        else:
+            self._fail(bad, TaskFailed(
+                f"the kernel refused the command: {os.strerror(err)} (errno {err})",
+                io=bad, command=bad.command))
         return rest[1:]
 
     def _submit_one(self, st: FdState, io: Io) -> bool:
@@ -251,14 +318,17 @@ class Reactor:
         it without waiting in epoll.  Nothing ready (EAGAIN) leaves the
         waiting to the caller.
         """
-        records = self._records
-        n = _lib.sgpy_reap_packed(st.fd, records, 1, self._err)
-        if n:
-            self._complete_batch(st, _unpack(records, _REC), 1)
+        state = st.hstate
+        self._unsettled.add(st)
+        n = _lib.sgpy_reap_held(st.fd, st.held, _HELD, 1, state, self._err)
+        err = self._err[0]
+        if n or state[1] < state[0]:
+            self._deliver(st)
+            self._unsettled.discard(st)
             if not st.closed and st.channel._queue:
                 st.channel._pump()
             return
-        err = self._err[0]
+        self._unsettled.discard(st)
         if err == _errno.EAGAIN or not err:
             return
         if err in _GONE_ERRNOS:
@@ -269,80 +339,152 @@ class Reactor:
     def _reap(self, st: FdState) -> int:
         """Read every ready completion of ``st``; return how many. Lock held."""
         total = 0
-        records = self._records
+        held = st.held
+        state = st.hstate
         box = self._err
-        reap = _lib.sgpy_reap_packed
+        reap = _lib.sgpy_reap_held
         inflight = st.inflight
+        self._unsettled.add(st)  # before the read: see __init__
         while not st.closed:
+            if state[1] < state[0]:
+                total += self._deliver(st)  # left by a delivery an exception cut short
             # Read no more than is in flight: once every command of the fd
             # is back, a further read() could only say EAGAIN.  (A shared fd
             # may hold other processes' completions too: with nothing of
-            # ours in flight read a full batch; epoll is level-triggered, so
+            # ours in flight read a full buffer; epoll is level-triggered, so
             # whatever is left wakes it again.)
             want = len(inflight)
-            n = reap(st.fd, records, want if 0 < want < _BATCH else _BATCH, box)
+            ask = want if 0 < want < _HELD else _HELD
+            n = reap(st.fd, held, _HELD, ask, state, box)
             err = box[0]
             if n:
-                total += n
-                self._complete_batch(st, _unpack(records, n * _REC), n)
+                total += self._deliver(st)
             if err:
                 if err in _GONE_ERRNOS:
                     self._channel_gone(st.channel, err)
                 elif err != _errno.EAGAIN:
                     raise OSError(err, f"read() of completions from {st.channel.path}: {os.strerror(err)}")
                 break
-            if n < _BATCH:
+            if n < ask or want:
                 break
+        self._unsettled.discard(st)
         if total and not st.closed and st.channel._queue:
             st.channel._pump()
         return total
 
-    def _complete_batch(self, st: FdState, recs: list, n: int) -> None:
+    def _settle(self) -> None:
+        """Deliver what fds hold from deliveries an exception cut short (lock held)."""
+        for st in list(self._unsettled):
+            if not st.closed:
+                self._deliver(st)
+            self._unsettled.discard(st)
+            if not st.closed and st.channel._queue:
+                st.channel._pump()
+
+    def _deliver(self, st: FdState) -> int:
+        """Hand the completions ``st`` holds to their IOs; return how many.  Lock held.
+
+        Exception-safe, so that a KeyboardInterrupt (or any exception a
+        signal handler raises) loses nothing and delivers nothing twice:
+
+        * the records were counted into ``st.held`` by the C reader itself
+          (``sgpy_reap_held``), before any Python code could be interrupted;
+        * a record counts as delivered only once :meth:`_deliver_one` returned,
+          and :meth:`_deliver_one` may be run again on the same record after
+          being cut short anywhere (each of its steps checks whether it was
+          done);
+        * an exception during the batch is kept and raised once every record
+          is delivered; one raised between records (CPython runs signal
+          handlers between bytecodes) leaves the rest held for the next
+          read of this fd, which delivers them first.
+        """
+        state = st.hstate
+        held = st.held
+        pending: Optional[BaseException] = None
+        retries = 0
+        count = 0
+        while state[1] < state[0]:
+            i = state[1]
+            try:
+                self._deliver_one(st, held, i * _REC)
+                state[1] = i + 1
+                count += 1
+                retries = 0
+            except BaseException as exc:
+                if pending is None:
+                    pending = exc
+                retries += 1
+                if retries > 8:
+                    raise  # the same record keeps failing: a fault, not an interruption
+        if pending is not None:
+            raise pending
+        return count
+
+    def _deliver_one(self, st: FdState, held: Any, base: int) -> None:
+        """Deliver the completion record at ``held[base:base + REC]`` (see :meth:`_deliver`).
+
+        Safe to run again after an exception at any point: the header is set
+        once, the slot is given back once (``io._slot`` says whether it was),
+        the IO is finished once (``io.returned`` and ``io._settled``), and it
+        leaves ``inflight`` last, so a re-run still finds it.
+        """
+        pid = held[base]
         inflight = st.inflight
-        free = st.free
-        slots = st.slots
-        channel = st.channel
-        for base in range(0, n * _REC, _REC):
-            pid = recs[base]
-            io = inflight.pop(pid, None)
-            if io is None:
-                continue  # not ours: cannot happen on a private fd
-            free.append(io._slot)
-            sb = recs[base + 4]
-            sense = _binding.slot_sense(slots, io._slot, sb) if sb else b""
+        io = inflight.get(pid)
+        if io is None:
+            return  # delivered already, or not ours (another opener of a shared fd)
+        idx = io._slot
+        if idx >= 0 and io._pack_id == pid:
+            if io.hdr is None and not io._abandoned:
+                sb = held[base + 4]
+                sense = _binding.slot_sense(st.slots, idx, sb) if sb else b""
+                io.hdr = _tuple_new(Header, (held[base + 1], held[base + 2], held[base + 3], held[base + 5],
+                                             held[base + 6], held[base + 7], held[base + 8], held[base + 9],
+                                             sense))
+            # The slot is given back after its sense storage was read.  No
+            # signal handler runs between these two statements on CPython
+            # 3.11+ (it runs at function entry, backward jumps and after
+            # calls: Python/ceval.c, CHECK_EVAL_BREAKER), so the slot is
+            # freed exactly once.
+            io._slot = -1
+            st.free.append(idx)
             io._fdstate = None
-            if not inflight:
-                channel._idle = st  # the next command goes here (one per fd first)
-            if io._abandoned:
-                # The watchdog already finished it; the kernel gave it back now.
-                self._abandoned.pop(pid, None)
-                continue
-            status = recs[base + 1]
-            host = recs[base + 5]
-            driver = recs[base + 6]
-            io.hdr = _tuple_new(Header, (status, recs[base + 2], recs[base + 3], host, driver, recs[base + 7],
-                                         recs[base + 8], recs[base + 9], sense))
-            if (status == 0 or status == _CONDITION_MET) and host == 0 and driver & ~_DRIVER_SENSE == 0 and not sb:
-                cmd = io.command
-                if cmd.name in _VARIABLE or cmd.handlers or io.verify_handler is not None \
-                        or cmd.verify_handler is not None or io.error is not None:
-                    self._finish(io)
+            if io.__class__ is Output:
+                io._let_go()  # read() gave the command back: the kernel is done with its buffer
+            if len(inflight) == 1:
+                st.channel._idle = st  # the next command goes here (one per fd first)
+        if io._abandoned:
+            # The watchdog already finished it; the kernel gave it back now.
+            self._abandoned.pop(pid, None)
+        elif io._pack_id == pid and not io._settled:
+            if not io.returned:
+                h = io.hdr
+                status = h.status
+                if (status == 0 or status == _CONDITION_MET) and h.host_status == 0 \
+                        and h.driver_status & ~_DRIVER_SENSE == 0 and not h.sense:
+                    cmd = io.command
+                    if cmd.name in _VARIABLE or cmd.handlers or io.verify_handler is not None \
+                            or cmd.verify_handler is not None or io.error is not None:
+                        self._finish(io)
+                    else:
+                        # _finish and _done for a success with no handler to
+                        # run; the counts and the mark are one run of
+                        # statements without a call (see above).
+                        io.returned = True
+                        self._outstanding -= 1
+                        st.channel._outstanding -= 1
+                        self.completed += 1
+                        io._settled = True
+                        callbacks = io._callbacks
+                        if callbacks is not None:
+                            io._callbacks = None
+                            self._run_callbacks(io, callbacks)
                 else:
-                    # _finish and _done for a success with no handler to run.
-                    io.returned = True
-                    self._outstanding -= 1
-                    channel._outstanding -= 1
-                    self.completed += 1
-                    callbacks = io._callbacks
-                    if callbacks is not None:
-                        io._callbacks = None
-                        for fn in callbacks:
-                            try:
-                                fn(io)
-                            except Exception:
-                                pass
-            else:
-                self._classify(io)
+                    self._classify(io)
+            if io._pack_id == pid and io.returned and not io._settled:
+                self._done(io)  # a finish an exception cut short after its handlers
+        # Last: a re-run must still find the IO until everything above is done.
+        inflight.pop(pid, None)
 
     def _classify(self, io: Io) -> None:
         from sgpy.status import classify
@@ -362,6 +504,7 @@ class Reactor:
             return  # re-submitted with a larger allocation length
         io.returned = True  # handlers see a returned IO, as in the original sgpy
         verify = io.verify_handler or cmd.verify_handler
+        interrupted: Optional[BaseException] = None
         try:
             if verify is not None:
                 verify(io)
@@ -371,9 +514,19 @@ class Reactor:
                 h(io)
         except Exception as exc:
             io.exception = exc
+        except BaseException as exc:
+            # Ctrl-C (or SystemExit) during a handler is not the command's
+            # outcome: the chain stops, the IO still finishes with what the
+            # device said, and the interruption is raised afterwards.
+            interrupted = exc
         self._done(io)
+        if interrupted is not None:
+            raise interrupted
 
     def _done(self, io: Io) -> None:
+        """Count ``io`` finished (once, whatever calls this again) and run its done callbacks."""
+        if io._settled:
+            return
         io.returned = True
         self._outstanding -= 1
         io.channel._outstanding -= 1
@@ -381,14 +534,26 @@ class Reactor:
             self.failed += 1
         else:
             self.completed += 1
+        io._settled = True
         callbacks = io._callbacks
         if callbacks is not None:
             io._callbacks = None
-            for fn in callbacks:
-                try:
-                    fn(io)
-                except Exception:
-                    pass
+            self._run_callbacks(io, callbacks)
+
+    @staticmethod
+    def _run_callbacks(io: Io, callbacks: List[Callable[[Io], Any]]) -> None:
+        """Run done callbacks; an Exception is dropped, a KeyboardInterrupt raised after all ran."""
+        interrupted: Optional[BaseException] = None
+        for fn in callbacks:
+            try:
+                fn(io)
+            except Exception:
+                pass
+            except BaseException as exc:
+                if interrupted is None:
+                    interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     def _fail(self, io: Io, error: BaseException) -> None:
         """Finish ``io`` with ``error`` without a completion from the kernel (lock held)."""
@@ -397,21 +562,30 @@ class Reactor:
         io.error = error
         self._finish(io)
 
-    def _channel_gone(self, channel: "Channel", err: int) -> None:
-        """The device vanished: fail each of the channel's IOs exactly once, close its fds."""
+    def _channel_gone(self, channel: "Channel", err: int, untaken: Sequence[Io] = ()) -> None:
+        """The device vanished: fail each of the channel's IOs exactly once, close its fds.
+
+        ``untaken``: IOs of a batch the kernel refused with the device's
+        errno, held by the caller only (neither in flight nor queued).
+        """
+        why = f"{channel.path}: the device is gone ({os.strerror(err)})"
+        for io in untaken:
+            self._fail(io, DeviceGone(why, io=io, command=io.command, host_status=1))
         if channel._gone:
             return
         channel._gone = True
         # A detaching sg device still hands back the commands it completed
         # (sg.c, sg_read), and device removal waits for outstanding commands:
         # collect those from every fd of the channel before failing the rest.
+        interrupted: Optional[BaseException] = None
         for st in list(channel._pool):
             if not st.closed and st.__class__ is FdState and st.inflight:
                 try:
                     self._reap(st)
                 except OSError:
                     pass
-        why = f"{channel.path}: the device is gone ({os.strerror(err)})"
+                except BaseException as exc:  # Ctrl-C: fail the rest first, then raise it
+                    interrupted = interrupted or exc
         for st in list(channel._pool):
             for pid, io in list(st.inflight.items()):
                 st.inflight.pop(pid, None)
@@ -423,6 +597,8 @@ class Reactor:
         while channel._queue:
             io = channel._queue.popleft()
             self._fail(io, DeviceGone(why, io=io, command=io.command, host_status=1))
+        if interrupted is not None:
+            raise interrupted
 
     def _close_fd(self, st: Any) -> None:
         if st.closed:
@@ -485,10 +661,14 @@ class Reactor:
 
     def poll(self) -> int:
         """Process whatever is ready without blocking; return completions processed."""
+        if self._inherited:
+            raise self._inherited_error()
         if self._thread is not None:
             return 0
         events = self._epoll.poll(0)
         with self._lock:
+            if self._unsettled:
+                self._settle()
             n = self._dispatch(events) if events else 0
             now = time.monotonic()
             if now >= self._next_sweep:
@@ -496,6 +676,8 @@ class Reactor:
             return n
 
     def _wait_until(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
+        if self._inherited:
+            raise self._inherited_error()
         deadline = None if timeout is None else time.monotonic() + timeout
         if self._thread is not None and threading.current_thread() is not self._thread:
             with self._cond:
@@ -519,6 +701,8 @@ class Reactor:
                 wait = deadline - now
             events = poll(wait if wait > 0.0 else 0.0, _BATCH)
             with lock:
+                if self._unsettled:
+                    self._settle()
                 if events:
                     self._dispatch(events)
                 now = _monotonic()
@@ -552,6 +736,8 @@ class Reactor:
 
     def start(self) -> None:
         """Run the reactor in a background thread; waiters then sleep on a condition."""
+        if self._inherited:
+            raise self._inherited_error()
         with self._lock:
             if self._thread is not None:
                 return
@@ -580,6 +766,8 @@ class Reactor:
         while not self._stopping:
             events = epoll.poll(_SWEEP_EVERY, _BATCH)
             with self._cond:
+                if self._unsettled:
+                    self._settle()
                 if events:
                     self._dispatch(events)
                 now = time.monotonic()
@@ -644,6 +832,21 @@ class Reactor:
 
 _default: Optional[Reactor] = None
 _default_lock = threading.Lock()
+#: Every reactor of this process, for the fork() handler.
+_REACTORS: "weakref.WeakSet[Reactor]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """fork() handler (child side): inherited reactors and channels become unusable
+    (InheritedChannel), and the default reactor is a new one for channels the child opens."""
+    global _default, _default_lock
+    _default_lock = threading.Lock()
+    _default = None
+    for reactor in list(_REACTORS):
+        reactor._inherit()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_reactor() -> Reactor:
