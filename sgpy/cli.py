@@ -398,9 +398,13 @@ def _subpage(text: str) -> int:
 
 
 def _hex_bytes(parts: Sequence[str], what: str) -> bytes:
-    text = re.sub(r"[\s:,-]", "", "".join(parts))
-    if text.lower().startswith("0x"):
-        text = text[2:]
+    """Bytes from hex text: separated by spaces, colons, commas or dashes or not at all, each group
+    with or without a ``0x`` prefix (``70 00 05``, ``0x70,0x0,0x5``, ``70:00:05``, ``700005``)."""
+    groups = [g for g in re.split(r"[\s:,-]+", " ".join(parts)) if g]
+    groups = [g[2:] if g.lower().startswith("0x") else g for g in groups]
+    if len(groups) > 1:  # separated groups: "0" and "5" are whole bytes (as in 0x0, 0x5)
+        groups = [g.zfill(2) if len(g) == 1 else g for g in groups]
+    text = "".join(groups)
     try:
         return bytes.fromhex(text)
     except ValueError:
@@ -731,10 +735,37 @@ def _sense_lines(sense: Any) -> List[Tuple[str, Any]]:
     return rows
 
 
+def _read_input(name: str, *, binary: bool) -> bytes:
+    """The bytes of FILE, or of standard input for ``-`` (at most 64 KiB: sense data is short)."""
+    limit = 65536
+    try:
+        if name == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(name, "rb") as f:
+                data = f.read(limit + 1)
+    except OSError as exc:
+        raise _NoDevice(f"{name}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(f"{name}: more than {limit} bytes: not sense data")
+    return data
+
+
 def _cmd_sense(args: argparse.Namespace, out: _Out) -> int:
     from sgpy import sense as sense_mod
 
-    raw = _hex_bytes(args.hex, "SENSE")
+    if args.binary is not None:
+        if args.hex or args.file is not None:
+            raise UsageError("give the sense bytes one way: HEX arguments, -, --file or --binary")
+        raw = _read_input(args.binary, binary=True)
+    elif args.file is not None or args.hex == ["-"]:
+        if args.file is not None and args.hex:
+            raise UsageError("give the sense bytes one way: HEX arguments, -, --file or --binary")
+        raw = _hex_bytes([_read_input(args.file or "-", binary=False).decode(errors="replace")], "SENSE")
+    else:
+        raw = _hex_bytes(args.hex, "SENSE")
+    if not raw:
+        raise UsageError("no sense bytes given (HEX arguments, - for standard input, --file FILE or --binary FILE)")
     try:
         sense = sense_mod.decode(raw)
     except MalformedResponse as exc:
@@ -1465,7 +1496,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SELECT REPORT field (default 0)")
     verb("tur", _cmd_tur, "TEST UNIT READY (exit status 3 when not ready)", [device])
     p = verb("sense", _cmd_sense, "decode sense data given in hex (no device needed)", [])
-    p.add_argument("hex", nargs="+", metavar="HEX", help="sense bytes, e.g. 70 00 05 00 00 00 00 0a ...")
+    p.add_argument("hex", nargs="*", metavar="HEX",
+                   help="sense bytes, e.g. 70 00 05 00 00 00 00 0a ..., 0x70,0x00,... or 70:00:...; - reads hex "
+                   "text from standard input")
+    p.add_argument("--file", default=None, metavar="FILE", help="read hex text from FILE (sg_decode_sense --file)")
+    p.add_argument("--binary", default=None, metavar="FILE",
+                   help="read the raw sense bytes from FILE ('-' for standard input; sg_decode_sense --binary)")
     verb("opcodes", _cmd_opcodes, "REPORT SUPPORTED OPERATION CODES, with each command's risk", [device])
     p = verb("modes", _cmd_modes, "MODE SENSE: every mode page, or one", [device])
     p.add_argument("page", nargs="?", type=_page, metavar="PAGE", help="page code (default 0x3f: all pages)")

@@ -1,6 +1,7 @@
 """The sgpy command line without a device: arguments, sense decoding, exit codes, JSON."""
 
 import enum
+import io
 import json
 import os
 import uuid
@@ -394,3 +395,62 @@ def test_the_kernel_out_of_memory_is_a_local_failure_not_a_device_error():
     assert cli._out_of_kernel_memory("/dev/sg0", OSError(errno.EIO, "SG_IO")) is None
     if hasattr(errors, "KernelMemoryError"):
         assert cli._out_of_kernel_memory("/dev/sg0", errors.KernelMemoryError("no memory")) is not None
+
+
+# -- sense from anywhere (as sg_decode_sense: arguments, stdin, --file, --binary) ---------------------
+
+_SENSE_24 = "70 00 05 00 00 00 00 0a 00 00 00 00 24 00 00 00 00 00"
+
+
+@pytest.mark.parametrize("spelling", [
+    _SENSE_24,
+    _SENSE_24.replace(" ", ""),
+    _SENSE_24.replace(" ", ":"),
+    _SENSE_24.replace(" ", "-"),
+    ",".join("0x" + b.lstrip("0").lower() if b != "00" else "0x0" for b in _SENSE_24.split()),
+    " ".join("0x" + b for b in _SENSE_24.split()),
+])
+def test_sense_accepts_the_usual_spellings_of_hex_bytes(capsys, spelling):
+    code, out, err = run(capsys, "sense", spelling)
+    assert code == EXIT_OK, err
+    assert out.startswith("ILLEGAL REQUEST — Invalid field in CDB (24h/00h)")
+
+
+def test_sense_reads_hex_from_standard_input(capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(_SENSE_24.replace(" 00 00 00 00 24", "\n00 00 00 00 24")
+                                                                   .encode())))
+    code, out, err = run(capsys, "sense", "-")
+    assert code == EXIT_OK, err
+    assert "(24h/00h)" in out.splitlines()[0]
+
+
+def test_sense_reads_a_hex_file_and_a_binary_file(capsys, tmp_path):
+    text = tmp_path / "sense.txt"
+    text.write_text("# from a log\n" .replace("# from a log\n", "") + _SENSE_24 + "\n")
+    code, out, err = run(capsys, "sense", "--file", str(text))
+    assert code == EXIT_OK, err
+    assert "(24h/00h)" in out
+    binary = tmp_path / "sense.bin"
+    binary.write_bytes(bytes.fromhex(_SENSE_24))
+    code, out, err = run(capsys, "sense", "--binary", str(binary))
+    assert code == EXIT_OK, err
+    assert "(24h/00h)" in out
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([], "no sense bytes given"),
+    (["-"], "no sense bytes given"),
+    (["--file", "{empty}"], "no sense bytes given"),
+    (["--binary", "{empty}"], "no sense bytes given"),
+    (["70", "--binary", "{empty}"], "one way"),
+    (["zz"], "hexadecimal"),
+])
+def test_sense_without_bytes_fails_loudly(capsys, monkeypatch, tmp_path, argv, words):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    argv = [a.format(empty=empty) for a in argv]
+    code, out, err = run(capsys, "sense", *argv)
+    assert code == 2 and words in err, err
+    code, out, err = run(capsys, "sense", *argv, "--json")
+    assert code == 2 and words in json.loads(out)["error"]["message"]
