@@ -633,9 +633,12 @@ class Channel:
         if length > limit:
             raise self._too_large(cmd, length)
         direction = cmd.direction
+        cbuf: Any = None
         if length:
             if direction is _FROM_DEVICE:
-                view = memoryview(bytearray(length))
+                buf = bytearray(length)
+                view = memoryview(buf)
+                cbuf = buf
             elif view is None:
                 raise EncodeError(f"{cmd.name}: {length} bytes to send but no data=; pass data=")
             elif view.nbytes != length or not view.c_contiguous:
@@ -644,13 +647,21 @@ class Channel:
                     f"{'' if view.c_contiguous else ' in a non-contiguous buffer'}, but the command sends "
                     f"{length}; the buffer must be one contiguous block of exactly the transfer length "
                     "(was it resized after the command was built?)")
+            else:
+                cbuf = data
         io: Io[Any] = _IO_CLASS[direction](cmd, self, length, None, timeout, verify_handler)
         if length:
-            # The view is a buffer export: while the IO holds it a bytearray
-            # cannot be resized under the kernel (BufferError), until the
-            # kernel gives the command back (Io._let_go).
+            # The C pointer is a buffer export of the object itself (cffi's
+            # from_buffer holds a Py_buffer until it is dropped): while the IO
+            # holds it a bytearray cannot be resized under the kernel
+            # (BufferError), until the kernel gives the command back
+            # (Io._let_go).  It is taken from the object, never from the
+            # memoryview in data_buf: a memoryview with exports in a garbage
+            # cycle (an IO and the exception that names it) cannot be cleared
+            # by the collector (memory_clear raises BufferError), which crashed
+            # the interpreter.
             io.data_buf = view  # .tobytes(), as the original data_buf.tostring()
-            io._cbuf = _binding.buffer_pointer(view)
+            io._cbuf = _binding.buffer_pointer(cbuf)
         return io
 
     def _closed_error(self) -> ChannelClosed:

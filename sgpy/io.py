@@ -172,7 +172,8 @@ class Io(Generic[R]):
         self._cbuf = None
         view = self.data_buf
         if type(view) is memoryview:
-            self.data_buf = view.obj
+            data = getattr(self.command, "data", None)
+            self.data_buf = data if data is not None else view.obj
             try:
                 view.release()
             except BufferError:  # someone took a view of the view: it goes when they drop it

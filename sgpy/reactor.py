@@ -458,7 +458,7 @@ class Reactor:
             self._abandoned.pop(pid, None)
         elif io._pack_id == pid and not io._settled:
             if not io.returned:
-                h = io.hdr
+                h: Header = io.hdr  # type: ignore[assignment]  # set from the held completion just above
                 status = h.status
                 if (status == 0 or status == _CONDITION_MET) and h.host_status == 0 \
                         and h.driver_status & ~_DRIVER_SENSE == 0 and not h.sense:

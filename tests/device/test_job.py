@@ -340,11 +340,11 @@ def test_no_fd_is_left_behind_by_many_jobs(ch):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(count=10, queue_depth=0), "queue_depth 0"),
+    (dict(count=10, queue_depth=0), "queue_depth=0 is out of range: it must be at least 1"),
     (dict(count=10, queue_depth=257), "queue_depth 257"),
     (dict(count=10, queue_depth=17, max_fds=1), "raise max_fds"),
-    (dict(count=0), "count must be at least 1"),
-    (dict(seconds=0), "seconds must be positive"),
+    (dict(count=0), "count=0 is out of range: it must be at least 1"),
+    (dict(seconds=0), "seconds=0 is not a finite, positive number"),
     (dict(), "count=, seconds="),
     (dict(count=1, lba="zigzag"), "'sequential', 'random'"),
     (dict(count=1, lba=[]), "empty"),

@@ -90,7 +90,7 @@ def test_usage_errors_exit_2(capsys, argv):
         (["bench", "/dev/sg0", "--qd", "0", "--json"], "must be at least 1"),
         (["bench", "/dev/sg0", "--rw", "trim", "--json"], "invalid choice: 'trim'"),
         (["raw", "--json", "/dev/sg0", "12", "--in", "8", "--out", "f"], "not allowed with argument"),
-        (["sense", "--json"], "required: HEX"),
+        (["sense", "--json", "--file", "a", "--binary", "b"], "one way"),
         (["inq", "/dev/sg0", "--timeout", "-1", "--json"], "--timeout"),
     ],
 )
