@@ -37,23 +37,27 @@ import errno as _errno
 import os
 import re
 import socket
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import attr
 
+from sgpy import _check
 from sgpy import _iscsi_binding as _b
 from sgpy.channel import UNIT_ATTENTIONS_KEPT, Channel, CommandNamespace
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, ScsiStatus, SenseKey
 from sgpy.errors import (
+    CdbLengthError,
     CheckCondition,
     CommandTimeout,
     DeviceGone,
+    EncodeError,
     HostError,
     SgError,
     TaskFailed,
 )
-from sgpy.io import Header, Io
+from sgpy.io import Header, Io, Output
 from sgpy.reactor import Reactor, default_reactor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,11 +134,11 @@ class IscsiUrlError(IscsiError, ValueError):
     """An ``iscsi://`` URL that cannot be parsed; the message shows the expected form."""
 
 
-class CdbTooLong(TaskFailed, IscsiError):
+class CdbTooLong(CdbLengthError, IscsiError):
     """A CDB longer than libiscsi carries (16 bytes: no additional header segment).
 
-    The IO fails with it without anything being sent, as an sg IO fails when
-    the kernel refuses its header.
+    Raised by ``execute`` (and jobs) before anything is sent, like any
+    :class:`~sgpy.errors.CdbLengthError`.
     """
 
 
@@ -388,10 +392,20 @@ class LoginOptions:
         object.__setattr__(self, "data_digest", "none")
         if self.target_user is not None and self.user is None:
             raise ValueError("mutual CHAP (target_user=) needs one-way CHAP too: pass user= and password=")
+        for name in ("initiator_name", "user", "password", "target_user", "target_password", "alias"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+            if "\0" in value:
+                # libiscsi takes C strings: a NUL would silently cut the value there.
+                shown = "" if "password" in name else f" ({value!r})"
+                raise ValueError(f"{name} contains a NUL character{shown}; login keys are sent as NUL-separated "
+                                 "text (RFC 7143 6.1), so a value cannot hold one: remove it")
         if not self.initiator_name:
             raise ValueError("initiator_name may not be empty")
-        if self.login_timeout <= 0:
-            raise ValueError("login_timeout must be positive (seconds)")
+        _check.seconds(self.login_timeout, "login_timeout")
 
     @classmethod
     def merge(cls, url: Optional[IscsiUrl], options: Dict[str, Any]) -> "LoginOptions":
@@ -742,6 +756,13 @@ class IscsiChannel(Channel):
 
     _limit_source = "the channel's max_transfer= option"
 
+    #: A SCSI Command PDU carries the CDB in its 16-byte CDB field; a longer
+    #: one needs an additional header segment (RFC 7143 11.3.5), which
+    #: libiscsi does not send (SCSI_CDB_MAX_SIZE, scsi-lowlevel.h).  Six bytes
+    #: is SCSI's shortest CDB (SPC-5 4.2.5).
+    cdb_lengths: Tuple[int, int] = (6, 16)
+    _cdb_source = "an iSCSI SCSI Command PDU's CDB field, with no additional header segment from libiscsi"
+
     def __init__(
         self,
         url: Union[str, IscsiUrl],
@@ -758,6 +779,14 @@ class IscsiChannel(Channel):
         max_fds: Optional[int] = None,
         **login: Any,
     ) -> None:
+        # Every argument is checked before anything is opened.
+        timeout = _check.timeout_ms(timeout)
+        policy = _check.policy(policy)
+        block_size = _check.block_size(block_size)
+        _check.whole(queue_depth, "queue_depth")
+        _check.whole(max_transfer, "max_transfer")
+        if max_fds is not None:
+            _check.whole(max_fds, "max_fds")
         _b.require()
         del max_fds  # an sg option, accepted so the same call opens either kind; one session here
         if isinstance(url, str):
@@ -789,6 +818,14 @@ class IscsiChannel(Channel):
         self._max_transfer = max_transfer
         self._sync_callers: List[Any] = []
         self._sync_fds: List[int] = []
+        # Channel.close()'s bookkeeping of synchronous callers (an iSCSI
+        # channel has none, so close() has nothing to wait for).
+        self._use_lock = threading.Lock()
+        self._sync_idle = threading.Condition(self._use_lock)
+        self._sync_busy = 0
+        self._sync_longest = 0
+        self._orphaned = False
+        self._num_blocks: Optional[int] = None
         self.cmd = cast("Commands", CommandNamespace(self))
         self.kind = "iscsi"
         self.sync_only = False
@@ -1004,12 +1041,16 @@ class IscsiChannel(Channel):
             if not self._tick_ep.timer.armed:
                 self._tick_ep.timer.arm(_TICK_MS)
 
+    def _cdb_refused(self, cmd: Any, n: int) -> EncodeError:
+        """CdbTooLong for a CDB above 16 bytes, CdbLengthError for one under 6."""
+        err = super()._cdb_refused(cmd, n)
+        if n > self.cdb_lengths[1]:
+            return CdbTooLong(f"{err} (libiscsi sends at most {_b.CDB_MAX} bytes)")
+        return err
+
     def _refused(self, io: Io, rc: int) -> None:
-        if rc == -2:
-            n = len(io.command.cdb)
-            err: BaseException = CdbTooLong(
-                f"{self.path}: the CDB has {n} bytes; libiscsi sends at most {_b.CDB_MAX} (no additional header "
-                "segment for longer CDBs)", io=io, command=io.command)
+        if rc == -2:  # _make_io refuses such CDBs first; the extension checks again
+            err: BaseException = self._cdb_refused(io.command, len(io.command.cdb))
         else:
             err = TaskFailed(f"{self.path}: libiscsi refused the command: {self._conn.error()}",
                              io=io, command=io.command)
@@ -1064,6 +1105,8 @@ class IscsiChannel(Channel):
             io = inflight.pop(ident, None)
             if io is None:
                 continue
+            if io.__class__ is Output:
+                io._let_go()  # libiscsi is done with the data-out buffer
             if io.returned or io._abandoned:
                 reactor._abandoned.pop(ident, None)
                 continue  # timed out earlier; the target has let go of it now

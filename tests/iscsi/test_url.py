@@ -114,7 +114,7 @@ def test_str_round_trips(host, port, target, lun, user, password):
     (dict(header_digest="sha1"), "header_digest='sha1'"),
     (dict(target_user="t", target_password="p"), "mutual CHAP .* needs one-way CHAP too"),
     (dict(initiator_name=""), "initiator_name may not be empty"),
-    (dict(login_timeout=0), "login_timeout must be positive"),
+    (dict(login_timeout=0), "login_timeout=0 is not a finite, positive number of seconds"),
 ])
 def test_refused_login_options(options, message):
     with pytest.raises(ValueError, match=message):
