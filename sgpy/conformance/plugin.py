@@ -154,6 +154,13 @@ class Dut:
                 and sense.asc == 0x20 and sense.ascq == 0x00:
             pytest.skip(f"{_UNSUPPORTED}{name}: INVALID COMMAND OPERATION CODE")
 
+    def succeeded(self, io: Any, name: str) -> None:
+        """A check's command must succeed: skip when the device lacks ``name`` (see
+        :meth:`unsupported`), raise its failure otherwise."""
+        self.unsupported(io, name)
+        if io.error is not None:
+            raise io.error
+
     @contextlib.contextmanager
     def unchecked(self) -> Iterator[Any]:
         """A second channel on the target with no safety policy, for a check that must send what
