@@ -106,7 +106,7 @@ class Dut:
         if 0x80 in self.vpd_pages:
             io = self.channel.execute(command.Inquiry(evpd=True, page_code=0x80), verify_handler=handler.might_fail)
             if io.error is None and io.result is not None:
-                out["serial"] = getattr(io.result, "serial_number", None)
+                out["serial"] = getattr(io.result, "serial", None)
         return out
 
     @property

@@ -16,6 +16,7 @@ def test_default_scsi_debug_read_only(sg_device):
     outcomes = {r["outcome"] for r in doc["results"]}
     assert "skipped-by-safety" in outcomes  # writing checks were not run
     assert doc["identity"]["product"].strip() == "scsi_debug"
+    assert doc["identity"]["serial"]  # scsi_debug's Unit Serial Number page
 
 
 def test_default_scsi_debug_with_data_loss(sg_device):
