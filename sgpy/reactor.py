@@ -95,6 +95,43 @@ class FdState:
         return f"FdState(fd={self.fd}, inflight={len(self.inflight)})"
 
 
+
+def _call_callback(fn: Callable[[Any], Any], io: Any, state: List[int]) -> None:
+    """Call a done callback, recording in ``state`` that it was entered (1) and returned (2)."""
+    state[0] = 1
+    fn(io)
+    state[0] = 2
+
+
+_RESUME_AT: Dict[Any, int] = {}
+
+
+def _resume_offset(code: Any) -> int:
+    """Offset of a code object's RESUME instruction (CPython 3.11+; 0 before): the first point where
+    an interruption can be raised inside it without any of its own code having run."""
+    at = _RESUME_AT.get(code)
+    if at is None:
+        import dis
+
+        at = next((i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"), 0)
+        _RESUME_AT[code] = at
+    return at
+
+
+def _started(exc: BaseException, fn: Callable[[Any], Any], state: List[int]) -> bool:
+    """Whether the callback ``fn`` ran (at least in part) before ``exc`` interrupted its call."""
+    if state[0] != 1:
+        return state[0] == 2  # not entered (0), or returned and then interrupted (2)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return True  # a builtin or callable object: the interruption came after it began
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code is code:
+            return tb.tb_lasti > _resume_offset(code)
+        tb = tb.tb_next
+    return True  # fn returned; the interruption came after the call
+
 class Reactor:
     """One epoll instance for any number of channels; see the module docstring."""
 
@@ -475,14 +512,14 @@ class Reactor:
                         st.channel._outstanding -= 1
                         self.completed += 1
                         io._settled = True
-                        callbacks = io._callbacks
-                        if callbacks is not None:
-                            io._callbacks = None
-                            self._run_callbacks(io, callbacks)
+                        if io._callbacks:
+                            self._run_callbacks(io)
                 else:
                     self._classify(io)
             if io._pack_id == pid and io.returned and not io._settled:
                 self._done(io)  # a finish an exception cut short after its handlers
+        if io._settled and io._callbacks:
+            self._run_callbacks(io)  # callbacks an interruption left: each runs once
         # Last: a re-run must still find the IO until everything above is done.
         inflight.pop(pid, None)
 
@@ -535,23 +572,40 @@ class Reactor:
         else:
             self.completed += 1
         io._settled = True
-        callbacks = io._callbacks
-        if callbacks is not None:
-            io._callbacks = None
-            self._run_callbacks(io, callbacks)
+        if io._callbacks:
+            self._run_callbacks(io)
 
     @staticmethod
-    def _run_callbacks(io: Io, callbacks: List[Callable[[Io], Any]]) -> None:
-        """Run done callbacks; an Exception is dropped, a KeyboardInterrupt raised after all ran."""
+    def _run_callbacks(io: Io) -> None:
+        """Run ``io``'s done callbacks, each exactly once, through interruptions.
+
+        An Exception from a callback is dropped; a KeyboardInterrupt (or
+        other BaseException) is raised once every callback ran.  Each
+        callback leaves ``io._callbacks`` only as it is called, so an
+        interruption before that (at this function's entry: CPython runs
+        signal handlers at function entry, backward jumps and after calls,
+        Python/ceval.c) leaves it for the next delivery of this IO
+        (:meth:`_deliver_one` runs what is left).  An interruption raised at
+        the callback's own first instruction, before any of its code ran, is
+        told apart from one raised inside it (:func:`_started`) and the
+        callback is called again.
+        """
         interrupted: Optional[BaseException] = None
-        for fn in callbacks:
+        cbs = io._callbacks
+        while cbs:
+            fn = cbs[0]
+            state = [0]
             try:
-                fn(io)
+                del cbs[0]
+                _call_callback(fn, io, state)
             except Exception:
                 pass
             except BaseException as exc:
+                if not _started(exc, fn, state):
+                    cbs.insert(0, fn)
                 if interrupted is None:
                     interrupted = exc
+        io._callbacks = None
         if interrupted is not None:
             raise interrupted
 
@@ -690,6 +744,11 @@ class Reactor:
         poll = self._epoll.poll
         lock = self._lock
         with lock:
+            if self._unsettled:
+                # Completions an interruption left half delivered (returned,
+                # but their done callbacks not yet run): finish them before
+                # saying the IOs are done.
+                self._settle()
             if done():
                 return True
         now = _monotonic()
