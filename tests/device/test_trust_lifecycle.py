@@ -330,6 +330,7 @@ def test_keyboard_interrupt_during_waits_loses_no_completion(sg_device, scsi_deb
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        ch.close()  # whatever failed: the device must be free for the next scsi_debug reload
     assert interrupts > 50
     assert all(io.returned for io in all_ios)
     # Every IO finished exactly once with the device's answer (above); its done callbacks never
