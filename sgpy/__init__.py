@@ -18,6 +18,7 @@ from sgpy.errors import *  # noqa: F401,F403
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from sgpy import aio, command, constants, devices, handler, io, responses, sense
+    from sgpy._interrupt import defer_signal
     from sgpy.channel import Channel
     from sgpy.devices import find
     from sgpy.reactor import Reactor, default_reactor
@@ -37,6 +38,7 @@ _LAZY = {
     "aio": ("sgpy.aio", None),
     "devices": ("sgpy.devices", None),
     "find": ("sgpy.devices", "find"),
+    "defer_signal": ("sgpy._interrupt", "defer_signal"),
 }
 
 

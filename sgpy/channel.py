@@ -24,7 +24,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, TypeVar, cast
 
-from sgpy import _binding, _check
+from sgpy import _binding, _check, _interrupt
 from sgpy import safety as _safety
 from sgpy.cdb.base import Command as _Command
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction
@@ -509,6 +509,7 @@ class Channel:
                 self._block_size = bs
         return int(self._num_blocks or 0)
 
+    @_interrupt.entry
     def execute_own(self, cmd: Any) -> Io:
         """Execute a command sgpy sends on its own behalf, through unit attentions.
 
@@ -691,6 +692,7 @@ class Channel:
             f"{cmd.name} would move {length} bytes; {self.path} accepts at most {self.max_transfer} "
             f"bytes in one command ({self._limit_source}): split the transfer")
 
+    @_interrupt.entry
     def execute(
         self,
         cmd: Command[_R],
@@ -753,6 +755,7 @@ class Channel:
             raise io.exception
         return io
 
+    @_interrupt.entry
     def run(
         self,
         cmd: Any,
@@ -807,6 +810,7 @@ class Channel:
             raise job.exception
         return job
 
+    @_interrupt.entry
     def execute_many(self, cmds: Iterable[Command[Any]], *, async_: bool = False, timeout: Optional[int] = None,
                      **options: Any) -> List[Io[Any]]:
         """Execute commands in order, submitted in batches; return their IOs in input order.
@@ -869,6 +873,11 @@ class Channel:
             if self.kind != "sg":
                 return _binding.SyncCaller(self._fd, self.kind == "bsg")
             fd = self._open_another_fd()  # outside _use_lock: it takes the reactor's lock
+        except OSError as exc:
+            self._give_back(None)
+            if exc.errno in (_errno.ENODEV, _errno.ENXIO):
+                raise DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", host_status=1) from None
+            raise
         except BaseException:
             self._give_back(None)
             raise
@@ -896,7 +905,11 @@ class Channel:
         caller = self._sync_caller(io.timeout)
         try:
             cmd = io.command
-            r = caller.call(cmd.cdb, _DXFER[cmd.direction], io.data_buf, io.length, io.timeout)
+            # Ctrl-C ends SG_IO at once (EINTR): the kernel has the command
+            # and finishes it as an orphan (drivers/scsi/sg.c, sg_ioctl_common,
+            # SG_IO), so the caller gets KeyboardInterrupt, not the result.
+            r = _interrupt.call_interruptible(caller.call, cmd.cdb, _DXFER[cmd.direction], io.data_buf, io.length,
+                                              io.timeout)
         except OSError as exc:
             if exc.errno in (_errno.ENODEV, _errno.ENXIO):
                 raise DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", io=io, command=io.command,
@@ -964,12 +977,14 @@ class Channel:
 
     # -- waiting ---------------------------------------------------------------
 
+    @_interrupt.entry
     def poll(self) -> bool:
         """Make progress without blocking; True when none of this channel's IOs is pending."""
         if self._outstanding:
             self.reactor.poll()
         return self._outstanding == 0
 
+    @_interrupt.entry
     def wait(self, timeout: Optional[float] = None) -> None:
         """Block until every IO of this channel returned; TimeoutError after ``timeout`` seconds."""
         if self._outstanding and not self.reactor._wait_until(lambda: self._outstanding == 0, timeout):
@@ -977,6 +992,7 @@ class Channel:
 
     # -- closing ---------------------------------------------------------------
 
+    @_interrupt.entry
     def close(self, timeout: Optional[float] = None) -> None:
         """Drain in-flight commands (up to ``timeout`` s, default: their own timeout), then close.
 
@@ -1018,9 +1034,10 @@ class Channel:
             if self._outstanding and not self._gone:
                 reactor._wait_until(lambda: self._outstanding == 0, limit)
             for job in waiting_jobs:  # synchronous jobs end in their own threads
-                job._ended.wait(max(0.0, deadline - time.monotonic()))
+                _interrupt.call_interruptible(job._ended.wait, max(0.0, deadline - time.monotonic()))
             with self._use_lock:
-                self._sync_idle.wait_for(lambda: not self._sync_busy, max(0.0, deadline - time.monotonic()))
+                _interrupt.call_interruptible(self._sync_idle.wait_for, lambda: not self._sync_busy,
+                                              max(0.0, deadline - time.monotonic()))
         finally:
             with reactor._lock:
                 for job in list(self._jobs):

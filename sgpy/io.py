@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Optional, TypeVar
 
+from sgpy import _interrupt
 from sgpy.constants import DEFAULT_TIMEOUT_MS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,12 +124,14 @@ class Io(Generic[R]):
 
     # -- waiting -----------------------------------------------------------
 
+    @_interrupt.entry
     def poll(self) -> bool:
         """Make progress without blocking; True once this IO has returned."""
         if not self.returned:
             self.channel.reactor.poll()
         return self.returned
 
+    @_interrupt.entry
     def wait(self, timeout: Optional[float] = None) -> None:
         """Block until this IO returns (``timeout`` in seconds), then raise its exception if any.
 
@@ -140,6 +143,7 @@ class Io(Generic[R]):
         if self.exception is not None:
             raise self.exception
 
+    @_interrupt.entry
     def add_done_callback(self, fn: Any) -> None:
         """Call ``fn(io)`` once this IO has returned (at once if it already has).
 
@@ -148,16 +152,21 @@ class Io(Generic[R]):
         with the reactor's lock held; exceptions it raises are ignored.
         Unlike the command's handlers, it belongs to this execution only.
         """
-        if self.returned:
-            try:
-                fn(self)
-            except Exception:
-                pass
-            return
-        if self._callbacks is None:
-            self._callbacks = [fn]
-        else:
-            self._callbacks.append(fn)
+        # Under the reactor's lock: the thread that finishes IOs (the reactor's
+        # own, or another caller's wait) sets ``returned`` and runs the
+        # callbacks with it held, so a callback is either queued before that
+        # or sees ``returned`` and runs here, never lost in between.
+        with self.channel.reactor._lock:
+            if not self.returned:
+                if self._callbacks is None:
+                    self._callbacks = [fn]
+                else:
+                    self._callbacks.append(fn)
+                return
+        try:
+            fn(self)
+        except Exception:
+            pass
 
     def _let_go(self) -> None:
         """The kernel (or libiscsi) gave this command back: release the data-out buffer's export.

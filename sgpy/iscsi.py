@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Un
 
 import attr
 
-from sgpy import _check
+from sgpy import _check, _interrupt
 from sgpy import _iscsi_binding as _b
 from sgpy.channel import UNIT_ATTENTIONS_KEPT, Channel, CommandNamespace
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, ScsiStatus, SenseKey
@@ -1340,6 +1340,7 @@ class IscsiChannel(Channel):
 
     # -- closing -----------------------------------------------------------------
 
+    @_interrupt.entry
     def close(self, timeout: Optional[float] = None) -> None:
         """Drain in-flight commands (see :meth:`sgpy.channel.Channel.close`), log out, close.  Idempotent."""
         if self._closed:

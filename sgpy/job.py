@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 
 import attr
 
-from sgpy import _binding, _check
+from sgpy import _binding, _check, _interrupt
 from sgpy import safety as _safety
 from sgpy.constants import Direction
 from sgpy.constants import SenseKey
@@ -515,15 +515,17 @@ class Job:
             return
         self._stats = self._snapshot(time.monotonic())
         self._release()
-        self.returned = True
         with self.channel.reactor._lock:  # a synchronous job ends in its own thread
+            # returned and the callbacks taken together: add_done_callback
+            # checks and queues under the same lock, so none is lost between.
+            self.returned = True
             jobs = self.channel._jobs
             if self in jobs:
                 jobs.remove(self)
-        self._ended.set()
-        callbacks = self._callbacks
-        if callbacks is not None:
+            callbacks = self._callbacks
             self._callbacks = None
+        self._ended.set()
+        if callbacks is not None:
             for fn in callbacks:
                 try:
                     fn(self)
@@ -578,12 +580,14 @@ class Job:
             return self._stats
         return self._snapshot(time.monotonic())
 
+    @_interrupt.entry
     def poll(self) -> bool:
         """Make progress without blocking; True once the job has finished."""
         if not self.returned:
             self.channel.reactor.poll()
         return self.returned
 
+    @_interrupt.entry
     def wait(self, timeout: Optional[float] = None) -> JobStats:
         """Block until the job finished; return its stats, or raise what ended it.
 
@@ -624,6 +628,7 @@ class Job:
             self.exception = InheritedChannel(f"{self.channel!r}'s job was inherited through fork()")
         self.returned = True
 
+    @_interrupt.entry
     def cancel(self) -> None:
         """Send no more commands; the job ends when those in flight came back."""
         with self.channel.reactor._lock:
@@ -632,14 +637,16 @@ class Job:
                 if self._idle():
                     self._finish()
 
+    @_interrupt.entry
     def add_done_callback(self, fn: Callable[["Job"], Any]) -> None:
         """Call ``fn(job)`` when the job finishes (at once if it has)."""
-        if self.returned:
-            fn(self)
-            return
-        if self._callbacks is None:
-            self._callbacks = []
-        self._callbacks.append(fn)
+        with self.channel.reactor._lock:  # see _finish
+            if not self.returned:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        fn(self)
 
     def __repr__(self) -> str:
         state = "returned" if self.returned else "running"
@@ -711,6 +718,7 @@ class _SgJob(Job):
         if err:
             self._fatal(err)
 
+    @_interrupt.interruptible
     def _run_sync(self) -> None:
         """Run to the end in this thread (the C loop releases the GIL).
 
@@ -719,13 +727,15 @@ class _SgJob(Job):
         """
         core = self._core
         channel = self.channel
-        with channel.reactor._lock:
-            if channel._closed or channel._gone:
-                self.exception = channel._refusal(self.command)
-                self._finish()  # nothing was sent; closes the job's fds
-                return
-            channel._jobs.append(self)
         try:
+            # Inside the try: Ctrl-C between joining the channel's jobs and
+            # the loop must still end the job (close() waits for it).
+            with channel.reactor._lock:
+                if channel._closed or channel._gone:
+                    self.exception = channel._refusal(self.command)
+                    self._finish()  # nothing was sent; closes the job's fds
+                    return
+                channel._jobs.append(self)
             self._start()
             while not self.returned:
                 if self._sync_ioctl:
@@ -733,11 +743,14 @@ class _SgJob(Job):
                 else:
                     n = core.step(_SLICE_MS, _BUDGET)
                 self._after(n)
+                if _interrupt.PENDING:
+                    _interrupt.deliver()
         except BaseException as exc:  # e.g. KeyboardInterrupt: stop, drain, then let it through
             if not self.returned:
                 self._abort(exc)
             raise
 
+    @_interrupt.protected
     def _after(self, n: int) -> None:
         """Handle what the last C call left: parked slots, a fatal errno, the end."""
         core = self._core
@@ -805,6 +818,7 @@ class _SgJob(Job):
             self._drain()  # the rest is lost with the fds otherwise
         self._finish()
 
+    @_interrupt.protected
     def _abort(self, exc: BaseException) -> None:
         """Stop submitting, wait for what is in flight (bounded), then finish with ``exc``."""
         self._core.j.stopping = 1
@@ -998,6 +1012,7 @@ class _IoJob(Job):
 
     # -- synchronous channels (block devices, bsg) and synchronous runs ----------
 
+    @_interrupt.interruptible
     def _run_sync(self) -> None:
         self._t0 = time.monotonic()
         if not self.channel.sync_only:
@@ -1021,6 +1036,8 @@ class _IoJob(Job):
                     self._inflight -= 1
                 self._record(start)
                 self._outcome(io)
+                if _interrupt.PENDING:
+                    _interrupt.deliver()
         except (DeviceGone, ChannelClosed) as exc:
             if self.exception is None:
                 self.exception = exc

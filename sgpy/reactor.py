@@ -30,7 +30,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set
 
-from sgpy import _binding
+from sgpy import _binding, _interrupt
 from sgpy.constants import ScsiStatus
 from sgpy.errors import CdbLengthError, ChannelClosed, CommandTimeout, DeviceGone, InheritedChannel, TaskFailed
 from sgpy.io import Header, Input, Io, NoDirectionIo, Output
@@ -713,6 +713,19 @@ class Reactor:
                         "(reactor watchdog); its buffers are kept until the kernel returns it",
                         io=io, command=io.command, host_status=3))
 
+    @_interrupt.protected
+    def _step(self, events: Iterable[Any]) -> int:
+        """One turn of the reactor (lock held): finish deliveries an exception cut short, handle
+        ``events``, run the watchdog when due; return completions processed."""
+        if self._unsettled:
+            self._settle()
+        n = self._dispatch(events) if events else 0
+        now = _monotonic()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        return n
+
+    @_interrupt.entry
     def poll(self) -> int:
         """Process whatever is ready without blocking; return completions processed."""
         if self._inherited:
@@ -721,15 +734,16 @@ class Reactor:
             return 0
         events = self._epoll.poll(0)
         with self._lock:
-            if self._unsettled:
-                self._settle()
-            n = self._dispatch(events) if events else 0
-            now = time.monotonic()
-            if now >= self._next_sweep:
-                self._sweep(now)
-            return n
+            return self._step(events)
 
+    @_interrupt.interruptible
     def _wait_until(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
+        """Drive (or, with the background thread, wait for) the reactor until ``done()``.
+
+        Interruptible (sgpy._interrupt): Ctrl-C ends the wait at once; each
+        turn's bookkeeping is protected, and a Ctrl-C it held back is raised
+        when the turn is over.
+        """
         if self._inherited:
             raise self._inherited_error()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -743,12 +757,14 @@ class Reactor:
             return True
         poll = self._epoll.poll
         lock = self._lock
+        pending = _interrupt.PENDING
         with lock:
-            if self._unsettled:
-                # Completions an interruption left half delivered (returned,
-                # but their done callbacks not yet run): finish them before
-                # saying the IOs are done.
-                self._settle()
+            # Completions an interruption left half delivered (returned, but
+            # their done callbacks not yet run) are finished before the IOs
+            # count as done.
+            self._step(())
+            if pending:
+                _interrupt.deliver()
             if done():
                 return True
         now = _monotonic()
@@ -760,16 +776,14 @@ class Reactor:
                 wait = deadline - now
             events = poll(wait if wait > 0.0 else 0.0, _BATCH)
             with lock:
-                if self._unsettled:
-                    self._settle()
-                if events:
-                    self._dispatch(events)
-                now = _monotonic()
-                if now >= self._next_sweep:
-                    self._sweep(now)
+                self._step(events)
+                if pending:
+                    _interrupt.deliver()
                 if done():
                     return True
+                now = _monotonic()
 
+    @_interrupt.entry
     def wait(self, ios: Optional[Sequence[Io]] = None, timeout: Optional[float] = None) -> bool:
         """Block until ``ios`` (default: everything outstanding) returned.
 
@@ -825,13 +839,7 @@ class Reactor:
         while not self._stopping:
             events = epoll.poll(_SWEEP_EVERY, _BATCH)
             with self._cond:
-                if self._unsettled:
-                    self._settle()
-                if events:
-                    self._dispatch(events)
-                now = time.monotonic()
-                if now >= self._next_sweep:
-                    self._sweep(now)
+                self._step(events)
                 self._cond.notify_all()
 
     @property
@@ -870,6 +878,7 @@ class Reactor:
                 "channels": per,
             }
 
+    @_interrupt.entry
     def close(self) -> None:
         """Close every channel (draining them) and the epoll fd.  Idempotent."""
         if self._closed:
