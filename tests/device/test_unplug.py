@@ -256,3 +256,46 @@ def test_hot_unplug_ends_a_job_with_device_gone_and_spares_the_other_device(sg_d
         a.close()
         b.close()
     assert fd_count() == fds_before
+
+
+@pytest.mark.scsi_debug(num_tgts=2)
+@pytest.mark.parametrize("how", ["many", "each", "sync"])
+def test_commands_offered_after_an_unplug_the_reactor_has_not_seen_fail_once_with_device_gone(
+        sg_devices, unplug, reactor, how):
+    """Regression: ``write()`` refusing a whole batch with ENODEV (the device was deleted and
+    nothing has looked at its fd since) fails every IO of it exactly once with DeviceGone;
+    none is dropped (they were once in neither the fd's in-flight table nor the queue)."""
+    dev, other = sg_devices[0], sg_devices[1]
+    ch = open_ready(dev, reactor=reactor, max_fds=1)
+    bystander = open_ready(other, reactor=reactor)
+    verdicts = collections.Counter()
+
+    def once(io):
+        verdicts[id(io)] += 1
+        handler.might_fail(io)
+
+    try:
+        unplug.delete(dev)  # this thread drives the reactor: nothing has read the fd's EPOLLHUP yet
+        cmds = [command.Read10(lba=i, transfer_length=1, verify_handler=once) for i in range(24)]
+        if how == "sync":
+            with pytest.raises(DeviceGone):
+                ch.execute(cmds[0])
+            with pytest.raises(DeviceGone):
+                ch.execute(cmds[1])
+            ios = []
+        elif how == "many":
+            ios = ch.execute_many(cmds, async_=True)
+        else:
+            ios = [ch.execute(cmds[0], async_=True)]  # the kernel refuses it: the channel is gone
+            for c in cmds[1:]:
+                with pytest.raises(DeviceGone):  # and says so at once for every later command
+                    ch.execute(c, async_=True)
+        assert reactor.wait(ios, timeout=10), f"{sum(not io.returned for io in ios)} of {len(ios)} IOs lost"
+        assert all(isinstance(io.error, DeviceGone) for io in ios), [io.error for io in ios]
+        assert set(verdicts.values()) <= {1} and len(verdicts) == len(ios)
+        stats = reactor.statistics()
+        assert stats["outstanding"] == 0 and stats["in_flight"] == 0, stats
+        assert bystander.cmd.TestUnitReady().error is None  # the other device goes on
+    finally:
+        ch.close()
+        bystander.close()
