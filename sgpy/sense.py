@@ -3,8 +3,8 @@
 Pure: no I/O.  :func:`decode` turns fixed-format (response codes 70h/71h,
 SPC-5 4.4.3) and descriptor-format (72h/73h, SPC-5 4.4.2) sense data into a
 frozen :class:`SenseData`.  Short or inconsistent sense is decoded as far as
-the bytes go (a missing field reads as zero, and ``truncated`` says so), the
-way sg3_utils treats it; only data that cannot be sense at all raises
+the bytes go (a field they stop before is None -- ASC and ASCQ included --
+and ``truncated`` says so); only data that cannot be sense at all raises
 :class:`~sgpy.errors.MalformedResponse`.
 """
 
@@ -550,7 +550,8 @@ class SenseData:
     bytes or from the matching descriptors.  ``information`` is None unless
     the device marked it VALID.  ``truncated`` is True when the bytes ended
     before the additional sense length said they would (or before the
-    8-byte header); fields past the end read as zero.
+    8-byte header); a field the bytes stop before is None (``asc`` and
+    ``ascq`` included: a fixed-format sense of 12 bytes has neither).
 
     The same class serves the parameter data of REQUEST SENSE
     (:meth:`from_bytes`), with ``wanted_length`` and :meth:`required_length`
@@ -559,8 +560,8 @@ class SenseData:
 
     response_code: int
     sense_key: SenseKey
-    asc: int
-    ascq: int
+    asc: Optional[int]
+    ascq: Optional[int]
     valid: bool = False
     information: Optional[int] = None
     command_specific_information: Optional[int] = None
@@ -594,7 +595,9 @@ class SenseData:
     @property
     def description(self) -> str:
         """The T10 text of the ASC/ASCQ pair (never raises)."""
-        return asc_text(self.asc, self.ascq)
+        if self.asc is None:
+            return "no additional sense code (the sense data stops before it)"
+        return asc_text(self.asc, 0 if self.ascq is None else self.ascq)
 
     @property
     def progress(self) -> Optional[float]:
@@ -630,7 +633,8 @@ class SenseData:
 
     def __str__(self) -> str:
         head = "deferred error: " if self.deferred else ""
-        parts = [f"{head}{self.sense_key.text} \u2014 {self.description} ({self.asc:02X}h/{self.ascq:02X}h)"]
+        parts = [f"{head}{self.sense_key.text} \u2014 {self.description} ({_hex_or_dash(self.asc)}/"
+                 f"{_hex_or_dash(self.ascq)})"]
         if self.sense_key_specific is not None:
             parts.append(str(self.sense_key_specific))
         if self.information is not None:
@@ -640,6 +644,11 @@ class SenseData:
         if self.truncated:
             parts.append("sense data truncated")
         return ", ".join(parts)
+
+
+def _hex_or_dash(value: Optional[int]) -> str:
+    """``0Bh`` for a byte, ``--`` for a field the sense data does not reach."""
+    return "--" if value is None else f"{value:02X}h"
 
 
 def decode(buf: bytes) -> Optional[SenseData]:
@@ -691,8 +700,8 @@ def _fixed(buf: bytes, code: int) -> SenseData:
     return SenseData(
         response_code=code,
         sense_key=key,
-        asc=b[12] if end > 12 else 0,
-        ascq=b[13] if end > 13 else 0,
+        asc=b[12] if end > 12 else None,
+        ascq=b[13] if end > 13 else None,
         valid=valid,
         information=be(b, 3, 4) if valid and end >= 7 else None,
         command_specific_information=be(b, 8, 4) if end >= 12 else None,
@@ -758,8 +767,8 @@ def _descriptor_format(buf: bytes, code: int, depth: int) -> SenseData:
     return SenseData(
         response_code=code,
         sense_key=key,
-        asc=buf[2] if end > 2 else 0,
-        ascq=buf[3] if end > 3 else 0,
+        asc=buf[2] if end > 2 else None,
+        ascq=buf[3] if end > 3 else None,
         valid=valid,
         information=information,
         command_specific_information=command_specific,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -124,22 +126,23 @@ def test_fixed_format(buf: bytes, expected: dict) -> None:
 @pytest.mark.parametrize(
     ("buf", "key", "asc", "ascq", "truncated", "wanted"),
     [
-        # shorter than the 8-byte header: what is there is used
-        (h("70 00 05"), SenseKey.ILLEGAL_REQUEST, 0, 0, True, None),
-        (h("70"), SenseKey.NO_SENSE, 0, 0, True, None),
+        # shorter than the 8-byte header: what is there is used, a field it stops before is None
+        (h("70 00 05"), SenseKey.ILLEGAL_REQUEST, None, None, True, None),
+        (h("70"), SenseKey.NO_SENSE, None, None, True, None),
         # additional length claims more than was written
         (fixed(5, 0x24, 0)[:14], SenseKey.ILLEGAL_REQUEST, 0x24, 0, True, 18),
-        (fixed(5, 0x24, 0)[:13], SenseKey.ILLEGAL_REQUEST, 0x24, 0, True, 18),
+        (fixed(5, 0x24, 0)[:13], SenseKey.ILLEGAL_REQUEST, 0x24, None, True, 18),
         # additional length shorter than the usual 10: ASC beyond it is not read
-        (h("70 00 05 00000000 04 00000000 24 00"), SenseKey.ILLEGAL_REQUEST, 0, 0, False, 12),
+        (h("70 00 05 00000000 04 00000000 24 00"), SenseKey.ILLEGAL_REQUEST, None, None, False, 12),
         # bytes past the additional length are ignored
         (fixed(6, 0x29, 0) + b"\xff" * 10, SenseKey.UNIT_ATTENTION, 0x29, 0, False, 18),
         # descriptor format, short
-        (h("72 06 29"), SenseKey.UNIT_ATTENTION, 0x29, 0, True, None),
+        (h("72 06 29"), SenseKey.UNIT_ATTENTION, 0x29, None, True, None),
         (h("72 06 29 00 00 00 00 08"), SenseKey.UNIT_ATTENTION, 0x29, 0, True, 16),
     ],
 )
-def test_short_or_inconsistent(buf: bytes, key: SenseKey, asc: int, ascq: int, truncated: bool, wanted) -> None:
+def test_short_or_inconsistent(buf: bytes, key: SenseKey, asc: Optional[int], ascq: Optional[int], truncated: bool,
+                               wanted) -> None:
     sense = decode(buf)
     assert sense is not None
     assert (sense.sense_key, sense.asc, sense.ascq) == (key, asc, ascq)
