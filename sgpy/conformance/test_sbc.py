@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from sgpy import command, handler
 from sgpy.conformance.plugin import Dut, clause, data_loss, irreversible
-from sgpy.constants import SenseKey
+from sgpy.constants import Direction, SenseKey
 
 ILLEGAL = SenseKey.ILLEGAL_REQUEST
 #: LOGICAL BLOCK ADDRESS OUT OF RANGE (SBC-4 4.5, SPC-5 table F.1)
@@ -357,3 +357,172 @@ def test_block_limits_maximum_transfer_length_is_enforced(dut: Dut) -> None:
         pytest.skip(f"unsupported: MAXIMUM TRANSFER LENGTH {limit} blocks is beyond what one command here moves")
     dut.channel.execute(command.Read16(lba=0, transfer_length=limit + 1),
                         verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))
+
+
+# -- PRE-FETCH -------------------------------------------------------------------------------------
+
+#: GOOD and CONDITION MET (SAM-6 5.3): the two statuses a PRE-FETCH that succeeds ends with.
+_PRE_FETCH_STATUSES = (0x00, 0x04)
+
+
+def _pre_fetch(size: int, lba: int, blocks: int) -> command.RawCommand:
+    """A PRE-FETCH(10) (34h, SBC-4 5.11) or PRE-FETCH(16) (90h, SBC-4 5.12) CDB, IMMED zero, group 0.
+
+    sgpy has no command class for PRE-FETCH, so the CDB is written out; the
+    safety policy knows both operation codes as commands that only read."""
+    if size == 10:
+        cdb = bytes([0x34, 0]) + lba.to_bytes(4, "big") + bytes(1) + blocks.to_bytes(2, "big") + bytes(1)
+    else:
+        cdb = bytes([0x90, 0]) + lba.to_bytes(8, "big") + blocks.to_bytes(4, "big") + bytes(2)
+    return command.RawCommand(cdb=cdb)
+
+
+def _pre_fetch_in_range(dut: Dut, size: int) -> None:
+    """PRE-FETCH(``size``) of the first block, the last block and the last eight blocks succeeds."""
+    name = f"PRE-FETCH({size})"
+    dut.require(0x34 if size == 10 else 0x90, name)
+    blocks, _ = dut.capacity
+    limit = 0xFFFFFFFF if size == 10 else (1 << 64) - 1
+    last = min(blocks - 1, limit)
+    for lba, n in ((0, 1), (last, 1), (max(0, last - 7), min(8, last + 1))):
+        io = dut.channel.execute(_pre_fetch(size, lba, n), verify_handler=handler.might_fail)
+        dut.succeeded(io, name)
+        assert io.hdr is not None
+        status = io.hdr.status & 0x7E
+        assert status in _PRE_FETCH_STATUSES, f"LBA {lba}, {n} blocks: status {status:02X}h, not GOOD or CONDITION MET"
+
+
+def _pre_fetch_past_the_end(dut: Dut, size: int) -> None:
+    """PRE-FETCH(``size``) starting at the capacity, or running one block past it: out of range."""
+    name = f"PRE-FETCH({size})"
+    dut.require(0x34 if size == 10 else 0x90, name)
+    blocks, _ = dut.capacity
+    if size == 10 and blocks > 0xFFFFFFFF:
+        pytest.skip("unsupported: PRE-FETCH(10) cannot address past the medium's end")
+    for lba, n in ((blocks, 1), (blocks - 1, 2)):
+        io = dut.channel.execute(_pre_fetch(size, lba, n), verify_handler=handler.might_fail)
+        dut.unsupported(io, name)
+        handler.must_fail(**LBA_OUT_OF_RANGE)(io)
+
+
+@clause("SBC-4 5.11", "shall", "PRE-FETCH")
+def test_pre_fetch_10_in_range_succeeds(dut: Dut) -> None:
+    """PRE-FETCH(10) of blocks on the medium ends GOOD (not all of them fit in the cache) or
+    CONDITION MET (they all will), whichever the cache allows."""
+    _pre_fetch_in_range(dut, 10)
+
+
+@clause("SBC-4 5.11", "shall", "PRE-FETCH")
+def test_pre_fetch_10_past_the_end_is_refused(dut: Dut) -> None:
+    """PRE-FETCH(10) at the capacity or reaching past it: ILLEGAL REQUEST, LOGICAL BLOCK ADDRESS OUT OF RANGE."""
+    _pre_fetch_past_the_end(dut, 10)
+
+
+@clause("SBC-4 5.12", "shall", "PRE-FETCH")
+def test_pre_fetch_16_in_range_succeeds(dut: Dut) -> None:
+    """PRE-FETCH(16) of blocks on the medium ends GOOD or CONDITION MET."""
+    _pre_fetch_in_range(dut, 16)
+
+
+@clause("SBC-4 5.12", "shall", "PRE-FETCH")
+def test_pre_fetch_16_past_the_end_is_refused(dut: Dut) -> None:
+    """PRE-FETCH(16) at the capacity or reaching past it: ILLEGAL REQUEST, LOGICAL BLOCK ADDRESS OUT OF RANGE."""
+    _pre_fetch_past_the_end(dut, 16)
+
+
+# -- READ DEFECT DATA ------------------------------------------------------------------------------
+
+#: Address descriptor length of each address descriptor format (SBC-4 6.2): short block 4 bytes,
+#: the others 8; vendor specific (110b) and reserved (111b) have no length the standard knows.
+_DESCRIPTOR_LENGTH = {0b000: 4, 0b001: 8, 0b010: 8, 0b011: 8, 0b100: 8, 0b101: 8}
+#: The format the checks ask for: long block format.
+_LONG_BLOCK = 0b011
+#: DEFECT LIST NOT FOUND (SBC-4 5.17, SPC-5 table F.1)
+_DEFECT_LIST_NOT_FOUND = 0x1C
+
+
+def _defect_data_header(dut: Dut, io: Any, name: str, *, header: int, asked_format: int, allocation: int,
+                        lists: bool) -> None:
+    """Judge one READ DEFECT DATA answer: the header (``header`` bytes: 4 for the 10-byte CDB, 8 for
+    the 12-byte one) echoes the list format asked for, or the command ends RECOVERED ERROR /
+    DEFECT LIST NOT FOUND when the device used its default format instead; the DEFECT LIST LENGTH
+    accounts for the bytes that came (up to the ALLOCATION LENGTH) and is a whole number of
+    descriptors.  With no list asked for (``lists`` False) only the header comes, its length zero."""
+    dut.unsupported(io, name)
+    sense = io.sense
+    if io.error is not None and not getattr(io.error, "recovered", False):
+        if lists and sense is not None and sense.sense_key == SenseKey.NO_SENSE \
+                and sense.asc == _DEFECT_LIST_NOT_FOUND:
+            return  # no such list: SBC-4 allows this answer instead of an empty header
+        raise io.error
+    data = io.data
+    assert len(data) >= header, f"{len(data)} bytes: shorter than the {header}-byte header"
+    length = int.from_bytes(data[2:4] if header == 4 else data[4:8], "big")
+    returned = data[1] & 0x07
+    if not lists:
+        assert length == 0, f"no list asked for, yet DEFECT LIST LENGTH {length}"
+        assert len(data) == header, f"no list asked for, yet {len(data)} bytes came (only the header, {header})"
+        return
+    if returned != asked_format:
+        assert sense is not None and sense.sense_key == SenseKey.RECOVERED_ERROR \
+            and sense.asc == _DEFECT_LIST_NOT_FOUND, \
+            f"list format {returned:03b}b returned for {asked_format:03b}b without RECOVERED ERROR / " \
+            f"DEFECT LIST NOT FOUND"
+    assert len(data) == min(allocation, header + length), \
+        f"{len(data)} bytes came; the header says {header + length} (allocation length {allocation})"
+    size = _DESCRIPTOR_LENGTH.get(returned)
+    if size is not None:
+        assert length % size == 0, f"DEFECT LIST LENGTH {length} is not a multiple of {size} (format {returned:03b}b)"
+
+
+@clause("SBC-4 5.17", "shall", "READ DEFECT DATA")
+def test_read_defect_data_10_header_is_well_formed(dut: Dut) -> None:
+    """READ DEFECT DATA(10): with neither list asked for, only the 4-byte header comes, DEFECT LIST
+    LENGTH zero; with both, the header echoes the LIST FORMAT asked for (or the command ends RECOVERED
+    ERROR / DEFECT LIST NOT FOUND) and its DEFECT LIST LENGTH matches the bytes returned."""
+    dut.require(0x37, "READ DEFECT DATA(10)")
+    allocation = 0xFFFF
+    with dut.no_reissue():
+        for lists in (False, True):
+            io = dut.channel.execute(command.ReadDefectData10(req_plist=int(lists), req_glist=int(lists),
+                                                              defect_list_format=_LONG_BLOCK,
+                                                              allocation_length=allocation),
+                                     verify_handler=handler.might_fail)
+            _defect_data_header(dut, io, "READ DEFECT DATA(10)", header=4, asked_format=_LONG_BLOCK,
+                                allocation=allocation, lists=lists)
+
+
+@clause("SBC-4 5.18", "shall", "READ DEFECT DATA")
+def test_read_defect_data_12_header_is_well_formed(dut: Dut) -> None:
+    """READ DEFECT DATA(12): with neither list asked for, only the 8-byte header comes, DEFECT LIST
+    LENGTH zero; with both, the header echoes the LIST FORMAT asked for (or RECOVERED ERROR / DEFECT
+    LIST NOT FOUND) and its DEFECT LIST LENGTH matches the bytes returned."""
+    dut.require(0xB7, "READ DEFECT DATA(12)")
+    allocation = 1 << 16
+    with dut.no_reissue():
+        for lists in (False, True):
+            io = dut.channel.execute(command.ReadDefectData12(req_plist=int(lists), req_glist=int(lists),
+                                                              defect_list_format=_LONG_BLOCK,
+                                                              allocation_length=allocation),
+                                     verify_handler=handler.might_fail)
+            _defect_data_header(dut, io, "READ DEFECT DATA(12)", header=8, asked_format=_LONG_BLOCK,
+                                allocation=allocation, lists=lists)
+
+
+# -- residuals -------------------------------------------------------------------------------------
+
+
+@clause("SAM-6 5.3", "shall", "RESIDUALS")
+def test_read_10_into_a_larger_buffer_reports_the_residual(dut: Dut) -> None:
+    """READ(10) of one block into a data-in buffer of two: one block moves, the command ends GOOD, and
+    the underflow (one block) is reported as the residual (``io.hdr.resid``)."""
+    _, size = dut.capacity
+    one = dut.channel.execute(command.Read10(lba=0, transfer_length=1)).data
+    raw = command.RawCommand(cdb=command.Read10(lba=0, transfer_length=1).cdb, direction=Direction.FROM_DEVICE,
+                             length=2 * size)
+    io = dut.channel.execute(raw, verify_handler=handler.might_fail)
+    if io.error is not None:
+        raise io.error
+    assert io.hdr is not None
+    assert io.hdr.resid == size, f"residual {io.hdr.resid}, expected {size} (a buffer of {2 * size} for {size})"
+    assert io.data == one, f"{len(io.data)} bytes, not the {size} of the block READ(10) returns"
