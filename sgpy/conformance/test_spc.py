@@ -8,21 +8,28 @@ tests.
 
 from __future__ import annotations
 
+import pytest
+
 from sgpy import command, handler
 from sgpy.conformance.plugin import Dut, clause, data_loss
-from sgpy.constants import SenseKey
+from sgpy.constants import Direction, SenseKey
+from sgpy.sense import FieldPointer
 
 ILLEGAL = SenseKey.ILLEGAL_REQUEST
 
 
-def _invalid_field_in_cdb(dut: Dut, cdb: bytes, *, byte: int) -> None:
+def _invalid_field_in_cdb(dut: Dut, cdb: bytes, *, byte: int, length: int = 0, pointer_required: bool = False) -> None:
     """A CDB with a reserved or invalid field must end ILLEGAL REQUEST / INVALID FIELD IN CDB
     (24h/00h, SPC-5 4.2.2 and 4.5.2.4.2); the sense-key specific field pointer, where given, names
-    the byte (SPC-5 4.5.2.4.2: C/D set, FIELD POINTER = the byte)."""
-    io = dut.channel.execute(command.RawCommand(cdb=cdb),
-                             verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))
+    the byte (SPC-5 4.5.2.4.2: C/D set, FIELD POINTER = the byte).  ``length``: the data-in buffer
+    for a command that returns data; ``pointer_required``: the field pointer must be there (SKSV set)."""
+    raw = command.RawCommand(cdb=cdb, direction=Direction.FROM_DEVICE if length else Direction.NONE, length=length)
+    io = dut.channel.execute(raw, verify_handler=handler.must_fail(sense_key=ILLEGAL, asc=0x24, ascq=0x00))
     sks = getattr(io.sense, "sense_key_specific", None)
     pointer = getattr(sks, "field_pointer", None)
+    if pointer_required:
+        assert isinstance(sks, FieldPointer), "no field pointer: SKSV is zero"
+        assert sks.cd, f"the field pointer names parameter data byte {sks.field_pointer}, not the CDB"
     if pointer is not None and getattr(sks, "cd", True):
         assert pointer == byte, f"the field pointer names byte {pointer}, not byte {byte}"
 
@@ -353,3 +360,84 @@ def test_mode_select_raises_no_unit_attention_on_its_own_nexus(dut: Dut) -> None
     finally:
         _select_control(dut, page)
         dut.channel.execute_own(command.TestUnitReady())
+
+
+# -- residuals -------------------------------------------------------------------------------------
+
+
+@clause("SPC-5 4.2.5.6", "shall", "RESIDUALS")
+def test_inquiry_short_allocation_length_is_not_an_error(dut: Dut) -> None:
+    """An ALLOCATION LENGTH shorter than the data (standard INQUIRY data, the Supported VPD Pages
+    page) ends GOOD with exactly ALLOCATION LENGTH bytes and no residual: truncating the answer is
+    not an error."""
+    with dut.no_reissue():
+        for evpd, n in ((False, 1), (False, 5), (False, 8), (False, 35), (True, 3), (True, 4)):
+            io = dut.channel.execute(command.Inquiry(evpd=evpd, page_code=0, allocation_length=n),
+                                     verify_handler=handler.might_fail)
+            what = f"{'VPD page 00h' if evpd else 'standard INQUIRY'}, allocation length {n}"
+            assert io.error is None, f"{what}: {io.error}"
+            assert io.hdr is not None and io.hdr.status == 0, f"{what}: status {io.hdr and io.hdr.status:#x}"
+            assert io.hdr.resid == 0, f"{what}: residual {io.hdr.resid}"
+            assert len(io.data) == n, f"{what}: {len(io.data)} bytes"
+
+
+@clause("SAM-6 5.3", "shall", "RESIDUALS")
+def test_inquiry_underflow_is_reported_in_the_residual(dut: Dut) -> None:
+    """An ALLOCATION LENGTH longer than the standard INQUIRY data: the device sends ADDITIONAL LENGTH
+    + 5 bytes, the command ends GOOD, and the bytes not sent are the residual (``io.hdr.resid``)."""
+    allocation = 255
+    with dut.no_reissue():
+        io = dut.channel.execute(command.Inquiry(allocation_length=allocation), verify_handler=handler.might_fail)
+    assert io.error is None, str(io.error)
+    assert io.hdr is not None and len(io.data) >= 5
+    size = min(allocation, io.data[4] + 5)
+    if size == allocation:
+        pytest.skip("unsupported: the standard INQUIRY data fills 255 bytes, so nothing is left over")
+    assert len(io.data) == size, f"{len(io.data)} bytes came; ADDITIONAL LENGTH says {size}"
+    assert io.hdr.resid == allocation - size, f"residual {io.hdr.resid}, expected {allocation - size}"
+
+
+# -- invalid fields ----------------------------------------------------------------------------------
+
+
+def _report_luns_cdb(select_report: int = 0, *, reserved_byte_3: int = 0, allocation: int = 4096) -> bytes:
+    """A REPORT LUNS CDB (A0h, SPC-5 6.35): SELECT REPORT in byte 2, bytes 1, 3-5 and 10 reserved."""
+    return bytes([0xA0, 0, select_report, reserved_byte_3, 0, 0]) + allocation.to_bytes(4, "big") + bytes(2)
+
+
+#: A SELECT REPORT code SPC-5 table 276 reserves (03h-0Fh are reserved; 00h-02h, 10h-12h are defined).
+_RESERVED_SELECT_REPORT = 0x09
+
+
+@clause("SPC-5 6.35", "shall", "INVALID FIELDS")
+def test_report_luns_reserved_select_report_is_refused(dut: Dut) -> None:
+    """A reserved SELECT REPORT code: ILLEGAL REQUEST, INVALID FIELD IN CDB ("receipt of reserved
+    code values in defined fields shall be reported as an error", SPC-5 clause 3, "reserved"); a
+    field pointer, if given, names byte 2."""
+    _invalid_field_in_cdb(dut, _report_luns_cdb(_RESERVED_SELECT_REPORT), byte=2, length=4096)
+
+
+@clause("SPC-5 4.5.2.4.2", "should", "INVALID FIELDS")
+def test_invalid_field_in_cdb_names_the_byte(dut: Dut) -> None:
+    """INVALID FIELD IN CDB for a reserved SELECT REPORT carries a sense-key specific FIELD POINTER
+    (SKSV 1, C/D 1) naming byte 2.  SPC-5 lets a device leave SKSV zero, hence "should"."""
+    _invalid_field_in_cdb(dut, _report_luns_cdb(_RESERVED_SELECT_REPORT), byte=2, length=4096,
+                          pointer_required=True)
+
+
+@clause("SPC-5 4.2.2", "should", "INVALID FIELDS")
+def test_report_luns_reserved_byte_is_refused(dut: Dut) -> None:
+    """A nonzero reserved byte (byte 3) in REPORT LUNS: INVALID FIELD IN CDB, field pointer byte 3.
+    Recipients "are not required to check" reserved fields (SPC-5 clause 3, "reserved"), hence
+    "should"."""
+    _invalid_field_in_cdb(dut, _report_luns_cdb(reserved_byte_3=0xFF), byte=3, length=4096)
+
+
+@clause("SPC-5 6.36", "shall", "INVALID FIELDS")
+def test_report_supported_opcodes_reserved_reporting_options_is_refused(dut: Dut) -> None:
+    """REPORT SUPPORTED OPERATION CODES with a reserved REPORTING OPTIONS code (111b): ILLEGAL
+    REQUEST, INVALID FIELD IN CDB; a field pointer, if given, names byte 2."""
+    if dut.supports(0x12) is None:
+        pytest.skip("unsupported: REPORT SUPPORTED OPERATION CODES")
+    cdb = bytes([0xA3, 0x0C, 0x07, 0x12, 0, 0]) + (4096).to_bytes(4, "big") + bytes(2)
+    _invalid_field_in_cdb(dut, cdb, byte=2, length=4096)
