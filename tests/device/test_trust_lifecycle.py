@@ -80,41 +80,6 @@ def reactor():
     r.close()
 
 
-class Unplug:
-    """Deletes devices through sysfs; rescans (or reloads) them back afterwards."""
-
-    def __init__(self, scsi_debug):
-        self.scsi_debug = scsi_debug
-        self.hosts = set()
-
-    def delete(self, path):
-        h = hctl(path)
-        self.hosts.add(h.split(":")[0])
-        with open(f"/sys/class/scsi_device/{h}/device/delete", "w", encoding="ascii") as f:
-            f.write("1")
-
-    def restore(self):
-        self.scsi_debug.restore()
-        for host in sorted(self.hosts):
-            with open(f"/sys/class/scsi_host/host{host}/scan", "w", encoding="ascii") as f:
-                f.write("- - -")
-        want = set(self.scsi_debug.devices)
-        deadline = time.monotonic() + 10
-        while len(guest.sg_devices()) < len(want) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if set(guest.sg_devices()) != want:
-            params = guest.current_params()
-            guest.unload()
-            guest.load(params)
-
-
-@pytest.fixture
-def unplug(scsi_debug):
-    u = Unplug(scsi_debug)
-    yield u
-    u.restore()
-
-
 # -- defect: close() racing synchronous execute() ------------------------------------
 
 

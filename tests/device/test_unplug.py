@@ -64,54 +64,6 @@ def write_pattern(ch, count):
     ch.cmd.Write10(lba=0, transfer_length=count, data=b"".join(pattern(i) for i in range(count)))
 
 
-class Unplugger:
-    """Slows scsi_debug down and deletes devices; puts both back afterwards."""
-
-    def __init__(self, scsi_debug):
-        self.scsi_debug = scsi_debug
-        self.hosts = set()
-
-    def slow_down(self, ndelay):
-        # delay=0 saved first, so that restoring ends with delay=0: putting
-        # ndelay back to 0 alone would leave delay at its default, 1 jiffy
-        # (ndelay_store in scsi_debug.c).
-        self.scsi_debug.set(delay=0)
-        self.scsi_debug.set(ndelay=ndelay)
-
-    def delete(self, path):
-        h = hctl(path)
-        self.hosts.add(h.split(":")[0])
-        with open(f"/sys/class/scsi_device/{h}/device/delete", "w", encoding="ascii") as f:
-            f.write("1")
-
-    def restore(self):
-        self.scsi_debug.restore()
-        for host in sorted(self.hosts):
-            with open(f"/sys/class/scsi_host/host{host}/scan", "w", encoding="ascii") as f:
-                f.write("- - -")
-        want = set(self.scsi_debug.devices)
-        deadline = time.monotonic() + 10
-        while len(guest.sg_devices()) < len(want):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"deleted devices did not come back: {sorted(want)} vs {guest.sg_devices()}")
-            time.sleep(0.02)
-        if set(guest.sg_devices()) != want:
-            # sg frees a deleted device's number only when its last file is
-            # released, in a work queue (sg.c, sg_remove_sfp): a rescan that
-            # comes first numbers the device anew.  Reload to renumber.
-            params = guest.current_params()
-            guest.unload()
-            guest.load(params)
-        assert set(guest.sg_devices()) == want and all(os.path.exists(p) for p in want)
-
-
-@pytest.fixture
-def unplug(scsi_debug):
-    u = Unplugger(scsi_debug)
-    yield u
-    u.restore()
-
-
 @pytest.fixture
 def reactor():
     r = Reactor()
