@@ -30,6 +30,20 @@ docs/engine.rst
                                                    test_engine.py::test_keyboard_interrupt_during_wait_loses_no_command,
                                                    test_trust_lifecycle.py::test_keyboard_interrupt_during_waits_loses_no_completion,
                                                    test_state_machine.py (rule ctrl_c)
+  'Ctrl-C never lands in the middle of the engine's bookkeeping ... each done callback runs exactly once'
+                                                   tests/unit/test_interrupt.py::test_a_sigint_anywhere_in_a_protected_call_leaves_it_whole,
+                                                   test_trust_lifecycle.py::test_keyboard_interrupt_during_waits_loses_no_completion,
+                                                   test_state_machine.py (rule ctrl_c: SIGINT during every kind of wait)
+  'while sgpy waits (epoll, SG_IO, a job's C loop, close() draining) ... it runs it at once'
+                                                   tests/unit/test_interrupt.py::test_an_interruptible_wait_inside_bookkeeping_is_interrupted_at_once,
+                                                   test_job.py::test_keyboard_interrupt_during_a_synchronous_job_drains_it
+  'Several Ctrl-C while one is held back are one interruption; one more than two seconds later is run at once'
+                                                   tests/unit/test_interrupt.py::test_repeated_sigints_while_held_back_are_one_interruption,
+                                                   tests/unit/test_interrupt.py::test_a_later_sigint_is_not_held_back_for_ever
+  'Another signal whose Python handler raises ... is held back the same way once you call sgpy.defer_signal'
+                                                   tests/unit/test_interrupt.py::test_defer_signal_holds_back_another_signals_raising_handler
+  'a handler you set later replaces it until your next call into sgpy puts it in front of yours'
+                                                   tests/unit/test_interrupt.py::test_the_handler_in_front_calls_the_one_it_replaced
   'every pending IO of that channel fails exactly once with DeviceGone ... other channels go on'
                                                    test_unplug.py::test_hot_unplug_fails_each_pending_io_once_and_spares_the_other_device,
                                                    test_trust_lifecycle.py::test_unplug_with_queued_ios_fails_each_once_and_nothing_hangs
