@@ -29,7 +29,9 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime, timezone
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import (
     IO,
     Any,
@@ -39,6 +41,7 @@ from typing import (
     Dict,
     Iterator,
     List,
+    Mapping,
     NoReturn,
     Optional,
     Sequence,
@@ -65,6 +68,10 @@ __all__ = [
     "main",
     "build_parser",
     "jsonable",
+    "with_hex",
+    "page_by_name",
+    "PAGE_NAMES",
+    "JSON_EXACT_LIMIT",
     "parse_size",
     "EXIT_OK",
     "EXIT_FAILURE",
@@ -155,6 +162,34 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+#: Integers from this magnitude on lose precision as JSON numbers in many readers (JavaScript's
+#: Number, any parser that makes doubles of them): :func:`with_hex` gives them in hex as well.
+JSON_EXACT_LIMIT = 2**53
+
+
+def with_hex(value: Any) -> Any:
+    """``value`` (JSON types) with, beside every object member ``KEY`` whose value is an integer of
+    magnitude :data:`JSON_EXACT_LIMIT` or more, a member ``KEY_hex`` holding it as a hex string.
+
+    LBAs, capacities in blocks or bytes, NAA identifiers and 64-bit counters
+    can be that large; a reader that keeps JSON numbers as doubles rounds
+    them, and the hex string lets it have the exact value.  Smaller integers
+    are left alone, so the keys of an answer only grow where a number needs
+    it.  Members of lists are looked into, lists of bare integers are not.
+    """
+    if isinstance(value, dict):
+        out: Dict[str, Any] = {}
+        for key, item in value.items():
+            out[key] = with_hex(item)
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) >= JSON_EXACT_LIMIT \
+                    and f"{key}_hex" not in value:
+                out[f"{key}_hex"] = hex(item)
+        return out
+    if isinstance(value, list):
+        return [with_hex(item) for item in value]
+    return value
+
+
 def _sense_json(sense: Any) -> Optional[Dict[str, Any]]:
     if sense is None:
         return None
@@ -176,15 +211,41 @@ def _sense_json(sense: Any) -> Optional[Dict[str, Any]]:
 
 
 class _Out:
-    """Where a verb writes: JSON or aligned text on stdout, diagnostics on stderr."""
+    """Where a verb writes: JSON, aligned text, a hexdump or raw bytes on stdout, diagnostics on stderr.
 
-    def __init__(self, as_json: bool, stdout: IO[str], stderr: IO[str]) -> None:
+    ``hex`` and ``raw`` (``--hex``, ``--raw``) ask for the response's bytes
+    instead of its decoding; the verbs that have one response pass it to
+    :meth:`dump`.
+    """
+
+    def __init__(self, as_json: bool, stdout: IO[str], stderr: IO[str], *, hex: bool = False,
+                 raw: bool = False) -> None:
         self.json = as_json
+        self.hex = hex
+        self.raw = raw
         self.stdout = stdout
         self.stderr = stderr
 
+    @property
+    def dumping(self) -> bool:
+        """Whether the response's bytes are wanted rather than its decoding (``--hex`` or ``--raw``)."""
+        return self.hex or self.raw
+
+    def dump(self, data: bytes) -> None:
+        """``data`` as ``--hex`` (a hexdump: offset, 16 bytes, their ASCII) or ``--raw`` (the bytes) wants it."""
+        if self.raw:
+            self.stdout.flush()
+            sink = getattr(self.stdout, "buffer", None)
+            if sink is None:
+                raise _Failure("--raw writes bytes: standard output takes only text here")
+            sink.write(bytes(data))
+            sink.flush()
+        else:
+            _hexdump(self, bytes(data), indent="")
+
     def emit(self, obj: Any) -> None:
-        self.stdout.write(json.dumps(obj, indent=2) + "\n")
+        """``obj`` as indented JSON, with the hex strings of :func:`with_hex` beside its large integers."""
+        self.stdout.write(json.dumps(with_hex(obj), indent=2) + "\n")
 
     def line(self, text: str = "") -> None:
         self.stdout.write(text + "\n")
@@ -254,11 +315,13 @@ def _render(out: _Out, obj: Any, indent: str = "  ", skip: Sequence[str] = ()) -
             _render(out, item, indent + "  ")
 
 
-def _hexdump(out: _Out, data: bytes) -> None:
+def _hexdump(out: _Out, data: bytes, indent: str = "  ") -> None:
+    """``data`` as sg3_utils' ``-H`` shows it: per line the offset, 16 bytes in hex (two groups of
+    eight), and those bytes as ASCII (``.`` for what is not printable)."""
     for off in range(0, len(data), 16):
         chunk = data[off : off + 16]
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        out.line(f"  {off:04x}  {chunk[:8].hex(' '):<23}  {chunk[8:].hex(' '):<23}  {text}")
+        out.line(f"{indent}{off:04x}  {chunk[:8].hex(' '):<23}  {chunk[8:].hex(' '):<23}  {text}")
 
 
 def _type_name(code: int) -> str:
@@ -367,29 +430,6 @@ def _timeout(text: str) -> int:
     return max(1, int(value.scaleb(3).to_integral_value(rounding=ROUND_CEILING)))
 
 
-#: ``--vpd`` page names (the abbreviations sg_vpd uses) -> page code.
-VPD_NAMES: Dict[str, int] = {
-    "sv": 0x00, "sn": 0x80, "di": 0x83, "ei": 0x86, "ai": 0x89, "pc": 0x8A,
-    "bl": 0xB0, "bdc": 0xB1, "lbpv": 0xB2, "zbdc": 0xB6,
-}
-
-
-def _vpd_page(text: str) -> int:
-    if text.lower() in VPD_NAMES:
-        return VPD_NAMES[text.lower()]
-    value = _int(text)
-    if value > 0xFF:
-        raise argparse.ArgumentTypeError(f"a VPD page code is 0..0xff, not {text}")
-    return value
-
-
-def _page(text: str) -> int:
-    value = _int(text)
-    if value > 0x3F:
-        raise argparse.ArgumentTypeError(f"a page code is 0..0x3f, not {text}")
-    return value
-
-
 def _subpage(text: str) -> int:
     value = _int(text)
     if value > 0xFF:
@@ -410,6 +450,187 @@ def _hex_bytes(parts: Sequence[str], what: str) -> bytes:
     except ValueError:
         raise UsageError(f"{what} must be hexadecimal bytes (e.g. '12 00 00 00 24 00'), got {' '.join(parts)!r}") \
             from None
+
+
+# -- page names ------------------------------------------------------------------
+
+#: VPD, mode and log pages by name: ``(page, subpage, acronym, long names...)``.
+#: The acronyms are those of sg3_utils (sg_vpd and sg_inq for VPD pages,
+#: sdparm for mode pages, sg_logs for log pages); a few shorter aliases that
+#: these tools do not define but that cannot be mistaken for another page of
+#: the same kind follow the long names.  :data:`PAGE_NAMES` is built from it.
+_PAGE_TABLE: Mapping[str, Tuple[Tuple[Any, ...], ...]] = MappingProxyType({
+    "vpd": (
+        (0x00, 0, "sv", "supported", "supported-vpd-pages"),
+        (0x80, 0, "sn", "serial", "unit-serial-number"),
+        (0x81, 0, "iod", "implemented-operating-definition"),
+        (0x82, 0, "aod", "ascii-operating-definition"),
+        (0x83, 0, "di", "device-identification", "identification"),
+        (0x84, 0, "sii", "software-interface-identification"),
+        (0x85, 0, "mna", "management-network-addresses"),
+        (0x86, 0, "ei", "extended-inquiry", "extended-inquiry-data"),
+        (0x87, 0, "mpp", "mode-page-policy"),
+        (0x88, 0, "sp", "scsi-ports"),
+        (0x89, 0, "ai", "ata-information", "ata"),
+        (0x8A, 0, "pc", "power-condition"),
+        (0x8B, 0, "dc", "device-constituents"),
+        (0x8C, 0, "cfa", "cfa-profile-information"),
+        (0x8D, 0, "psm", "power-consumption"),
+        (0x8F, 0, "tpc", "third-party-copy"),
+        (0x90, 0, "pslu", "protocol-specific-lu-information"),
+        (0x91, 0, "pspo", "protocol-specific-port-information"),
+        (0x92, 0, "sfs", "scsi-feature-sets"),
+        (0xB0, 0, "bl", "block-limits"),
+        (0xB1, 0, "bdc", "block-device-characteristics"),
+        (0xB2, 0, "lbpv", "logical-block-provisioning"),
+        (0xB3, 0, "ref", "referrals"),
+        (0xB4, 0, "sbl", "supported-block-lengths"),
+        (0xB5, 0, "bdce", "block-device-characteristics-extension"),
+        (0xB6, 0, "zbdch", "zoned-block-device-characteristics", "zbdc"),
+        (0xB7, 0, "ble", "block-limits-extension"),
+        (0xB8, 0, "fp", "format-presets"),
+        (0xB9, 0, "cpr", "concurrent-positioning-ranges"),
+    ),
+    "mode": (
+        (0x01, 0, "rw", "read-write-error-recovery", "rw-error-recovery"),
+        (0x02, 0, "dr", "disconnect-reconnect"),
+        (0x03, 0, "fo", "format"),
+        (0x04, 0, "rd", "rigid-disk"),
+        (0x07, 0, "ve", "verify-error-recovery"),
+        (0x08, 0, "ca", "caching"),
+        (0x0A, 0, "co", "control"),
+        (0x0A, 0x01, "coe", "control-extension"),
+        (0x0A, 0x02, "atag", "application-tag"),
+        (0x0A, 0x03, "cdla", "command-duration-limit-a"),
+        (0x0A, 0x04, "cdlb", "command-duration-limit-b"),
+        (0x0A, 0xF1, "pat", "sat-pata-control"),
+        (0x0A, 0xF2, "afc", "sat-ata-feature-control"),
+        (0x18, 0, "pl", "protocol-specific-lu"),
+        (0x19, 0, "pp", "protocol-specific-port"),
+        (0x1A, 0, "po", "power-condition", "pc"),
+        (0x1A, 0x01, "ps", "power-consumption"),
+        (0x1A, 0xF1, "apo", "sat-ata-power-condition"),
+        (0x1C, 0, "ie", "informational-exceptions", "informational-exceptions-control", "iec"),
+        (0x1C, 0x01, "bc", "background-control"),
+        (0x1C, 0x02, "lbp", "logical-block-provisioning"),
+        (0x3F, 0, "all", "all-pages"),
+    ),
+    "log": (
+        (0x00, 0, "sp", "supported", "supported-pages"),
+        (0x00, 0xFF, "ssp", "supported-subpages", "supported-pages-and-subpages"),
+        (0x01, 0, "bou", "buffer-over-under-run"),
+        (0x02, 0, "we", "write-errors", "write-error-counters"),
+        (0x03, 0, "re", "read-errors", "read-error-counters"),
+        (0x04, 0, "rre", "read-reverse-errors", "read-reverse-error-counters"),
+        (0x05, 0, "ve", "verify-errors", "verify-error-counters"),
+        (0x06, 0, "nm", "non-medium", "non-medium-errors"),
+        (0x07, 0, "lne", "last-n-errors"),
+        (0x08, 0, "fs", "format-status"),
+        (0x0B, 0, "lnd", "last-n-deferred-errors"),
+        (0x0B, 0x01, "lnic", "last-n-inquiry-data-changed"),
+        (0x0B, 0x02, "lnmc", "last-n-mode-page-data-changed"),
+        (0x0C, 0, "lbp", "logical-block-provisioning"),
+        (0x0D, 0, "temp", "temperature"),
+        (0x0D, 0x01, "enr", "environmental-reporting"),
+        (0x0D, 0x02, "enl", "environmental-limits"),
+        (0x0E, 0, "sscc", "start-stop", "start-stop-cycle-counter", "ss"),
+        (0x0E, 0x01, "util", "utilization"),
+        (0x0F, 0, "ac", "application-client"),
+        (0x10, 0, "str", "self-test", "self-test-results", "st"),
+        (0x11, 0, "ssm", "solid-state-media", "ssd"),
+        (0x14, 0x01, "zbds", "zoned-block-device-statistics"),
+        (0x15, 0, "bsr", "background-scan", "background-scan-results", "bs"),
+        (0x15, 0x01, "pd", "pending-defects"),
+        (0x15, 0x02, "bop", "background-operation"),
+        (0x15, 0x03, "lps", "lps-misalignment"),
+        (0x16, 0, "aptr", "ata-pass-through-results"),
+        (0x17, 0, "nvc", "non-volatile-cache"),
+        (0x18, 0, "psp", "protocol-specific-port"),
+        (0x19, 0, "gsp", "general-statistics", "general-statistics-and-performance"),
+        (0x19, 0x20, "cms", "cache-memory-statistics"),
+        (0x19, 0x21, "cdl", "command-duration-limits-statistics"),
+        (0x1A, 0, "pct", "power-condition-transitions"),
+        (0x2F, 0, "ie", "informational-exceptions"),
+    ),
+})
+
+
+def _build_page_names() -> Mapping[str, Mapping[str, Tuple[int, int]]]:
+    """:data:`PAGE_NAMES` from :data:`_PAGE_TABLE`; a name given twice for one kind is a bug here."""
+    kinds: Dict[str, Mapping[str, Tuple[int, int]]] = {}
+    for kind, rows in _PAGE_TABLE.items():
+        names: Dict[str, Tuple[int, int]] = {}
+        for page, subpage, *words in rows:
+            for word in words:
+                if word in names:
+                    raise AssertionError(f"{kind} page name {word!r} is given twice")
+                names[word] = (page, subpage)
+        kinds[kind] = MappingProxyType(names)
+    return MappingProxyType(kinds)
+
+
+#: Page names: kind (``"vpd"``, ``"mode"``, ``"log"``) -> name (lower case,
+#: words joined by ``-``) -> ``(page code, subpage code)``.
+PAGE_NAMES: Mapping[str, Mapping[str, Tuple[int, int]]] = _build_page_names()
+
+#: ``--vpd`` page acronyms (sg_vpd's) -> page code.
+VPD_NAMES: Mapping[str, int] = MappingProxyType({rows[2]: rows[0] for rows in _PAGE_TABLE["vpd"]})
+
+#: The highest page code of each kind: VPD pages have 8 bits, mode and log pages 6.
+_PAGE_MAX = MappingProxyType({"vpd": 0xFF, "mode": 0x3F, "log": 0x3F})
+
+
+def _known_pages(kind: str) -> str:
+    """The names of ``kind``'s pages for a message: ``sn/serial/unit-serial-number=80h, ...``."""
+    parts = []
+    for page, subpage, *words in _PAGE_TABLE[kind]:
+        code = f"{page:02X}h" + (f"/{subpage:02X}h" if subpage else "")
+        parts.append("/".join(words) + "=" + code)
+    return ", ".join(parts)
+
+
+def page_by_name(kind: str, text: str) -> Tuple[int, Optional[int]]:
+    """``(page, subpage)`` of a page given as a number (decimal or 0x hex) or a name of :data:`PAGE_NAMES`.
+
+    Names are case-insensitive, and ``_`` or a space may stand for ``-``.
+    A number gives no subpage (None: ``--subpage`` decides); a name gives
+    its page's.  Anything else raises ``argparse.ArgumentTypeError``,
+    naming the known pages, so that the parser reports a usage error.
+    """
+    word = re.sub(r"[\s_]+", "-", text.strip().lower())
+    named = PAGE_NAMES[kind].get(word)
+    if named is not None:
+        return named
+    if not re.fullmatch(r"\d+|0x[0-9a-f]+", word):
+        raise argparse.ArgumentTypeError(f"unknown {kind} page {text!r}: give a page code (decimal or 0x..) "
+                                         f"or one of {_known_pages(kind)}")
+    value = int(word, 0)
+    if value > _PAGE_MAX[kind]:
+        raise argparse.ArgumentTypeError(f"a {kind} page code is 0..0x{_PAGE_MAX[kind]:x}, not {text}")
+    return value, None
+
+
+def _page_type(kind: str) -> Callable[[str], Tuple[int, Optional[int]]]:
+    """An argparse type for a ``kind`` page (see :func:`page_by_name`)."""
+
+    def parse(text: str) -> Tuple[int, Optional[int]]:
+        return page_by_name(kind, text)
+
+    parse.__name__ = f"{kind} page"
+    return parse
+
+
+def _page_and_subpage(named: Optional[Tuple[int, Optional[int]]], subpage: Optional[int], default: int,
+                      kind: str) -> Tuple[int, int]:
+    """The page and subpage to ask for: PAGE (a code or a name, or ``default``) and ``--subpage``.
+
+    A name that carries a subpage and a ``--subpage`` that says otherwise
+    contradict each other: a usage error rather than a guess.
+    """
+    page, named_sub = named if named is not None else (default, None)
+    if named_sub is not None and subpage is not None and subpage != named_sub:
+        raise UsageError(f"{kind} page {page:02X}h/{named_sub:02X}h was named, but --subpage says {subpage:02X}h")
+    return page, named_sub if named_sub is not None else (subpage or 0)
 
 
 # -- devices and channels ------------------------------------------------------
@@ -568,21 +789,26 @@ def _vpd_name(code: int, result: Any) -> str:
 
 
 def _cmd_inq(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy inq`` (standard INQUIRY data, or ``--vpd PAGE``) and ``sgpy vpd`` (a VPD page, default 00h)."""
     from sgpy import command
 
+    vpd: Optional[int] = None if args.vpd is None else args.vpd[0]
     with _open(args, policy=safety.READ_ONLY) as ch:
-        if args.vpd is None:
+        if vpd is None:
             io = _run(ch, command.Inquiry())
         else:
-            io = _run(ch, command.Inquiry(evpd=True, page_code=args.vpd, allocation_length=252))
+            io = _run(ch, command.Inquiry(evpd=True, page_code=vpd, allocation_length=252))
         data = io.data
+        if out.dumping:
+            out.dump(data)
+            return EXIT_OK
         r = io.result
     if out.json:
-        out.emit({"device": ch.path, "page": args.vpd,
-                  "page_name": None if args.vpd is None else _vpd_name(args.vpd, r),
+        out.emit({"device": ch.path, "page": vpd,
+                  "page_name": None if vpd is None else _vpd_name(vpd, r),
                   "data": jsonable(r), "raw": data.hex()})
         return EXIT_OK
-    if args.vpd is None:
+    if vpd is None:
         out.line(f"{ch.path}: {r.vendor} {r.product} {r.revision}".rstrip())
         flags = [f.name for f in attrs.fields(type(r)) if f.type in (bool, "bool", "Optional[bool]")
                  and getattr(r, f.name)
@@ -601,7 +827,7 @@ def _cmd_inq(args: argparse.Namespace, out: _Out) -> int:
             ("version descriptors", " ".join(f"{v:04X}h" for v in r.version_descriptors) or "-"),
         ])
         return EXIT_OK
-    out.line(f"{ch.path}: {_vpd_name(args.vpd, r)} (VPD page {args.vpd:02X}h)")
+    out.line(f"{ch.path}: {_vpd_name(vpd, r)} (VPD page {vpd:02X}h)")
     name = type(r).__name__
     if name == "SupportedVpdPages":
         for code in r.pages:
@@ -634,7 +860,12 @@ def _consume_unit_attention(ch: Any, tries: int = 5) -> None:
 
 
 def _read_capacity(ch: Any) -> Dict[str, Any]:
-    """READ CAPACITY(16), or (10) when the device refuses (16)."""
+    """READ CAPACITY(16), or (10) when the device refuses (16): the fields ``readcap --json`` gives."""
+    return _read_capacity_io(ch)[0]
+
+
+def _read_capacity_io(ch: Any) -> Tuple[Dict[str, Any], bytes]:
+    """READ CAPACITY(16), or (10) when the device refuses (16): its fields, and the bytes it answered."""
     from sgpy import command
     from sgpy.handler import might_fail
 
@@ -646,13 +877,14 @@ def _read_capacity(ch: Any) -> Dict[str, Any]:
         return {"device": ch.path, "last_lba": r.returned_lba, "blocks": r.number_of_blocks,
                 "block_size": r.block_length, "capacity_bytes": r.capacity_bytes,
                 "physical_block_size": r.physical_block_length, "lowest_aligned_lba": r.lowest_aligned_lba,
-                "protection_type": r.protection_type, "lbpme": r.lbpme, "lbprz": r.lbprz}
+                "protection_type": r.protection_type, "lbpme": r.lbpme, "lbprz": r.lbprz}, io.data
     if not isinstance(io.error, IllegalRequest):
         raise _DeviceError(ch.path, io.error)
-    r = _run(ch, command.ReadCapacity10()).result
+    io = _run(ch, command.ReadCapacity10())
+    r = io.result
     return {"device": ch.path, "last_lba": r.returned_lba, "blocks": r.number_of_blocks,
             "block_size": r.block_length, "capacity_bytes": r.capacity_bytes, "physical_block_size": None,
-            "lowest_aligned_lba": None, "protection_type": None, "lbpme": None, "lbprz": None}
+            "lowest_aligned_lba": None, "protection_type": None, "lbpme": None, "lbprz": None}, io.data
 
 
 def _human_bytes(n: int) -> str:
@@ -663,8 +895,12 @@ def _human_bytes(n: int) -> str:
 
 
 def _cmd_readcap(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy readcap``: READ CAPACITY(16), or (10), decoded or as the bytes the device answered."""
     with _open(args, policy=safety.READ_ONLY) as ch:
-        cap = _read_capacity(ch)
+        cap, data = _read_capacity_io(ch)
+    if out.dumping:
+        out.dump(data)
+        return EXIT_OK
     if out.json:
         out.emit(cap)
         return EXIT_OK
@@ -685,7 +921,11 @@ def _cmd_luns(args: argparse.Namespace, out: _Out) -> int:
     from sgpy import command
 
     with _open(args, policy=safety.READ_ONLY) as ch:
-        r = _run(ch, command.ReportLuns(select_report=args.select)).result
+        io = _run(ch, command.ReportLuns(select_report=args.select))
+    if out.dumping:
+        out.dump(io.data)
+        return EXIT_OK
+    r = io.result
     luns = [{"lun": lun.linux, "raw": lun.raw.hex(), "levels": jsonable(lun.levels)} for lun in r.luns]
     if out.json:
         out.emit({"device": ch.path, "select_report": args.select, "luns": luns})
@@ -805,6 +1045,10 @@ def _cmd_opcodes(args: argparse.Namespace, out: _Out) -> int:
     from sgpy import command
 
     with _open(args, policy=safety.READ_ONLY) as ch:
+        if out.dumping:  # the answer of REPORT SUPPORTED OPERATION CODES alone: no INQUIRY for the names
+            out.dump(_run(ch, command.ReportSupportedOperationCodes(reporting_options=0,
+                                                                    allocation_length=8192)).data)
+            return EXIT_OK
         ptype = _run(ch, command.Inquiry()).result.peripheral_device_type
         r = _run(ch, command.ReportSupportedOperationCodes(reporting_options=0, allocation_length=8192)).result
     rows = [{"opcode": c.opcode, "service_action": c.service_action, "cdb_length": c.cdb_length,
@@ -841,18 +1085,23 @@ def _mode_page_name(page: Any) -> str:
 def _cmd_modes(args: argparse.Namespace, out: _Out) -> int:
     from sgpy import command
 
-    page = 0x3F if args.page is None else args.page  # 3Fh: every page (SPC-5 6.14)
+    # 3Fh: every page (SPC-5 6.14)
+    page, subpage = _page_and_subpage(args.page, args.subpage, 0x3F, "mode")
     with _open(args, policy=safety.READ_ONLY) as ch:
-        cmd10 = command.ModeSense10(page_code=page, subpage_code=args.subpage, pc=_PC[args.pc])
+        cmd10 = command.ModeSense10(page_code=page, subpage_code=subpage, pc=_PC[args.pc])
         try:
-            r = _execute(ch, cmd10).result
+            io = _execute(ch, cmd10)
         except IllegalRequest as exc:
             if not exc.matches(0x20):  # INVALID COMMAND OPERATION CODE: fall back to MODE SENSE(6)
                 raise _DeviceError(ch.path, exc) from None
-            r = _run(ch, command.ModeSense6(page_code=page, subpage_code=args.subpage, pc=_PC[args.pc])).result
+            io = _run(ch, command.ModeSense6(page_code=page, subpage_code=subpage, pc=_PC[args.pc]))
         except TaskFailed as exc:
             raise _DeviceError(ch.path, exc) from None
-    doc = {"device": ch.path, "page": page, "subpage": args.subpage, "pc": args.pc, "medium_type": r.medium_type,
+    if out.dumping:
+        out.dump(io.data)
+        return EXIT_OK
+    r = io.result
+    doc = {"device": ch.path, "page": page, "subpage": subpage, "pc": args.pc, "medium_type": r.medium_type,
            "device_specific_parameter": r.device_specific_parameter, "write_protect": r.write_protect,
            "block_descriptors": jsonable(r.block_descriptors), "pages": [_page_json(p) for p in r.pages]}
     if out.json:
@@ -884,11 +1133,16 @@ def _log_name(r: Any) -> str:
 def _cmd_logs(args: argparse.Namespace, out: _Out) -> int:
     from sgpy import command
 
-    page = 0 if args.page is None else args.page  # 00h: supported pages (SPC-5 7.3.18)
+    # 00h: supported pages (SPC-5 7.3.18)
+    page, subpage = _page_and_subpage(args.page, args.subpage, 0x00, "log")
     with _open(args, policy=safety.READ_ONLY) as ch:
-        r = _run(ch, command.LogSense(page_code=page, subpage_code=args.subpage, pc=1)).result
+        io = _run(ch, command.LogSense(page_code=page, subpage_code=subpage, pc=1))
+    if out.dumping:
+        out.dump(io.data)
+        return EXIT_OK
+    r = io.result
     if out.json:
-        out.emit({"device": ch.path, "page": page, "subpage": args.subpage, "name": _log_name(r), "data": jsonable(r)})
+        out.emit({"device": ch.path, "page": page, "subpage": subpage, "name": _log_name(r), "data": jsonable(r)})
         return EXIT_OK
     sub = f", subpage {r.subpage_code:02X}h" if r.spf else ""
     out.line(f"{ch.path}: {_log_name(r)} (page {r.page_code:02X}h{sub})")
@@ -1463,6 +1717,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the answer as JSON (keys: see docs/cli.rst)")
+    # The verbs with one response to show: --json, --hex or --raw, one of them (sg3_utils' -H and -r).
+    dumpable = argparse.ArgumentParser(add_help=False)
+    shows = dumpable.add_mutually_exclusive_group()
+    shows.add_argument("--json", action="store_true", help="print the answer as JSON (keys: see docs/cli.rst)")
+    shows.add_argument("--hex", dest="dump_hex", action="store_true",
+                       help="print the response's bytes as a hexdump (offset, 16 bytes, ASCII) instead of "
+                            "decoding them")
+    shows.add_argument("--raw", dest="dump_raw", action="store_true", help="write the response's bytes, binary, to stdout")
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("device", metavar="DEVICE",
                         help="/dev/sgN, or /dev/sdX, /dev/stN, /dev/srN, H:C:T:L (mapped to its sg node)")
@@ -1481,18 +1743,22 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
 
     def verb(name: str, func: Callable[[argparse.Namespace, _Out], int], help: str,
-             parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = verbs.add_parser(name, help=help, description=help,
-                                                      parents=[common, *parents])  # type: ignore[list-item]
+             parents: Sequence[argparse.ArgumentParser], dumps: bool = False) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = verbs.add_parser(
+            name, help=help, description=help,
+            parents=[dumpable if dumps else common, *parents])  # type: ignore[list-item]
         p.set_defaults(func=func)
         return p
 
     verb("list", _cmd_list, "list sg devices (from sysfs; no command is sent)", [])
-    p = verb("inq", _cmd_inq, "INQUIRY: standard data, or a VPD page", [device])
-    p.add_argument("--vpd", type=_vpd_page, metavar="PAGE",
-                   help="VPD page code (0x83) or name: " + ", ".join(f"{k}={v:02X}h" for k, v in VPD_NAMES.items()))
-    verb("readcap", _cmd_readcap, "READ CAPACITY: blocks, block size, capacity", [device])
-    p = verb("luns", _cmd_luns, "REPORT LUNS", [device])
+    vpd_help = ("VPD page code (0x83) or name (sg_vpd's, or a long name such as serial): "
+                + ", ".join(f"{k}={v:02X}h" for k, v in VPD_NAMES.items()))
+    p = verb("inq", _cmd_inq, "INQUIRY: standard data, or a VPD page", [device], dumps=True)
+    p.add_argument("--vpd", type=_page_type("vpd"), metavar="PAGE", help=vpd_help)
+    p = verb("vpd", _cmd_inq, "INQUIRY: a VPD page (default 00h, the supported pages)", [device], dumps=True)
+    p.add_argument("vpd", nargs="?", type=_page_type("vpd"), default=(0x00, None), metavar="PAGE", help=vpd_help)
+    verb("readcap", _cmd_readcap, "READ CAPACITY: blocks, block size, capacity", [device], dumps=True)
+    p = verb("luns", _cmd_luns, "REPORT LUNS", [device], dumps=True)
     p.add_argument("--select", type=_int_range(0, 0xFF, "SELECT REPORT"), default=0, metavar="N",
                    help="SELECT REPORT field (default 0)")
     verb("tur", _cmd_tur, "TEST UNIT READY (exit status 3 when not ready)", [device])
@@ -1503,14 +1769,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default=None, metavar="FILE", help="read hex text from FILE (sg_decode_sense --file)")
     p.add_argument("--binary", default=None, metavar="FILE",
                    help="read the raw sense bytes from FILE ('-' for standard input; sg_decode_sense --binary)")
-    verb("opcodes", _cmd_opcodes, "REPORT SUPPORTED OPERATION CODES, with each command's risk", [device])
-    p = verb("modes", _cmd_modes, "MODE SENSE: every mode page, or one", [device])
-    p.add_argument("page", nargs="?", type=_page, metavar="PAGE", help="page code (default 0x3f: all pages)")
-    p.add_argument("--subpage", type=_subpage, default=0, metavar="N", help="subpage code (default 0)")
+    verb("opcodes", _cmd_opcodes, "REPORT SUPPORTED OPERATION CODES, with each command's risk", [device],
+         dumps=True)
+    p = verb("modes", _cmd_modes, "MODE SENSE: every mode page, or one", [device], dumps=True)
+    p.add_argument("page", nargs="?", type=_page_type("mode"), metavar="PAGE",
+                   help="page code (default 0x3f: all pages) or name (sdparm's, e.g. ca, or caching): "
+                        + ", ".join(f"{words[0]}={page:02X}h" + (f"/{sub:02X}h" if sub else "")
+                                    for page, sub, *words in _PAGE_TABLE["mode"]))
+    p.add_argument("--subpage", type=_subpage, default=None, metavar="N", help="subpage code (default 0)")
     p.add_argument("--pc", choices=sorted(_PC), default="current", help="page control (default current)")
-    p = verb("logs", _cmd_logs, "LOG SENSE: a log page (default: the list of supported pages)", [device])
-    p.add_argument("page", nargs="?", type=_page, metavar="PAGE", help="page code (default 0x00)")
-    p.add_argument("--subpage", type=_subpage, default=0, metavar="N", help="subpage code (default 0)")
+    p = verb("logs", _cmd_logs, "LOG SENSE: a log page (default: the list of supported pages)", [device],
+             dumps=True)
+    p.add_argument("page", nargs="?", type=_page_type("log"), metavar="PAGE",
+                   help="page code (default 0x00) or name (sg_logs', e.g. temp, or temperature): "
+                        + ", ".join(f"{words[0]}={page:02X}h" + (f"/{sub:02X}h" if sub else "")
+                                    for page, sub, *words in _PAGE_TABLE["log"]))
+    p.add_argument("--subpage", type=_subpage, default=None, metavar="N", help="subpage code (default 0)")
     p = verb("raw", _cmd_raw, "send a CDB given in hex (classified by the safety policy)", [device, risky])
     p.add_argument("cdb", nargs="+", metavar="CDBHEX", help="CDB bytes, e.g. 12 00 00 00 24 00")
     way = p.add_mutually_exclusive_group()
@@ -1585,9 +1859,31 @@ def _cmd_conform(args: argparse.Namespace, out: _Out) -> int:
 # -- main ------------------------------------------------------------------------------
 
 
+#: The ``type`` the error object gives for the command line's own failures (their classes are private).
+_ERROR_TYPES: Mapping[type, str] = MappingProxyType({
+    _NoDevice: "NoSuchDevice", _NoPermission: "PermissionError", _Refused: "UnsafeCommand",
+    _DeviceError: "TaskFailed", _Failure: "Failure",
+})
+
+
+def _error_type(exc: BaseException) -> str:
+    """The ``type`` of the error object: the exception's class, or the nearest public one it derives from.
+
+    A private class (its name starts with ``_``) is nothing a caller can
+    look up or catch: the command line's own have names of their own
+    (:data:`_ERROR_TYPES`), others give their nearest public base class.
+    """
+    for cls in type(exc).__mro__:
+        if cls in _ERROR_TYPES:
+            return _ERROR_TYPES[cls]
+        if not cls.__name__.startswith("_"):
+            return cls.__name__
+    return "Exception"
+
+
 def _error_doc(code: int, message: str, exc: Optional[BaseException] = None, device: Optional[str] = None,
                risk: Optional[safety.Risk] = None) -> Dict[str, Any]:
-    doc: Dict[str, Any] = {"exit_code": code, "type": type(exc).__name__ if exc is not None else None,
+    doc: Dict[str, Any] = {"exit_code": code, "type": _error_type(exc) if exc is not None else None,
                            "message": message, "device": device}
     if isinstance(exc, TaskFailed):
         cmd = exc.command
@@ -1621,7 +1917,8 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
         parser.print_usage(stderr)
         stderr.write("sgpy: error: a VERB is required (sgpy --help lists them)\n")
         return EXIT_USAGE
-    out = _Out(args.json, stdout, stderr)
+    out = _Out(args.json, stdout, stderr, hex=bool(getattr(args, "dump_hex", False)),
+               raw=bool(getattr(args, "dump_raw", False)))
     prefix = f"sgpy {args.verb}"
     code, message, doc = EXIT_OK, "", None
     try:
