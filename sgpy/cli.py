@@ -1532,6 +1532,47 @@ def _bench_progress(out: _Out, reactor: Any, jobs: Sequence[Any], bs: int) -> No
     out.stdout.write("\r" + " " * 60 + "\r")
 
 
+def _identity(ch: Any) -> Dict[str, Optional[str]]:
+    """The device's ``vendor``, ``model``, ``revision`` (standard INQUIRY) and ``serial`` (VPD page 80h),
+    each None where the device does not answer: a benchmark result should say what it measured.
+
+    Neither command is a reason to fail the run: a device without the
+    serial number page, or one that refuses INQUIRY, is still measured.
+    """
+    from sgpy import command
+    from sgpy.handler import might_fail
+
+    ident: Dict[str, Optional[str]] = {"vendor": None, "model": None, "revision": None, "serial": None}
+    try:
+        io = ch.execute(command.Inquiry(), verify_handler=might_fail)
+        if io.error is None and io.result is not None:
+            r = io.result
+            ident.update(vendor=r.vendor.strip() or None, model=r.product.strip() or None,
+                         revision=r.revision.strip() or None)
+        io = ch.execute(command.Inquiry(evpd=True, page_code=0x80, allocation_length=252), verify_handler=might_fail)
+        serial = getattr(io.result, "serial", None) if io.error is None else None
+        if isinstance(serial, str) and serial.strip():
+            ident["serial"] = serial.strip()
+    except (SgError, OSError, MalformedResponse):
+        pass  # what could not be read stays None
+    return ident
+
+
+def _utc_now() -> str:
+    """The time now in UTC, ISO 8601 to the millisecond: ``2026-11-27T10:32:05.123Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _stop_jobs(out: _Out, reactor: Any, jobs: Sequence[Any]) -> None:
+    """After a Ctrl-C: send no more commands, and wait for those in flight, so that the jobs' counters
+    are final and hold every command that completed (a second Ctrl-C ends the wait, and the run)."""
+    for job in jobs:
+        job.cancel()
+    reactor.wait(jobs)
+    if not out.json and out.stdout.isatty():
+        out.stdout.write("\r" + " " * 60 + "\r")  # the live line
+
+
 def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
     """Run the benchmark on ``path``: one asynchronous job per channel, all on one reactor.
 
@@ -1539,7 +1580,9 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
     ``--seconds`` with its share of ``--qd`` in flight; the submit/complete
     loop and the latency histogram are in sgpy's C extension, so the numbers
     measure the device and the kernel rather than Python.  The first failed
-    command ends every job and becomes exit status 3.
+    command ends every job and becomes exit status 3.  Ctrl-C once the jobs
+    run stops them and gives what they completed, with ``interrupted`` true
+    (as fio does); before, it ends the command.
     """
     from sgpy import command
     from sgpy.errors import TransferTooLarge
@@ -1562,6 +1605,7 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
             raise UsageError(f"{path} takes synchronous SG_IO only; bench needs an sg node (see 'sgpy list') "
                              "or an iSCSI URL")
         cap = _read_capacity(channels[0])
+        identity = _identity(channels[0])
         for ch in channels[1:]:
             _consume_unit_attention(ch)  # each iSCSI session (I_T nexus) has its own (SAM-5 5.14)
         block = cap["block_size"]
@@ -1580,6 +1624,7 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
         seconds = args.seconds if args.seconds is not None or args.count is not None else 5.0
         counts = _spread(args.count, len(depths)) if args.count is not None else [None] * len(depths)
         jobs: List[Any] = []
+        started = _utc_now()
         for i, ((ch, qd), lba_range, count) in enumerate(zip(depths, ranges, counts)):
             ch.block_size = block
             if count == 0:
@@ -1598,7 +1643,12 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
 
         for job in jobs:
             job.add_done_callback(stop_all)
-        _bench_progress(out, reactor, jobs, args.bs)
+        interrupted = False
+        try:
+            _bench_progress(out, reactor, jobs, args.bs)
+        except KeyboardInterrupt:
+            interrupted = True
+            _stop_jobs(out, reactor, jobs)
         for job in jobs:
             failure = _out_of_kernel_memory(path, job.exception) if job.exception is not None else None
             if failure is not None:
@@ -1610,15 +1660,24 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
         stats = [job.stats for job in jobs]
     finally:
         reactor.close()
-    return _bench_doc(args, path, stats, jobs[0].engine if jobs else "")
+    return _bench_doc(args, path, stats, jobs[0].engine if jobs else "", identity=identity, started=started,
+                      interrupted=interrupted)
 
 
-def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any], job_engine: str) -> Dict[str, Any]:
+def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any], job_engine: str, *,
+               identity: Optional[Dict[str, Optional[str]]] = None, started: Optional[str] = None,
+               interrupted: bool = False) -> Dict[str, Any]:
     """The JSON answer of bench from the jobs' :class:`~sgpy.job.JobStats` (their sums; the longest time).
 
     ``job_engine`` is the jobs' :attr:`sgpy.job.Job.engine`: ``"c"`` on sg nodes, ``"io"`` on iSCSI.
+    ``identity`` (vendor, model, revision, serial), the sgpy version and the
+    start time ``started`` (ISO 8601, UTC) say what was measured, with what,
+    and when, so that results kept in files can be compared; ``interrupted``
+    says the run was cut short by Ctrl-C.
     """
-    elapsed = max(s.seconds for s in stats)
+    from sgpy import __version__
+
+    elapsed = max((s.seconds for s in stats), default=0.0)
     n = sum(s.commands for s in stats)
     nbytes = sum(s.bytes for s in stats)
     lat = _merge_latency([s.latency for s in stats])
@@ -1627,7 +1686,10 @@ def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any], job_en
         return round(ns / 1e6, 4)
 
     return {
-        "device": path, "rw": args.rw, "bs": args.bs, "qd": args.qd, "channels": args.channels,
+        "device": path, "identity": dict(identity) if identity is not None else
+        {"vendor": None, "model": None, "revision": None, "serial": None},
+        "sgpy_version": __version__, "timestamp": started if started is not None else _utc_now(),
+        "interrupted": interrupted, "rw": args.rw, "bs": args.bs, "qd": args.qd, "channels": args.channels,
         "engine": "job", "job_engine": job_engine, "seconds": round(elapsed, 6), "ios": n, "bytes": nbytes,
         "errors": sum(s.errors for s in stats), "recovered": sum(s.recovered for s in stats),
         "short_transfers": sum(s.short_transfers for s in stats),
@@ -1654,15 +1716,20 @@ def _cmd_bench(args: argparse.Namespace, out: _Out) -> int:
                          "one command in flight")
     path = _resolve(args.device)
     result = _bench(args, out, path)
+    code = EXIT_INTERRUPTED if result["interrupted"] else EXIT_OK
+    if code == EXIT_INTERRUPTED:
+        out.note("sgpy bench: interrupted: the statistics of the commands completed so far follow")
     if out.json:
         out.emit(result)
-        return EXIT_OK
+        return code
     lat = result["latency_ms"]
-    out.line(f"{path}: {args.rw} bs={args.bs} qd={args.qd} channels={args.channels} for {result['seconds']:.2f} s")
+    cut = " (interrupted)" if result["interrupted"] else ""
+    out.line(f"{path}: {args.rw} bs={args.bs} qd={args.qd} channels={args.channels} for "
+             f"{result['seconds']:.2f} s{cut}")
     out.fields([("IOs", result["ios"]), ("IOPS", f"{result['iops']:.0f}"), ("MB/s", f"{result['mb_per_s']:.1f}"),
                 ("latency", f"p50 {lat['p50']:.3f} ms   p99 {lat['p99']:.3f} ms   p99.9 {lat['p999']:.3f} ms   "
                             f"max {lat['max']:.3f} ms")])
-    return EXIT_OK
+    return code
 
 
 # -- the parser --------------------------------------------------------------------
