@@ -1,9 +1,11 @@
 """The ``sgpy`` command line: list devices, query them, send raw CDBs, benchmark.
 
-Verbs follow sg3_utils and lsscsi: ``list``, ``inq``, ``readcap``, ``luns``,
+Verbs follow sg3_utils and lsscsi: ``list``, ``inq``, ``vpd``, ``readcap``, ``luns``,
 ``tur``, ``sense``, ``opcodes``, ``modes``, ``logs``, ``raw``, ``read``,
 ``write`` and ``bench``.  Every verb takes ``--json``; the keys of each
-answer are documented in ``docs/cli.rst`` and do not change.
+answer are documented in ``docs/cli.rst`` and do not change.  The verbs
+that show one response also take ``--hex`` and ``--raw`` (its bytes, as
+sg3_utils' ``-H`` and ``-r``).
 
 Exit status (:data:`EXIT_CODES`): 0 success, 1 another failure (a local
 file, an answer that cannot be parsed), 2 usage error, 3 the device
@@ -191,6 +193,8 @@ def with_hex(value: Any) -> Any:
 
 
 def _sense_json(sense: Any) -> Optional[Dict[str, Any]]:
+    """The JSON object of decoded sense data (None stays None): its fields, plus what a reader of the
+    JSON could not work out alone (the sense key's code, the T10 text, each part's kind and text)."""
     if sense is None:
         return None
     out = jsonable(sense)
@@ -325,6 +329,7 @@ def _hexdump(out: _Out, data: bytes, indent: str = "  ") -> None:
 
 
 def _type_name(code: int) -> str:
+    """A peripheral device type's name in lower case (``disk``), or ``type_XXh`` for a code sgpy does not name."""
     try:
         return PeripheralDeviceType(code).name.lower()
     except ValueError:
@@ -353,6 +358,7 @@ def parse_size(text: str) -> int:
 
 
 def _int(text: str) -> int:
+    """An argparse type: a non-negative integer, decimal or ``0x`` hex (SCSI people write both)."""
     try:
         value = int(text, 0)
     except ValueError:
@@ -363,6 +369,7 @@ def _int(text: str) -> int:
 
 
 def _positive(text: str) -> int:
+    """An argparse type: an integer of at least 1 (a count or a depth of 0 means nothing)."""
     value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
@@ -431,6 +438,7 @@ def _timeout(text: str) -> int:
 
 
 def _subpage(text: str) -> int:
+    """An argparse type: a subpage code, 0 to FFh (one byte of the CDB)."""
     value = _int(text)
     if value > 0xFF:
         raise argparse.ArgumentTypeError(f"a subpage code is 0..0xff, not {text}")
@@ -748,6 +756,7 @@ def _run(ch: Any, cmd: Any, *, retry: bool = True) -> Any:
 
 
 def _policy(args: argparse.Namespace) -> safety.Policy:
+    """The safety policy the verb's ``--allow-data-loss`` and ``--allow-irreversible`` flags ask for."""
     return safety.Policy(allow_data_loss=bool(getattr(args, "allow_data_loss", False)),
                          allow_irreversible=bool(getattr(args, "allow_irreversible", False)))
 
@@ -766,6 +775,7 @@ def _check(args: argparse.Namespace, cmd: Any) -> safety.Risk:
 
 
 def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy list``: the sg devices from sysfs; nothing is sent, so no permission on them is needed."""
     from sgpy import devices
 
     found = devices.devices()
@@ -782,6 +792,7 @@ def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _vpd_name(code: int, result: Any) -> str:
+    """The name of VPD page ``code`` for people, from the class sgpy decoded it into."""
     name = type(result).__name__
     if name == "RawVpdPage":
         return f"VPD page {code:02X}h"
@@ -888,6 +899,7 @@ def _read_capacity_io(ch: Any) -> Tuple[Dict[str, Any], bytes]:
 
 
 def _human_bytes(n: int) -> str:
+    """``n`` bytes in the largest binary unit that fits (``64.0 MiB``), for the human output."""
     for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
@@ -918,6 +930,7 @@ def _cmd_readcap(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _cmd_luns(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy luns``: REPORT LUNS, each LUN with the integer Linux uses and its addressing levels."""
     from sgpy import command
 
     with _open(args, policy=safety.READ_ONLY) as ch:
@@ -938,6 +951,7 @@ def _cmd_luns(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _cmd_tur(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy tur``: TEST UNIT READY; a device that is not ready is a device error (status 3)."""
     from sgpy import command
 
     with _open(args, policy=safety.READ_ONLY) as ch:
@@ -950,6 +964,7 @@ def _cmd_tur(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _sense_lines(sense: Any) -> List[Tuple[str, Any]]:
+    """The rows of the human decoding of sense data: format, key, ASC/ASCQ, then what is present."""
     rows: List[Tuple[str, Any]] = [
         ("format", ("descriptor" if sense.descriptor_format else "fixed")
          + (", deferred" if sense.deferred else ", current") + f" ({sense.response_code:02X}h)"),
@@ -993,6 +1008,7 @@ def _read_input(name: str, *, binary: bool) -> bytes:
 
 
 def _cmd_sense(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy sense``: decode sense bytes given as hex (arguments, stdin, a file) or binary; no device."""
     from sgpy import sense as sense_mod
 
     if args.binary is not None:
@@ -1023,6 +1039,7 @@ def _cmd_sense(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _command_name(opcode: int, sa: Optional[int], device_type: Optional[int]) -> str:
+    """The name of a supported command: sgpy's class where it has one, else the T10 name."""
     from sgpy import command
 
     cls = command.lookup(opcode, sa)
@@ -1033,6 +1050,7 @@ def _command_name(opcode: int, sa: Optional[int], device_type: Optional[int]) ->
 
 
 def _risk_of(opcode: int, sa: Optional[int]) -> safety.Risk:
+    """The safety class of a supported command (what sgpy would refuse without a flag)."""
     from sgpy import command
 
     cls = command.lookup(opcode, sa)
@@ -1042,6 +1060,8 @@ def _risk_of(opcode: int, sa: Optional[int]) -> safety.Risk:
 
 
 def _cmd_opcodes(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy opcodes``: REPORT SUPPORTED OPERATION CODES, each command named (INQUIRY's peripheral
+    device type picks the name where the T10 table has one per type) and with its safety class."""
     from sgpy import command
 
     with _open(args, policy=safety.READ_ONLY) as ch:
@@ -1068,6 +1088,7 @@ _PC = {"current": 0, "changeable": 1, "default": 2, "saved": 3}
 
 
 def _page_json(page: Any) -> Dict[str, Any]:
+    """The JSON object of one mode page: codes, name and fields (``raw`` left out: the page is in ``data``)."""
     fields = jsonable(page)
     fields.pop("raw", None)
     return {"page_code": page.page_code, "subpage_code": page.subpage_code, "name": _mode_page_name(page),
@@ -1075,6 +1096,7 @@ def _page_json(page: Any) -> Dict[str, Any]:
 
 
 def _mode_page_name(page: Any) -> str:
+    """The name of a mode page for people, from the class sgpy decoded it into."""
     name = type(page).__name__
     if name == "ModePage":
         sub = f"/{page.subpage_code:02X}h" if page.spf else ""
@@ -1083,6 +1105,7 @@ def _mode_page_name(page: Any) -> str:
 
 
 def _cmd_modes(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy modes``: MODE SENSE(10), or (6) where (10) is not implemented, of PAGE (a code or a name)."""
     from sgpy import command
 
     # 3Fh: every page (SPC-5 6.14)
@@ -1123,6 +1146,7 @@ def _cmd_modes(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _log_name(r: Any) -> str:
+    """The name of a log page for people, from the class sgpy decoded it into."""
     name = type(r).__name__
     if name == "LogPage":
         sub = f"/{r.subpage_code:02X}h" if r.spf else ""
@@ -1131,6 +1155,7 @@ def _log_name(r: Any) -> str:
 
 
 def _cmd_logs(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy logs``: LOG SENSE (cumulative values) of PAGE (a code or a name; default the supported pages)."""
     from sgpy import command
 
     # 00h: supported pages (SPC-5 7.3.18)
@@ -1164,6 +1189,7 @@ def _cmd_logs(args: argparse.Namespace, out: _Out) -> int:
 
 
 def _log_base() -> Any:
+    """The generic log page class, whose fields every log page has (the typed ones add theirs)."""
     from sgpy.responses import LogPage
 
     return LogPage
@@ -1791,7 +1817,8 @@ def build_parser() -> argparse.ArgumentParser:
     shows.add_argument("--hex", dest="dump_hex", action="store_true",
                        help="print the response's bytes as a hexdump (offset, 16 bytes, ASCII) instead of "
                             "decoding them")
-    shows.add_argument("--raw", dest="dump_raw", action="store_true", help="write the response's bytes, binary, to stdout")
+    shows.add_argument("--raw", dest="dump_raw", action="store_true",
+                       help="write the response's bytes, binary, to stdout")
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("device", metavar="DEVICE",
                         help="/dev/sgN, or /dev/sdX, /dev/stN, /dev/srN, H:C:T:L (mapped to its sg node)")
@@ -1950,6 +1977,7 @@ def _error_type(exc: BaseException) -> str:
 
 def _error_doc(code: int, message: str, exc: Optional[BaseException] = None, device: Optional[str] = None,
                risk: Optional[safety.Risk] = None) -> Dict[str, Any]:
+    """The ``{"error": {...}}`` object ``--json`` prints for a failure (exit status 1 to 6; docs/cli.rst)."""
     doc: Dict[str, Any] = {"exit_code": code, "type": _error_type(exc) if exc is not None else None,
                            "message": message, "device": device}
     if isinstance(exc, TaskFailed):
