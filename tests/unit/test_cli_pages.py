@@ -88,3 +88,17 @@ def test_a_named_subpage_and_another_subpage_contradict(capsys):
     assert cli._page_and_subpage((0x0A, None), 2, 0x3F, "mode") == (0x0A, 2)
     assert cli._page_and_subpage(None, None, 0x3F, "mode") == (0x3F, 0)
     assert cli._page_and_subpage((0x00, 0xFF), None, 0, "log") == (0x00, 0xFF)
+
+
+def test_docs_cli_lists_every_page_name_with_its_code():
+    """docs/cli.rst's tables of page names say what PAGE_NAMES holds, row for row."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.rst").read_text(encoding="utf-8")
+    for kind, rows in cli._PAGE_TABLE.items():
+        for page, subpage, *words in rows:
+            code = f"{page:02X}h" + (f"/{subpage:02X}h" if subpage else "")
+            row = f"{code:<4}  ``{words[0]}``".rstrip() if kind == "vpd" else f"{code:<7}  ``{words[0]}``"
+            line = next((ln for ln in text.splitlines() if ln.startswith(row + " ") or ln == row), None)
+            assert line is not None, f"docs/cli.rst has no row for {kind} page {code} ({words[0]})"
+            assert all(f"``{w}``" in line for w in words[1:]), line
