@@ -16,7 +16,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = os.path.join(ROOT, "docs", "conformance.rst")
 DATA = os.path.join(ROOT, "tests", "data", "conformance")
-TARGETS = ("scsi_debug-default", "scsi_debug-thin", "scsi_debug-4k", "tgtd")
+TARGETS = ("scsi_debug-default", "scsi_debug-thin", "scsi_debug-4k", "scsi_debug-protection", "scsi_debug-zoned", "tgtd")
 SHORT = {"pass": "pass", "fail": "FAIL", "skipped-unsupported": "unsup.", "skipped-by-safety": "safety"}
 
 

@@ -186,6 +186,22 @@ class Dut:
         finally:
             self.channel.reissue = saved
 
+    @property
+    def host_managed(self) -> bool:
+        """True for a host-managed zoned block device (peripheral device type 14h, ZBC-2 4.2)."""
+        return int(getattr(self.inquiry, "peripheral_device_type", 0) or 0) == 0x14
+
+    def random_writes(self, name: str) -> None:
+        """Skip a check that writes anywhere on the medium when the device is host-managed zoned.
+
+        Such a check writes the medium's last blocks, which on a host-managed device lie in a
+        sequential-write-required zone that refuses a write away from its write pointer (ZBC-2
+        4.4.3.2, UNALIGNED WRITE COMMAND): the ZBC checks cover writing there.
+        """
+        if self.host_managed:
+            pytest.skip(f"{_UNSUPPORTED}{name}: a host-managed zoned device takes writes only at a zone's write "
+                        "pointer (ZBC-2 4.4.3.2); the ZBC checks cover it")
+
     @functools.cached_property
     def capacity(self) -> Tuple[int, int]:
         """(number of blocks, block size)."""

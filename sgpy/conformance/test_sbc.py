@@ -23,7 +23,11 @@ LBA_OUT_OF_RANGE = dict(sense_key=ILLEGAL, asc=0x21, ascq=0x00)
 
 @contextlib.contextmanager
 def restored(dut: Dut, lba: int, blocks: int) -> Iterator[None]:
-    """Save ``blocks`` blocks at ``lba`` and write them back afterwards, whatever happens."""
+    """Save ``blocks`` blocks at ``lba`` and write them back afterwards, whatever happens.
+
+    Skipped on a host-managed zoned device (see :meth:`Dut.random_writes`).
+    """
+    dut.random_writes("writing anywhere")
     saved = dut.channel.execute(command.Read16(lba=lba, transfer_length=blocks)).data
     try:
         yield
@@ -58,6 +62,39 @@ def test_read_capacity_block_length_is_a_power_of_two(dut: Dut) -> None:
     """The LOGICAL BLOCK LENGTH IN BYTES is the block size the device reads and writes in: 512 B or more."""
     length = dut.capacity[1]
     assert length >= 512 and length & (length - 1) == 0, f"block length {length}"
+
+
+# -- PROTECTION INFORMATION ------------------------------------------------------------------------
+
+#: The protection types each value of the Extended INQUIRY Data page's SPT field declares
+#: (SPC-5 7.7.8, SPT field); 110b is not listed (reserved).
+_SPT_TYPES = {0b000: {1}, 0b001: {1, 2}, 0b010: {2}, 0b011: {1, 3}, 0b100: {3}, 0b101: {2, 3}, 0b111: {1, 2, 3}}
+
+
+@clause("SBC-4 4.22.2", "shall", "PROTECTION")
+def test_protection_is_reported_consistently(dut: Dut) -> None:
+    """READ CAPACITY(16), INQUIRY and the Extended INQUIRY Data page agree on protection information.
+
+    A medium formatted with protection (PROT_EN one, type P_TYPE + 1, SBC-4 5.20.2) needs a logical unit
+    that supports it: INQUIRY's PROTECT bit one (SPC-5 6.7.2), and, when page 86h is there, an SPT field
+    that includes that type (SPC-5 7.7.8).  Without PROTECT, PROT_EN is zero.
+    """
+    io = dut.channel.execute(command.ReadCapacity16(), verify_handler=handler.might_fail)
+    dut.unsupported(io, "READ CAPACITY(16)")
+    c16 = io.result
+    assert c16 is not None and c16.protection_type is not None, "READ CAPACITY(16) stops before byte 12"
+    protect = bool(getattr(dut.inquiry, "protect", False))
+    if not protect:
+        assert c16.protection_type == 0, f"PROT_EN is one (type {c16.protection_type}) but INQUIRY PROTECT is zero"
+        return
+    if c16.protection_type == 0 or 0x86 not in dut.vpd_pages:
+        return
+    ext = dut.channel.execute(command.Inquiry(evpd=True, page_code=0x86)).result
+    spt = getattr(ext, "spt", None)
+    if spt is None or spt not in _SPT_TYPES:
+        return  # cut short, or a reserved value: nothing to hold the type against
+    assert c16.protection_type in _SPT_TYPES[spt], \
+        f"formatted with type {c16.protection_type} protection, but SPT {spt:03b}b declares {sorted(_SPT_TYPES[spt])}"
 
 
 # -- READ ------------------------------------------------------------------------------------------

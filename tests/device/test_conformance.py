@@ -76,3 +76,26 @@ def test_the_suite_on_two_devices_with_one_xdist_worker_each(sg_devices, tmp_pat
     bad = run([sg_devices[0], str(tmp_path / "no-such-device")])
     assert sum(line.startswith("[gw1]") and "ERROR" in line for line in bad) == n, bad
     assert not any(line.startswith("[gw0]") and "ERROR" in line for line in bad), bad
+
+
+@pytest.mark.scsi_debug(dif=1, dix=0, num_tgts=1)
+def test_protection_type_1_scsi_debug(sg_device):
+    """T10 protection information, type 1 (scsi_debug dif=1): the suite reads and writes with RDPROTECT and
+    WRPROTECT 0, so the device generates and strips the protection information itself (SBC-4 4.22)."""
+    doc = check_against_known(sg_device, "scsi_debug-protection", allow_data_loss=True)
+    assert doc["identity"]["product"].strip() == "scsi_debug"
+
+
+@pytest.mark.scsi_debug(zbc="managed", zone_size_mb=4, zone_nr_conv=1, dev_size_mb=32, num_tgts=1)
+def test_host_managed_zoned_scsi_debug(sg_device):
+    """A host-managed zoned device (ZBC-2; scsi_debug zbc=managed): the ZBC checks run, and the checks that
+    write anywhere on the medium are skipped as unsupported (a sequential zone takes writes only at its
+    write pointer)."""
+    # Two checks are left out because they crash this kernel's scsi_debug (Linux 6.1) when it is zoned:
+    # check_device_access_params looks up the zones of the first and the last LBA of the range, and
+    # for READ(10) of zero blocks at LBA 0 "the last" is LBA 0 - 1; for READ(16) at LBA 2**64-1 its range
+    # check wraps (a recorded failure on the other parameter sets).  Both index past its zone table and
+    # the guest kernel oopses (docs/conformance.rst).
+    check_against_known(sg_device, "scsi_debug-zoned", allow_data_loss=True,
+                        select="not test_read_16_at_the_largest_lba_is_refused"
+                               " and not test_read_10_of_zero_blocks_transfers_nothing")
