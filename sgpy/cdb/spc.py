@@ -263,6 +263,8 @@ class Reserve6(NoData):
     opcode = 0x16
     cdb_length = 6
     standard = "SPC-2"
+    # A reservation locks other initiators out of a shared logical unit (SPC-2 7.21, 7.17).
+    changes_data = True
     # bytes 1-4: obsolete third-party/extent fields, kept zero
     control = field(5)
 
@@ -274,6 +276,8 @@ class Release6(NoData):
     opcode = 0x17
     cdb_length = 6
     standard = "SPC-2"
+    # A reservation locks other initiators out of a shared logical unit (SPC-2 7.21, 7.17).
+    changes_data = True
     # bytes 1-4: obsolete third-party/extent fields, kept zero
     control = field(5)
 
@@ -285,6 +289,8 @@ class Reserve10(ParameterOut):
     opcode = 0x56
     cdb_length = 10
     standard = "SPC-2"
+    # A reservation locks other initiators out of a shared logical unit (SPC-2 7.21, 7.17).
+    changes_data = True
     third_party = field(1, 4, 1, doc="3RDPTY")
     longid = field(1, 1, 1)
     # byte 2 obsolete (reservation identification)
@@ -301,6 +307,8 @@ class Release10(ParameterOut):
     opcode = 0x57
     cdb_length = 10
     standard = "SPC-2"
+    # A reservation locks other initiators out of a shared logical unit (SPC-2 7.21, 7.17).
+    changes_data = True
     third_party = field(1, 4, 1, doc="3RDPTY")
     longid = field(1, 1, 1)
     third_party_device_id = field(3)
@@ -525,6 +533,9 @@ class SecurityProtocolOut(ParameterOut):
     cdb_length = 12
     standard = "SPC-5"
     changes_data = True
+    # A security protocol may erase the medium cryptographically or revert the drive
+    # (TCG Storage's Revert): sgpy.safety classifies B5h as irreversible.
+    irreversible = True
     _length_field: ClassVar[str] = "transfer_length"
     security_protocol = field(1)
     security_protocol_specific = field(2, width=16)

@@ -276,11 +276,11 @@ CHANGES_DATA = {
     "PersistentReserveOutRegister", "PersistentReserveOutReserve", "PersistentReserveOutRelease",
     "PersistentReserveOutClear", "PersistentReserveOutPreempt", "PersistentReserveOutPreemptAndAbort",
     "PersistentReserveOutRegisterAndIgnoreExistingKey", "PersistentReserveOutRegisterAndMove",
-    "PersistentReserveOutReplaceLostReservation",
+    "PersistentReserveOutReplaceLostReservation", "Reserve6", "Release6", "Reserve10", "Release10",
 }  # fmt: skip
 IRREVERSIBLE = {
     "FormatUnit", "SanitizeOverwrite", "SanitizeBlockErase", "SanitizeCryptographicErase",
-    "SanitizeExitFailureMode", "WriteBuffer", "AtaPassThrough12", "AtaPassThrough16",
+    "SanitizeExitFailureMode", "WriteBuffer", "AtaPassThrough12", "AtaPassThrough16", "SecurityProtocolOut",
 }  # fmt: skip
 
 
