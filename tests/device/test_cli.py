@@ -4,13 +4,16 @@ import ctypes
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from sgpy.cli import (
     EXIT_DEVICE_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_NO_DEVICE,
     EXIT_OK,
     EXIT_PERMISSION,
@@ -175,6 +178,59 @@ def test_logs(capsys, dev):
     assert all(set(p) == {"parameter_code", "control", "value"} for p in temp["data"]["parameters"])
 
 
+# verb arguments: each shows one response, decoded, in hex or in binary
+DUMPED = [["inq"], ["inq", "--vpd", "di"], ["vpd"], ["vpd", "serial"], ["readcap"], ["luns"], ["opcodes"],
+          ["modes"], ["modes", "caching"], ["logs"], ["logs", "temp"]]
+
+
+def unhex(text):
+    """The bytes of a --hex dump: each line's offset, then the 16 bytes; the ASCII column is left out."""
+    data = b""
+    for line in text.splitlines():
+        offset, rest = line[:4], line[6:6 + 48]
+        assert int(offset, 16) == len(data), line
+        data += bytes.fromhex(rest)
+    return data
+
+
+@pytest.mark.parametrize("argv", DUMPED, ids=[" ".join(a) for a in DUMPED])
+def test_hex_and_raw_give_the_bytes_of_the_response(capsysbinary, dev, argv):
+    code = main([argv[0], dev, *argv[1:], "--raw"])
+    raw = capsysbinary.readouterr().out
+    assert code == EXIT_OK and raw
+    code = main([argv[0], dev, *argv[1:], "--hex"])
+    text = capsysbinary.readouterr().out.decode()
+    assert code == EXIT_OK
+    assert unhex(text) == raw
+    assert all(len(line) <= 6 + 48 + 2 + 16 for line in text.splitlines())
+    if argv[0] in ("inq", "vpd"):  # the same bytes JSON gives as "raw"
+        code = main([argv[0], dev, *argv[1:], "--json"])
+        assert code == EXIT_OK
+        assert bytes.fromhex(json.loads(capsysbinary.readouterr().out)["raw"]) == raw
+
+
+def test_raw_inquiry_holds_the_vendor(capsysbinary, dev):
+    assert main(["inq", dev, "--raw"]) == EXIT_OK
+    raw = capsysbinary.readouterr().out
+    assert raw[8:16] == b"Linux   " and raw[16:26] == b"scsi_debug"
+
+
+@pytest.mark.parametrize("verb, name, number", [
+    ("vpd", "serial", "0x80"), ("vpd", "SN", "128"), ("vpd", "di", "0x83"), ("vpd", "Block_Limits", "0xb0"),
+    ("modes", "caching", "8"), ("modes", "CA", "0x08"), ("modes", "co", "0x0a"), ("modes", "rw", "1"),
+    ("logs", "temperature", "0x0d"), ("logs", "temp", "13"), ("logs", "ie", "0x2f"), ("logs", "sp", "0"),
+])
+def test_a_page_by_name_is_the_page_by_number(capsys, dev, verb, name, number):
+    by_name = run_json(capsys, verb, dev, name)
+    by_number = run_json(capsys, verb, dev, number)
+    assert by_name == by_number
+
+
+def test_inq_vpd_by_name_and_vpd_verb_agree(capsys, dev):
+    assert run_json(capsys, "inq", dev, "--vpd", "serial") == run_json(capsys, "vpd", dev, "sn")
+    assert run_json(capsys, "vpd", dev)["page"] == 0  # the supported pages, as sg_vpd
+
+
 def test_raw_inquiry(capsys, dev):
     code, out, _ = run(capsys, "raw", dev, "12 00 00 00 24 00", "--in", "36")
     assert code == EXIT_OK
@@ -265,8 +321,12 @@ def test_read_to_stdout(capsysbinary, dev):
 )
 def test_bench_json(capsys, dev, argv):
     doc = run_json(capsys, "bench", dev, "--seconds", "0.3", *argv)
-    assert set(doc) == {"device", "rw", "bs", "qd", "channels", "engine", "job_engine", "seconds", "ios",
-                        "bytes", "errors", "recovered", "short_transfers", "iops", "mb_per_s", "latency_ms"}
+    assert set(doc) == {"device", "identity", "sgpy_version", "timestamp", "interrupted", "rw", "bs", "qd",
+                        "channels", "engine", "job_engine", "seconds", "ios", "bytes", "errors", "recovered",
+                        "short_transfers", "iops", "mb_per_s", "latency_ms"}
+    assert doc["identity"]["vendor"] == "Linux" and doc["identity"]["model"] == "scsi_debug"
+    assert doc["identity"]["serial"] and doc["identity"]["revision"]
+    assert doc["interrupted"] is False and doc["timestamp"].endswith("Z")
     assert set(doc["latency_ms"]) == {"min", "mean", "p50", "p90", "p99", "p999", "max"}
     assert doc["engine"] == "job" and doc["job_engine"] == "c" and doc["errors"] == 0 and doc["short_transfers"] == 0
     assert doc["ios"] > 0 and doc["iops"] > 0 and doc["bytes"] == doc["ios"] * doc["bs"]
@@ -352,6 +412,53 @@ def test_bench_human_summary_and_live_progress_on_a_terminal(dev):
     plain = io.StringIO()
     assert main(["bench", dev, "--seconds", "0.7"], stdout=plain, stderr=err) == EXIT_OK
     assert "\r" not in plain.getvalue()
+
+
+def ctrl_c_once_running(monkeypatch, after=0.4):
+    """Send this process a real SIGINT ``after`` seconds into bench's wait for its jobs (from a timer
+    thread, as a terminal's Ctrl-C would come); returns the jobs bench started."""
+    from sgpy import cli
+    from sgpy.channel import Channel
+
+    jobs = []
+    real_run, real_progress = Channel.run, cli._bench_progress
+
+    def run_and_keep(self, cmd, **options):
+        job = real_run(self, cmd, **options)
+        jobs.append(job)
+        return job
+
+    def progress_then_ctrl_c(*a, **kw):
+        threading.Timer(after, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return real_progress(*a, **kw)
+
+    monkeypatch.setattr(Channel, "run", run_and_keep)
+    monkeypatch.setattr(cli, "_bench_progress", progress_then_ctrl_c)
+    return jobs
+
+
+def test_bench_ctrl_c_prints_what_it_has_in_json_and_exits_130(capsys, dev, monkeypatch):
+    jobs = ctrl_c_once_running(monkeypatch)
+    code, out, err = run(capsys, "bench", dev, "--seconds", "60", "--qd", "8", "--channels", "2", "--json")
+    assert code == EXIT_INTERRUPTED, err
+    doc = json.loads(out)
+    assert doc["interrupted"] is True and "interrupted" in err
+    assert len(jobs) == 2 and all(job.returned and job.exception is None for job in jobs)
+    counted = sum(job.stats.commands for job in jobs)
+    assert doc["ios"] == counted > 0 and doc["errors"] == 0 and doc["bytes"] == counted * 4096
+    assert 0.3 <= doc["seconds"] < 30  # stopped, not run out
+    assert doc["identity"]["model"] == "scsi_debug"
+
+
+def test_bench_ctrl_c_prints_the_summary_and_exits_130(dev, monkeypatch):
+    ctrl_c_once_running(monkeypatch)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["bench", dev, "--seconds", "60", "--rw", "read"], stdout=out, stderr=err)
+    assert code == EXIT_INTERRUPTED, err.getvalue()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith(f"{dev}: read bs=4096") and lines[0].endswith("(interrupted)")
+    assert [line.split()[0] for line in lines[1:]] == ["IOs", "IOPS", "MB/s", "latency"]
+    assert int(lines[1].split()[1]) > 0
 
 
 def test_bench_block_size_must_fit(capsys, dev):
@@ -597,6 +704,13 @@ BAD_ARGUMENTS = [
     (["bench", "{dev}", "--rw", "read", "--verify", str(2**64), "--count", "1"], 2, "2**64-1"),
     (["bench", "{dev}", "--rw", "write"], 6, "--allow-data-loss"),
     (["frobnicate", "{dev}"], 2, "invalid choice"),
+    (["vpd", "{dev}", "nope"], 2, "unknown vpd page 'nope'"),
+    (["vpd", "{dev}", "0x100"], 2, "0..0xff"),
+    (["vpd", "{dir}"], 4, "is a directory"),
+    (["logs", "{dev}", "caching"], 2, "temp/temperature=0Dh"),
+    (["modes", "{dev}", "coe", "--subpage", "2"], 2, "--subpage says 02h"),
+    (["inq", "{dev}", "--hex", "--raw"], 2, "not allowed with argument"),
+    (["readcap", "{dev}", "--raw", "--json"], 2, "not allowed with argument"),
 ]
 
 
