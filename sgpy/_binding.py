@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
+from sgpy.constants import Direction
+
 try:
     from sgpy._sgffi import ffi, lib
 except ImportError as exc:  # pragma: no cover - depends on the install
@@ -22,6 +24,9 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 __all__ = [
     "ffi",
     "SG_DXFER_NONE",
+    "DXFER",
+    "RESERVE_CAP",
+    "grow_reserve",
     "SG_DXFER_TO_DEV",
     "SG_DXFER_FROM_DEV",
     "SG_MAX_QUEUE",
@@ -244,6 +249,34 @@ def set_reserved_size(fd: int, size: int) -> int:
     """``SG_SET_RESERVED_SIZE``, then read back what the kernel granted."""
     ioctl_int(fd, lib.SG_SET_RESERVED_SIZE, size)
     return get_reserved_size(fd)
+
+
+#: The largest reserve buffer :func:`grow_reserve` asks for.
+RESERVE_CAP = 4 * 1024 * 1024
+
+
+def grow_reserve(fd: int, need: int, current: int) -> int:
+    """Grow ``fd``'s reserve buffer to fit a ``need``-byte transfer; return its size now.
+
+    sg lets one in-flight command per fd use the reserve buffer instead of
+    pages allocated per command (drivers/scsi/sg.c, sg_link_reserve).  Sizes
+    are rounded up to a power of two and capped at :data:`RESERVE_CAP`; a
+    refusal leaves it as it was (slower, still correct).
+    """
+    if need <= current or current >= RESERVE_CAP:
+        return current
+    try:
+        return set_reserved_size(fd, min(1 << (need - 1).bit_length(), RESERVE_CAP))
+    except OSError:
+        return current
+
+
+#: sg's data direction (``dxfer_direction``) of each :class:`~sgpy.constants.Direction`.
+DXFER = {
+    Direction.NONE: SG_DXFER_NONE,
+    Direction.TO_DEVICE: SG_DXFER_TO_DEV,
+    Direction.FROM_DEVICE: SG_DXFER_FROM_DEV,
+}
 
 
 def get_scsi_id(fd: int) -> ScsiId:

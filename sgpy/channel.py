@@ -63,13 +63,8 @@ DEFAULT_MAX_FDS = 16
 #: Enum members read through their class are slow (a descriptor): hot paths use this.
 _FROM_DEVICE = Direction.FROM_DEVICE
 _IO_CLASS = {Direction.NONE: NoDirectionIo, Direction.FROM_DEVICE: Input, Direction.TO_DEVICE: Output}
-_DXFER = {
-    Direction.NONE: _binding.SG_DXFER_NONE,
-    Direction.TO_DEVICE: _binding.SG_DXFER_TO_DEV,
-    Direction.FROM_DEVICE: _binding.SG_DXFER_FROM_DEV,
-}
+_DXFER = _binding.DXFER
 _OPEN_FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
-_RESERVE_CAP = 4 * 1024 * 1024
 #: How many unit attentions a channel keeps in :attr:`Channel.unit_attentions`.
 UNIT_ATTENTIONS_KEPT = 64
 #: How often a command sgpy sends on its own behalf is sent again after a
@@ -101,22 +96,6 @@ def _close_quietly(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
-
-
-def _grow_reserve(fd: int, need: int, current: int) -> int:
-    """Grow ``fd``'s reserve buffer to fit a ``need``-byte transfer; return its size now.
-
-    sg lets one in-flight command per fd use the reserve buffer instead of
-    pages allocated per command (drivers/scsi/sg.c, sg_link_reserve).  Sizes
-    are rounded up to a power of two and capped at 4 MiB; a refusal leaves it
-    as it was (slower, still correct).
-    """
-    if need <= current or current >= _RESERVE_CAP:
-        return current
-    try:
-        return _binding.set_reserved_size(fd, min(1 << (need - 1).bit_length(), _RESERVE_CAP))
-    except OSError:
-        return current
 
 
 def _is_bsg(rdev: int) -> bool:
@@ -465,7 +444,7 @@ class Channel:
         """Grow an idle fd's reserve buffer to fit the largest transfer in ``batch``."""
         if st.inflight:
             return
-        st.reserved = _grow_reserve(st.fd, max(io.length for io in batch), st.reserved)
+        st.reserved = _binding.grow_reserve(st.fd, max(io.length for io in batch), st.reserved)
 
     # -- properties ------------------------------------------------------------
 

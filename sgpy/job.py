@@ -69,7 +69,6 @@ from sgpy.errors import (
     TaskFailed,
 )
 from sgpy.cdb.base import Command
-from sgpy.channel import _DXFER, _grow_reserve
 from sgpy.handler import might_fail
 from sgpy.status import classify
 
@@ -687,7 +686,7 @@ class _SgJob(Job):
                 if length:
                     self._reserve(fd, length)
             self._core = _binding.JobCore(
-                fds=self._fds, depth=queue_depth, cdb=cmd.cdb, direction=_DXFER[direction], buf=buf,
+                fds=self._fds, depth=queue_depth, cdb=cmd.cdb, direction=_binding.DXFER[direction], buf=buf,
                 buf_len=length, share_buf=share, timeout_ms=self._timeout, lba_offset=off, lba_bytes=nbytes,
                 lba_mode=mode, lba_first=first, lba_units=units, lba_step=step, lba_list=lbas,
                 seed=seed, limit=self._limit, deadline_ns=0, latency=self._latency, sync=self._sync_ioctl,
@@ -706,7 +705,7 @@ class _SgJob(Job):
             current = _binding.get_reserved_size(fd)
         except OSError:
             return  # the kernel then allocates per command: slower, still correct
-        _grow_reserve(fd, length, current)
+        _binding.grow_reserve(fd, length, current)
 
     # -- running -----------------------------------------------------------------
 
