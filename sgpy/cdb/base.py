@@ -36,6 +36,8 @@ from sgpy.constants import Direction
 from sgpy.errors import DecodeError, EncodeError
 
 __all__ = [
+    "nbytes",
+    "block_size_for",
     "Command",
     "RawCommand",
     "ReservedBitsWarning",
@@ -73,7 +75,7 @@ def _chain(handlers: Any) -> List[Handler]:
     return list(handlers)
 
 
-def _nbytes(data: Any) -> int:
+def nbytes(data: Any) -> int:
     """Length in bytes of a bytes-like payload."""
     if type(data) is bytes or type(data) is bytearray:
         return len(data)
@@ -92,7 +94,7 @@ def _check_data(owner: str, data: Any) -> None:
         raise TypeError(f"{owner}: data must be a bytes-like object, got {type(data).__name__}") from None
 
 
-def _block_size(owner: str, block_size: Optional[int]) -> int:
+def block_size_for(owner: str, block_size: Optional[int]) -> int:
     """Validate a block size handed in by the caller; EncodeError when it is missing."""
     if block_size is None:
         raise EncodeError(f"{owner}: the transfer depends on the logical block size; pass block_size")
@@ -193,7 +195,7 @@ class Command(Generic[R]):
 
     def for_block_size(self: C, block_size: int) -> C:
         """A command whose transfer is fully determined for ``block_size`` (self if nothing to do)."""
-        _block_size(self.name, block_size)
+        block_size_for(self.name, block_size)
         return self
 
     # -- handlers ---------------------------------------------------------
@@ -211,7 +213,7 @@ class Command(Generic[R]):
         parts = [f"{spec.name}={getattr(self, spec.name)!r}" for spec in self._layout.fields]
         data = self.data
         if data is not None:
-            parts.append(f"data=<{_nbytes(data)} bytes>")
+            parts.append(f"data=<{nbytes(data)} bytes>")
         return f"{self.name}({', '.join(parts)})"
 
 
@@ -410,7 +412,7 @@ class RawCommand(Command[Any]):
             _check_data("RawCommand", data)
             if self.direction is not Direction.TO_DEVICE:
                 raise EncodeError("RawCommand: data is only sent with direction=Direction.TO_DEVICE")
-            size = _nbytes(data)
+            size = nbytes(data)
             if length is None:
                 _setattr(self, "length", size)
             elif length != size:
@@ -455,7 +457,7 @@ class RawCommand(Command[Any]):
         return self.length or 0
 
     def __repr__(self) -> str:
-        extra = f", data=<{_nbytes(self.data)} bytes>" if self.data is not None else ""
+        extra = f", data=<{nbytes(self.data)} bytes>" if self.data is not None else ""
         return f"RawCommand(cdb={self.cdb.hex()!r}, direction={self.direction.name}, length={self.length}{extra})"
 
 
@@ -522,7 +524,7 @@ class ParameterOut(DataOut[R]):
             if given is None:
                 _setattr(self, name, 0)
             return
-        size = _nbytes(data)
+        size = nbytes(data)
         if given is None:
             _setattr(self, name, size)
         elif given != size:
@@ -550,7 +552,7 @@ class BlockIn(Command[None]):
 
     def transfer_bytes(self, block_size: Optional[int] = None) -> int:
         """``blocks() × block_size``; EncodeError when block_size is missing."""
-        return self.blocks() * _block_size(self.name, block_size)
+        return self.blocks() * block_size_for(self.name, block_size)
 
 
 class BlockOut(DataOut[None]):
@@ -587,11 +589,11 @@ class BlockOut(DataOut[None]):
             data = self.data
             if data is None:
                 raise EncodeError(self._unresolved_message())
-            size = _nbytes(data)
+            size = nbytes(data)
             if block_size is not None:
-                self._blocks_for(size, _block_size(self.name, block_size))
+                self._blocks_for(size, block_size_for(self.name, block_size))
             return size
-        return blocks * self._data_factor * _block_size(self.name, block_size)
+        return blocks * self._data_factor * block_size_for(self.name, block_size)
 
     def _blocks_for(self, size: int, block_size: int) -> int:
         unit = block_size * self._data_factor
@@ -605,7 +607,7 @@ class BlockOut(DataOut[None]):
 
     def for_block_size(self: C, block_size: int) -> C:
         """Resolve the block count from ``data`` or check that data and count agree."""
-        bs = _block_size(self.name, block_size)
+        bs = block_size_for(self.name, block_size)
         data = self.data
         count = self.blocks()  # type: ignore[attr-defined]
         name = self._blocks_field  # type: ignore[attr-defined]
@@ -613,7 +615,7 @@ class BlockOut(DataOut[None]):
             if count is None:
                 raise EncodeError(f"{self.name}: give {name} or data")
             return self
-        size = _nbytes(data)
+        size = nbytes(data)
         blocks = self._blocks_for(size, bs)  # type: ignore[attr-defined]
         if count is not None:
             if blocks != count:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from sgpy._fields import field
-from sgpy.cdb.base import C, DataOut, _block_size, _nbytes, command
+from sgpy.cdb.base import C, DataOut, block_size_for, command, nbytes
 from sgpy.constants import Direction
 from sgpy.errors import EncodeError
 
@@ -67,22 +67,22 @@ class _AtaPassThrough(DataOut):
         if t_length == _IN_TPSIU:
             if self.data is None:
                 raise EncodeError(f"{self.name}: t_length=3 (TPSIU) needs data to size the transfer")
-            return _nbytes(self.data)
+            return nbytes(self.data)
         count = self._count()
         if not self.byt_blok:  # type: ignore[attr-defined]
             return count
         if not self.t_type:  # type: ignore[attr-defined]
             return count * 512
-        return count * _block_size(self.name, block_size)
+        return count * block_size_for(self.name, block_size)
 
     def for_block_size(self: C, block_size: int) -> C:
         """Check that ``data`` matches the registers' length; returns self."""
-        bs = _block_size(self.name, block_size)
+        bs = block_size_for(self.name, block_size)
         data = self.data
         if data is not None:
             size = self.transfer_bytes(bs)
-            if _nbytes(data) != size:
-                raise EncodeError(f"{self.name}: len(data)={_nbytes(data)} but the registers describe {size} bytes")
+            if nbytes(data) != size:
+                raise EncodeError(f"{self.name}: len(data)={nbytes(data)} but the registers describe {size} bytes")
         return self
 
 

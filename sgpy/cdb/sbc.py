@@ -22,10 +22,10 @@ from sgpy.cdb.base import (
     DataOut,
     NoData,
     ParameterOut,
-    _block_size,
-    _nbytes,
     base,
+    block_size_for,
     command,
+    nbytes,
 )
 from sgpy.cdb.spc import SA_BYTE1
 from sgpy.constants import Direction
@@ -359,14 +359,14 @@ class _Verify(DataOut):
         if not bytchk:
             return 0
         blocks = 1 if bytchk == 3 else self.verification_length  # type: ignore[attr-defined]
-        return blocks * _block_size(self.name, block_size)  # type: ignore[no-any-return]
+        return blocks * block_size_for(self.name, block_size)  # type: ignore[no-any-return]
 
     def for_block_size(self: C, block_size: int) -> C:
         """Check that ``data`` matches the bytes BYTCHK calls for; returns self."""
-        size = self.transfer_bytes(_block_size(self.name, block_size))
+        size = self.transfer_bytes(block_size_for(self.name, block_size))
         data = self.data
-        if data is not None and _nbytes(data) != size:
-            raise EncodeError(f"{self.name}: len(data)={_nbytes(data)} but bytchk/verification_length need {size}")
+        if data is not None and nbytes(data) != size:
+            raise EncodeError(f"{self.name}: len(data)={nbytes(data)} but bytchk/verification_length need {size}")
         return self
 
 
@@ -531,14 +531,14 @@ class _WriteSame(DataOut):
 
     def transfer_bytes(self, block_size: Optional[int] = None) -> int:
         """One logical block, or 0 with NDOB."""
-        return 0 if self._ndob else _block_size(self.name, block_size)
+        return 0 if self._ndob else block_size_for(self.name, block_size)
 
     def for_block_size(self: C, block_size: int) -> C:
         """Check that ``data`` is exactly one logical block; returns self."""
-        size = self.transfer_bytes(_block_size(self.name, block_size))
+        size = self.transfer_bytes(block_size_for(self.name, block_size))
         data = self.data
-        if data is not None and _nbytes(data) != size:
-            raise EncodeError(f"{self.name}: data must be one logical block ({size} bytes), got {_nbytes(data)}")
+        if data is not None and nbytes(data) != size:
+            raise EncodeError(f"{self.name}: data must be one logical block ({size} bytes), got {nbytes(data)}")
         return self
 
 
@@ -711,7 +711,7 @@ class FormatUnit(DataOut):
             return 0
         if self.data is None:
             raise EncodeError(f"{self.name}: fmtdata is set but no data given (the CDB has no length)")
-        return _nbytes(self.data)
+        return nbytes(self.data)
 
 
 @base
@@ -790,7 +790,7 @@ class ReassignBlocks(DataOut):
         """len(data); EncodeError when no data was given."""
         if self.data is None:
             raise EncodeError(f"{self.name}: no data given (the CDB has no length)")
-        return _nbytes(self.data)
+        return nbytes(self.data)
 
 
 @command

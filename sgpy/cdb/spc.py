@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import ClassVar, Optional
 
 from sgpy._fields import REQUIRED, FieldSpec, field
-from sgpy.cdb.base import AllocationIn, NoData, ParameterOut, _nbytes, _setattr, base, command
+from sgpy.cdb.base import AllocationIn, NoData, ParameterOut, base, command, nbytes
 from sgpy.errors import EncodeError
+
+#: Sets a field of a frozen command during its own construction.
+_setattr = object.__setattr__
 
 __all__ = [
     "TestUnitReady",
@@ -550,7 +553,7 @@ class SecurityProtocolOut(ParameterOut):
         if data is None or not self.inc_512:
             super()._resolve()
             return
-        size = _nbytes(data)
+        size = nbytes(data)
         units, rest = divmod(size, _INC_512_UNIT)
         if rest:
             raise EncodeError(f"{self.name}: with inc_512, len(data)={size} must be a multiple of 512")

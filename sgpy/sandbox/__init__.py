@@ -42,6 +42,8 @@ __all__ = [
     "run",
     "main",
     "parse_params",
+    "expected_devices",
+    "guest_env",
     "format_params",
     "module_load_order",
     "find_uml",
@@ -361,7 +363,7 @@ def _init_script(
     return "\n".join(lines)
 
 
-def _expected_devices(params: Mapping[str, str]) -> int:
+def expected_devices(params: Mapping[str, str]) -> int:
     def num(key: str, default: int) -> int:
         try:
             return int(params.get(key, default))
@@ -371,7 +373,7 @@ def _expected_devices(params: Mapping[str, str]) -> int:
     return max(1, num("num_tgts", 1) * num("max_luns", 1) * max(1, num("add_host", 1)))
 
 
-def _guest_env(
+def guest_env(
     env: Optional[Mapping[str, str]],
     params: Mapping[str, str],
     moddir: str,
@@ -498,8 +500,8 @@ def _boot_uml(
         init = os.path.join(tmp, "init")
         with open(init, "w", encoding="utf-8") as f:
             f.write(_init_script(
-                command=command, cwd=cwd, env=_guest_env(env, params, moddir, ko),
-                modules=modules, scsi_debug_ko=ko, params=params, expected=_expected_devices(params),
+                command=command, cwd=cwd, env=guest_env(env, params, moddir, ko),
+                modules=modules, scsi_debug_ko=ko, params=params, expected=expected_devices(params),
                 tty_out=_isatty(out_stream), stdin=None if stdin is None else
                 (STDIN_TTY if stdin == STDIN_TTY else os.path.abspath(stdin)),
                 tty_size=_tty_size() if stdin == STDIN_TTY else None,

@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import Dict, List, Mapping, Optional
 
-from sgpy.sandbox import SandboxError, _expected_devices, format_params, parse_params
+from sgpy.sandbox import SandboxError, expected_devices, format_params, parse_params
 
 __all__ = [
     "in_sandbox",
@@ -126,7 +126,7 @@ def load(params: Mapping[str, object]) -> List[str]:
     if proc.returncode != 0:
         raise SandboxError(f"insmod scsi_debug {format_params(p)} failed: "
                            + proc.stdout.decode(errors="replace").strip())
-    n = _expected_devices(p)
+    n = expected_devices(p)
     _wait_for(lambda: len(sg_devices()) >= n, 10.0, f"{n} scsi_debug device(s)")
     _make_nodes()
     _wait_for(lambda: all(os.path.exists(d) for d in sg_devices()), 5.0, "sg device nodes")

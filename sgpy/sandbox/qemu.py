@@ -42,14 +42,14 @@ import sys
 import tempfile
 from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from sgpy.sandbox import _guest_env as _base_guest_env
+from sgpy.sandbox import guest_env as _base_guest_env
 from sgpy.sandbox import (
     _EXIT_MARK,
     _FAIL_MARK,
     DEFAULT_SCSI_DEBUG,
     SandboxError,
     _cache_dir,
-    _expected_devices,
+    expected_devices,
     _isatty,
     _read_modules_dep,
     _run_guest,
@@ -345,7 +345,7 @@ def _run_env(k: QemuKernel, params: Mapping[str, str], tty_out: bool) -> str:
         f"SGPY_MODDIR={q(k.moddir)}",
         f"SGPY_SCSI_DEBUG_KO={q(ko)}",
         f"SGPY_SCSI_DEBUG_ARGS={q(format_params(params))}",
-        f"SGPY_EXPECTED={_expected_devices(params)}",
+        f"SGPY_EXPECTED={expected_devices(params)}",
         f"SGPY_TTY_OUT={1 if tty_out else 0}",
         "",
     ])
