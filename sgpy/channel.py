@@ -852,11 +852,6 @@ class Channel:
             if self.kind != "sg":
                 return _binding.SyncCaller(self._fd, self.kind == "bsg")
             fd = self._open_another_fd()  # outside _use_lock: it takes the reactor's lock
-        except OSError as exc:
-            self._give_back(None)
-            if exc.errno in (_errno.ENODEV, _errno.ENXIO):
-                raise DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", host_status=1) from None
-            raise
         except BaseException:
             self._give_back(None)
             raise
@@ -881,7 +876,10 @@ class Channel:
 
     def _execute_sg_io(self, io: Io) -> None:
         """The synchronous SG_IO path (block devices, bsg nodes, and sg nodes' synchronous commands)."""
-        caller = self._sync_caller(io.timeout)
+        try:
+            caller = self._sync_caller(io.timeout)
+        except OSError as exc:  # opening the caller's fd: the device may be gone
+            raise self._sg_io_error(exc, io) from None
         try:
             cmd = io.command
             # Ctrl-C ends SG_IO at once (EINTR): the kernel has the command
@@ -890,12 +888,7 @@ class Channel:
             r = _interrupt.call_interruptible(caller.call, cmd.cdb, _DXFER[cmd.direction], io.data_buf, io.length,
                                               io.timeout)
         except OSError as exc:
-            if exc.errno in (_errno.ENODEV, _errno.ENXIO):
-                raise DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", io=io, command=io.command,
-                                 host_status=1) from None
-            if exc.errno == _errno.ENOMEM:
-                raise self._no_memory(io) from None
-            raise
+            raise self._sg_io_error(exc, io) from None
         finally:
             self._give_back(caller)
         if io.__class__ is Output:
@@ -912,6 +905,16 @@ class Channel:
                 reactor._finish(io)
             else:
                 reactor._classify(io)
+
+    def _sg_io_error(self, exc: OSError, io: Io) -> BaseException:
+        """What a failed synchronous command raises: DeviceGone for a vanished device (ENODEV,
+        ENXIO), KernelMemoryError for ENOMEM, the OSError itself otherwise."""
+        if exc.errno in (_errno.ENODEV, _errno.ENXIO):
+            return DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", io=io, command=io.command,
+                              host_status=1)
+        if exc.errno == _errno.ENOMEM:
+            return self._no_memory(io)
+        return exc
 
     def _no_memory(self, io: Io) -> KernelMemoryError:
         """The error for a command the kernel refused with ENOMEM: no room for its buffers."""

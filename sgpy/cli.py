@@ -53,6 +53,7 @@ from typing import (
 import attrs
 
 from sgpy import safety
+from sgpy import sense as _sense
 from sgpy.constants import Direction, PeripheralDeviceType, ScsiStatus, opcode_name
 from sgpy.errors import (
     EncodeError,
@@ -969,8 +970,8 @@ def _sense_lines(sense: Any) -> List[Tuple[str, Any]]:
         ("format", ("descriptor" if sense.descriptor_format else "fixed")
          + (", deferred" if sense.deferred else ", current") + f" ({sense.response_code:02X}h)"),
         ("sense key", f"{sense.sense_key.text} ({int(sense.sense_key):X}h)"),
-        ("additional sense", f"{sense.description} (ASC {'--' if sense.asc is None else f'{sense.asc:02X}h'}, "
-                             f"ASCQ {'--' if sense.ascq is None else f'{sense.ascq:02X}h'})"),
+        ("additional sense", f"{sense.description} (ASC {_sense.hex_or_dash(sense.asc)}, "
+                             f"ASCQ {_sense.hex_or_dash(sense.ascq)})"),
     ]
     if sense.information is not None:
         rows.append(("information", f"0x{sense.information:x} ({sense.information})"))

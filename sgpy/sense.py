@@ -22,6 +22,7 @@ from sgpy.responses._common import be, length_header
 
 __all__ = [
     "decode",
+    "hex_or_dash",
     "SenseData",
     "FieldPointer",
     "ActualRetryCount",
@@ -633,8 +634,8 @@ class SenseData:
 
     def __str__(self) -> str:
         head = "deferred error: " if self.deferred else ""
-        parts = [f"{head}{self.sense_key.text} \u2014 {self.description} ({_hex_or_dash(self.asc)}/"
-                 f"{_hex_or_dash(self.ascq)})"]
+        parts = [f"{head}{self.sense_key.text} \u2014 {self.description} ({hex_or_dash(self.asc)}/"
+                 f"{hex_or_dash(self.ascq)})"]
         if self.sense_key_specific is not None:
             parts.append(str(self.sense_key_specific))
         if self.information is not None:
@@ -646,8 +647,8 @@ class SenseData:
         return ", ".join(parts)
 
 
-def _hex_or_dash(value: Optional[int]) -> str:
-    """``0Bh`` for a byte, ``--`` for a field the sense data does not reach."""
+def hex_or_dash(value: Optional[int]) -> str:
+    """``0Bh`` for a byte, ``--`` for a field the sense data does not reach (ASC and ASCQ of cut sense)."""
     return "--" if value is None else f"{value:02X}h"
 
 
