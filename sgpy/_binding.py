@@ -8,6 +8,7 @@ values and turns error returns into :class:`OSError` with the errno.
 
 from __future__ import annotations
 
+import errno as _errno
 import os
 from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -33,7 +34,7 @@ __all__ = [
     "SENSE_MAX",
     "CDB_MAX",
     "ScsiId",
-    "SgIoResult",
+    "Header",
     "new_slots",
     "new_headers",
     "slot_pointers",
@@ -101,17 +102,31 @@ class ScsiId(NamedTuple):
     d_queue_depth: int
 
 
-class SgIoResult(NamedTuple):
-    """The output fields of one ``sg_io_hdr`` after completion."""
+class Header(NamedTuple):
+    """The output fields of a completed ``sg_io_hdr`` (kernel ``<scsi/sg.h>``).
+
+    ``duration`` is in milliseconds; ``sense`` holds the bytes the kernel
+    wrote (``sb_len_wr`` of them).  Re-exported as :class:`sgpy.io.Header`,
+    the type of ``io.hdr`` on every transport.
+    """
 
     status: int
     masked_status: int
+    msg_status: int
     host_status: int
     driver_status: int
     resid: int
     duration: int
     info: int
     sense: bytes
+
+    @property
+    def sb_len_wr(self) -> int:
+        """How many sense bytes were written."""
+        return len(self.sense)
+
+
+_new_tuple = tuple.__new__
 
 
 def buffer_pointer(buf: Any) -> Any:
@@ -321,32 +336,41 @@ class SyncCaller:
     ``bsg=True`` speaks the v4 header a bsg node (``/dev/bsg/H:C:T:L``) takes.
 
     Keeps the header, CDB and sense storage between calls so a synchronous
-    command allocates nothing in cffi.  Not thread-safe: one per channel and
-    thread.
+    command allocates nothing in cffi, and fills and sends it in one C call
+    (``sgpy_sync_call``).  Not thread-safe: one per channel and thread.
     """
 
-    __slots__ = ("fd", "_slot", "_hdr", "_io")
+    __slots__ = ("fd", "_slot", "_hdr", "_bsg", "_call")
 
     def __init__(self, fd: int, bsg: bool = False) -> None:
         self.fd = fd
         self._slot = ffi.new("struct sgpy_slot *")
         self._hdr = ffi.addressof(self._slot, "hdr")
-        self._io = lib.sgpy_bsg_io if bsg else lib.sgpy_sg_io
+        self._bsg = 1 if bsg else 0
+        self._call = lib.sgpy_sync_call
 
-    def call(self, cdb: bytes, direction: int, buf: Any, length: int, timeout_ms: int) -> SgIoResult:
-        """Run one command; ``buf`` is a writable/readable buffer or None."""
-        data = ffi.from_buffer(buf) if buf is not None else ffi.NULL
-        fill(self._slot, direction, cdb, data, length, timeout_ms, 0)
-        err = self._io(self.fd, self._hdr)
-        if err:
-            _raise(err, "SG_IO")
+    def call(self, cdb: bytes, direction: int, data: Any, length: int, timeout_ms: int) -> Header:
+        """Run one command and return its outcome.
+
+        ``data`` is a C pointer to the data buffer (:func:`buffer_pointer`;
+        the caller keeps the buffer alive and unchanged until this returns)
+        or ``ffi.NULL``.  Raises OSError with the ioctl's errno, ValueError
+        for a CDB that does not fit.
+        """
+        rc = self._call(self.fd, self._bsg, self._slot, direction, cdb, len(cdb), data, length, timeout_ms)
         h = self._hdr
+        if rc == 0:  # clean: GOOD or CONDITION MET, nothing else to read (sgpy_sync_call)
+            # tuple.__new__ straight: Header(...) goes through a Python-level __new__.
+            return _new_tuple(Header, (h.status, h.masked_status, 0, 0, h.driver_status, h.resid, h.duration,
+                                       h.info, b""))
+        if rc > 0:
+            if rc == _errno.EINVAL and not 0 < len(cdb) <= CDB_MAX:
+                raise ValueError(f"CDB of {len(cdb)} bytes does not fit (1..{CDB_MAX} bytes)")
+            _raise(rc, "SG_IO")
         n = h.sb_len_wr
         sense = bytes(ffi.buffer(self._slot.sense, n)) if n else b""
-        return SgIoResult(
-            h.status, h.masked_status, h.host_status, h.driver_status, h.resid, h.duration, h.info, sense
-        )
-
+        return Header(h.status, h.masked_status, h.msg_status, h.host_status, h.driver_status, h.resid,
+                      h.duration, h.info, sense)
 
 
 JOB_FREE: int = lib.SGPY_JOB_FREE
@@ -487,14 +511,14 @@ class JobCore:
         j.nparked = 0
         return out
 
-    def slot_result(self, i: int) -> SgIoResult:
+    def slot_result(self, i: int) -> Header:
         """Slot ``i``'s completion: status bytes, resid, duration, info and sense."""
         s = self.j.slots[i]
         h = s.hdr
         n = h.sb_len_wr
         sense = bytes(ffi.buffer(s.sense, n)) if n else b""
-        return SgIoResult(h.status, h.masked_status, h.host_status, h.driver_status, h.resid, h.duration,
-                          h.info, sense)
+        return Header(h.status, h.masked_status, h.msg_status, h.host_status, h.driver_status, h.resid,
+                      h.duration, h.info, sense)
 
     def slot_lba(self, i: int) -> int:
         """The LBA slot ``i``'s last command was sent with."""

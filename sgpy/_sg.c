@@ -238,6 +238,30 @@ static int sgpy_bsg_io(int fd, sg_io_hdr_t *h)
     return 0;
 }
 
+/* One synchronous command in one crossing: sgpy_fill, then SG_IO (the v3
+ * header on an sg or block node, the v4 one on a bsg node).  Returns 0 when
+ * the command ended clean -- GOOD or CONDITION MET (SAM-6 5.3), no host or
+ * driver status beyond DRIVER_SENSE, no sense bytes: the caller's fast path
+ * then reads only resid, duration and info --, -1 when it ended otherwise
+ * (the caller reads every output field), or an errno (>0) when the ioctl
+ * failed or the CDB does not fit (EINVAL, nothing sent). */
+static int sgpy_sync_call(int fd, int bsg, struct sgpy_slot *slot, int dxfer_direction,
+                          const unsigned char *cdb, unsigned int cdb_len,
+                          void *data, unsigned int data_len, unsigned int timeout_ms)
+{
+    sg_io_hdr_t *h = &slot->hdr;
+    int err;
+    if (sgpy_fill(slot, dxfer_direction, cdb, cdb_len, data, data_len, timeout_ms, 0, 0))
+        return EINVAL;
+    err = bsg ? sgpy_bsg_io(fd, h) : sgpy_sg_io(fd, h);
+    if (err)
+        return err;
+    if ((h->status == 0 || h->status == 4) && h->host_status == 0 &&
+        (h->driver_status & ~0x08) == 0 && h->sb_len_wr == 0)
+        return 0;
+    return -1;
+}
+
 /* ------------------------------------------------------------------------
  * Jobs: many commands from one template, driven entirely in C.
  *

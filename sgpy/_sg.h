@@ -135,6 +135,13 @@ int sgpy_sg_io(int fd, sg_io_hdr_t *hdr);
  * to <linux/bsg.h>'s sg_io_v4 and the outputs back.  0 or an errno. */
 int sgpy_bsg_io(int fd, sg_io_hdr_t *hdr);
 
+/* sgpy_fill, then SG_IO (bsg: the v4 header): 0 when the command ended
+ * clean (GOOD/CONDITION MET, no host/driver status, no sense), -1 when it
+ * ended otherwise, an errno when the ioctl failed or the CDB does not fit. */
+int sgpy_sync_call(int fd, int bsg, struct sgpy_slot *slot, int dxfer_direction,
+                   const unsigned char *cdb, unsigned int cdb_len,
+                   void *data, unsigned int data_len, unsigned int timeout_ms);
+
 /* An sg ioctl whose third argument is an int pointer (SG_GET_VERSION_NUM,
  * SG_SET_RESERVED_SIZE, ...); returns 0 or an errno. */
 int sgpy_ioctl_int(int fd, unsigned long request, int *value);

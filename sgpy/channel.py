@@ -44,6 +44,7 @@ from sgpy.errors import (
 )
 from sgpy.io import Header, Input, Io, NoDirectionIo, Output
 from sgpy.reactor import FdState, Reactor, default_reactor
+from sgpy.results import VARIABLE_LENGTH as _VARIABLE
 
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -233,16 +234,21 @@ class Channel:
         self._sync_fds: List[int] = []
         # Synchronous SG_IO calls run without the reactor's lock, on fds
         # close() must not close under them (the number could then name
-        # another device's file when the ioctl is made).  This lock orders
-        # them with close(): a caller is handed out only while the channel is
-        # open and counted until it is given back; close() waits for the
-        # count to reach zero, and a caller still out when close() gave up
-        # waiting closes its own fd when it comes back.
+        # another device's file when the ioctl is made).  A call registers in
+        # _sync_busy (one entry, its timeout) before it looks at _closed, and
+        # close() sets _closed before it looks at _sync_busy: with list
+        # appends and removes atomic under the GIL, one of the two always
+        # sees the other, so a call either starts on an fd close() will wait
+        # for, or refuses (ChannelClosed).  Idle callers wait in
+        # _sync_callers; a caller still out when close() gave up waiting
+        # closes its own fd when it comes back (_give_back).  _use_lock is
+        # only for close()'s wait and the rare paths (a new caller, the last
+        # one out after close()).
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
-        self._sync_busy = 0
-        self._sync_longest = 0  # longest timeout (ms) of a synchronous command seen, for close()
+        self._sync_busy: List[int] = []
         self._orphaned = False  # close() is over: callers still out close their fds themselves
+        self._fd_closed = False  # block/bsg: the shared fd was closed (by close() or the last caller out)
         #: Every command, executed on this channel when called: ``channel.cmd.Read10(lba=0, transfer_length=1)``.
         self.cmd: Commands = cast("Commands", CommandNamespace(self))
         st = os.fstat(fd)
@@ -603,7 +609,8 @@ class Channel:
                 cmd = resolved
         else:
             length = cmd.transfer_bytes()
-        n = len(cmd.cdb)
+        cdb = cmd._cdb  # the packed CDB (Command.cdb without its property call); None: unresolved
+        n = len(cdb) if cdb is not None else len(cmd.cdb)  # the property raises the EncodeError
         lo, hi = self.cdb_lengths
         if n < lo or n > hi:
             raise self._cdb_refused(cmd, n)
@@ -830,80 +837,109 @@ class Channel:
                 raise exc
         return ios
 
-    def _sync_caller(self, timeout_ms: int) -> _binding.SyncCaller:
-        """A free SG_IO caller, counted as in use until :meth:`_give_back`.
+    def _new_sync_caller(self, timeout: int) -> _binding.SyncCaller:
+        """A caller for a synchronous command that found none free (registered busy already).
 
         Block and bsg nodes share the channel's fd; on an sg node each caller
         has an fd of its own, so that synchronous commands never take one of
         the 16 places of a pool fd (sg.c refuses the 17th with EDOM, SG_IO
-        included).  A closed channel hands out none (ChannelClosed), so
-        once close() has seen the count at zero no synchronous command of
-        this channel can start.
+        included).
         """
-        with self._use_lock:
-            if self._closed:
-                raise self._closed_error()
-            self._sync_busy += 1
-            if timeout_ms > self._sync_longest:
-                self._sync_longest = timeout_ms
-            if self._sync_callers:
-                return self._sync_callers.pop()
         try:
             if self.kind != "sg":
                 return _binding.SyncCaller(self._fd, self.kind == "bsg")
-            fd = self._open_another_fd()  # outside _use_lock: it takes the reactor's lock
+            fd = self._open_another_fd()  # ChannelClosed once close() began
         except BaseException:
-            self._give_back(None)
+            self._give_back(None, timeout)
             raise
         with self._use_lock:
             self._sync_fds.append(fd)
         return _binding.SyncCaller(fd)
 
-    def _give_back(self, caller: Optional[_binding.SyncCaller]) -> None:
+    def _give_back(self, caller: Optional[_binding.SyncCaller], timeout: int) -> None:
         """A synchronous call is over: keep ``caller`` for the next one, or, when close()
-        came meanwhile, close its fd here (close() leaves the fds of callers in use to them)."""
-        with self._use_lock:
-            self._sync_busy -= 1
-            if caller is not None:
-                if not self._orphaned:
-                    self._sync_callers.append(caller)  # close(), if it began, closes it with the rest
-                elif self.kind == "sg":
-                    _close_quietly(caller.fd)
-            if not self._sync_busy:
-                if self._orphaned and self.sync_only and self._owns_fd:
+        came meanwhile, close its fd here (close() leaves the fds of callers in use to them).
+
+        Lock-free on the common path (see __init__): the caller goes back
+        before the call leaves _sync_busy, and _orphaned is read after both.
+        """
+        if caller is not None:
+            callers = self._sync_callers
+            callers.append(caller)
+            if self._orphaned:  # close() is over and closed the callers it found: maybe not this one
+                try:
+                    callers.remove(caller)
+                except ValueError:
+                    pass  # close() took it and closed its fd
+                else:
+                    if self.kind == "sg":
+                        _close_quietly(caller.fd)
+        self._sync_busy.remove(timeout)
+        if self._closed:  # close() may be waiting for the last call to end
+            with self._use_lock:
+                if self._orphaned and self.sync_only and self._owns_fd and not self._sync_busy \
+                        and not self._fd_closed:
+                    self._fd_closed = True
                     _close_quietly(self._fd)  # the last synchronous call on the shared fd is over
                 self._sync_idle.notify_all()
 
     def _execute_sg_io(self, io: Io) -> None:
-        """The synchronous SG_IO path (block devices, bsg nodes, and sg nodes' synchronous commands)."""
+        """The synchronous SG_IO path (block devices, bsg nodes, and sg nodes' synchronous commands).
+
+        A caller (an fd and a reusable C header) is registered busy until it
+        is given back, so close() never closes an fd a thread is inside SG_IO
+        on; a closed channel hands out none (ChannelClosed), so once close()
+        has seen no call busy no synchronous command of this channel can start.
+        """
+        timeout = io.timeout
+        self._sync_busy.append(timeout)
+        if self._closed:
+            self._give_back(None, timeout)
+            raise self._closed_error()
         try:
-            caller = self._sync_caller(io.timeout)
-        except OSError as exc:  # opening the caller's fd: the device may be gone
-            raise self._sg_io_error(exc, io) from None
+            caller = self._sync_callers.pop()
+        except IndexError:
+            try:
+                caller = self._new_sync_caller(timeout)
+            except OSError as exc:  # opening the caller's fd: the device may be gone
+                raise self._sg_io_error(exc, io) from None
+        cmd = io.command
+        cbuf = io._cbuf
         try:
-            cmd = io.command
             # Ctrl-C ends SG_IO at once (EINTR): the kernel has the command
             # and finishes it as an orphan (drivers/scsi/sg.c, sg_ioctl_common,
-            # SG_IO), so the caller gets KeyboardInterrupt, not the result.
-            r = _interrupt.call_interruptible(caller.call, cmd.cdb, _DXFER[cmd.direction], io.data_buf, io.length,
-                                              io.timeout)
+            # SG_IO), so the caller gets KeyboardInterrupt, not the result
+            # (SyncCaller.call is interruptible: see the end of this module).
+            h = caller.call(cmd._cdb, self._dxfer[cmd.direction], _binding.NULL if cbuf is None else cbuf,
+                            io.length, timeout)
         except OSError as exc:
             raise self._sg_io_error(exc, io) from None
         finally:
-            self._give_back(caller)
+            self._give_back(caller, timeout)
         if io.__class__ is Output:
             io._let_go()  # SG_IO returned: the kernel is done with the data-out buffer
-        io.hdr = Header(r.status, r.masked_status, 0, r.host_status, r.driver_status, r.resid, r.duration, r.info,
-                        r.sense)
+        io.hdr = h
         reactor = self.reactor
         with reactor._lock:
-            reactor._outstanding += 1
-            self._outstanding += 1
             reactor.submitted += 1
             self.submitted += 1
-            if r.status in (0, 4) and r.host_status == 0 and r.driver_status & ~0x08 == 0 and not r.sense:
-                reactor._finish(io)
+            if not h.sense and (h.status == 0 or h.status == 4) and h.host_status == 0 \
+                    and h.driver_status & ~0x08 == 0:
+                if cmd.name in _VARIABLE or cmd.handlers or io.verify_handler is not None \
+                        or cmd.verify_handler is not None:
+                    reactor._outstanding += 1
+                    self._outstanding += 1
+                    reactor._finish(io)
+                else:
+                    # Reactor._finish and _done for a success with no handler
+                    # to run and nobody else holding the IO yet (no done
+                    # callback can have been added): the same marks and counts.
+                    io.returned = True
+                    io._settled = True
+                    reactor.completed += 1
             else:
+                reactor._outstanding += 1
+                self._outstanding += 1
                 reactor._classify(io)
 
     def _sg_io_error(self, exc: OSError, io: Io) -> BaseException:
@@ -1010,7 +1046,7 @@ class Channel:
                     if not job.returned:
                         waiting_jobs.append(job)
                 longest = max([io.timeout for st in self._pool for io in st.inflight.values()]
-                              + [job._timeout for job in waiting_jobs] + [self._sync_longest], default=0)
+                              + [job._timeout for job in waiting_jobs] + list(self._sync_busy), default=0)
             limit = longest / 1000.0 + 5.0 if timeout is None else timeout
             deadline = time.monotonic() + limit
             if self._outstanding and not self._gone:
@@ -1041,13 +1077,20 @@ class Channel:
                 with self._use_lock:
                     # Idle callers' fds close now; a caller still out (a thread
                     # inside SG_IO past the wait) closes its own when it returns.
-                    if self.kind == "sg":
-                        for caller in self._sync_callers:
-                            _close_quietly(caller.fd)
-                    self._sync_callers.clear()
-                    self._sync_fds.clear()
+                    # _orphaned first: a caller given back from now on sees it
+                    # and closes its own fd if it is not among those taken here.
                     self._orphaned = True
-                    if self.sync_only and self._owns_fd and not self._sync_busy:
+                    callers = self._sync_callers
+                    while callers:
+                        try:
+                            caller = callers.pop()
+                        except IndexError:
+                            break
+                        if self.kind == "sg":
+                            _close_quietly(caller.fd)
+                    self._sync_fds.clear()
+                    if self.sync_only and self._owns_fd and not self._sync_busy and not self._fd_closed:
+                        self._fd_closed = True
                         _close_quietly(self._fd)
                 reactor._remove_channel(self)
 
@@ -1064,7 +1107,7 @@ class Channel:
         self._closed = True
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
-        self._sync_busy = 0
+        self._sync_busy = []
         for job in self._jobs:
             job._inherit()
 
@@ -1088,7 +1131,8 @@ class Channel:
         if self.kind == "sg":
             for fd in self._sync_fds:
                 _close_quietly(fd)
-        elif self._owns_fd and not self._orphaned:
+        elif self._owns_fd and not self._orphaned and not self._fd_closed:
+            self._fd_closed = True
             _close_quietly(self._fd)
         self._sync_fds = []
         self._orphaned = True
@@ -1097,3 +1141,7 @@ class Channel:
         for job in jobs:
             job._close_inherited()
         self.reactor._remove_channel(self)
+
+
+# SG_IO blocks in SyncCaller.call: Ctrl-C there is run at once (sgpy._interrupt).
+_interrupt.interruptible(_binding.SyncCaller.call)

@@ -13,38 +13,16 @@ sgpy: :class:`NoDirectionIo`, :class:`Input` (data from the device) and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
 from sgpy import _interrupt
+from sgpy._binding import Header
 from sgpy.constants import DEFAULT_TIMEOUT_MS
 
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy.channel import Channel
 
 __all__ = ["Header", "Io", "NoDirectionIo", "Input", "Output"]
-
-
-class Header(NamedTuple):
-    """The output fields of a completed ``sg_io_hdr`` (kernel ``<scsi/sg.h>``).
-
-    ``duration`` is in milliseconds; ``sense`` holds the bytes the kernel
-    wrote (``sb_len_wr`` of them).
-    """
-
-    status: int
-    masked_status: int
-    msg_status: int
-    host_status: int
-    driver_status: int
-    resid: int
-    duration: int
-    info: int
-    sense: bytes
-
-    @property
-    def sb_len_wr(self) -> int:
-        """How many sense bytes were written."""
-        return len(self.sense)
 
 
 #: The type of ``io.result``: the parsed answer of the command the IO carries.

@@ -822,9 +822,9 @@ class IscsiChannel(Channel):
         # channel has none, so close() has nothing to wait for).
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
-        self._sync_busy = 0
-        self._sync_longest = 0
+        self._sync_busy: List[int] = []
         self._orphaned = False
+        self._fd_closed = False
         self._num_blocks: Optional[int] = None
         self.cmd = cast("Commands", CommandNamespace(self))
         self.kind = "iscsi"

@@ -33,14 +33,14 @@ def test_reserved_size_round_trip(fd):
 
 def test_sg_io_test_unit_ready(fd):
     caller = b.SyncCaller(fd)
-    caller.call(TUR, b.SG_DXFER_NONE, None, 0, 5000)  # may carry a power-on unit attention
-    r = caller.call(TUR, b.SG_DXFER_NONE, None, 0, 5000)
+    caller.call(TUR, b.SG_DXFER_NONE, b.NULL, 0, 5000)  # may carry a power-on unit attention
+    r = caller.call(TUR, b.SG_DXFER_NONE, b.NULL, 0, 5000)
     assert (r.status, r.host_status, r.driver_status) == (0, 0, 0)
 
 
 def test_sg_io_inquiry_names_scsi_debug(fd):
     buf = bytearray(96)
-    r = b.SyncCaller(fd).call(INQUIRY_96, b.SG_DXFER_FROM_DEV, buf, len(buf), 5000)
+    r = b.SyncCaller(fd).call(INQUIRY_96, b.SG_DXFER_FROM_DEV, b.buffer_pointer(buf), len(buf), 5000)
     assert r.status == 0
     assert 96 - r.resid >= 36
     assert bytes(buf[8:16]).rstrip() == b"Linux"
