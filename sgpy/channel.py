@@ -65,6 +65,10 @@ DEFAULT_MAX_FDS = 16
 _FROM_DEVICE = Direction.FROM_DEVICE
 _IO_CLASS = {Direction.NONE: NoDirectionIo, Direction.FROM_DEVICE: Input, Direction.TO_DEVICE: Output}
 _DXFER = _binding.DXFER
+#: Data-in buffers of execute_many's batches at least this long come from
+#: slabs (:class:`sgpy._binding.BufferSlabs`); shorter ones are pymalloc's,
+#: whose arenas already go back when empty (Objects/obmalloc.c).
+_SLAB_MIN = 513
 _OPEN_FLAGS = os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC
 #: How many unit attentions a channel keeps in :attr:`Channel.unit_attentions`.
 UNIT_ATTENTIONS_KEPT = 64
@@ -566,7 +570,8 @@ class Channel:
 
     # -- executing -----------------------------------------------------------
 
-    def _make_io(self, cmd: Any, timeout: Optional[int], verify_handler: Any) -> Io:
+    def _make_io(self, cmd: Any, timeout: Optional[int], verify_handler: Any,
+                 slabs: Optional[_binding.BufferSlabs] = None) -> Io:
         """Check ``cmd`` and the call's arguments against this channel, then build its IO.
 
         Everything a submission slot or the kernel would trip over is
@@ -574,6 +579,8 @@ class Channel:
         taken): a non-command, a bad timeout, a CDB length the transport does
         not carry, a transfer too large, a data buffer whose size is not the
         transfer length (it may have changed since the command was built).
+        ``slabs`` (a batch's): data-in buffers of at least :data:`_SLAB_MIN`
+        bytes are carved from it rather than allocated one by one.
         """
         if not isinstance(cmd, _Command):
             raise TypeError(f"execute() takes a command (sgpy.command.Read10(...), RawCommand(...)), "
@@ -621,11 +628,15 @@ class Channel:
             raise self._too_large(cmd, length)
         direction = cmd.direction
         cbuf: Any = None
+        ptr: Any = None
         if length:
             if direction is _FROM_DEVICE:
-                buf = bytearray(length)
-                view = memoryview(buf)
-                cbuf = buf
+                if slabs is not None and _SLAB_MIN <= length <= _binding.SLAB_BYTES:
+                    view, ptr = slabs.take(length)
+                else:
+                    buf = bytearray(length)
+                    view = memoryview(buf)
+                    cbuf = buf
             elif view is None:
                 raise EncodeError(f"{cmd.name}: {length} bytes to send but no data=; pass data=")
             elif view.nbytes != length or not view.c_contiguous:
@@ -648,7 +659,7 @@ class Channel:
             # by the collector (memory_clear raises BufferError), which crashed
             # the interpreter.
             io.data_buf = view  # .tobytes(), as the original data_buf.tostring()
-            io._cbuf = _binding.buffer_pointer(cbuf)
+            io._cbuf = _binding.buffer_pointer(cbuf) if ptr is None else ptr
         return io
 
     def _closed_error(self) -> ChannelClosed:
@@ -809,7 +820,9 @@ class Channel:
             async_ = bool(options.pop("async"))
         if options:
             raise TypeError(f"execute_many() got unexpected keyword(s) {sorted(options)}")
-        ios = [self._make_io(c, timeout, None) for c in cmds]
+        slabs = _binding.BufferSlabs()  # the batch's data-in buffers: memory a dropped batch gives back
+        ios = [self._make_io(c, timeout, None, slabs) for c in cmds]
+        del slabs
         if self.sync_only:
             if async_:
                 raise SgError(f"{self.path} is a {self.kind} device: asynchronous work needs its sg node")
