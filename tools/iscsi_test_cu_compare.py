@@ -118,7 +118,9 @@ class Pair(NamedTuple):
 
 
 #: The pairs compared verdict by verdict.  Where one side checks more than the other (more LBAs,
-#: more transfer lengths) the pair is listed when the behaviour both judge is the same.
+#: more transfer lengths) the pair is listed when the behaviour both judge is the same.  The
+#: persistent reservation tests of iscsi-test-cu name the type as sgpy's check ids do, less the dash
+#: (AccessWERO: ``[WE-RO]``).
 PAIRS: Tuple[Pair, ...] = (
     Pair("SCSI.TestUnitReady.Simple", "test_test_unit_ready_succeeds_on_a_ready_unit",
          "TEST UNIT READY on a ready unit ends GOOD"),
@@ -175,7 +177,7 @@ PAIRS: Tuple[Pair, ...] = (
     Pair("SCSI.GetLBAStatus.Simple", "test_get_lba_status_describes_the_starting_lba",
          "GET LBA STATUS of an LBA on the medium ends GOOD"),
     Pair("SCSI.GetLBAStatus.BeyondEol", "test_get_lba_status_past_the_end_is_refused",
-         "GET LBA STATUS past the last LBA: out of range"),
+         "GET LBA STATUS past the last LBA, 2^63 included: out of range"),
     Pair("SCSI.WriteSame16.Simple", "test_write_same_16_repeats_the_block",
          "WRITE SAME(16) of blocks on the medium ends GOOD"),
     Pair("SCSI.CompareAndWrite.Simple", "test_compare_and_write_writes_when_the_data_matches",
@@ -202,6 +204,43 @@ PAIRS: Tuple[Pair, ...] = (
          "REPORT SUPPORTED OPERATION CODES, all commands, ends GOOD"),
     Pair("SCSI.Sanitize.Overwrite", "test_sanitize_overwrite",
          "SANITIZE OVERWRITE"),
+    Pair("SCSI.Sanitize.BlockErase", "test_sanitize_block_erase",
+         "SANITIZE BLOCK ERASE"),
+    Pair("SCSI.Sanitize.CryptoErase", "test_sanitize_cryptographic_erase",
+         "SANITIZE CRYPTOGRAPHIC ERASE"),
+    Pair("SCSI.OrWrite.Verify", "test_orwrite_16_ors_the_data_into_the_blocks",
+         "ORWRITE(16) leaves the OR of the old and the new data"),
+    Pair("SCSI.OrWrite.BeyondEol", "test_orwrite_16_past_the_end_is_refused",
+         "ORWRITE(16) past the last LBA, 2^63 included: out of range"),
+    Pair("SCSI.PrinReadKeys.Simple", "test_pr_in_read_keys_is_well_formed",
+         "READ KEYS: ADDITIONAL LENGTH accounts for the data"),
+    Pair("SCSI.PrinReadKeys.Truncate", "test_pr_read_keys_allocation_length_cuts_the_list_not_its_length",
+         "READ KEYS with ALLOCATION LENGTH 8: GOOD, ADDITIONAL LENGTH still counts the keys"),
+    Pair("SCSI.PrinReportCapabilities.Simple", "test_pr_in_report_capabilities_is_well_formed",
+         "REPORT CAPABILITIES: LENGTH 8, no reserved type mask bit"),
+    Pair("SCSI.PrinServiceactionRange.Range", "test_pr_in_service_actions_are_answered_as_reported",
+         "PERSISTENT RESERVE IN service actions: the supported ones answer, the others are refused"),
+    Pair("SCSI.ProutRegister.Simple", "test_pr_register_and_unregister",
+         "REGISTER then READ KEYS lists the key; unregistering removes it"),
+    Pair("SCSI.ProutRegister.Simple", "test_pr_register_with_the_wrong_key_is_a_reservation_conflict",
+         "REGISTER with another key than the registered one: RESERVATION CONFLICT"),
+    Pair("SCSI.ProutClear.Simple", "test_pr_clear_removes_every_registration_and_the_reservation",
+         "CLEAR removes the registrations and the reservation, PRGENERATION + 1"),
+    Pair("SCSI.ProutPreempt.RemoveRegistration", "test_pr_preempt_removes_a_registration",
+         "PREEMPT of another initiator's key removes its registration"),
+) + tuple(
+    Pair("SCSI.ProutReserve.Simple", f"test_pr_reserve_and_release[{kind}]",
+         f"RESERVE {kind}, READ RESERVATION reports it, RELEASE ends it")
+    for kind in ("WE", "EA", "WE-RO", "EA-RO", "WE-AR", "EA-AR")
+) + tuple(
+    Pair(f"SCSI.ProutReserve.Access{kind.replace('-', '')}",
+         f"test_pr_reservation_holds_off_the_other_initiator[{kind}]",
+         f"reads and writes of a second initiator under a {kind} reservation")
+    for kind in ("WE", "EA", "WE-RO", "EA-RO", "WE-AR", "EA-AR")
+) + tuple(
+    Pair(f"SCSI.ProutReserve.Ownership{kind.replace('-', '')}", f"test_pr_unregistering_the_holder[{kind}]",
+         f"the {kind} holder unregisters: the reservation goes (stays for all registrants)")
+    for kind in ("WE", "EA", "WE-RO", "EA-RO", "WE-AR", "EA-AR")
 )
 
 

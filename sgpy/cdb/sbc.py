@@ -57,6 +57,7 @@ __all__ = [
     "WriteSame32",
     "Unmap",
     "CompareAndWrite",
+    "Orwrite16",
     "StartStopUnit",
     "PreventAllowMediumRemoval",
     "FormatUnit",
@@ -636,6 +637,25 @@ class CompareAndWrite(BlockOut):
     lba = field(2, width=64, default=REQUIRED)
     # bytes 10-12 reserved
     number_of_logical_blocks = field(13, default=None, doc="from len(data) when omitted")
+    group_number = field(14, 5, 6)
+    control = field(15)
+
+
+@command
+class Orwrite16(BlockOut):
+    """ORWRITE(16) (8Bh, SBC-4): OR ``data`` into the blocks (read them, OR the Data-Out Buffer in, write
+    the result) as one uninterrupted operation."""
+
+    opcode = 0x8B
+    cdb_length = 16
+    standard = "SBC-4"
+    changes_data = True
+    orprotect = field(1, 7, 3, doc="ORWRITE protection information checking")
+    dpo = field(1, 4, 1, doc="disable page out")
+    fua = field(1, 3, 1, doc="force unit access")
+    # byte 1 bits 2-0 reserved (bit 1 was FUA_NV in SBC-3)
+    lba = field(2, width=64, default=REQUIRED)
+    transfer_length = field(10, width=32, default=None, doc="from len(data) when omitted")
     group_number = field(14, 5, 6)
     control = field(15)
 

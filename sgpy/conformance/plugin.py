@@ -48,6 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run checks that write to the target (they restore what they overwrite)")
     group.addoption("--allow-irreversible", action="store_true", default=False,
                     help="run checks whose effect cannot be undone (SANITIZE, FORMAT)")
+    group.addoption("--sgpy-second-initiator", default=None, metavar="IQN",
+                    help="the initiator name of the second iSCSI session that checks with two initiators open "
+                    "(persistent reservations); default: sgpy's own initiator name with '.second' appended")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -78,11 +81,14 @@ class TargetUnavailable(Exception):
 class Dut:
     """The device under test: one open channel and what the device says it supports."""
 
-    def __init__(self, target: str, *, writable: bool, irreversible: bool = False) -> None:
+    def __init__(self, target: str, *, writable: bool, irreversible: bool = False,
+                 second_initiator: Optional[str] = None) -> None:
         from sgpy.channel import Channel
         from sgpy.safety import ALLOW_ALL, ALLOW_DATA_LOSS, READ_ONLY
 
         self.target = target
+        #: The initiator name :meth:`second_initiator` logs in with (None: the default, see there).
+        self.second_initiator_name = second_initiator
         #: The session's channel, under the safety policy the options allow.
         self.policy = ALLOW_ALL if irreversible else ALLOW_DATA_LOSS if writable else READ_ONLY
         self.channel = Channel.from_path(target, policy=self.policy)
@@ -176,6 +182,39 @@ class Dut:
         finally:
             ch.close()
 
+    @property
+    def is_iscsi(self) -> bool:
+        """True when the target is an ``iscsi://`` URL."""
+        return self.target[:8].lower() == "iscsi://"
+
+    @contextlib.contextmanager
+    def second_initiator(self) -> Iterator[Any]:
+        """A channel on a second I_T nexus to the target, for checks that need two initiators
+        (persistent reservations, SPC-5 5.14): a second iSCSI session that logs in with another
+        initiator name (``--sgpy-second-initiator``, else sgpy's default name with ``.second``
+        appended), under the same safety policy.
+
+        Skips the check on an sg device: every file descriptor opened on it is the same I_T nexus
+        (this host's initiator port to that target port), so the device cannot tell two
+        "initiators" apart.  Skips it too when the target does not let the second name log in
+        (an access list that names the initiators)."""
+        from sgpy.channel import Channel
+
+        if not self.is_iscsi:
+            pytest.skip(f"{_UNSUPPORTED}a second initiator: every file descriptor on an sg device is the same I_T "
+                        "nexus (this host's initiator port); checks with two initiators run on iscsi:// targets")
+        from sgpy import iscsi
+
+        name = self.second_initiator_name or iscsi.default_initiator_name() + ".second"
+        try:
+            ch = Channel.from_path(self.target, policy=self.policy, initiator_name=name)
+        except iscsi.LoginFailed as exc:
+            pytest.skip(f"{_UNSUPPORTED}a second initiator: {name} cannot log in ({exc})")
+        try:
+            yield ch
+        finally:
+            ch.close()
+
     @contextlib.contextmanager
     def no_reissue(self) -> Iterator[None]:
         """Within: a short answer stays short (no re-issue with the length the device asked for)."""
@@ -231,7 +270,8 @@ def dut(request: pytest.FixtureRequest) -> Iterator[Dut]:
     target = _my_target(request.config)
     try:
         d = Dut(target, writable=bool(request.config.getoption("--allow-data-loss")),
-                irreversible=bool(request.config.getoption("--allow-irreversible")))
+                irreversible=bool(request.config.getoption("--allow-irreversible")),
+                second_initiator=request.config.getoption("--sgpy-second-initiator"))
     except Exception as exc:
         for rec in _recorders(request.config):
             rec.open_error = f"cannot open {target}: {exc}"

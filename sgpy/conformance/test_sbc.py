@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+import time
+from typing import Any, Dict, Iterator, Tuple
 
 import pytest
 
@@ -240,16 +241,35 @@ def test_get_lba_status_describes_the_starting_lba(dut: Dut) -> None:
     assert descriptors[0].lba == 0
 
 
+def _get_lba_status_refused(dut: Dut, lbas: Tuple[int, ...]) -> None:
+    """GET LBA STATUS from each of ``lbas`` (all past the capacity) ends LOGICAL BLOCK ADDRESS OUT OF RANGE."""
+    dut.require(0x9E, "GET LBA STATUS", 0x12)
+    for lba in lbas:
+        io = dut.channel.execute(command.GetLbaStatus(starting_lba=lba), verify_handler=handler.might_fail)
+        dut.unsupported(io, "GET LBA STATUS")
+        if io.sense is not None and io.sense.asc == 0x24:
+            pytest.skip("unsupported: GET LBA STATUS refused as an invalid field")
+        try:
+            handler.must_fail(**LBA_OUT_OF_RANGE)(io)
+        except Exception as exc:
+            described = ""
+            if io.error is None and io.result is not None and io.result.descriptors:
+                described = f" (its first descriptor starts at LBA {io.result.descriptors[0].lba})"
+            raise AssertionError(f"STARTING LOGICAL BLOCK ADDRESS {lba:#x}: {exc}{described}") from exc
+
+
 @clause("SBC-4 5.8", "shall", "GET LBA STATUS")
 def test_get_lba_status_past_the_end_is_refused(dut: Dut) -> None:
-    """STARTING LOGICAL BLOCK ADDRESS past the capacity: LOGICAL BLOCK ADDRESS OUT OF RANGE."""
-    dut.require(0x9E, "GET LBA STATUS", 0x12)
-    blocks, _ = dut.capacity
-    io = dut.channel.execute(command.GetLbaStatus(starting_lba=blocks), verify_handler=handler.might_fail)
-    dut.unsupported(io, "GET LBA STATUS")
-    if io.sense is not None and io.sense.asc == 0x24:
-        pytest.skip("unsupported: GET LBA STATUS refused as an invalid field")
-    handler.must_fail(**LBA_OUT_OF_RANGE)(io)
+    """STARTING LOGICAL BLOCK ADDRESS past the capacity (the capacity itself, and 2^63, where an LBA
+    turned into a byte offset overflows 64 bits): LOGICAL BLOCK ADDRESS OUT OF RANGE."""
+    _get_lba_status_refused(dut, (dut.capacity[0], 1 << 63))
+
+
+@clause("SBC-4 5.8", "shall", "GET LBA STATUS")
+def test_get_lba_status_at_the_largest_lba_is_refused(dut: Dut) -> None:
+    """STARTING LOGICAL BLOCK ADDRESS 2^64-1, where the LBA plus one block wraps to 0: LOGICAL BLOCK
+    ADDRESS OUT OF RANGE."""
+    _get_lba_status_refused(dut, ((1 << 64) - 1,))
 
 
 @data_loss
@@ -301,12 +321,154 @@ def test_prevent_allow_on_a_fixed_medium(dut: Dut) -> None:
     dut.succeeded(io, "PREVENT ALLOW MEDIUM REMOVAL")
 
 
+#: The SANITIZE service actions the checks use (SBC-4 5.30).
+_SANITIZE = {"OVERWRITE": 0x01, "BLOCK ERASE": 0x02, "CRYPTOGRAPHIC ERASE": 0x03}
+#: LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS (04h/1Bh): what commands end with while it runs.
+_SANITIZE_IN_PROGRESS = (0x04, 0x1B)
+#: SANITIZE COMMAND FAILED (31h/03h).
+_SANITIZE_FAILED = (0x31, 0x03)
+#: WRITE AFTER SANITIZE REQUIRED (11h/15h).
+_WRITE_AFTER_SANITIZE_REQUIRED = (0x11, 0x15)
+#: How long a sanitize operation may run (a large disk's overwrite takes hours), and how often it is polled.
+_SANITIZE_LIMIT_S = 48 * 3600
+_SANITIZE_POLL_S = 1.0
+
+
+def _sample_lbas(dut: Dut) -> Tuple[int, ...]:
+    """The blocks a SANITIZE check looks at: the first four, one in the middle, the last four."""
+    blocks = dut.capacity[0]
+    picked = list(range(min(4, blocks))) + [blocks // 2] + list(range(max(0, blocks - 4), blocks))
+    return tuple(sorted(set(picked)))
+
+
+def _may_sanitize(dut: Dut, name: str) -> None:
+    """Skip the check when REPORT SUPPORTED OPERATION CODES leaves SANITIZE ``name`` out, or the device is
+    host-managed zoned (reads past a write pointer are another matter, ZBC-2)."""
+    sa = _SANITIZE[name]
+    if dut.supports(0x48, sa) is False:
+        pytest.skip(f"unsupported: SANITIZE {name} (48h/{sa:02X}h) is not in REPORT SUPPORTED OPERATION CODES")
+    dut.random_writes(f"SANITIZE {name} followed by reads anywhere")
+
+
+def _sanitize(dut: Dut, name: str, cmd: Any, saved: Dict[int, bytes]) -> None:
+    """Start SANITIZE ``name`` (``cmd``, IMMED set) and wait for it to end (SBC-4 5.30, 4.11).
+
+    A refused command sanitizes nothing: the blocks in ``saved`` are written back.  Where REPORT
+    SUPPORTED OPERATION CODES gave no answer, a refusal as an unknown operation code or an invalid field
+    (the service action) says the device lacks it, and the check is skipped; otherwise a refusal, or a
+    sanitize operation that fails (SANITIZE COMMAND FAILED), fails the check."""
+    sa = _SANITIZE[name]
+    io = dut.channel.execute(cmd, verify_handler=handler.might_fail)
+    sense = io.sense
+    if io.error is not None:
+        for lba, data in saved.items():  # nothing was sanitized: put the sample blocks back
+            dut.channel.execute(command.Write16(lba=lba, data=data))
+        if dut.supports(0x48, sa) is None and sense is not None and sense.sense_key == ILLEGAL:
+            dut.unsupported(io, "SANITIZE")
+            if sense.asc == 0x24:
+                pytest.skip(f"unsupported: SANITIZE {name} refused as an invalid field (service action {sa:02X}h)")
+        raise io.error
+    deadline = time.monotonic() + _SANITIZE_LIMIT_S
+    while True:
+        tur = dut.channel.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+        s = tur.sense
+        waiting = s is not None and (s.sense_key == SenseKey.UNIT_ATTENTION or (
+            s.sense_key == SenseKey.NOT_READY and (s.asc, s.ascq) == _SANITIZE_IN_PROGRESS))
+        if not waiting:
+            break
+        assert time.monotonic() < deadline, f"SANITIZE {name} still in progress after {_SANITIZE_LIMIT_S} s"
+        if s is not None and s.sense_key == SenseKey.NOT_READY:
+            time.sleep(_SANITIZE_POLL_S)
+    if tur.error is not None:
+        if s is not None and (s.asc, s.ascq) == _SANITIZE_FAILED:
+            raise AssertionError(f"SANITIZE {name} failed: {tur.error}")
+        raise tur.error
+
+
+def _fill_samples(dut: Dut) -> Tuple[Dict[int, bytes], Dict[int, bytes]]:
+    """Write random data to each sample block; return what was written and what was there, by LBA."""
+    written, saved = {}, {}
+    for lba in _sample_lbas(dut):
+        saved[lba] = dut.channel.execute(command.Read16(lba=lba, transfer_length=1)).data
+        data = _pattern(dut, 1)
+        dut.channel.execute(command.Write16(lba=lba, data=data))
+        written[lba] = data
+    return written, saved
+
+
 @irreversible
 @clause("SBC-4 5.30", "shall", "SANITIZE")
 def test_sanitize_overwrite(dut: Dut) -> None:
-    """SANITIZE OVERWRITE replaces every block with the pattern given (irreversible)."""
-    dut.require(0x48, "SANITIZE", 0x01)
-    pytest.skip("unsupported: SANITIZE is not implemented by this suite yet")
+    """SANITIZE OVERWRITE with OVERWRITE COUNT 1, INVERT 0 and a pattern one block long leaves every block
+    holding the pattern: reads of the first, a middle and the last blocks return it (irreversible)."""
+    _, size = dut.capacity
+    if size > 0xFFFF:
+        pytest.skip("unsupported: a pattern one block long does not fit INITIALIZATION PATTERN LENGTH")
+    _may_sanitize(dut, "OVERWRITE")
+    pattern = _pattern(dut, 1)
+    written, saved = _fill_samples(dut)
+    param = bytes([0x01, 0x00]) + size.to_bytes(2, "big") + pattern
+    _sanitize(dut, "OVERWRITE", command.SanitizeOverwrite(immed=True, data=param), saved)
+    for lba in written:
+        io = dut.channel.execute(command.Read16(lba=lba, transfer_length=1), verify_handler=handler.might_fail)
+        assert io.error is None, f"READ(16) of LBA {lba} after SANITIZE OVERWRITE: {io.error}"
+        assert io.data == pattern, f"LBA {lba} does not hold the pattern after SANITIZE OVERWRITE" + \
+            (" (it holds what was there before)" if io.data == written[lba] else "")
+
+
+def _after_erase(dut: Dut, name: str, field: str, written: Dict[int, bytes]) -> None:
+    """After a BLOCK ERASE or CRYPTOGRAPHIC ERASE: no sample block reads back what was written before, and
+    each read ends as the Block Device Characteristics page's WABEREQ / WACEREQ field (``field``) says
+    (SBC-4 6.6.2): 01b GOOD; 10b MEDIUM ERROR, not WRITE AFTER SANITIZE REQUIRED; 11b MEDIUM ERROR, WRITE
+    AFTER SANITIZE REQUIRED; 00b (or no page) either, or with protection information ABORTED COMMAND."""
+    code = None
+    if 0xB1 in dut.vpd_pages:
+        page = dut.channel.execute(command.Inquiry(evpd=True, page_code=0xB1), verify_handler=handler.might_fail)
+        code = getattr(page.result, field, None) if page.error is None else None
+    for lba, before in written.items():
+        io = dut.channel.execute(command.Read16(lba=lba, transfer_length=1), verify_handler=handler.might_fail)
+        s = io.sense
+        what = f"READ(16) of LBA {lba} after SANITIZE {name}"
+        if io.error is None:
+            assert io.data != before, f"{what} returns the data written before it"
+            assert code in (None, 0, 1), f"{what} ended GOOD, but {field.upper()} is {code:02b}b"
+            continue
+        assert s is not None, f"{what}: {io.error}"
+        medium = s.sense_key == SenseKey.MEDIUM_ERROR
+        after_sanitize = (s.asc, s.ascq) == _WRITE_AFTER_SANITIZE_REQUIRED
+        if code == 1:
+            raise AssertionError(f"{what}: {io.error}, but {field.upper()} is 01b (reads succeed)")
+        if code == 2:
+            assert medium and not after_sanitize, f"{what}: {io.error}; {field.upper()} 10b wants MEDIUM ERROR " \
+                                                  "other than WRITE AFTER SANITIZE REQUIRED"
+        elif code == 3:
+            assert medium and after_sanitize, f"{what}: {io.error}; {field.upper()} 11b wants MEDIUM ERROR, " \
+                                              "WRITE AFTER SANITIZE REQUIRED"
+        else:
+            assert medium or (s.sense_key == SenseKey.ABORTED_COMMAND and s.asc == 0x10), \
+                f"{what}: {io.error} (MEDIUM ERROR, or a protection information check, was allowed)"
+
+
+@irreversible
+@clause("SBC-4 5.30", "shall", "SANITIZE")
+def test_sanitize_block_erase(dut: Dut) -> None:
+    """SANITIZE BLOCK ERASE: afterwards no block reads back what was written before, and reads end as the
+    WABEREQ field of the Block Device Characteristics page says (irreversible)."""
+    _may_sanitize(dut, "BLOCK ERASE")
+    written, saved = _fill_samples(dut)
+    _sanitize(dut, "BLOCK ERASE", command.SanitizeBlockErase(immed=True), saved)
+    _after_erase(dut, "BLOCK ERASE", "wabereq", written)
+
+
+@irreversible
+@clause("SBC-4 5.30", "shall", "SANITIZE")
+def test_sanitize_cryptographic_erase(dut: Dut) -> None:
+    """SANITIZE CRYPTOGRAPHIC ERASE: afterwards no block reads back what was written before, and reads end
+    as the WACEREQ field of the Block Device Characteristics page says (irreversible)."""
+    _may_sanitize(dut, "CRYPTOGRAPHIC ERASE")
+    written, saved = _fill_samples(dut)
+    _sanitize(dut, "CRYPTOGRAPHIC ERASE", command.SanitizeCryptographicErase(immed=True), saved)
+    _after_erase(dut, "CRYPTOGRAPHIC ERASE", "wacereq", written)
 
 
 # -- COMPARE AND WRITE, WRITE AND VERIFY, SYNCHRONIZE CACHE -------------------------------------------
@@ -362,6 +524,61 @@ def test_write_and_verify_16_writes_what_reads_back(dut: Dut) -> None:
         io = dut.channel.execute(command.WriteAndVerify16(lba=lba, data=data), verify_handler=handler.might_fail)
         dut.succeeded(io, "WRITE AND VERIFY(16)")
         assert dut.channel.execute(command.Read16(lba=lba, transfer_length=2)).data == data
+
+
+# -- ORWRITE -----------------------------------------------------------------------------------------
+
+#: INVALID COMMAND OPERATION CODE (SPC-5 table F.1: 20h/00h).
+INVALID_OPCODE = dict(sense_key=ILLEGAL, asc=0x20, ascq=0x00)
+
+
+@data_loss
+@clause("SBC-4 5.10", "shall", "ORWRITE")
+def test_orwrite_16_ors_the_data_into_the_blocks(dut: Dut) -> None:
+    """ORWRITE(16) leaves each block holding the OR of what it held and the data sent (SBC-4 5.10, 4.27.4).
+    A device that does not list 8Bh in REPORT SUPPORTED OPERATION CODES refuses it with INVALID COMMAND
+    OPERATION CODE and changes nothing; one that lists it ORs.  Two of the last blocks are used and put
+    back."""
+    dut.random_writes("ORWRITE of the last blocks")
+    listed = dut.supports(0x8B)
+    blocks, size = dut.capacity
+    lba = blocks - 6
+    old = _pattern(dut, 2)
+    mask = _pattern(dut, 2)
+    with restored(dut, lba, 2):
+        dut.channel.execute(command.Write16(lba=lba, data=old))
+        io = dut.channel.execute(command.Orwrite16(lba=lba, data=mask), verify_handler=handler.might_fail)
+        after = dut.channel.execute(command.Read16(lba=lba, transfer_length=2)).data
+        if listed is False:
+            handler.must_fail(**INVALID_OPCODE)(io)
+            assert after == old, "a refused ORWRITE(16) changed the blocks"
+            return
+        dut.unsupported(io, "ORWRITE(16)")
+        if io.error is not None:
+            raise io.error
+        want = bytes(a | b for a, b in zip(old, mask))
+        if after != want:
+            bad = next(i for i in range(len(want)) if after[i] != want[i])
+            got = "the data sent" if after == mask else "the old data" if after == old else "neither"
+            raise AssertionError(f"byte {bad} (block {lba + bad // size}) reads {after[bad]:02X}h, expected "
+                                 f"{old[bad]:02X}h OR {mask[bad]:02X}h = {want[bad]:02X}h; the blocks hold {got}")
+
+
+@data_loss
+@clause("SBC-4 5.10", "shall", "ORWRITE")
+def test_orwrite_16_past_the_end_is_refused(dut: Dut) -> None:
+    """ORWRITE(16) whose LBA and transfer length exceed the capacity (the last block and one more; LBA
+    2^63): ILLEGAL REQUEST, LOGICAL BLOCK ADDRESS OUT OF RANGE, and the last block is unchanged."""
+    dut.require(0x8B, "ORWRITE(16)")
+    dut.random_writes("ORWRITE near the last block")
+    blocks, _ = dut.capacity
+    before = dut.channel.execute(command.Read16(lba=blocks - 1, transfer_length=1)).data
+    for lba, n in ((blocks - 1, 2), (1 << 63, 1)):
+        io = dut.channel.execute(command.Orwrite16(lba=lba, data=_pattern(dut, n)), verify_handler=handler.might_fail)
+        dut.unsupported(io, "ORWRITE(16)")
+        handler.must_fail(**LBA_OUT_OF_RANGE)(io)
+    assert dut.channel.execute(command.Read16(lba=blocks - 1, transfer_length=1)).data == before, \
+        "a refused ORWRITE(16) changed the last block"
 
 
 @clause("SBC-4 5.27", "shall", "SYNCHRONIZE CACHE")

@@ -349,7 +349,7 @@ def test_d_sense_selects_descriptor_format(dut: Dut) -> None:
 @clause("SPC-5 6.11", "shall", "MODE SENSE")
 def test_mode_select_raises_no_unit_attention_on_its_own_nexus(dut: Dut) -> None:
     """MODE SELECT that changes a page establishes MODE PARAMETERS CHANGED (2Ah/01h) for every
-    other I_T nexus, not for the one it came on (SPC-5 6.11, 5.14).  The Control mode page is
+    other I_T nexus, not for the one it came on (SPC-5 6.11, SAM-6 5.14).  The Control mode page is
     written back unchanged apart from D_SENSE, and then restored."""
     page = _control_page(dut)
     flipped = page[:2] + bytes([page[2] ^ 0x04]) + page[3:]

@@ -225,6 +225,12 @@ GOLDEN = [
         c.CompareAndWrite(fua=True, lba=0x20, number_of_logical_blocks=1),
         "89 08 00 00 00 00 00 00 00 20 00 00 00 01 00 00",
     ),
+    (
+        c.Orwrite16(orprotect=5, dpo=True, fua=True, lba=0x0102030405060708, transfer_length=0x0A0B0C0D,
+                    group_number=0x21),
+        "8b b8 01 02 03 04 05 06 07 08 0a 0b 0c 0d 21 00",
+    ),
+    (c.Orwrite16(lba=2**64 - 1, transfer_length=0, control=0x04), "8b 00 ff ff ff ff ff ff ff ff 00 00 00 00 00 04"),
     (c.StartStopUnit(start=True), "1b 00 00 00 01 00"),
     (c.StartStopUnit(immed=True, loej=True), "1b 01 00 00 02 00"),
     (c.StartStopUnit(power_condition=3, power_condition_modifier=1, no_flush=True), "1b 00 00 01 34 00"),

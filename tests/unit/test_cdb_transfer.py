@@ -37,6 +37,7 @@ TRANSFERS = [
     (c.WriteSame10(lba=0, number_of_logical_blocks=100), 4096, OUT, 4096, True),
     (c.WriteSame16(lba=0, number_of_logical_blocks=100, ndob=True), None, NONE, 0, False),
     (c.CompareAndWrite(lba=0, number_of_logical_blocks=2), 512, OUT, 2048, True),
+    (c.Orwrite16(lba=0, transfer_length=3), 4096, OUT, 3 * 4096, True),
     (c.ModeSelect6(data=bytes(12)), None, OUT, 12, False),
     (c.ModeSelect10(), None, OUT, 0, False),
     (c.PersistentReserveOutRegister(data=bytes(24)), None, OUT, 24, False),
@@ -269,7 +270,7 @@ def test_every_data_in_command_with_an_allocation_length_can_be_reissued() -> No
 
 CHANGES_DATA = {
     "Write6", "Write10", "Write12", "Write16", "Write32", "WriteAndVerify10", "WriteAndVerify16",
-    "WriteAndVerify32", "WriteSame10", "WriteSame16", "WriteSame32", "Unmap", "CompareAndWrite",
+    "WriteAndVerify32", "WriteSame10", "WriteSame16", "WriteSame32", "Unmap", "CompareAndWrite", "Orwrite16",
     "ModeSelect6", "ModeSelect10", "LogSelect", "ReassignBlocks", "FormatUnit", "SanitizeOverwrite",
     "SanitizeBlockErase", "SanitizeCryptographicErase", "SanitizeExitFailureMode", "WriteBuffer",
     "AtaPassThrough12", "AtaPassThrough16", "SecurityProtocolOut", "ResetWritePointer", "FinishZone",

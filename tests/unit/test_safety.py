@@ -36,6 +36,7 @@ IN, OUT, NONE = Direction.FROM_DEVICE, Direction.TO_DEVICE, Direction.NONE
         (c.WriteSame16(lba=0, number_of_logical_blocks=1, ndob=True), D),
         (c.Unmap(data=bytes(24)), D),
         (c.CompareAndWrite(lba=0, number_of_logical_blocks=1), D),
+        (c.Orwrite16(lba=0, transfer_length=1), D),
         (c.ModeSelect10(data=bytes(8)), D),
         (c.LogSelect(), D),
         (c.PersistentReserveOutRegister(data=bytes(24)), D),
