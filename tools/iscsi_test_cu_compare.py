@@ -235,7 +235,7 @@ PAIRS: Tuple[Pair, ...] = (
 ) + tuple(
     Pair(f"SCSI.ProutReserve.Access{kind.replace('-', '')}",
          f"test_pr_reservation_holds_off_the_other_initiator[{kind}]",
-         f"reads and writes of a second initiator under a {kind} reservation")
+         f"reads and writes of a second initiator while the first holds {kind}")
     for kind in ("WE", "EA", "WE-RO", "EA-RO", "WE-AR", "EA-AR")
 ) + tuple(
     Pair(f"SCSI.ProutReserve.Ownership{kind.replace('-', '')}", f"test_pr_unregistering_the_holder[{kind}]",

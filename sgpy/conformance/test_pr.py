@@ -288,7 +288,7 @@ def test_pr_in_report_capabilities_is_well_formed(dut: Dut) -> None:
 def test_pr_in_service_actions_are_answered_as_reported(dut: Dut) -> None:
     """Each PERSISTENT RESERVE IN service action REPORT SUPPORTED OPERATION CODES lists ends GOOD; one of
     00h-03h it does not list ends ILLEGAL REQUEST, INVALID FIELD IN CDB (how a device refuses a service
-    action it lacks, SPC-5 4.2.5.2); the reserved ones (04h-1Fh) end the same way.
+    action it does not support); the reserved ones (04h-1Fh) end the same way.
 
     The reserved codes are sent through an unchecked channel (sgpy's safety policy cannot classify
     them), hence --allow-data-loss."""
