@@ -23,7 +23,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from sgpy import Channel, Reactor, command, handler  # noqa: E402
+from sgpy import Channel, Reactor, _binding, command, handler  # noqa: E402
 from sgpy.job import JobStats  # noqa: E402
 from sgpy.sandbox import guest  # noqa: E402
 
@@ -127,6 +127,92 @@ def sgpy_async(chans: Sequence[Channel], rings: Sequence[List[Any]], qd: int, se
     if state["bad"]:
         raise RuntimeError(f"{state['bad']} commands failed")
     return state["n"] / (t - t0)
+
+
+def sgpy_execute_many(ch: Channel, ring: List[Any], seconds: float) -> float:
+    """``execute_many`` of 256 prebuilt READ(10)s at a time on a one-fd channel (QD 16: sg's limit per fd)."""
+    n = 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    p = 0
+    while True:
+        batch = ring[p:p + 256]
+        p = (p + 256) % RING
+        ch.execute_many(batch)
+        n += len(batch)
+        t = time.perf_counter()
+        if t >= end:
+            return n / (t - t0)
+
+
+# ---------------------------------------------------------------------------
+# The bare Python loop: what one C call per command costs from Python, with
+# no engine around it (sgpy's own binding, no IO objects, no bookkeeping).
+
+
+def python_sync(dev: str, cdb: bytes, direction: int, length: int, seconds: float) -> float:
+    """SG_IO in a Python loop: one ``SyncCaller.call`` per command."""
+    fd = os.open(dev, os.O_RDWR)
+    try:
+        call = _binding.SyncCaller(fd).call
+        buf = bytearray(max(length, 1))
+        ptr = _binding.buffer_pointer(buf) if length else _binding.NULL
+        n = 0
+        t0 = time.perf_counter()
+        end = t0 + seconds
+        while True:
+            for _ in range(256):
+                if call(cdb, direction, ptr, length, 60000).status:
+                    raise RuntimeError("a command of the Python loop failed")
+            n += 256
+            t = time.perf_counter()
+            if t >= end:
+                return n / (t - t0)
+    finally:
+        os.close(fd)
+
+
+def python_async(dev: str, ring: List[Any], qd: int, seconds: float) -> float:
+    """``qd`` READ(10)s in flight from a Python loop: per command one blocking reap, one fill, one submit."""
+    fd = os.open(dev, os.O_RDWR)  # blocking: read() waits for a completion
+    try:
+        slots = _binding.new_slots(qd)
+        ptrs = _binding.slot_pointers(1)
+        hdrs = _binding.new_headers(1)
+        bufs = [bytearray(XFER) for _ in range(qd)]
+        cbufs = [_binding.buffer_pointer(b) for b in bufs]
+        cdbs = [c.cdb for c in ring]
+        fill, submit, reap = _binding.fill, _binding.submit, _binding.reap
+        d = _binding.SG_DXFER_FROM_DEV
+        p = 0
+        for i in range(qd):
+            fill(slots + i, d, cdbs[p], cbufs[i], XFER, 60000, i)
+            p += 1
+            ptrs[0] = slots + i
+            submit(fd, ptrs, 1)
+        n = 0
+        t0 = time.perf_counter()
+        end = t0 + seconds
+        hdr = hdrs[0]
+        while True:
+            for _ in range(256):
+                reap(fd, hdrs, 1)
+                if hdr.status or hdr.host_status or hdr.driver_status:
+                    raise RuntimeError("a command of the Python loop failed")
+                i = hdr.pack_id
+                fill(slots + i, d, cdbs[p], cbufs[i], XFER, 60000, i)
+                p = (p + 1) % RING
+                ptrs[0] = slots + i
+                submit(fd, ptrs, 1)
+            n += 256
+            t = time.perf_counter()
+            if t >= end:
+                break
+        for _ in range(qd):
+            reap(fd, hdrs, 1)
+        return n / (t - t0)
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------
@@ -276,17 +362,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         work.append((setting, workload, who, fn, latency))
 
     dev0 = devs[0]
+    one_fd = Channel.from_path(dev0, reactor=reactor, max_fds=1)  # execute_many at QD 16 exactly
+    tur_cdb = command.TestUnitReady().cdb
     for nd in (0, 50000):
         if nd == 0:
             add(nd, "sync TEST UNIT READY", "sgpy", lambda: sgpy_sync_tur(ch0, secs))
             add(nd, "sync TEST UNIT READY", "sgpy job", lambda: jobs.sync_tur(ch0, secs))
             add(nd, "sync TEST UNIT READY", "C", lambda: floor("tur", str(secs), dev0))
+            add(nd, "sync TEST UNIT READY", "Python loop",
+                lambda: python_sync(dev0, tur_cdb, _binding.SG_DXFER_NONE, 0, secs))
         add(nd, "sync READ(10) 4 KiB", "sgpy", lambda: sgpy_sync_read(ch0, ring0, secs))
         add(nd, "sync READ(10) 4 KiB", "sgpy job", lambda: jobs.sync_read(ch0, secs))
         add(nd, "sync READ(10) 4 KiB", "C", lambda: floor("read", str(secs), dev0))
+        add(nd, "sync READ(10) 4 KiB", "Python loop",
+            lambda: python_sync(dev0, ring0[0].cdb, _binding.SG_DXFER_FROM_DEV, XFER, secs))
         for qd in (1, 16, 64):
             wl = f"async randread QD {qd}"
             add(nd, wl, "sgpy", partial(sgpy_async, [ch0], [ring0], qd, secs, reactor))
+            if qd == 16:
+                add(nd, wl, "sgpy many", lambda: sgpy_execute_many(one_fd, ring0, secs))
+                add(nd, wl, "Python loop", lambda: python_async(dev0, ring0, 16, secs))
             add(nd, wl, "sgpy job", partial(jobs.async_read, [ch0], qd, secs, reactor),
                 latency=nd == 0 and qd == 16)
             add(nd, wl, "fio", partial(fio, [dev0], qd, secs))
@@ -307,6 +402,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sgpy_sync_read(ch0, ring0, 0.5)
     sgpy_async([ch0], [ring0], 16, 0.5, reactor)
     sgpy_async(chans, rings, 16, 0.5, reactor)
+    sgpy_execute_many(one_fd, ring0, 0.5)
+    python_sync(dev0, tur_cdb, _binding.SG_DXFER_NONE, 0, 0.5)
+    python_async(dev0, ring0, 16, 0.5)
     jobs.sync_tur(ch0, 0.5)
     jobs.sync_read(ch0, 0.5)
     jobs.async_read([ch0], 16, 0.5, reactor)
@@ -389,6 +487,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
              rss_max_kib=max(rss_points) if rss_points else rss_kib())
 
     # Many channels on one reactor: per-command cost against one channel's.
+    one_fd.close()
     if args.channels:
         for ch in chans:
             ch.close()

@@ -216,6 +216,8 @@ def table(summary: Dict[str, Any]) -> str:
             lines.append(f"sgpy job latency, {setting} {w}: p50 {med([r['p50_us'] for r in rs]):,.1f} µs, "
                          f"p99 {med([r['p99_us'] for r in rs]):,.1f} µs (median of {len(rs)} round{'s' if len(rs) != 1 else ''})")
     lines.append("")
+    lines += percommand_table(summary)
+    lines.append("")
     g, h = summary["probes_guest"], summary["probes_host"]
     lines.append("inflation (host / guest, per second):")
     for what in ("C syscall loop", "python loop"):
@@ -239,6 +241,40 @@ def table(summary: Dict[str, Any]) -> str:
         lines.append(f"{ch[0]['channels']} channels on one reactor (16 in flight): {many:,.0f}/s vs one channel "
                      f"QD 16: {one:,.0f}/s; per-command cost x{one / many:.2f} of one channel's")
     return "\n".join(lines)
+
+
+def percommand_table(summary: Dict[str, Any]) -> List[str]:
+    """The per-command API beside the bare Python loop and C: ratios of medians, and their spread
+    across rounds (each round's own ratio, min-max), since rounds are interleaved."""
+    iops = summary["iops"]
+    keys = sorted({tuple(k.split("|")[:2]) for k in iops if k.endswith("|Python loop")},
+                  key=lambda sw: (int(sw[0]), sw[1]))
+    if not keys:
+        return []
+
+    def runs(s: str, w: str, who: str) -> List[float]:
+        v = iops.get(f"{s}|{w}|{who}")
+        return v["runs"] if v else []
+
+    def cell(a: List[float], b: List[float]) -> str:
+        if not a or not b:
+            return "—"
+        per_round = [x / y for x, y in zip(a, b) if y]
+        return f"{med(a) / med(b):.2f} ({min(per_round):.2f}-{max(per_round):.2f})"
+
+    out = ["per-command API (IOPS medians; ratios of medians, per-round min-max in brackets):",
+           f"{'setting':<13} {'workload':<24} {'sgpy IO':>9} {'sgpy many':>9} {'Py loop':>9} {'C floor':>9}  "
+           f"{'IO/loop':<17} {'many/loop':<17} {'IO/C':<17} {'many/C':<17}"]
+    for s, w in keys:
+        io, many, loop, c = (runs(s, w, who) for who in ("sgpy", "sgpy many", "Python loop", "C"))
+        setting = "delay=0" if s == "0" else f"ndelay={s}"
+        out.append(f"{setting:<13} {w:<24} {med(io) if io else float('nan'):>9,.0f} "
+                   f"{med(many) if many else float('nan'):>9,.0f} {med(loop):>9,.0f} "
+                   f"{med(c) if c else float('nan'):>9,.0f}  {cell(io, loop):<17} {cell(many, loop):<17} "
+                   f"{cell(io, c):<17} {cell(many, c):<17}")
+    out.append("Py loop: sgpy's binding called from a bare Python loop (SyncCaller.call; async: reap, fill, submit "
+               "per command); sgpy many: execute_many of 256 prebuilt READ(10)s on a one-fd channel (QD 16)")
+    return out
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
