@@ -11,6 +11,12 @@ Two extensions:
     header is there, ``require`` fails the build when it is not, ``skip``
     never builds it.
 
+Besides the package, the wheel installs the man page sgpy(1) under its
+prefix, as ``share/man/man1/sgpy.1`` (``DATA_FILES``).  It is made from
+``docs/cli.rst`` by Sphinx's man builder and kept, generated, in
+``docs/man/sgpy.1`` (``python tools/gen_man.py`` writes it again), so that
+a build needs no Sphinx and sgpy no dependency at run time.
+
 The build names each extension it builds or skips, and removes from its
 output (``build/lib*``, and the source tree for in-place and editable
 builds) any compiled extension it did not build this time, so that a stale
@@ -55,6 +61,9 @@ def iscsi_mode() -> str:
         sys.exit(f"sgpy build: SGPY_ISCSI={mode!r} is not one of {', '.join(ISCSI_MODES)}")
     return mode
 
+
+#: Files installed under the prefix (``<prefix>/<directory>/<file>``): the man page.
+DATA_FILES = [("share/man/man1", ["docs/man/sgpy.1"])]
 
 MODE = iscsi_mode()
 HEADER = iscsi_header()
@@ -119,4 +128,5 @@ setup(
     cffi_modules=CFFI_MODULES,
     cmdclass={"build_ext": BuildExt},
     options=_wheel_options(),
+    data_files=DATA_FILES,
 )

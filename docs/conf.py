@@ -44,3 +44,27 @@ exclude_patterns = ["_build"]
 html_theme = "classic"
 html_theme_options = {"body_max_width": "none", "stickysidebar": False}
 html_static_path = []
+
+# The man page sgpy(1) is docs/cli.rst (tools/gen_man.py writes docs/man/sgpy.1
+# with sphinx's man builder; tests/packaging/test_man_page.py checks it is current).
+man_pages = [("cli", "sgpy", "send SCSI commands to Linux devices through the sg driver", [author], 1)]
+
+
+def _man_plain_references(app, doctree, docname):  # type: ignore[no-untyped-def]
+    """In the man page a link to another page or object is its text alone.
+
+    docutils' man writer (0.22) prints every link's target after its text,
+    "<#sgpy.devices.find>" or "<>" for one within the documentation, which
+    means nothing in a terminal; links to web addresses keep theirs.
+    """
+    if app.builder.name != "man":
+        return
+    from docutils import nodes
+
+    for node in doctree.findall(nodes.reference):
+        if "://" not in node.get("refuri", "://") and not node["refuri"].startswith("mailto:"):
+            del node["refuri"]
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    app.connect("doctree-resolved", _man_plain_references)

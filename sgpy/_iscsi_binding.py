@@ -214,6 +214,56 @@ class Connection:
         """The discovery answer of the last ``discovery`` step."""
         return _text(self.ptr.text)
 
+    def discovery_targets(self) -> List[Tuple[str, Tuple[str, ...]]]:
+        """The last ``discovery`` step's answer: ``(TargetName, (TargetAddress, ...))`` per target, in its order.
+
+        ``sgpy_discovery_cb`` copies libiscsi's list (which libiscsi frees
+        when the callback returns) as one ``name\tportal...\n`` line per
+        target; this reads those lines back.
+        """
+        out: List[Tuple[str, Tuple[str, ...]]] = []
+        for line in self.discovery_text().split("\n"):
+            if line:
+                name, *portals = line.split("\t")
+                out.append((name, tuple(portals)))
+        return out
+
+    def set_lun(self, lun: int) -> None:
+        """Address the commands submitted from now on to ``lun``."""
+        self.ptr.lun = lun
+
+    def run_command(self, lun: int, cdb: bytes, direction: int, length: int, data: bytes = b"", *,
+                    deadline: float) -> Optional[Tuple[int, bytes, bytes]]:
+        """Send one command outside any reactor and wait for it until the monotonic ``deadline``.
+
+        ``direction``: 0 none, 1 in (``length`` bytes are read), 2 out
+        (``data`` is written).  Returns ``(status, data_in, sense)``, where
+        ``status`` is the SCSI status byte or :data:`CANCELLED`/:data:`ERROR`/
+        :data:`TIMEOUT` (negative: the transport failed it); None when
+        libiscsi refused to queue it (see :meth:`error`) or no answer came in
+        time.  A command left without an answer is released locally before
+        this returns, so that a late answer never writes into freed memory.
+        Only for a connection with no other command in flight.
+        """
+        p = self.ptr
+        buf: Any = bytearray(length) if direction == 1 else bytes(data)
+        size = len(buf)
+        ptr = ffi.from_buffer(buf) if size else ffi.NULL
+        p.lun = lun
+        if lib.sgpy_iscsi_submit(p, 0, cdb, len(cdb), direction, ptr, size) != 0:
+            return None
+        if not self.run(lambda: p.ndone > 0, deadline):
+            self.cancel_all()
+            return None
+        n, ints = self.take()
+        if n < 1:  # pragma: no cover - run() returned True, so a record is there
+            return None
+        status, resid, sense_len = ints[1], ints[2], ints[4]
+        sense = self.sense(0, sense_len) if sense_len else b""
+        self.taken()
+        got = bytes(buf[:max(0, size - resid)]) if direction == 1 and status >= 0 else b""
+        return int(status), got, sense
+
     # -- commands ------------------------------------------------------------
 
     def submit(self, ident: int, cdb: bytes, direction: int, buf: Any, length: int) -> int:

@@ -1920,6 +1920,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", "-k", default=None, metavar="PATTERN",
                    help="only the checks whose names match (pytest -k syntax: 'read or write')")
     p.add_argument("--junit", default=None, metavar="FILE", help="also write JUnit XML to FILE")
+    _discover_verb(verb("discover", _cmd_discover, "list the targets an iSCSI portal offers, and their LUNs with "
+                        "their URLs (iscsiadm -m discovery, iscsi-ls)", []))
+    p = verb("completion", _cmd_completion, "print the shell completion script for bash or zsh (docs/cli.rst)", [])
+    p.add_argument("shell", choices=["bash", "zsh"], help="the shell")
     return parser
 
 
@@ -1949,6 +1953,90 @@ def _cmd_conform(args: argparse.Namespace, out: _Out) -> int:
     if code == 2:
         raise UsageError("no check matched --select" if args.select else "the suite could not run")
     return code
+
+
+# -- discover and completion ----------------------------------------------------------
+
+
+def _discover_verb(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``sgpy discover``."""
+    p.add_argument("device", metavar="HOST[:PORT]",
+                   help="the portal: a host name or address, and the port (default 3260); [fe80::1]:3260 for "
+                        "IPv6; or iscsi://[user%%password@]HOST[:PORT]")
+    p.add_argument("--targets-only", action="store_true",
+                   help="list the targets alone (the discovery session only; no login to each target)")
+    p.add_argument("--initiator-name", default=None, metavar="IQN",
+                   help="the initiator's iSCSI name (default iqn.2024-01.org.sgpy:<hostname>)")
+    p.add_argument("--user", default=None, metavar="USER", help="CHAP user name (the target checks the initiator)")
+    p.add_argument("--password", default=None, metavar="SECRET",
+                   help="CHAP secret of --user (visible to other users in the process list: prefer "
+                        "the environment variable SGPY_CHAP_PASSWORD)")
+    p.add_argument("--target-user", default=None, metavar="USER",
+                   help="mutual CHAP: the user name the target answers with (needs --user)")
+    p.add_argument("--target-password", default=None, metavar="SECRET",
+                   help="mutual CHAP: the target's secret (or SGPY_CHAP_TARGET_PASSWORD)")
+    p.add_argument("--timeout", type=_seconds, default=None, metavar="S",
+                   help="seconds each session (the discovery, then each target's) may take (default 15)")
+
+
+def _cmd_discover(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy discover``: SendTargets at a portal, then REPORT LUNS and INQUIRY per target (sgpy.discovery)."""
+    from sgpy import discovery, iscsi
+
+    login = {"initiator_name": args.initiator_name, "user": args.user, "target_user": args.target_user,
+             "password": args.password if args.password is not None else os.environ.get("SGPY_CHAP_PASSWORD"),
+             "target_password": args.target_password if args.target_password is not None
+             else os.environ.get("SGPY_CHAP_TARGET_PASSWORD")}
+    if login["target_user"] is not None and login["user"] is None:
+        raise UsageError("--target-user (mutual CHAP) needs --user and its secret too")
+    if login["user"] is None:
+        login["password"] = None
+    if login["target_user"] is None:
+        login["target_password"] = None
+    try:
+        portal = discovery.parse_portal(args.device)
+        targets = discovery.discover(args.device, luns=not args.targets_only,
+                                     timeout=args.timeout or discovery.DEFAULT_TIMEOUT, **login)
+    except iscsi.IscsiUrlError as exc:
+        raise UsageError(str(exc)) from None
+    except (iscsi.AuthenticationFailed, iscsi.AuthorizationFailed) as exc:
+        raise _NoPermission(str(exc)) from None
+    except iscsi.IscsiError as exc:  # refused, unreachable, not iSCSI, no answer, login refused
+        raise _NoDevice(str(exc)) from None
+    except ValueError as exc:  # a login option LoginOptions refuses (mutual CHAP without --user...)
+        raise UsageError(str(exc)) from None
+    if out.json:
+        out.emit({"portal": str(portal), "targets": [{
+            "name": t.name,
+            "portals": [{"host": a.host, "port": a.port, "tpgt": a.tpgt} for a in t.portals],
+            "luns": None if t.luns is None else [{
+                "lun": u.lun, "url": u.url, "type": u.device_type, "type_name": u.device_type_name,
+                "vendor": u.vendor, "product": u.product} for u in t.luns],
+            "error": t.error} for t in targets]})
+        return EXIT_OK
+    out.line(f"{portal}: {len(targets)} target(s)")
+    for t in targets:
+        where = ", ".join(str(a) + (f",{a.tpgt}" if a.tpgt is not None else "") for a in t.portals) or "-"
+        out.line(f"  {t.name}  (portal {where})")
+        if t.error is not None:
+            out.line(f"    cannot list its LUNs: {t.error}")
+        elif t.luns is not None:
+            out.table(["LUN", "TYPE", "VENDOR", "PRODUCT", "URL"],
+                      [[u.lun, u.device_type_name or "-", u.vendor or "-", u.product or "-", u.url] for u in t.luns],
+                      indent="    ")
+    return EXIT_OK
+
+
+def _cmd_completion(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy completion bash|zsh``: the completion script, generated from this parser (sgpy.completion)."""
+    from sgpy import completion
+
+    text = completion.script(args.shell, build_parser())
+    if out.json:
+        out.emit({"shell": args.shell, "script": text})
+    else:
+        out.stdout.write(text)
+    return EXIT_OK
 
 
 # -- main ------------------------------------------------------------------------------

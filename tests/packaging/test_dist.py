@@ -4,7 +4,8 @@ Builds both from a copy of this source tree with this venv's own build tools
 (``python -m build --no-isolation``: the wheel is built from the sdist, so a
 file missing from the sdist breaks the wheel), then checks what users and
 the package index see: the name ``sgpy-scsi``, the version, the license and
-its PEP 639 metadata, the abi3 tag, what the sdist carries.  A second build
+its PEP 639 metadata, the abi3 tag, what the sdist carries, the man page
+the wheel installs.  A second build
 in the copied tree, with ``SGPY_ISCSI=skip`` over the ``build/`` directory of
 a first one, must not ship the iSCSI extension the first one left there.
 Last, the wheel is installed in a fresh venv (its dependencies fetched as
@@ -149,6 +150,14 @@ def test_wheel_metadata_and_license(dist: Built) -> None:
     assert "sgpy = sgpy.cli:main" in entry_points and "sgpy = sgpy.pytest_plugin" in entry_points
 
 
+def test_wheel_carries_the_man_page(dist: Built) -> None:
+    with zipfile.ZipFile(_one(dist, ".whl")) as z:
+        data = sorted(n for n in z.namelist() if n.startswith(f"{STEM}.data/"))
+        page = z.read(f"{STEM}.data/data/share/man/man1/sgpy.1").decode()
+    assert data == [f"{STEM}.data/data/share/man/man1/sgpy.1"]
+    assert page == (REPO / "docs" / "man" / "sgpy.1").read_text(encoding="utf-8")
+
+
 def test_sdist_carries_sources_tests_docs_and_license(dist: Built) -> None:
     sdist = _one(dist, ".tar.gz")
     assert sdist.name == f"{STEM}.tar.gz"
@@ -158,7 +167,8 @@ def test_sdist_carries_sources_tests_docs_and_license(dist: Built) -> None:
     for required in ("LICENSE", "CHANGELOG.rst", "README.rst", "pyproject.toml", "setup.py", "MANIFEST.in",
                      "sgpy/_version.py", "sgpy/_sg.c", "sgpy/_sg.h", "sgpy/_iscsi.c", "sgpy/_iscsi.h",
                      "sgpy/sandbox/umlfix.c", "sgpy/py.typed", "docs/conf.py", "docs/index.rst",
-                     "tests/packaging/test_dist.py", "scripts/setup", "examples/demo.py"):
+                     "tests/packaging/test_dist.py", "scripts/setup", "examples/demo.py", "docs/man/sgpy.1",
+                     "tools/gen_man.py"):
         assert required in names, required
     assert any(n.startswith("tests/unit/data/") and n.endswith(".json") for n in names)
     built_products = [n for n in names if n.endswith((".so", ".o", ".pyc")) or "__pycache__" in n
@@ -216,6 +226,16 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(dist: Built, skip_build: Built,
     assert where.startswith(str(venv))
     iscsi = _run([python, "-c", "import sgpy._iscsiffi"], cwd=tmp_path, check=False)
     assert (iscsi.returncode == 0) == ISCSI_HEADER
+
+    # The man page lands under the prefix, where man-db looks beside bin/; completion needs nothing more.
+    man_page = venv / "share" / "man" / "man1" / "sgpy.1"
+    assert man_page.read_text(encoding="utf-8") == (REPO / "docs" / "man" / "sgpy.1").read_text(encoding="utf-8")
+    if shutil.which("man"):
+        shown = _run(["man", "-l", str(man_page)], cwd=tmp_path, env=_env(MANPAGER="cat", MANWIDTH="80")).stdout
+        assert "sgpy discover" in shown
+    for shell in ("bash", "zsh"):
+        script = _run([str(venv / "bin" / "sgpy"), "completion", shell], cwd=tmp_path).stdout
+        assert "_sgpy" in script and "discover" in script
 
     # The wheel built without iSCSI: an iscsi:// URL gets one line of advice, no traceback.
     _run([*pip, "install", "-q", "--no-index", "--no-deps", "--force-reinstall", str(_one(skip_build, ".whl"))],
