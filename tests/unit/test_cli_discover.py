@@ -254,3 +254,46 @@ def test_cli_exit_status_of_a_refused_discovery(monkeypatch: pytest.MonkeyPatch,
     assert got == code
     assert err == f"sgpy discover: {error}\n"
     assert json.loads(out)["error"]["type"] == ("PermissionError" if code == 5 else "NoSuchDevice")
+
+
+class FakeSession:
+    """A logged-in session as :func:`sgpy.discovery._luns` uses it: ``run_command`` answers like a target.
+
+    REPORT LUNS lists ``luns`` (cut to the allocation length); INQUIRY
+    says disk, except at ``absent`` (peripheral qualifier 3: no LU there).
+    The first command gets a UNIT ATTENTION, as on a new I_T nexus.
+    """
+
+    def __init__(self, luns, absent=()):  # type: ignore[no-untyped-def]
+        self.luns = list(luns)
+        self.absent = set(absent)
+        self.sent = []  # type: ignore[var-annotated]
+        self.attention = True
+
+    def error(self) -> str:
+        return ""
+
+    def run_command(self, lun, cdb, direction, length, data=b"", *, deadline):  # type: ignore[no-untyped-def]
+        self.sent.append((cdb[0], lun, length))
+        if self.attention:
+            self.attention = False
+            return 2, b"", bytes([0x70, 0, 0x06, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x29, 0x07, 0, 0, 0, 0])
+        if cdb[0] == 0xA0:
+            body = b"".join(n.to_bytes(2, "big") + bytes(6) for n in self.luns)
+            return 0, (len(body).to_bytes(4, "big") + bytes(4) + body)[:length], b""
+        assert cdb[0] == 0x12
+        first = 0x7F if lun in self.absent else 0x00
+        return 0, bytes([first, 0, 5, 2, 31, 0, 0, 0]) + b"FAKE    " + b"DISK".ljust(16) + b"0001", b""
+
+
+def test_luns_after_a_unit_attention_and_past_the_first_answer() -> None:
+    from sgpy.iscsi import IscsiUrl
+
+    numbers = list(range(600))  # 600 LUNs take 4808 bytes: more than the first 4096-byte answer
+    session = FakeSession(numbers, absent={7})
+    url = IscsiUrl(host="192.0.2.10", target="iqn.2003-01.org.example:many")
+    luns = discovery._luns(session, url, time.monotonic() + 10)
+    assert [lun.lun for lun in luns] == [n for n in numbers if n != 7]
+    assert luns[1] == Lun(1, "iscsi://192.0.2.10:3260/iqn.2003-01.org.example:many/1", 0, "FAKE", "DISK")
+    report_luns = [(lun, length) for op, lun, length in session.sent if op == 0xA0]
+    assert report_luns == [(0, 4096), (0, 4096), (0, 8 + 600 * 8)]  # the attention, the cut answer, all
