@@ -241,9 +241,17 @@ class Connection:
         ``status`` is the SCSI status byte or :data:`CANCELLED`/:data:`ERROR`/
         :data:`TIMEOUT` (negative: the transport failed it); None when
         libiscsi refused to queue it (see :meth:`error`) or no answer came in
-        time.  A command left without an answer is released locally before
-        this returns, so that a late answer never writes into freed memory.
-        Only for a connection with no other command in flight.
+        time.  Only for a connection with no other command in flight.
+
+        The command's buffer is Python memory that libiscsi reads Data-Out
+        from and writes Data-In into (``scsi_task_set_iov_in``/``_out``)
+        until the task is called back.  A command that is still queued when
+        this returns, for whatever reason (no answer by ``deadline``, an
+        exception such as KeyboardInterrupt while waiting), is cancelled in
+        libiscsi first (``iscsi_scsi_cancel_all_tasks``: the task's PDUs
+        leave libiscsi's queues and the task is freed), so that a late
+        answer finds no task and is never written into freed memory.  The
+        target is not told: the session should be closed, not reused.
         """
         p = self.ptr
         buf: Any = bytearray(length) if direction == 1 else bytes(data)
@@ -252,12 +260,15 @@ class Connection:
         p.lun = lun
         if lib.sgpy_iscsi_submit(p, 0, cdb, len(cdb), direction, ptr, size) != 0:
             return None
-        if not self.run(lambda: p.ndone > 0, deadline):
-            self.cancel_all()
+        answered = False
+        try:
+            answered = self.run(lambda: p.ndone > 0, deadline)
+        finally:
+            if not answered:
+                self.cancel_all()
+        if not answered:
             return None
         n, ints = self.take()
-        if n < 1:  # pragma: no cover - run() returned True, so a record is there
-            return None
         status, resid, sense_len = ints[1], ints[2], ints[4]
         sense = self.sense(0, sense_len) if sense_len else b""
         self.taken()

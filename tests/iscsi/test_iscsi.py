@@ -3,6 +3,7 @@
 import errno
 import os
 import random
+import signal
 import struct
 import threading
 import time
@@ -209,6 +210,93 @@ def test_a_stopped_target_times_commands_out_and_the_channel_recovers(make_tgtd)
             ch.reactor.wait(timeout=0.1)
             ch.poll()
         assert ch.reactor.statistics()["channels"][ch.path]["in_flight"] == 0
+
+
+def _stalled_read(make_tgtd):  # type: ignore[no-untyped-def]
+    """A private tgtd whose LUN 1 holds a pattern, a session to it, and READ(10) of its first 64 blocks."""
+    t = make_tgtd()
+    iqn = t.add_target("stalled")
+    with open_ready(t.url(iqn)) as ch:
+        ch.execute(command.Write10(lba=0, transfer_length=64, data=b"".join(pattern(i, 7) for i in range(64))))
+    url = iscsi.IscsiUrl.from_string(t.url(iqn))
+    conn = iscsi._open_connection(url, iscsi.LoginOptions(), discovery=False, lun=1)
+    tur = bytes(command.TestUnitReady().cdb)
+    for _ in range(5):  # the new session's unit attentions (SAM-6 5.14) go to these, not to the READ
+        if conn.run_command(1, tur, 0, 0, deadline=time.monotonic() + 5)[0] == 0:
+            break
+    return t, conn, bytes(command.Read10(lba=0, transfer_length=64).cdb)
+
+
+def _serve(conn, seconds):  # type: ignore[no-untyped-def]
+    """Service the connection for ``seconds``: whatever the target still sends is read and processed."""
+    conn.run(lambda: False, time.monotonic() + seconds)
+
+
+@pytest.mark.parametrize("cancel", [False, True], ids=["left-queued", "cancelled"])
+def test_a_late_answer_is_written_only_into_a_command_libiscsi_still_holds(make_tgtd, cancel):
+    """A READ into a buffer gets no answer in time (the target is stopped); the answer comes later.
+
+    Left queued in libiscsi (the hazard), the command gets its Data-In written into the buffer after
+    the caller stopped waiting; cancelled in libiscsi, as run_command does, nothing is written and
+    nothing is recorded.
+    """
+    t, conn, cdb = _stalled_read(make_tgtd)
+    buf = bytearray(b"\xee" * 64 * BLOCK)
+    try:
+        t.suspend()
+        try:
+            assert conn.submit(1, cdb, 1, iscsi._b.ffi.from_buffer(buf), len(buf)) == 0
+            assert not conn.run(lambda: conn.ptr.ndone > 0, time.monotonic() + 0.3)  # no answer in time
+            assert conn.outstanding == 1
+            if cancel:
+                conn.cancel_all()
+                assert conn.outstanding == 0
+        finally:
+            t.resume()
+        _serve(conn, 2)
+        if cancel:
+            assert buf == bytearray(b"\xee" * 64 * BLOCK) and conn.take()[0] == 0
+        else:
+            assert bytes(buf[:BLOCK]) == pattern(0, 7)  # written after the wait
+    finally:
+        conn.close()
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_synchronous_command_cancels_in_libiscsi_what_it_stops_waiting_for(make_tgtd):
+    """run_command (discovery's REPORT LUNS and INQUIRY) leaves no task, so no pointer to its buffer, in libiscsi.
+
+    Whether the wait ends at the deadline or by an exception (a signal handler's, here), the
+    command is cancelled in libiscsi before its buffer is released.
+    """
+    t, conn, cdb = _stalled_read(make_tgtd)
+
+    def interrupt(signum, frame):  # type: ignore[no-untyped-def]
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        t.suspend()
+        try:
+            start = time.monotonic()
+            assert conn.run_command(1, cdb, 1, 64 * BLOCK, deadline=start + 0.3) is None
+            assert time.monotonic() - start < 2
+            assert conn.outstanding == 0
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            with pytest.raises(Interrupted):
+                conn.run_command(1, cdb, 1, 64 * BLOCK, deadline=time.monotonic() + 10)
+            assert conn.outstanding == 0
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            t.resume()
+        _serve(conn, 2)
+        assert conn.take()[0] == 0  # the late answers found no command
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+        conn.close()
 
 
 # -- logging in ----------------------------------------------------------------------------------
