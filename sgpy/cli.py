@@ -1957,6 +1957,10 @@ def _cmd_conform(args: argparse.Namespace, out: _Out) -> int:
 
 # -- discover and completion ----------------------------------------------------------
 
+#: Seconds each session of ``sgpy discover`` may take unless ``--timeout`` says otherwise: shorter than the
+#: library's login_timeout, since a person waits at the terminal.
+DISCOVER_TIMEOUT = 15.0
+
 
 def _discover_verb(p: argparse.ArgumentParser) -> None:
     """The arguments of ``sgpy discover``."""
@@ -1976,12 +1980,13 @@ def _discover_verb(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-password", default=None, metavar="SECRET",
                    help="mutual CHAP: the target's secret (or SGPY_CHAP_TARGET_PASSWORD)")
     p.add_argument("--timeout", type=_seconds, default=None, metavar="S",
-                   help="seconds each session (the discovery, then each target's) may take (default 15)")
+                   help=f"seconds each session (the discovery, then each target's) may take "
+                        f"(default {DISCOVER_TIMEOUT:g})")
 
 
 def _cmd_discover(args: argparse.Namespace, out: _Out) -> int:
-    """``sgpy discover``: SendTargets at a portal, then REPORT LUNS and INQUIRY per target (sgpy.discovery)."""
-    from sgpy import discovery, iscsi
+    """``sgpy discover``: SendTargets at a portal, then REPORT LUNS and INQUIRY per target (sgpy.iscsi.discover)."""
+    from sgpy import iscsi
 
     login = {"initiator_name": args.initiator_name, "user": args.user, "target_user": args.target_user,
              "password": args.password if args.password is not None else os.environ.get("SGPY_CHAP_PASSWORD"),
@@ -1994,9 +1999,9 @@ def _cmd_discover(args: argparse.Namespace, out: _Out) -> int:
     if login["target_user"] is None:
         login["target_password"] = None
     try:
-        portal = discovery.parse_portal(args.device)
-        targets = discovery.discover(args.device, luns=not args.targets_only,
-                                     timeout=args.timeout or discovery.DEFAULT_TIMEOUT, **login)
+        portal = iscsi.parse_portal(args.device)
+        targets = iscsi.discover(args.device, luns=not args.targets_only,
+                                 timeout=args.timeout or DISCOVER_TIMEOUT, **login)
     except iscsi.IscsiUrlError as exc:
         raise UsageError(str(exc)) from None
     except (iscsi.AuthenticationFailed, iscsi.AuthorizationFailed) as exc:
@@ -2008,19 +2013,19 @@ def _cmd_discover(args: argparse.Namespace, out: _Out) -> int:
     if out.json:
         out.emit({"portal": str(portal), "targets": [{
             "name": t.name,
-            "portals": [{"host": a.host, "port": a.port, "tpgt": a.tpgt} for a in t.portals],
-            "luns": None if t.luns is None else [{
+            "portals": [{"host": a.host, "port": a.port, "tpgt": a.tpgt} for a in t.addresses],
+            "luns": None if args.targets_only or t.error is not None else [{
                 "lun": u.lun, "url": u.url, "type": u.device_type, "type_name": u.device_type_name,
                 "vendor": u.vendor, "product": u.product} for u in t.luns],
             "error": t.error} for t in targets]})
         return EXIT_OK
     out.line(f"{portal}: {len(targets)} target(s)")
     for t in targets:
-        where = ", ".join(str(a) + (f",{a.tpgt}" if a.tpgt is not None else "") for a in t.portals) or "-"
+        where = ", ".join(str(a) + (f",{a.tpgt}" if a.tpgt is not None else "") for a in t.addresses) or "-"
         out.line(f"  {t.name}  (portal {where})")
         if t.error is not None:
             out.line(f"    cannot list its LUNs: {t.error}")
-        elif t.luns is not None:
+        elif not args.targets_only:
             out.table(["LUN", "TYPE", "VENDOR", "PRODUCT", "URL"],
                       [[u.lun, u.device_type_name or "-", u.vendor or "-", u.product or "-", u.url] for u in t.luns],
                       indent="    ")

@@ -27,7 +27,13 @@ order, on a new session (see :class:`IscsiChannel`).
 
 Login options: ``initiator_name``, CHAP (``user``/``password``, and mutual
 CHAP with ``target_user``/``target_password``), ``header_digest``,
-``data_digest``.  :func:`discover` lists a portal's targets and their LUNs.
+``data_digest``.
+
+Discovery, as ``iscsiadm -m discovery -t st`` and libiscsi's ``iscsi-ls``
+do it: :func:`send_targets` lists the targets a portal offers (a discovery
+session, ``SendTargets=All``), :func:`discover` adds each target's LUNs
+(REPORT LUNS, then INQUIRY of each) with their URLs; :mod:`sgpy.discovery`
+names the same functions and values.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ import attr
 from sgpy import _check, _interrupt
 from sgpy import _iscsi_binding as _b
 from sgpy.channel import UNIT_ATTENTIONS_KEPT, Channel, CommandNamespace
-from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, ScsiStatus, SenseKey
+from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction, HostStatus, PeripheralDeviceType, ScsiStatus, SenseKey
 from sgpy.errors import (
     CdbLengthError,
     CheckCondition,
@@ -70,9 +76,14 @@ __all__ = [
     "IscsiUrl",
     "LoginOptions",
     "IscsiChannel",
+    "Portal",
+    "Target",
+    "Lun",
     "DiscoveredTarget",
     "DiscoveredLun",
     "discover",
+    "send_targets",
+    "parse_portal",
     "parse_url",
     "default_initiator_name",
     "available",
@@ -80,6 +91,7 @@ __all__ = [
     "IscsiUrlError",
     "IscsiConnectError",
     "IscsiConnectionRefused",
+    "NotAnIscsiPortal",
     "LoginFailed",
     "UnknownTarget",
     "AuthenticationFailed",
@@ -154,6 +166,19 @@ class IscsiConnectError(IscsiError, ConnectionError):
 
 class IscsiConnectionRefused(IscsiConnectError, ConnectionRefusedError):
     """Nothing listens on the portal: no target there, or the wrong port."""
+
+
+class NotAnIscsiPortal(IscsiConnectError):
+    """Something accepts TCP connections at the portal but does not speak iSCSI.
+
+    It closed the connection, or sent bytes that are no iSCSI PDU, in answer
+    to the Login Request, without the Login Response every iSCSI target
+    sends (even one that refuses the login).  ``errno`` is ``EPROTO``.
+    Raised at once, not after ``login_timeout``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_errno.EPROTO, message)
 
 
 class LoginFailed(IscsiError):
@@ -345,13 +370,6 @@ def parse_url(url: str) -> IscsiUrl:
     return IscsiUrl.from_string(url)
 
 
-def _parse_portal(portal: str) -> IscsiUrl:
-    text = portal.strip()
-    if not text.lower().startswith("iscsi://"):
-        text = "iscsi://" + text
-    return IscsiUrl.from_string(text, need_lun=False)
-
-
 def default_initiator_name() -> str:
     """``iqn.2024-01.org.sgpy:<hostname>``: the initiator name used unless one is given."""
     host = re.sub(r"[^a-z0-9.-]", "-", socket.gethostname().lower()) or "localhost"
@@ -427,58 +445,113 @@ class LoginOptions:
 
 # -- connecting and logging in (without a reactor) ------------------------------------
 
+_LOGIN_STATUS_RE = re.compile(r"Status:\s*(.*?)\((\d+)\)")
+_LOGOUT_SECONDS = 1.0
+
+
+def _where(url: IscsiUrl) -> str:
+    return f"{url.target} at {url.portal}" if url.target else url.portal
+
+
+def _connect_error(url: IscsiUrl, reason: str) -> IscsiConnectError:
+    """What a failed TCP connect means, from libiscsi's text (which carries the errno in parentheses)."""
+    m = re.search(r"\((\d+)\)", reason)
+    err = int(m.group(1)) if m else 0
+    if err == _errno.ECONNREFUSED:
+        return IscsiConnectionRefused(err, f"cannot connect to {url.portal}: connection refused (nothing listens "
+                                           "there: is the host or the port wrong, or the target not running?)")
+    if "resolv" in reason.lower():
+        return IscsiConnectError(_errno.EHOSTUNREACH,
+                                 f"cannot connect to {url.portal}: the host name {url.host!r} does not resolve")
+    return IscsiConnectError(err, f"cannot connect to {url.portal}: {reason or 'the connection failed'}")
+
 
 def _login_error(url: IscsiUrl, reason: str, opts: LoginOptions) -> LoginFailed:
     """Turn libiscsi's login failure text into the exception a person can act on."""
-    m = re.search(r"Status:\s*(.*?)\((\d+)\)", reason)
+    m = _LOGIN_STATUS_RE.search(reason)
     status = int(m.group(2)) if m else None
-    where = f"{url.target or '(discovery)'} at {url.portal}"
-    if status in (_LOGIN_NOT_FOUND, _LOGIN_REMOVED):
+    where = _where(url)
+    if status in (_LOGIN_NOT_FOUND, _LOGIN_REMOVED) and url.target:
         targets: List[str] = []
         try:
-            targets = [t.iqn for t in discover(url.portal, luns=False, initiator_name=opts.initiator_name,
-                                               timeout=min(opts.login_timeout, 5.0))]
+            targets = [t.name for t in send_targets(url.portal, initiator_name=opts.initiator_name,
+                                                    timeout=min(opts.login_timeout, 5.0))]
         except Exception:  # listing them is a courtesy; the error stands without it
             pass
         there = ("; targets there: " + ", ".join(targets)) if targets else ""
         return UnknownTarget(f"no target named {url.target!r} at {url.portal} (login status "
                              f"{status:04X}h: {m.group(1) if m else reason}){there}",
                              status=status, reason=reason, targets=targets)
-    if status == _LOGIN_AUTHENTICATION:
-        if opts.user is None:
-            hint = "the target wants CHAP: pass user= and password= (or user%password@ in the URL)"
-        else:
-            hint = f"check the CHAP user {opts.user!r} and its secret"
-        return AuthenticationFailed(f"{where}: authentication failed (login status 0201h); {hint}",
-                                    status=status, reason=reason)
     if status == _LOGIN_AUTHORIZATION:
         return AuthorizationFailed(
             f"{where}: initiator {opts.initiator_name!r} is not allowed to log in (login status 0202h); "
             "allow this initiator name or address on the target, or pass initiator_name=",
             status=status, reason=reason)
-    if "CHAP" in reason:
+    if status is None and "CHAP" in reason and opts.target_user is not None:
         return AuthenticationFailed(
             f"{where}: mutual CHAP failed: the target did not prove it knows the secret of "
             f"{opts.target_user!r} ({reason})", status=status, reason=reason)
-    detail = f"login status {status:04X}h: {m.group(1)}" if m else reason or "no reason given"
+    if status == _LOGIN_AUTHENTICATION or (status is None and "CHAP" in reason):
+        if opts.user is None:
+            hint = "the target wants CHAP: pass user= and password= (or user%password@ in the URL)"
+        else:
+            hint = f"check the CHAP user {opts.user!r} and its secret"
+        code = "login status 0201h" if status is not None else reason
+        return AuthenticationFailed(f"{where}: authentication failed ({code}); {hint}", status=status, reason=reason)
+    detail = f"login status {status:04X}h: {m.group(1)}" if m and status is not None else reason or "no reason given"
     return LoginFailed(f"{where}: login failed ({detail})", status=status, reason=reason)
 
 
-def _connect_error(url: IscsiUrl, reason: str) -> IscsiConnectError:
-    m = re.search(r"\((\d+)\)", reason)
-    err = int(m.group(1)) if m else 0
-    if err == _errno.ECONNREFUSED:
-        return IscsiConnectionRefused(err, f"cannot connect to {url.portal}: connection refused "
-                                           "(is an iSCSI target listening on that address and port?)")
-    what = reason or "the connection failed"
-    return IscsiConnectError(err, f"cannot connect to {url.portal}: {what}")
+def _step(conn: Any, url: IscsiUrl, opts: LoginOptions, step: str, deadline: float) -> None:
+    """Run one of connect/login/discovery to its end; raise what a person can act on.
+
+    A step that has not ended is a timeout only while the socket lives:
+    when libiscsi gave up on it (``conn.lost``: the peer closed it, or sent
+    bytes that are no PDU), waiting longer cannot help, and the error says
+    so at once.
+    """
+    limit = opts.login_timeout
+    if conn.start(step, url.portal) != 0:
+        reason = conn.error()
+        if step == "connect":
+            raise _connect_error(url, reason)
+        raise LoginFailed(f"{_where(url)}: cannot start the {step}: {reason}", reason=reason)
+    conn.run(lambda: conn.step_result()[0], deadline)
+    done, status, reason = conn.step_result()
+    if done and status == 0:
+        return
+    reason = reason or conn.error()
+    if step == "connect":
+        if not done and not conn.lost:
+            raise IscsiConnectError(_errno.ETIMEDOUT, f"cannot connect to {url.portal}: no answer within "
+                                                      f"{limit:g} s (login_timeout=)")
+        raise _connect_error(url, reason)
+    if conn.lost and (not done or _LOGIN_STATUS_RE.search(reason) is None):
+        # The socket ended before any Login Response (or text response)
+        # came: every iSCSI target answers a Login Request, even to refuse
+        # it (RFC 7143 11.13), so the peer closed the connection or sent
+        # bytes that are no iSCSI PDU.
+        if step == "login":
+            raise NotAnIscsiPortal(f"{url.portal} is not an iSCSI target: it closed the connection (or sent "
+                                   "something that is not iSCSI) instead of answering the login")
+        raise IscsiConnectError(_errno.ECONNRESET, f"{_where(url)}: the connection was lost during the {step}")
+    if not done:
+        what = "Login Response" if step == "login" else "answer to SendTargets"
+        hint = " (is this an iSCSI target's port?)" if step == "login" else ""
+        raise IscsiConnectError(_errno.ETIMEDOUT, f"{_where(url)}: connected, but no {what} within {limit:g} s"
+                                                  f"{hint}")
+    if step == "login":
+        raise _login_error(url, reason, opts)
+    raise LoginFailed(f"{_where(url)}: the {step} failed ({reason or 'no reason given'})", reason=reason)
 
 
-def _open_connection(url: IscsiUrl, opts: LoginOptions, *, discovery: bool, lun: int,
-                     deadline: Optional[float] = None) -> Any:
-    """Connect and log in, synchronously; return the logged-in :class:`_b.Connection`."""
-    if deadline is None:
-        deadline = time.monotonic() + opts.login_timeout
+def _open_connection(url: IscsiUrl, opts: LoginOptions, *, discovery: bool, lun: int) -> Any:
+    """Connect and log in, synchronously, within ``opts.login_timeout``; the logged-in :class:`_b.Connection`.
+
+    ``discovery``: a discovery session (RFC 7143 4.3), else a normal one to
+    ``url.target``.
+    """
+    deadline = time.monotonic() + opts.login_timeout
     conn = _b.Connection(opts.initiator_name)
     try:
         try:
@@ -496,53 +569,6 @@ def _open_connection(url: IscsiUrl, opts: LoginOptions, *, discovery: bool, lun:
         raise
 
 
-def _step(conn: Any, url: IscsiUrl, opts: LoginOptions, step: str, deadline: float) -> None:
-    if conn.start(step, url.portal) != 0:
-        reason = conn.error()
-        if step == "connect":
-            raise _connect_error(url, reason)
-        raise LoginFailed(f"{url.portal}: cannot start the {step}: {reason}", reason=reason)
-    ok = conn.run(lambda: conn.step_result()[0], deadline)
-    done, status, reason = conn.step_result()
-    if not ok and not done:
-        what = "connecting to" if step == "connect" else f"the {step} at"
-        raise IscsiConnectError(_errno.ETIMEDOUT, f"{what} {url.portal} took longer than {opts.login_timeout:g} s "
-                                                  "(login_timeout=)")
-    if not done:
-        reason = reason or conn.error()
-        if step == "connect":
-            raise _connect_error(url, reason)
-        raise _login_error(url, reason, opts)
-    if status != 0:
-        reason = reason or conn.error()
-        if step == "connect":
-            raise _connect_error(url, reason)
-        if step == "login" and ("closed" in reason or "socket" in reason) and "Status" not in reason:
-            raise IscsiConnectError(_errno.ECONNRESET, f"{url.portal} closed the connection during the login "
-                                                       f"({reason})")
-        raise _login_error(url, reason, opts)
-
-
-def _run_sync(conn: Any, cmd: Any, lun: int, deadline: float) -> Tuple[int, bytes, bytes]:
-    """Run one command on a logged-in connection outside any reactor: (status, data, sense)."""
-    length = cmd.transfer_bytes()
-    buf = bytearray(length) if cmd.direction is Direction.FROM_DEVICE else (cmd.data or b"")
-    ptr = _b.ffi.from_buffer(buf) if length else None
-    conn.ptr.lun = lun
-    if conn.submit(0, cmd.cdb, _DIR[cmd.direction], ptr, length) != 0:
-        raise TaskFailed(f"libiscsi refused {cmd.name}: {conn.error()}", command=cmd)
-    if not conn.run(lambda: conn.take()[0] > 0, deadline):
-        raise IscsiConnectError(_errno.ETIMEDOUT, f"no answer to {cmd.name} in time")
-    n, ints = conn.take()
-    status, resid, slen = ints[1], ints[2], ints[4]
-    sense = conn.sense(0, slen) if slen else b""
-    conn.taken()
-    if status < 0:
-        raise IscsiConnectError(_errno.ECONNRESET, f"{cmd.name} failed: the session ended ({conn.error()})")
-    data = bytes(buf[:max(0, length - resid)]) if cmd.direction is Direction.FROM_DEVICE else b""
-    return status, data, sense
-
-
 def _logout(conn: Any, seconds: float) -> None:
     """Log out politely (best effort, bounded)."""
     try:
@@ -552,38 +578,234 @@ def _logout(conn: Any, seconds: float) -> None:
         pass
 
 
+def _close(conn: Any) -> None:
+    """Log out (bounded, best effort) and release the connection."""
+    try:
+        _logout(conn, _LOGOUT_SECONDS)
+    finally:
+        conn.close()
+
+
 # -- discovery ---------------------------------------------------------------------
 
+_PORTAL_FORM = "HOST[:PORT] (192.0.2.10, target.example:3260, [fe80::1]:3260) or iscsi://HOST[:PORT]"
+_HOST_PORT_RE = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?))"
+                           r"(?::(?P<port>[0-9]+))?$")
+# RFC 7143 13.8: TargetAddress=domainname[:port][,portal-group-tag]; an IPv6 address in brackets.
+_ADDRESS_RE = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:,\[\]]*))(?::(?P<port>[0-9]+))?(?:,(?P<tpgt>[0-9]+))?$")
+_UNIT_ATTENTION_TRIES = 5
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
-class DiscoveredLun:
-    """One LUN of a discovered target: its number, device type (INQUIRY) and URL."""
+class Portal:
+    """An iSCSI network portal: ``host`` (a name or an address), ``port`` and, as a target reports it, ``tpgt``.
 
-    lun: int
-    device_type: Optional[int]
-    vendor: str
-    product: str
-    url: str
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class DiscoveredTarget:
-    """One target a portal reported (SendTargets): IQN, portals, LUNs.
-
-    ``portals`` are as the target gave them (``address:port,tpgt``).
-    ``luns`` is empty when LUNs were not asked for, or when logging in to
-    the target failed (``error`` then says why, e.g. CHAP required).
+    ``tpgt`` is the target portal group tag of a ``TargetAddress`` (None in
+    a portal given by hand).  ``str()`` gives ``host:port``, IPv6 addresses
+    in brackets.
     """
 
-    iqn: str
-    portals: Tuple[str, ...]
-    luns: Tuple[DiscoveredLun, ...] = ()
+    host: str
+    port: int = DEFAULT_PORT
+    tpgt: Optional[int] = None
+
+    def __str__(self) -> str:
+        return f"{_bracketed(self.host)}:{self.port}"
+
+    @classmethod
+    def from_address(cls, text: str) -> "Portal":
+        """A ``TargetAddress`` value, ``host[:port][,tpgt]`` (RFC 7143 13.8); else the text itself as the host."""
+        m = _ADDRESS_RE.match(text)
+        if m is None or not (m.group("v6") or m.group("host")):
+            return cls(host=text)
+        port = int(m.group("port")) if m.group("port") else DEFAULT_PORT
+        tpgt = int(m.group("tpgt")) if m.group("tpgt") else None
+        return cls(host=m.group("v6") or m.group("host"), port=port, tpgt=tpgt)
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Lun:
+    """One logical unit of a target: its number, its URL, and what INQUIRY says of it.
+
+    ``device_type`` is the peripheral device type (SPC-5 6.7.2): a
+    :class:`~sgpy.constants.PeripheralDeviceType` (an int: ``DISK`` 00h,
+    ``STORAGE_ARRAY`` 0Ch...) or, for a code sgpy does not name, the int;
+    None when INQUIRY failed, and ``vendor`` and ``product`` are then empty.
+    """
+
+    lun: int
+    url: str
+    device_type: Optional[int] = None
+    vendor: str = ""
+    product: str = ""
+
+    @property
+    def device_type_name(self) -> Optional[str]:
+        """The device type in lower case (``disk``, ``storage_array``), ``type_XXh`` for a code sgpy does not name."""
+        if self.device_type is None:
+            return None
+        try:
+            return PeripheralDeviceType(self.device_type).name.lower()
+        except ValueError:
+            return f"type_{self.device_type:02x}h"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Target:
+    """One target of a SendTargets answer: its iSCSI ``name``, its ``portals`` and its ``luns``.
+
+    ``portals`` are the ``TargetAddress`` values as the target sent them
+    (``host[:port][,tpgt]``, RFC 7143 13.8); :attr:`addresses` gives them
+    as :class:`Portal` values.  ``luns`` is empty when LUNs were not asked
+    for (``luns=False``, :func:`send_targets`) or the target could not be
+    asked; ``error`` then says why (CHAP required, this initiator not
+    allowed...).
+    """
+
+    name: str
+    portals: Tuple[str, ...] = ()
+    luns: Tuple[Lun, ...] = ()
     error: Optional[str] = None
 
     @property
+    def iqn(self) -> str:
+        """The target's iSCSI name: the same as ``name``."""
+        return self.name
+
+    @property
+    def addresses(self) -> Tuple[Portal, ...]:
+        """``portals`` as :class:`Portal` values (host, port, portal group tag)."""
+        return tuple(Portal.from_address(p) for p in self.portals)
+
+    @property
     def urls(self) -> Tuple[str, ...]:
-        """The ``iscsi://`` URL of each LUN."""
+        """The ``iscsi://`` URL of each LUN (empty when there are no LUNs)."""
         return tuple(lun.url for lun in self.luns)
+
+
+#: The names :func:`discover` gave its values first; the same classes.
+DiscoveredTarget = Target
+DiscoveredLun = Lun
+
+
+def _portal_url(portal: str) -> IscsiUrl:
+    """The portal as a URL without target (credentials kept); IscsiUrlError shows the portal's form."""
+    if not isinstance(portal, str):
+        raise IscsiUrlError(f"a portal is a str, not {type(portal).__name__}")
+    text = portal.strip()
+    if text[:8].lower() == "iscsi://":
+        try:
+            url = IscsiUrl.from_string(text, need_lun=False)
+        except IscsiUrlError:
+            raise IscsiUrlError(f"not a portal: {IscsiUrl(host='x', text=text).redacted()!r}; expected "
+                                f"{_PORTAL_FORM}") from None
+        if url.target is not None:
+            raise IscsiUrlError(f"{url.redacted()!r} names a target: discovery asks a portal, "
+                                f"iscsi://HOST[:PORT] with nothing after it")
+        return url
+    m = _HOST_PORT_RE.match(text)
+    if m is None:
+        hint = ""
+        if text.count(":") > 1 and "[" not in text:
+            hint = " (an IPv6 address goes in brackets: [fe80::1]:3260)"
+        elif "/" in text:
+            hint = " (a portal names no target: give the host and the port alone)"
+        raise IscsiUrlError(f"not a portal: {text!r}; expected {_PORTAL_FORM}{hint}")
+    port = DEFAULT_PORT
+    if m.group("port"):
+        port = int(m.group("port"))
+        if not 0 < port < 65536:
+            raise IscsiUrlError(f"{text!r}: port {port} is out of range (1..65535)")
+    host = m.group("v6") or m.group("host")
+    return IscsiUrl(host=host, port=port, text=f"iscsi://{_bracketed(host)}:{port}")
+
+
+def parse_portal(portal: str) -> Portal:
+    """``HOST[:PORT]`` or ``iscsi://HOST[:PORT]`` as a :class:`Portal`; :class:`IscsiUrlError` if it is neither."""
+    url = _portal_url(portal)
+    return Portal(host=url.host, port=url.port)
+
+
+def _options(url: IscsiUrl, options: Dict[str, Any], timeout: float, caller: str) -> LoginOptions:
+    options = dict(options)
+    options.setdefault("login_timeout", timeout)
+    opts = LoginOptions.merge(url, options)
+    if options:
+        raise TypeError(f"{caller}() got unexpected keyword(s) {sorted(options)}")
+    return opts
+
+
+def _send_targets(url: IscsiUrl, opts: LoginOptions) -> Tuple[Target, ...]:
+    conn = _open_connection(url, opts, discovery=True, lun=0)
+    try:
+        _step(conn, url, opts, "discovery", time.monotonic() + opts.login_timeout)
+        return tuple(Target(name=name, portals=portals) for name, portals in conn.discovery_targets())
+    finally:
+        _close(conn)
+
+
+def send_targets(portal: str, *, timeout: float = DEFAULT_LOGIN_TIMEOUT, **options: Any) -> Tuple[Target, ...]:
+    """The targets ``portal`` offers (``SendTargets=All`` in a discovery session), without their LUNs.
+
+    ``portal`` and ``options`` as for :func:`discover`; ``timeout`` bounds
+    the session, in seconds.
+    """
+    url = _portal_url(portal)
+    return _send_targets(url, _options(url, options, timeout, "send_targets"))
+
+
+def _ask(conn: Any, cmd: Any, lun: int, where: str, deadline: float) -> Optional[bytes]:
+    """``cmd``'s data from ``lun`` (after at most a few unit attentions), or None when it failed on the target."""
+    for _ in range(_UNIT_ATTENTION_TRIES):
+        got = conn.run_command(lun, bytes(cmd.cdb), 1, cmd.transfer_bytes(), deadline=deadline)
+        if got is None:
+            raise IscsiConnectError(_errno.ETIMEDOUT, f"{where}: no answer to {cmd.name} for LUN {lun} "
+                                                      f"({conn.error() or 'timed out'})")
+        status, data, sense = got
+        if status < 0:
+            raise IscsiConnectError(_errno.ECONNRESET, f"{where}: {cmd.name} for LUN {lun} failed: the session "
+                                                       f"ended ({conn.error() or 'connection lost'})")
+        # A new I_T nexus reports a unit attention to its first command, which was not run (SAM-6 5.14).
+        if status == ScsiStatus.CHECK_CONDITION and len(sense) >= 3 and \
+                (sense[2] if sense[0] & 0x7F in (0x70, 0x71) else sense[1]) & 0x0F == SenseKey.UNIT_ATTENTION:
+            continue
+        return data if status == ScsiStatus.GOOD else None
+    return None
+
+
+def _luns(conn: Any, url: IscsiUrl, deadline: float) -> Tuple[Lun, ...]:
+    """REPORT LUNS at LUN 0 (again with room for all when the first answer was cut), then INQUIRY of each."""
+    from sgpy.cdb.spc import Inquiry, ReportLuns
+    from sgpy.results import parse_result
+
+    where = _where(url)
+    cmd = ReportLuns()
+    data = _ask(conn, cmd, 0, where, deadline)
+    if data is None:
+        raise LoginFailed(f"{where}: REPORT LUNS failed on LUN 0")
+    report = parse_result(cmd, data)
+    if report.truncated:  # more LUNs than 4 KiB lists: ask again for all of them
+        cmd = ReportLuns(allocation_length=report.wanted_length)
+        data = _ask(conn, cmd, 0, where, deadline)
+        if data is None:
+            raise LoginFailed(f"{where}: REPORT LUNS failed on LUN 0")
+        report = parse_result(cmd, data)
+    found: List[Lun] = []
+    for number in report.linux_luns:
+        lun_url = str(url.with_lun(number))
+        inq_data = _ask(conn, Inquiry(), number, where, deadline)
+        if not inq_data:
+            found.append(Lun(number, lun_url))
+            continue
+        inq = parse_result(Inquiry(), inq_data)
+        if inq.peripheral_qualifier == 3:  # SPC-5 6.7.2: no logical unit at this LUN
+            continue
+        found.append(Lun(number, lun_url, inq.peripheral_device_type, inq.vendor, inq.product))
+    return tuple(found)
 
 
 def discover(
@@ -592,81 +814,49 @@ def discover(
     luns: bool = True,
     timeout: float = DEFAULT_LOGIN_TIMEOUT,
     **options: Any,
-) -> List[DiscoveredTarget]:
-    """List the targets at ``portal`` (``"host[:port]"`` or ``iscsi://host[:port]``), and their LUNs.
+) -> Tuple[Target, ...]:
+    """The targets ``portal`` offers and, unless ``luns=False``, the LUNs of each.
 
-    A discovery session asks for ``SendTargets=All`` (RFC 7143's SendTargets text key); with
-    ``luns=True`` each target is then logged in to, asked REPORT LUNS and
-    each LUN INQUIRY (peripheral device type, vendor, product).  Login
-    options (``initiator_name``, ``user``/``password``, ``target_user``/
-    ``target_password``, ``header_digest``) apply to every session.
-    Synchronous; does not use a reactor.
+    ``portal``: ``HOST[:PORT]`` (``[v6addr]:PORT`` for IPv6) or
+    ``iscsi://[user[%password]@]HOST[:PORT]``; the port defaults to 3260.
+    A discovery session asks ``SendTargets=All`` (RFC 7143 appendix C);
+    with ``luns=True`` a session to each target then asks LUN 0 for REPORT
+    LUNS and each LUN for INQUIRY.  Each LUN's URL carries the host and the
+    port asked here (an address a target reports for itself need not be
+    reachable from here) and no secret.  ``options``: those of
+    :class:`LoginOptions`, for every session.  ``timeout`` bounds each
+    session, in seconds.  Synchronous, one connection at a time; no
+    reactor, no thread.
+
+    Raises, each naming the portal: :class:`IscsiUrlError` (the portal
+    does not parse), :class:`IscsiConnectionRefused`,
+    :class:`IscsiConnectError` (no route, unknown host, no answer in
+    time), :class:`NotAnIscsiPortal`, :class:`AuthenticationFailed` /
+    :class:`AuthorizationFailed` / :class:`LoginFailed` (the discovery
+    login was refused).  A target whose own login fails is still listed,
+    with ``error`` saying why and no LUNs.
     """
-    from sgpy.cdb.spc import Inquiry, ReportLuns
-    from sgpy.results import parse_result
-
-    url = _parse_portal(portal)
-    options.setdefault("login_timeout", timeout)
-    opts = LoginOptions.merge(url, options)
-    if options:
-        raise TypeError(f"discover() got unexpected keyword(s) {sorted(options)}")
-    deadline = time.monotonic() + timeout
-    conn = _open_connection(url, opts, discovery=True, lun=0, deadline=deadline)
-    try:
-        if conn.start("discovery") != 0:
-            raise LoginFailed(f"{url.portal}: cannot start discovery: {conn.error()}")
-        if not conn.run(lambda: conn.step_result()[0], deadline):
-            raise IscsiConnectError(_errno.ETIMEDOUT, f"discovery at {url.portal} took longer than {timeout:g} s")
-        done, status, reason = conn.step_result()
-        if status != 0:
-            raise LoginFailed(f"{url.portal}: discovery failed ({reason or conn.error()})", reason=reason)
-        text = conn.discovery_text()
-        _logout(conn, 1.0)
-    finally:
-        conn.close()
-    found: List[DiscoveredTarget] = []
-    for line in text.splitlines():
-        if not line:
-            continue
-        name, *portals = line.split("\t")
-        found.append(DiscoveredTarget(iqn=name, portals=tuple(portals)))
+    url = _portal_url(portal)
+    opts = _options(url, options, timeout, "discover")
+    found = _send_targets(url, opts)
     if not luns:
         return found
     out = []
-    for t in found:
-        turl = attr.evolve(url, target=t.iqn, lun=0, text="")
+    for target in found:
+        # The LUNs' URLs carry no credentials (they are printed): the options hold them.
+        turl = IscsiUrl(host=url.host, port=url.port, target=target.name)
         try:
-            session = _open_connection(turl, opts, discovery=False, lun=0,
-                                       deadline=time.monotonic() + opts.login_timeout)
+            conn = _open_connection(turl, opts, discovery=False, lun=0)
         except IscsiError as exc:
-            out.append(attr.evolve(t, error=str(exc)))
+            out.append(attr.evolve(target, error=str(exc)))
             continue
         try:
-            dl = time.monotonic() + opts.login_timeout
-            status, data, _sense = _run_sync(session, ReportLuns(), 0, dl)
-            numbers: Tuple[int, ...] = ()
-            if status == 0:
-                numbers = tuple(parse_result(ReportLuns(), data).linux_luns)
-            entries = []
-            for n in numbers:
-                dtype: Optional[int] = None
-                vendor = product = ""
-                status, data, _sense = _run_sync(session, Inquiry(), n, dl)
-                if status == 0 and data:
-                    inq = parse_result(Inquiry(), data)
-                    if inq.peripheral_qualifier == 3:
-                        continue
-                    dtype = inq.peripheral_device_type
-                    vendor = inq.vendor
-                    product = inq.product
-                entries.append(DiscoveredLun(n, dtype, vendor, product, str(turl.with_lun(n))))
-            out.append(attr.evolve(t, luns=tuple(entries)))
+            out.append(attr.evolve(target, luns=_luns(conn, turl, time.monotonic() + timeout)))
         except IscsiError as exc:
-            out.append(attr.evolve(t, error=str(exc)))
+            out.append(attr.evolve(target, error=str(exc)))
         finally:
-            _logout(session, 1.0)
-            session.close()
-    return out
+            _close(conn)
+    return tuple(out)
 
 
 # -- the channel ------------------------------------------------------------------------
@@ -989,7 +1179,7 @@ class IscsiChannel(Channel):
             return
         conn.cancel_all()
         if polite and self._state == _READY and not conn.lost:
-            _logout(conn, 1.0)
+            _logout(conn, _LOGOUT_SECONDS)
         conn.close()
 
     # -- submitting --------------------------------------------------------------

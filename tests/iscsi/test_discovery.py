@@ -99,7 +99,7 @@ def iscsi_ls(portal: str) -> Tuple[Dict[str, Set[str]], Dict[str, Dict[int, int]
 
 
 def found_luns(targets: Tuple[discovery.Target, ...]) -> Dict[str, Dict[int, int]]:
-    return {t.name: {lun.lun: lun.device_type for lun in t.luns or ()} for t in targets}
+    return {t.name: {lun.lun: lun.device_type for lun in t.luns} for t in targets}
 
 
 def test_two_targets_and_their_luns_as_tgtd_and_iscsi_ls_list_them(portal: Tgtd) -> None:
@@ -115,17 +115,17 @@ def test_two_targets_and_their_luns_as_tgtd_and_iscsi_ls_list_them(portal: Tgtd)
     # ...and libiscsi's discovery side by side: the same targets, portals, LUNs and types.
     ls_portals, ls_luns = iscsi_ls(portal.portal)
     assert ls_luns == expected
-    assert {t.name: {f"{p},{p.tpgt}" for p in t.portals} for t in targets} == ls_portals
+    assert {t.name: {f"{p},{p.tpgt}" for p in t.addresses} for t in targets} == ls_portals
     for t in targets:
-        assert [(p.host, p.port) for p in t.portals] == [("127.0.0.1", portal.port)]
-        for lun in t.luns or ():
+        assert [(p.host, p.port) for p in t.addresses] == [("127.0.0.1", portal.port)]
+        for lun in t.luns:
             assert lun.url == portal.url(t.name, lun.lun)
             assert (lun.vendor, lun.product) == ("IET", "Controller" if lun.lun == 0 else "VIRTUAL-DISK")
 
 
 def test_every_url_printed_opens(portal: Tgtd) -> None:
     for t in discovery.discover(portal.portal):
-        for lun in t.luns or ():
+        for lun in t.luns:
             with Channel.from_url(lun.url) as ch:
                 assert ch.cmd.Inquiry().result.peripheral_device_type == lun.device_type
 
@@ -133,7 +133,7 @@ def test_every_url_printed_opens(portal: Tgtd) -> None:
 def test_send_targets_lists_the_targets_without_logging_in(portal: Tgtd) -> None:
     targets = discovery.send_targets(f"iscsi://{portal.portal}")
     assert sorted(t.name for t in targets) == sorted(tgtadm_targets(portal))
-    assert all(t.luns is None and t.error is None and t.urls == () for t in targets)
+    assert all(t.luns == () and t.error is None and t.urls == () for t in targets)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str):  # type: ignore[no-untyped-def]
@@ -188,11 +188,11 @@ def test_chap_and_initiator_names(make_tgtd, capsys: pytest.CaptureFixture[str],
     # tgtd does not even name the other to an initiator it does not admit (RFC 7143: SendTargets
     # reports the targets this initiator may reach).
     found = {x.name: x for x in discovery.discover(t.portal)}
-    assert found[locked].luns is None and "authentication failed" in (found[locked].error or "")
+    assert found[locked].luns == () and "authentication failed" in (found[locked].error or "")
     assert picky not in found
     code, out, err = run(capsys, "discover", t.portal)
     assert code == EXIT_OK
-    assert "cannot list its LUNs:" in out and "CHAP is required" in out and picky not in out
+    assert "cannot list its LUNs:" in out and "the target wants CHAP" in out and picky not in out
 
     # CHAP from the environment, the initiator name from the command line.
     monkeypatch.setenv("SGPY_CHAP_PASSWORD", "carol-secret-1")

@@ -10,7 +10,7 @@ from sgpy.iscsi import (
     IscsiUrl,
     IscsiUrlError,
     LoginOptions,
-    _parse_portal,
+    parse_portal,
     default_initiator_name,
     parse_url,
 )
@@ -91,9 +91,9 @@ def test_redacted_hides_secrets_and_keeps_the_rest_as_given(url, shown):
     ("[::1]:3272", "::1", 3272),
 ])
 def test_portals(portal, host, port):
-    u = _parse_portal(portal)
-    assert (u.host, u.port, u.target, u.lun) == (host, port, None, None)
-    assert u.portal == (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    p = parse_portal(portal)
+    assert (p.host, p.port, p.tpgt) == (host, port, None)
+    assert str(p) == (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
 iqn_chars = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789.-:", min_size=1, max_size=40)

@@ -1,10 +1,10 @@
-"""``sgpy discover`` and :mod:`sgpy.discovery` where no iSCSI target is needed.
+"""``sgpy discover``, iSCSI discovery and logins where no iSCSI target is needed.
 
 Portals that cannot be parsed, a port nobody listens on, and listeners on
 loopback that are not iSCSI (one closes every connection, one answers like
 a web server, one never answers): each gives its exit status and a message
-naming the portal.  The discovery of real targets is in
-``tests/iscsi/test_discovery.py``.
+naming the portal, for a discovery and for a channel's login alike.  The
+discovery of real targets is in ``tests/iscsi/test_discovery.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-from sgpy import discovery, iscsi
+from sgpy import Channel, discovery, iscsi
 from sgpy.cli import EXIT_NO_DEVICE, EXIT_USAGE, main
 from sgpy.discovery import Lun, NotAnIscsiPortal, Portal, Target, parse_portal
 
@@ -181,7 +181,16 @@ def test_lun_type_names_and_target_urls() -> None:
     assert Lun(2, "u", 0x1D).device_type_name == "type_1dh"
     assert Lun(3, "u").device_type_name is None
     assert Target("iqn.x", luns=(disk,)).urls == ("iscsi://h:3260/iqn.x/1",)
-    assert Target("iqn.x").urls == () and Target("iqn.x").luns is None
+    assert Target("iqn.x").urls == () and Target("iqn.x").luns == ()
+    t = Target("iqn.x", portals=("192.0.2.10:3261,2", "[2001:db8::1]"))
+    assert t.iqn == "iqn.x" and t.addresses == (Portal("192.0.2.10", 3261, 2), Portal("2001:db8::1"))
+
+
+def test_one_implementation_under_both_names() -> None:
+    """sgpy.discovery names sgpy.iscsi's discovery; DiscoveredTarget/DiscoveredLun are Target/Lun."""
+    for name in discovery.__all__:
+        assert getattr(discovery, name) is getattr(iscsi, name)
+    assert iscsi.DiscoveredTarget is Target and iscsi.DiscoveredLun is Lun
 
 
 def test_not_an_iscsi_portal_is_a_connection_error() -> None:
@@ -225,6 +234,23 @@ def test_a_listener_that_is_not_iscsi_exits_4_at_once(extension: None, capsys: p
     assert err.startswith(f"sgpy discover: {portal} is not an iSCSI target: it closed the connection")
 
 
+@pytest.mark.parametrize("behaviour", ["close", "http"])
+def test_a_channel_login_to_a_listener_that_is_not_iscsi_fails_at_once(
+        extension: None, capsys: pytest.CaptureFixture[str], behaviour: str) -> None:
+    """Channel.from_url and ``sgpy inq iscsi://...`` say the peer is no iSCSI target, not that the login timed out."""
+    with listener(behaviour) as portal:
+        url = f"iscsi://{portal}/iqn.2003-01.org.example:disk1/0"
+        start = time.monotonic()
+        with pytest.raises(NotAnIscsiPortal, match=f"{portal} is not an iSCSI target: it closed the connection") \
+                as info:
+            Channel.from_url(url, login_timeout=10)
+        assert info.value.errno == errno.EPROTO and "longer than" not in str(info.value)
+        code, out, err = run(capsys, "inq", url)
+        assert time.monotonic() - start < 5  # known at once, not after login_timeout
+    assert code == EXIT_NO_DEVICE and out == ""
+    assert f"{portal} is not an iSCSI target: it closed the connection" in err
+
+
 def test_a_listener_that_never_answers_times_out(extension: None, capsys: pytest.CaptureFixture[str]) -> None:
     with listener("silent") as portal:
         start = time.monotonic()
@@ -249,7 +275,7 @@ def test_cli_exit_status_of_a_refused_discovery(monkeypatch: pytest.MonkeyPatch,
     def refuse(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr(discovery, "discover", refuse)
+    monkeypatch.setattr(iscsi, "discover", refuse)
     got, out, err = run(capsys, "discover", "192.0.2.10", "--json")
     assert got == code
     assert err == f"sgpy discover: {error}\n"
@@ -257,7 +283,7 @@ def test_cli_exit_status_of_a_refused_discovery(monkeypatch: pytest.MonkeyPatch,
 
 
 class FakeSession:
-    """A logged-in session as :func:`sgpy.discovery._luns` uses it: ``run_command`` answers like a target.
+    """A logged-in session as ``sgpy.iscsi._luns`` uses it: ``run_command`` answers like a target.
 
     REPORT LUNS lists ``luns`` (cut to the allocation length); INQUIRY
     says disk, except at ``absent`` (peripheral qualifier 3: no LU there).
@@ -292,7 +318,7 @@ def test_luns_after_a_unit_attention_and_past_the_first_answer() -> None:
     numbers = list(range(600))  # 600 LUNs take 4808 bytes: more than the first 4096-byte answer
     session = FakeSession(numbers, absent={7})
     url = IscsiUrl(host="192.0.2.10", target="iqn.2003-01.org.example:many")
-    luns = discovery._luns(session, url, time.monotonic() + 10)
+    luns = iscsi._luns(session, url, time.monotonic() + 10)
     assert [lun.lun for lun in luns] == [n for n in numbers if n != 7]
     assert luns[1] == Lun(1, "iscsi://192.0.2.10:3260/iqn.2003-01.org.example:many/1", 0, "FAKE", "DISK")
     report_luns = [(lun, length) for op, lun, length in session.sent if op == 0xA0]
