@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import errno as _errno
+import logging
 import os
 import stat
 import threading
@@ -42,7 +43,8 @@ from sgpy.errors import (
     TransferTooLarge,
     UnitAttention,
 )
-from sgpy.io import Header, Input, Io, NoDirectionIo, Output
+from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_finished
+from sgpy.io import log_enabled as _log_enabled
 from sgpy.reactor import FdState, Reactor, default_reactor
 from sgpy.results import VARIABLE_LENGTH as _VARIABLE
 
@@ -65,6 +67,7 @@ DEFAULT_MAX_FDS = 16
 _FROM_DEVICE = Direction.FROM_DEVICE
 _IO_CLASS = {Direction.NONE: NoDirectionIo, Direction.FROM_DEVICE: Input, Direction.TO_DEVICE: Output}
 _DXFER = _binding.DXFER
+_DEBUG = logging.DEBUG
 #: Data-in buffers of execute_many's batches at least this long come from
 #: slabs (:class:`sgpy._binding.BufferSlabs`); shorter ones are pymalloc's,
 #: whose arenas already go back when empty (Objects/obmalloc.c).
@@ -950,6 +953,8 @@ class Channel:
                     io.returned = True
                     io._settled = True
                     reactor.completed += 1
+                    if _log_enabled(_DEBUG):
+                        log_finished(io)
             else:
                 reactor._outstanding += 1
                 self._outstanding += 1

@@ -13,16 +13,70 @@ sgpy: :class:`NoDirectionIo`, :class:`Input` (data from the device) and
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
 from sgpy import _interrupt
 from sgpy._binding import Header
-from sgpy.constants import DEFAULT_TIMEOUT_MS
+from sgpy.constants import DEFAULT_TIMEOUT_MS, ScsiStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy.channel import Channel
 
-__all__ = ["Header", "Io", "NoDirectionIo", "Input", "Output"]
+__all__ = ["Header", "Io", "NoDirectionIo", "Input", "Output", "LOG", "log_enabled", "log_finished"]
+
+#: The logger of finished commands: one DEBUG record per IO as it returns
+#: (sync or async, any transport), the way sg3_utils' ``-v`` prints the CDB,
+#: the status, the sense and the duration.  The record's ``sgpy_io``
+#: attribute is the IO itself, for handlers that want the fields; the message
+#: is formatted only when a handler emits it.  Disabled (the default: no
+#: handler at DEBUG), it costs the engine one ``isEnabledFor`` per command.
+LOG = logging.getLogger("sgpy.command")
+#: ``log_enabled(logging.DEBUG)``: whether a finished command is logged (Logger.isEnabledFor, bound).
+log_enabled = LOG.isEnabledFor
+_DEBUG = logging.DEBUG
+
+
+class _Finished:
+    """The message of one finished command's log record, built only when emitted."""
+
+    __slots__ = ("io",)
+
+    def __init__(self, io: "Io[Any]") -> None:
+        self.io = io
+
+    def __str__(self) -> str:
+        io = self.io
+        cmd = io.command
+        try:
+            cdb = " ".join(f"{b:02x}" for b in cmd.cdb)
+        except Exception:  # an unresolved command cannot have been sent; say so rather than fail the log
+            cdb = "?"
+        h = io.hdr
+        if h is None:
+            outcome = f"no completion: {io.error}" if io.error is not None else "no completion"
+            moved = ""
+        else:
+            try:
+                status = ScsiStatus(h.status).name.replace("_", " ")
+            except ValueError:
+                status = f"status {h.status:02x}h"
+            outcome = status
+            if io.sense is not None:
+                outcome += f", sense: {io.sense}"
+            elif io.error is not None:
+                outcome += f": {io.error}"
+            if io.error is None or getattr(io.error, "recovered", False):
+                moved = f", {max(0, io.length - max(h.resid, 0))} of {io.length} bytes, {h.duration} ms"
+            else:  # a failed command's resid does not say what moved (drivers may leave it 0)
+                moved = f", resid {h.resid}, {h.duration} ms"
+        verdict = "" if io.exception is None or io.exception is io.error else f"; raises {io.exception!r}"
+        return f"{io.channel.path}: {cmd.name} [{cdb}] -> {outcome}{moved}{verdict}"
+
+
+def log_finished(io: "Io[Any]") -> None:
+    """Emit ``io``'s DEBUG record on :data:`LOG` (callers check :func:`log_enabled` first)."""
+    LOG.debug("%s", _Finished(io), extra={"sgpy_io": io})
 
 
 #: The type of ``io.result``: the parsed answer of the command the IO carries.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno as _errno
 import itertools
+import logging
 import os
 import select
 import threading
@@ -33,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional,
 from sgpy import _binding, _interrupt
 from sgpy.constants import ScsiStatus
 from sgpy.errors import CdbLengthError, ChannelClosed, CommandTimeout, DeviceGone, InheritedChannel, TaskFailed
-from sgpy.io import Header, Input, Io, NoDirectionIo, Output
+from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_finished
+from sgpy.io import log_enabled as _log_enabled
 from sgpy.results import VARIABLE_LENGTH as _VARIABLE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +47,7 @@ _EPOLLIN = select.EPOLLIN
 _EPOLLOUT = select.EPOLLOUT
 _EPOLL_GONE = select.EPOLLHUP | select.EPOLLERR
 _REC = _binding.REC
+_DEBUG = logging.DEBUG
 _BATCH = 64
 #: Completions an fd's held buffer keeps (one fd carries at most this many of ours).
 _HELD = _binding.SG_MAX_QUEUE
@@ -512,6 +515,8 @@ class Reactor:
                         st.channel._outstanding -= 1
                         self.completed += 1
                         io._settled = True
+                        if _log_enabled(_DEBUG):
+                            log_finished(io)
                         if io._callbacks:
                             self._run_callbacks(io)
                 else:
@@ -572,6 +577,8 @@ class Reactor:
         else:
             self.completed += 1
         io._settled = True
+        if _log_enabled(_DEBUG):
+            log_finished(io)
         if io._callbacks:
             self._run_callbacks(io)
 

@@ -425,3 +425,34 @@ def test_a_dropped_batch_of_reads_gives_its_memory_back_and_no_two_reads_share_a
         after = _rss_kib()
         assert after - start < 0.1 * start + 4096, (start, peak, after)  # one kept IO keeps at most 1 MiB
         assert kept.data == kept_data
+
+
+def test_each_finished_command_is_one_debug_record_on_sgpy_command(sg_device, caplog):
+    import logging
+
+    with open_ready(sg_device) as ch:
+        assert ch.block_size == BLOCK  # learned (READ CAPACITY) before the records are counted
+        with caplog.at_level(logging.DEBUG, logger="sgpy.command"):
+            ch.execute(command.TestUnitReady())  # synchronous, clean
+            ios = ch.execute_many([command.Read10(lba=lba, transfer_length=1) for lba in range(3)], async_=True)
+            assert ch.reactor.wait(ios, timeout=60)
+            beyond = command.Read16(lba=2 ** 40, transfer_length=1)
+            with pytest.raises(IllegalRequest):
+                ch.execute(beyond)
+            ch.execute(beyond, verify_handler=handler.must_fail)  # expected to fail: no exception
+        records = [r for r in caplog.records if r.name == "sgpy.command"]
+        ios_logged = [r.sgpy_io for r in records]
+        assert len(records) == 6 and len({id(io) for io in ios_logged}) == 6  # one record per IO, each once
+        assert all(r.levelno == logging.DEBUG for r in records)
+        tur, *reads, bad, expected = (r.getMessage() for r in records)
+        assert tur == f"{ch.path}: TestUnitReady [00 00 00 00 00 00] -> GOOD, 0 of 0 bytes, " \
+                      f"{ios_logged[0].hdr.duration} ms"
+        assert all(m.startswith(f"{ch.path}: Read10 [28 00 00 00 00 0") and " -> GOOD, 512 of 512 bytes" in m
+                   for m in reads)
+        assert bad == expected == (
+            f"{ch.path}: Read16 [88 00 00 00 01 00 00 00 00 00 00 00 00 01 00 00] -> CHECK CONDITION, sense: "
+            f"{ios_logged[4].sense}, resid {ios_logged[4].hdr.resid}, {ios_logged[4].hdr.duration} ms")
+        assert "ILLEGAL REQUEST" in bad and "21h/00h" in bad
+        caplog.clear()
+        ch.execute(command.TestUnitReady())  # the logger at its default level: nothing
+        assert not [r for r in caplog.records if r.name == "sgpy.command"]
