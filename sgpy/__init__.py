@@ -23,7 +23,18 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from sgpy.devices import find
     from sgpy.reactor import Reactor, default_reactor
 
+from sgpy import _urls
 from sgpy._version import __version__ as __version__
+
+
+def _open_iscsi(url: str, **options: Any) -> Any:
+    """``iscsi://`` URLs: an :class:`sgpy.iscsi.IscsiChannel` (the iSCSI extension is loaded here, on first use)."""
+    from sgpy.iscsi import IscsiChannel
+
+    return IscsiChannel.from_url(url, **options)
+
+
+_urls.register("iscsi", _open_iscsi)
 
 _LAZY = {
     "Channel": ("sgpy.channel", "Channel"),

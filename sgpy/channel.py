@@ -25,7 +25,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, TypeVar, cast
 
-from sgpy import _binding, _check, _interrupt
+from sgpy import _binding, _check, _interrupt, _urls
 from sgpy import safety as _safety
 from sgpy.cdb.base import Command as _Command
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction
@@ -298,8 +298,10 @@ class Channel:
         change or destroy data), ``reissue`` (re-issue variable-length answers once with
         the length the device asked for; default True).
         """
-        if isinstance(path, str) and path[:8].lower() == "iscsi://":
-            return cls.from_url(path, **options)
+        if isinstance(path, str) and "://" in path:
+            opener = _urls.opener_for(path)
+            if opener is not None:
+                return opener(path, **options)
         fd = _open(path)
         try:
             return cls(fd, path, **options)
@@ -317,10 +319,9 @@ class Channel:
         Anything that is not an ``iscsi://`` URL is a device path and goes to
         :meth:`from_path`, so callers may pass either.
         """
-        if url[:8].lower() == "iscsi://":
-            from sgpy import iscsi
-
-            return iscsi.IscsiChannel.from_url(url, **options)
+        opener = _urls.opener_for(url)
+        if opener is not None:
+            return opener(url, **options)
         return cls.from_path(url, **options)
 
     @classmethod
