@@ -2036,7 +2036,7 @@ def _cmd_completion(args: argparse.Namespace, out: _Out) -> int:
     """``sgpy completion bash|zsh``: the completion script, generated from this parser (sgpy.completion)."""
     from sgpy import completion
 
-    text = completion.script(args.shell, build_parser())
+    text = completion.script(args.shell, build_parser(), PAGE_NAMES)
     if out.json:
         out.emit({"shell": args.shell, "script": text})
     else:

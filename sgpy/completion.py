@@ -1,6 +1,6 @@
 """Shell completion for the ``sgpy`` command, generated from its argument parser (``sgpy completion bash|zsh``).
 
-:func:`script` reads :func:`sgpy.cli.build_parser` — its verbs, each verb's
+:func:`script` reads the parser it is given (:func:`sgpy.cli.build_parser`) — its verbs, each verb's
 options and positional arguments, their ``choices`` and the mutually
 exclusive groups — and writes a self-contained completion script for bash
 or zsh.  Nothing is needed at completion time but the shell: the script
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import attr
 
@@ -119,12 +119,8 @@ def _arguments(parser: argparse.ArgumentParser) -> Tuple[Tuple[Arg, ...], Tuple[
     return tuple(options), tuple(positionals)
 
 
-def spec(parser: Optional[argparse.ArgumentParser] = None) -> Tuple[Tuple[Arg, ...], Tuple[Verb, ...]]:
-    """``(the program's own options, its verbs)`` read from ``parser`` (default :func:`sgpy.cli.build_parser`)."""
-    if parser is None:
-        from sgpy.cli import build_parser
-
-        parser = build_parser()
+def spec(parser: argparse.ArgumentParser) -> Tuple[Tuple[Arg, ...], Tuple[Verb, ...]]:
+    """``(the program's own options, its verbs)`` read from ``parser`` (:func:`sgpy.cli.build_parser`'s)."""
     verbs: List[Verb] = []
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -136,10 +132,8 @@ def spec(parser: Optional[argparse.ArgumentParser] = None) -> Tuple[Tuple[Arg, .
     return options, tuple(verbs)
 
 
-def _page_names() -> Dict[str, Tuple[str, ...]]:
-    from sgpy.cli import PAGE_NAMES
-
-    return {kind: tuple(names) for kind, names in PAGE_NAMES.items()}
+def _page_names(page_names: Mapping[str, Iterable[str]]) -> Dict[str, Tuple[str, ...]]:
+    return {kind: tuple(names) for kind, names in page_names.items()}
 
 
 # -- bash -----------------------------------------------------------------------------------------
@@ -254,7 +248,7 @@ def _bash_kind(arg: Arg) -> str:
     return arg.values
 
 
-def _bash(options: Sequence[Arg], verbs: Sequence[Verb]) -> str:
+def _bash(options: Sequence[Arg], verbs: Sequence[Verb], pages: Dict[str, Tuple[str, ...]]) -> str:
     lines = [
         "# bash completion for sgpy: source this file, or put it in",
         "# ~/.local/share/bash-completion/completions/sgpy.  Generated from sgpy's",
@@ -265,7 +259,7 @@ def _bash(options: Sequence[Arg], verbs: Sequence[Verb]) -> str:
         "_sgpy_verbs=" + _bash_quote(" ".join(v.name for v in verbs)),
         "_sgpy_global_options=" + _bash_quote(" ".join(n for o in options for n in o.names)),
     ]
-    for kind, names in sorted(_page_names().items()):
+    for kind, names in sorted(pages.items()):
         lines.append(f"_sgpy_pages_{kind}=" + _bash_quote(" ".join(names)))
     # -g: bash-completion's loader sources this file inside a function.
     lines.append("declare -gA _sgpy_options=(")
@@ -332,8 +326,7 @@ def _zsh_positional(arg: Arg, pages: Dict[str, Tuple[str, ...]]) -> str:
     return _zsh_quote(f"{lead}{_zsh_text(arg.metavar)}:{_zsh_action(arg, pages)}")
 
 
-def _zsh(options: Sequence[Arg], verbs: Sequence[Verb]) -> str:
-    pages = _page_names()
+def _zsh(options: Sequence[Arg], verbs: Sequence[Verb], pages: Dict[str, Tuple[str, ...]]) -> str:
     out = [
         "#compdef sgpy",
         "# zsh completion for sgpy: save it as _sgpy in a directory of $fpath (then compinit),",
@@ -404,9 +397,12 @@ def _zsh(options: Sequence[Arg], verbs: Sequence[Verb]) -> str:
     return "\n".join(out) + "\n"
 
 
-def script(shell: str, parser: Optional[argparse.ArgumentParser] = None) -> str:
-    """The completion script for ``shell`` (``"bash"`` or ``"zsh"``), from ``parser`` (default sgpy's)."""
+def script(shell: str, parser: argparse.ArgumentParser, page_names: Mapping[str, Iterable[str]]) -> str:
+    """The completion script for ``shell`` (``"bash"`` or ``"zsh"``), from ``parser`` and the page names
+    of each kind (``sgpy.cli.build_parser()`` and ``sgpy.cli.PAGE_NAMES``: given by the caller, so this
+    module does not import the command line it completes)."""
     if shell not in SHELLS:
         raise ValueError(f"no completion for shell {shell!r}: one of {', '.join(SHELLS)}")
     options, verbs = spec(parser)
-    return _bash(options, verbs) if shell == "bash" else _zsh(options, verbs)
+    pages = _page_names(page_names)
+    return _bash(options, verbs, pages) if shell == "bash" else _zsh(options, verbs, pages)

@@ -67,7 +67,7 @@ done
 def bash_complete(lines: Sequence[str], devices: Path, tmp_path: Path) -> Dict[str, List[str]]:
     """What bash offers after each of ``lines`` (typed up to the cursor)."""
     script = tmp_path / "sgpy.bash"
-    script.write_text(completion.script("bash"), encoding="utf-8")
+    script.write_text(completion.script("bash", cli.build_parser(), cli.PAGE_NAMES), encoding="utf-8")
     driver = tmp_path / "driver.bash"
     driver.write_text(_BASH_DRIVER, encoding="utf-8")
     proc = subprocess.run([_shell("bash"), "--norc", "--noprofile", str(driver), str(script), str(devices)],
@@ -79,7 +79,7 @@ def bash_complete(lines: Sequence[str], devices: Path, tmp_path: Path) -> Dict[s
     return {line: sorted(answer.split()) for line, answer in zip(lines, answers)}
 
 
-VERBS = sorted(v.name for v in completion.spec()[1])
+VERBS = sorted(v.name for v in completion.spec(cli.build_parser())[1])
 
 # What bash offers: typed words -> candidates (sorted); "DEV/" stands for the fake /dev directory.
 BASH_CASES = {
@@ -128,7 +128,7 @@ def test_bash_offers_every_page_name_of_its_kind(fake_devices: Path, tmp_path: P
 
 def test_bash_script_has_no_syntax_error_and_survives_set_u(tmp_path: Path) -> None:
     script = tmp_path / "sgpy.bash"
-    script.write_text(completion.script("bash"), encoding="utf-8")
+    script.write_text(completion.script("bash", cli.build_parser(), cli.PAGE_NAMES), encoding="utf-8")
     bash = _shell("bash")
     assert subprocess.run([bash, "-n", str(script)], capture_output=True).returncode == 0
     probe = (f'set -u; source {script}; COMP_LINE="sgpy bogus --x "; COMP_POINT=${{#COMP_LINE}}; '
@@ -171,7 +171,7 @@ def zsh_setup(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _shell("zsh")
     d = tmp_path_factory.mktemp("zsh")
     (d / "functions").mkdir()
-    (d / "functions" / "_sgpy").write_text(completion.script("zsh"), encoding="utf-8")
+    (d / "functions" / "_sgpy").write_text(completion.script("zsh", cli.build_parser(), cli.PAGE_NAMES), encoding="utf-8")
     (d / "driver.zsh").write_text(_ZSH_DRIVER, encoding="utf-8")
     return d
 
@@ -205,7 +205,7 @@ def test_zsh_completes(zsh_setup: Path, fake_devices: Path, typed: str) -> None:
 def test_zsh_script_parses_and_registers_itself_when_sourced(tmp_path: Path) -> None:
     zsh = _shell("zsh")
     script = tmp_path / "_sgpy"
-    script.write_text(completion.script("zsh"), encoding="utf-8")
+    script.write_text(completion.script("zsh", cli.build_parser(), cli.PAGE_NAMES), encoding="utf-8")
     assert subprocess.run([zsh, "-n", str(script)], capture_output=True).returncode == 0
     probe = f"autoload -Uz compinit; compinit -u -D; source {script}; print -r -- $_comps[sgpy]"
     proc = subprocess.run([zsh, "-f", "-c", probe], capture_output=True, text=True, timeout=30)
@@ -217,10 +217,10 @@ def test_zsh_script_parses_and_registers_itself_when_sourced(tmp_path: Path) -> 
 
 def test_completion_verb_prints_the_script(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["completion", "bash"]) == EXIT_OK
-    assert capsys.readouterr().out == completion.script("bash")
+    assert capsys.readouterr().out == completion.script("bash", cli.build_parser(), cli.PAGE_NAMES)
     assert main(["completion", "zsh"]) == EXIT_OK
     out = capsys.readouterr().out
-    assert out.startswith("#compdef sgpy\n") and out == completion.script("zsh")
+    assert out.startswith("#compdef sgpy\n") and out == completion.script("zsh", cli.build_parser(), cli.PAGE_NAMES)
     assert main(["completion", "fish"]) == EXIT_USAGE
     assert "invalid choice: 'fish'" in capsys.readouterr().err
 
@@ -243,4 +243,4 @@ def test_spec_reads_kinds_from_the_parser() -> None:
 
 def test_unknown_shell_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="one of bash, zsh"):
-        completion.script("fish")
+        completion.script("fish", cli.build_parser(), cli.PAGE_NAMES)
