@@ -76,6 +76,7 @@ __all__ = [
     "PAGE_NAMES",
     "JSON_EXACT_LIMIT",
     "parse_size",
+    "si_size",
     "EXIT_OK",
     "EXIT_FAILURE",
     "EXIT_USAGE",
@@ -775,8 +776,24 @@ def _check(args: argparse.Namespace, cmd: Any) -> safety.Risk:
 # -- verbs -----------------------------------------------------------------------
 
 
+def si_size(n: int) -> str:
+    """``n`` bytes to three significant figures in SI units, as ``lsscsi -s`` prints sizes:
+    ``67.1MB``, ``4.00TB``, ``512B`` (powers of 1000, the figures cut, not rounded)."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+    i, rest = 0, 0
+    while n >= 1000 and i < len(units) - 1:
+        n, rest = divmod(n, 1000)
+        i += 1
+    if i == 0 or n >= 100:
+        return f"{n}{units[i]}"
+    digits = 2 if n < 10 else 1  # decimals that make three figures
+    return f"{n}.{rest:03d}"[: len(str(n)) + 1 + digits] + units[i]
+
+
 def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
-    """``sgpy list``: the sg devices from sysfs; nothing is sent, so no permission on them is needed."""
+    """``sgpy list``: the sg devices from sysfs (lsscsi -g -s --wwn -i -t); nothing is sent, so no
+    permission on them is needed.  ``--long`` adds the state, the block size, the queue depth, the
+    host's driver and the target port's name."""
     from sgpy import devices
 
     found = devices.devices()
@@ -786,9 +803,23 @@ def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
     if not found:
         out.note("no sg devices (is the sg driver loaded?)")
         return EXIT_OK
-    out.table(["SG", "H:C:T:L", "TYPE", "VENDOR", "MODEL", "REV", "DEVICE", "ACCESS"],
-              [[d.path, d.hctl, d.type_name, d.vendor or "-", d.model or "-", d.revision or "-",
-                d.device_node or "-", "rw" if d.accessible else "-"] for d in found])
+
+    def dash(value: Any) -> str:
+        return "-" if value is None or value == "" else str(value)
+
+    header = ["SG", "H:C:T:L", "TYPE", "VENDOR", "MODEL", "REV", "DEVICE", "SIZE", "TRANSPORT", "WWN", "SERIAL"]
+    if args.long:
+        header += ["STATE", "BLOCK", "QD", "DRIVER", "PORT"]
+    rows = []
+    for d in found:
+        row = [d.path, d.hctl, d.type_name, dash(d.vendor), dash(d.model), dash(d.revision), dash(d.device_node),
+               "-" if d.size_bytes is None else si_size(d.size_bytes), dash(d.transport), dash(d.wwn),
+               dash(d.serial)]
+        if args.long:
+            row += [dash(d.state), dash(d.logical_block_size), dash(d.queue_depth), dash(d.host_driver),
+                    dash(d.transport_address)]
+        rows.append(row + ["rw" if d.accessible else "-"])
+    out.table(header + ["ACCESS"], rows)
     return EXIT_OK
 
 
@@ -1845,7 +1876,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    verb("list", _cmd_list, "list sg devices (from sysfs; no command is sent)", [])
+    p = verb("list", _cmd_list, "list sg devices with size, transport, WWN and serial (from sysfs; no command "
+             "is sent)", [])
+    p.add_argument("--long", "-l", action="store_true",
+                   help="more columns: state, logical block size, queue depth, host driver, target port")
     vpd_help = ("VPD page code (0x83) or name (sg_vpd's, or a long name such as serial): "
                 + ", ".join(f"{k}={v:02X}h" for k, v in VPD_NAMES.items()))
     p = verb("inq", _cmd_inq, "INQUIRY: standard data, or a VPD page", [device], dumps=True)

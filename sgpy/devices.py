@@ -4,12 +4,16 @@
 peripheral device type, the vendor, model and revision the kernel read at
 scan time, the device node of the upper-level driver bound to the same
 logical unit (``/dev/sdX``, ``/dev/stN``, ``/dev/srN``...) and whether the
-current user may open it.  ``sgpy.find("/dev/sdb")`` maps any of those
+current user may open it; and, as lsscsi shows them, the medium's size, the
+serial number, the logical unit's name (WWN) and the transport, from the
+attributes and the VPD pages the kernel read when it found the device.  ``sgpy.find("/dev/sdb")`` maps any of those
 nodes (or an H:C:T:L, or a symlink such as ``/dev/disk/by-id/...``) to the
 sg device.
 
 Nothing here sends a command: everything comes from sysfs
-(``/sys/class/scsi_generic``, ``/sys/dev/{block,char}``), so listing is
+(``/sys/class/scsi_generic``, ``/sys/class/scsi_device/H:C:T:L/device``
+with its ``wwid``, ``vpd_pg80`` and ``vpd_pg83``, ``block/*/size``, the
+transport classes, ``/sys/dev/{block,char}``), so listing is
 cheap, needs no permission on the devices and works while they are busy.
 Importing the module touches nothing at all.
 
@@ -58,6 +62,23 @@ class Device:
     same logical unit, or None; ``accessible`` whether this process may open
     ``path`` for reading and writing (what a channel needs); ``state`` the
     kernel's device state (``running``, ``offline``...).
+
+    What lsscsi ``-s``, ``--wwn``, ``-i`` and ``-t`` add, each None where
+    sysfs does not say: ``size_bytes`` the medium's capacity in bytes
+    (the upper-level block device's, so None for an sg node with no disk
+    or CD driver bound); ``logical_block_size`` its logical block size;
+    ``serial`` the product serial number (VPD page 80h, as the kernel read
+    it); ``wwn`` the logical unit's name as Linux gives it (``wwid``:
+    ``naa.5000c500…``, ``eui.…``, ``t10.…``, or a SCSI name string;
+    decoded from VPD page 83h by :attr:`sgpy.responses.DeviceIdentification.wwn`
+    where the kernel has no ``wwid``); ``transport`` the kind of transport
+    (``sas``, ``fc``, ``fcoe``, ``iscsi``, ``spi``, ``srp``, ``sbp``,
+    ``usb``, ``sata``, ``ata``, ``virtio``, or ``pseudo`` for scsi_debug)
+    and ``transport_address`` the target port's name on it (a SAS address,
+    an FC port name and port ID, an iSCSI target name with its portal group
+    tag...); ``host_driver`` the SCSI host's driver (``proc_name``:
+    ``ahci``, ``mpt3sas``, ``scsi_debug``...); ``queue_depth`` the queue
+    depth the kernel uses for the device.
     """
 
     path: str
@@ -73,6 +94,14 @@ class Device:
     device_node: Optional[str] = None
     accessible: bool = False
     state: Optional[str] = None
+    size_bytes: Optional[int] = None
+    logical_block_size: Optional[int] = None
+    serial: Optional[str] = None
+    wwn: Optional[str] = None
+    transport: Optional[str] = None
+    transport_address: Optional[str] = None
+    host_driver: Optional[str] = None
+    queue_depth: Optional[int] = None
 
     @property
     def hctl(self) -> str:
@@ -105,6 +134,14 @@ class Device:
             "device_node": self.device_node,
             "accessible": self.accessible,
             "state": self.state,
+            "size_bytes": self.size_bytes,
+            "logical_block_size": self.logical_block_size,
+            "serial": self.serial,
+            "wwn": self.wwn,
+            "transport": self.transport,
+            "transport_address": self.transport_address,
+            "host_driver": self.host_driver,
+            "queue_depth": self.queue_depth,
         }
 
     def __fspath__(self) -> str:
@@ -120,6 +157,25 @@ def _read(path: str) -> Optional[str]:
         with open(path, encoding="ascii", errors="replace") as f:
             return f.read().strip()
     except OSError:
+        return None
+
+
+def _read_bytes(path: str) -> Optional[bytes]:
+    """A binary sysfs attribute (a VPD page); None when it cannot be read or is empty."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data or None
+
+
+def _read_int(path: str) -> Optional[int]:
+    """A sysfs attribute holding a decimal number; None when absent or not a number."""
+    text = _read(path)
+    try:
+        return int(text) if text else None
+    except ValueError:
         return None
 
 
@@ -148,6 +204,106 @@ def _upper_node(devdir: str, dev: str) -> Optional[str]:
     return None
 
 
+#: ``/sys/block/X/size`` counts 512-byte sectors whatever the device's block size (include/linux/blk_types.h).
+_SECTOR = 512
+
+
+def _block_size(devdir: str) -> Tuple[Optional[int], Optional[int]]:
+    """``(size in bytes, logical block size)`` of the block device bound to the logical unit at ``devdir``."""
+    try:
+        names = sorted(os.listdir(os.path.join(devdir, "block")))
+    except OSError:
+        return None, None
+    for n in names:
+        sectors = _read_int(os.path.join(devdir, "block", n, "size"))
+        if sectors is not None:
+            return sectors * _SECTOR, _read_int(os.path.join(devdir, "block", n, "queue", "logical_block_size"))
+    return None, None
+
+
+def _serial(devdir: str) -> Optional[str]:
+    """The serial number from the VPD page 80h the kernel keeps (``vpd_pg80``), trimmed; None without one."""
+    from sgpy.errors import MalformedResponse
+    from sgpy.responses import UnitSerialNumber
+
+    data = _read_bytes(os.path.join(devdir, "vpd_pg80"))
+    if data is None:
+        return None
+    try:
+        serial = UnitSerialNumber.from_bytes(data).serial
+    except MalformedResponse:
+        return None
+    serial = serial.strip(" \0") if serial else None
+    return serial or None
+
+
+def _wwn(devdir: str) -> Optional[str]:
+    """The logical unit's name: the kernel's ``wwid``, else decoded from its ``vpd_pg83``."""
+    from sgpy.errors import MalformedResponse
+    from sgpy.responses import DeviceIdentification
+
+    wwid = _read(os.path.join(devdir, "wwid"))
+    if wwid:
+        return wwid
+    data = _read_bytes(os.path.join(devdir, "vpd_pg83"))
+    if data is None:
+        return None
+    try:
+        return DeviceIdentification.from_bytes(data).wwn
+    except MalformedResponse:
+        return None
+
+
+def _transport(sysfs: str, devdir: str, hctl: Tuple[int, int, int, int], driver: Optional[str]) \
+        -> Tuple[Optional[str], Optional[str]]:
+    """``(kind, target port name)`` of the transport behind the logical unit, found as lsscsi ``-t``
+    finds it: the transport classes of its host, then the shape of its sysfs path, then the driver."""
+    h, c, t, _ = hctl
+    host = f"host{h}"
+    cls = os.path.join(sysfs, "class")
+    parts = devdir.split(os.sep)
+    if os.path.exists(os.path.join(cls, "sas_host", host)):
+        # .../end_device-H:B:P/target.../H:C:T:L: the end device holds the SAS address
+        end = parts[-3] if len(parts) >= 3 else ""
+        return "sas", _read(os.path.join(cls, "sas_device", end, "sas_address"))
+    if os.path.exists(os.path.join(cls, "spi_host", host)):
+        return "spi", str(t)
+    fc_host = os.path.join(cls, "fc_host", host)
+    if os.path.exists(fc_host):
+        kind = "fcoe" if " over " in (_read(os.path.join(fc_host, "symbolic_name")) or "") else "fc"
+        port = os.path.join(cls, "fc_transport", f"target{h}:{c}:{t}")
+        name, ident = _read(os.path.join(port, "port_name")), _read(os.path.join(port, "port_id"))
+        return kind, f"{name},{ident}" if name and ident else name
+    if os.path.exists(os.path.join(cls, "srp_host", host)):
+        return "srp", None
+    if os.path.isdir(os.path.join(devdir, "sas_device")):
+        return "sas", _read(os.path.join(devdir, "sas_device", "sas_addr"))
+    ieee1394 = _read(os.path.join(devdir, "ieee1394_id"))
+    if ieee1394:
+        return "sbp", ieee1394
+    if os.path.exists(os.path.join(cls, "iscsi_host", host)):
+        session = next((p for p in parts if re.fullmatch(r"session\d+", p)), None)
+        if session is None:
+            return "iscsi", None
+        sdir = os.path.join(cls, "iscsi_session", session)
+        name, tpgt = _read(os.path.join(sdir, "targetname")), _read(os.path.join(sdir, "tpgt"))
+        if name and tpgt and tpgt.isdigit():
+            return "iscsi", f"{name},t,0x{int(tpgt):x}"  # SAM-5 annex A: the iSCSI target port name
+        return "iscsi", name
+    if any(re.fullmatch(r"usb\d+", p) for p in parts) and host in parts:
+        return "usb", parts[parts.index(host) - 1]  # the USB interface, e.g. 1-1:1.0
+    if driver:
+        if driver == "ahci" or driver.startswith("sata"):
+            return "sata", None
+        if "ata" in driver:
+            return "ata", None
+        if driver == "virtio_scsi":
+            return "virtio", None
+    if any(re.fullmatch(r"pseudo_\d+", p) for p in parts):
+        return "pseudo", None  # scsi_debug's adapters hang off /sys/devices/pseudo_0
+    return None, None
+
+
 def _device(sysfs: str, dev: str, name: str) -> Optional[Device]:
     """Describe ``/sys/class/scsi_generic/<name>``; None when it vanished meanwhile."""
     sgdir = os.path.join(sysfs, "class", "scsi_generic", name)
@@ -161,6 +317,9 @@ def _device(sysfs: str, dev: str, name: str) -> Optional[Device]:
     except ValueError:
         ptype = PeripheralDeviceType.UNKNOWN
     path = os.path.join(dev, name)
+    size, block = _block_size(devdir)
+    driver = _read(os.path.join(sysfs, "class", "scsi_host", f"host{hctl[0]}", "proc_name")) or None
+    transport, address = _transport(sysfs, devdir, hctl, driver)
     return Device(
         path=path,
         name=name,
@@ -175,6 +334,14 @@ def _device(sysfs: str, dev: str, name: str) -> Optional[Device]:
         device_node=_upper_node(devdir, dev),
         accessible=os.access(path, os.R_OK | os.W_OK),
         state=_read(os.path.join(devdir, "state")),
+        size_bytes=size,
+        logical_block_size=block,
+        serial=_serial(devdir),
+        wwn=_wwn(devdir),
+        transport=transport,
+        transport_address=address,
+        host_driver=driver,
+        queue_depth=_read_int(os.path.join(devdir, "queue_depth")),
     )
 
 

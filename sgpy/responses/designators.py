@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from typing import Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 import attrs
 
@@ -33,6 +33,7 @@ __all__ = [
     "ScsiNameStringDesignator",
     "UuidDesignator",
     "parse_designator",
+    "lu_name",
 ]
 
 
@@ -94,6 +95,14 @@ class Designator:
         t = enum_or_int(DesignatorType, self.designator_type)
         return t.name if isinstance(t, DesignatorType) else f"type {self.designator_type:X}h"
 
+    @property
+    def id_string(self) -> Optional[str]:
+        """The designator as a name string, as Linux writes it in sysfs (``wwid``) and ``lsscsi -UU``
+        prints it: ``naa.`` or ``eui.`` and the identifier in lower-case hex, ``t10.`` and the T10
+        vendor ID designator's text, or a SCSI name string as it is (``iqn.…``, ``naa.…``, ``eui.…``).
+        None for the other types, which name no logical unit on their own."""
+        return None
+
     def __str__(self) -> str:
         if self.code_set in (CodeSet.ASCII, CodeSet.UTF8):
             text = self.data.decode("utf-8", "replace").rstrip("\0 ")
@@ -113,6 +122,12 @@ class T10VendorIdDesignator(Designator):
         tail = self.vendor_specific.decode("ascii", "replace").rstrip("\0 ")
         return f"T10 vendor ID: {self.vendor} {tail}".rstrip()
 
+    @property
+    def id_string(self) -> Optional[str]:
+        """``t10.`` and the designator's bytes, printable ASCII as it is and any other byte as a
+        backslash and three octal digits (the kernel's ``%pE``)."""
+        return "t10." + "".join(chr(b) if 32 <= b < 127 else f"\\{b:03o}" for b in self.data)
+
 
 @attrs.frozen
 class Eui64Designator(Designator):
@@ -126,6 +141,11 @@ class Eui64Designator(Designator):
 
     def __str__(self) -> str:
         return f"EUI-64: eui.{self.data.hex()}"
+
+    @property
+    def id_string(self) -> Optional[str]:
+        """``eui.`` and the 8, 12 or 16 bytes in lower-case hex."""
+        return f"eui.{self.data.hex()}"
 
 
 @attrs.frozen
@@ -149,6 +169,11 @@ class NaaDesignator(Designator):
 
     def __str__(self) -> str:
         return f"NAA {self.naa}: naa.{self.data.hex()}"
+
+    @property
+    def id_string(self) -> Optional[str]:
+        """``naa.`` and the 8 or 16 bytes in lower-case hex (the usual WWN: ``naa.5000c500…``)."""
+        return f"naa.{self.data.hex()}"
 
 
 @attrs.frozen
@@ -199,6 +224,11 @@ class ScsiNameStringDesignator(Designator):
 
     def __str__(self) -> str:
         return f"SCSI name string: {self.name}"
+
+    @property
+    def id_string(self) -> Optional[str]:
+        """The name itself (it carries its own prefix: ``iqn.``, ``eui.``, ``naa.``)."""
+        return self.name
 
 
 @attrs.frozen
@@ -297,3 +327,41 @@ def parse_designator(buf: bytes, pos: int) -> Tuple[Designator, int]:
         data=data,
     )
     return _typed(dtype, common, data), end
+
+
+def _lu_name_rank(d: Designator) -> int:
+    """How strongly a logical unit designator names it, for :func:`lu_name`; 0: not at all."""
+    n = len(d.data)
+    if isinstance(d, ScsiNameStringDesignator):
+        return 70 if d.name else 0
+    if isinstance(d, NaaDesignator) and n == 16:
+        return 60  # NAA IEEE Registered Extended
+    if isinstance(d, Eui64Designator):
+        return {16: 50, 12: 40, 8: 20}.get(n, 0)
+    if isinstance(d, NaaDesignator) and n == 8:
+        return 30  # NAA IEEE Registered, IEEE Extended, locally assigned
+    if isinstance(d, T10VendorIdDesignator):
+        return 10
+    return 0
+
+
+def lu_name(designators: "Iterable[Designator]") -> Optional[str]:
+    """The name of the logical unit among ``designators`` (those of VPD page 83h) as one string:
+    ``naa.5000c500a1b2c3d4``, ``eui.0123456789abcdef``, ``t10.LIO-ORG …``, ``iqn.…``; None without one.
+
+    Only designators whose association is the logical unit count.  The
+    choice is the Linux kernel's (``scsi_vpd_lun_id()``, which gives the
+    sysfs ``wwid`` attribute), so that this string and ``wwid`` agree: a SCSI
+    name string first, then NAA IEEE Registered Extended (16 bytes), EUI-64
+    of 16 then 12 bytes, an 8-byte NAA, an 8-byte EUI-64, and last a T10
+    vendor ID designator; of two equally good ones the later wins, as there.
+    """
+    best: Optional[Designator] = None
+    best_rank = 0
+    for d in designators:
+        if d.association != Association.LOGICAL_UNIT:
+            continue
+        rank = _lu_name_rank(d)
+        if rank and rank >= best_rank:
+            best, best_rank = d, rank
+    return best.id_string if best is not None else None

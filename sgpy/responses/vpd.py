@@ -9,13 +9,14 @@ complete page takes ``PAGE LENGTH + 4`` bytes (``wanted_length``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar, Dict, Optional, Tuple, Type, TypeVar
 
 import attrs
 
 from sgpy.errors import MalformedResponse
 from sgpy.responses._common import bits, decode_layout, length_header, need, octets, pdt, read_header, text
-from sgpy.responses.designators import Association, Designator, NaaDesignator, parse_designator
+from sgpy.responses.designators import Association, Designator, NaaDesignator, lu_name, parse_designator
 
 __all__ = [
     "VpdPage",
@@ -23,6 +24,7 @@ __all__ = [
     "SupportedVpdPages",
     "UnitSerialNumber",
     "DeviceIdentification",
+    "Designators",
     "ExtendedInquiryData",
     "AtaInformation",
     "PowerCondition",
@@ -130,17 +132,55 @@ class DeviceIdentification(VpdPage):
             raise MalformedResponse(f"{len(page) - pos} stray byte(s) after the last designator")
         return cls(**fields, designators=tuple(out))
 
-    def logical_unit(self) -> Tuple[Designator, ...]:
-        """The designators whose association is the logical unit."""
-        return tuple(d for d in self.designators if d.association == Association.LOGICAL_UNIT)
+    @property
+    def logical_unit(self) -> "Designators":
+        """The designators whose association is the logical unit.
+
+        A property, as :attr:`naa` and :attr:`wwn` are; calling it
+        (``page.logical_unit()``, the spelling of sgpy 0.1) still works and
+        gives the same tuple, with a :class:`DeprecationWarning`.
+        """
+        return Designators(d for d in self.designators if d.association == Association.LOGICAL_UNIT)
+
+    @property
+    def target_port(self) -> "Designators":
+        """The designators whose association is the target port the command came through."""
+        return Designators(d for d in self.designators if d.association == Association.TARGET_PORT)
+
+    @property
+    def target_device(self) -> "Designators":
+        """The designators whose association is the target device holding the logical unit."""
+        return Designators(d for d in self.designators if d.association == Association.TARGET_DEVICE)
 
     @property
     def naa(self) -> Optional[NaaDesignator]:
         """The logical unit's NAA designator (the usual WWN), if any."""
-        for d in self.logical_unit():
+        for d in self.logical_unit:
             if isinstance(d, NaaDesignator):
                 return d
         return None
+
+    @property
+    def wwn(self) -> Optional[str]:
+        """The logical unit's name as one string: ``naa.5000c500a1b2c3d4``, ``eui.…``, ``t10.…``,
+        or a SCSI name string (``iqn.…``); None when no designator names it.
+
+        The designator is the one Linux picks for the sysfs ``wwid``
+        attribute (:func:`sgpy.responses.lu_name`), so the two agree;
+        ``lsscsi -UU`` prints the same string for NAA and EUI-64 names.
+        """
+        return lu_name(self.designators)
+
+
+class Designators(Tuple[Designator, ...]):
+    """A tuple of designators that may also be called (giving itself): what
+    :attr:`DeviceIdentification.logical_unit` and its kin return, so that the
+    method spelling of sgpy 0.1, ``page.logical_unit()``, keeps working."""
+
+    def __call__(self) -> "Designators":
+        warnings.warn("DeviceIdentification.logical_unit is a property: use page.logical_unit, not "
+                      "page.logical_unit()", DeprecationWarning, stacklevel=2)
+        return self
 
 
 @attrs.frozen

@@ -58,7 +58,8 @@ def test_list(capsys, sg_devices):
     assert [d["path"] for d in doc["devices"]] == sg_devices
     d = doc["devices"][0]
     assert set(d) == {"path", "name", "hctl", "host", "channel", "target", "lun", "type", "type_name", "vendor",
-                      "model", "revision", "device_node", "accessible", "state"}
+                      "model", "revision", "device_node", "accessible", "state", "size_bytes", "logical_block_size",
+                      "serial", "wwn", "transport", "transport_address", "host_driver", "queue_depth"}
     assert d["type_name"] == "disk" and d["accessible"] is True and d["state"] == "running"
 
 

@@ -323,22 +323,54 @@ def _fake_sysfs(tmp_path):
 
 def test_list_reads_sysfs(capsys, tmp_path, monkeypatch):
     sysfs, dev = _fake_sysfs(tmp_path)
+    lu = os.path.join(sysfs, "devices", "0:0:0:0")
+    os.makedirs(os.path.join(lu, "block", "sda", "queue"), exist_ok=True)
+    with open(os.path.join(lu, "block", "sda", "size"), "w") as f:
+        f.write("131072\n")
+    with open(os.path.join(lu, "block", "sda", "queue", "logical_block_size"), "w") as f:
+        f.write("512\n")
+    with open(os.path.join(lu, "wwid"), "w") as f:
+        f.write("naa.33333330000007d0\n")
+    with open(os.path.join(lu, "vpd_pg80"), "wb") as f:
+        f.write(b"\x00\x80\x00\x042000")
     monkeypatch.setattr(devices, "SYSFS", sysfs)
     monkeypatch.setattr(devices, "DEV", dev)
     code, out, _ = run(capsys, "list")
     assert code == EXIT_OK
     lines = out.splitlines()
-    assert lines[0].split() == ["SG", "H:C:T:L", "TYPE", "VENDOR", "MODEL", "REV", "DEVICE", "ACCESS"]
-    assert lines[1].split() == [f"{dev}/sg0", "0:0:0:0", "disk", "Linux", "scsi_debug", "0191", f"{dev}/sda", "rw"]
-    assert lines[2].split()[6] == "-"
+    assert lines[0].split() == ["SG", "H:C:T:L", "TYPE", "VENDOR", "MODEL", "REV", "DEVICE", "SIZE", "TRANSPORT",
+                                "WWN", "SERIAL", "ACCESS"]
+    assert lines[1].split() == [f"{dev}/sg0", "0:0:0:0", "disk", "Linux", "scsi_debug", "0191", f"{dev}/sda",
+                                "67.1MB", "-", "naa.33333330000007d0", "2000", "rw"]
+    assert lines[2].split()[6:11] == ["-"] * 5
     # the columns line up
     assert len({line.index("0:0:") for line in lines[1:]}) == 1
+    assert len({line.index("ACCESS" if i == 0 else "rw") for i, line in enumerate(lines)}) == 1
+    code, out, _ = run(capsys, "list", "--long")
+    lines = out.splitlines()
+    assert lines[0].split()[11:] == ["STATE", "BLOCK", "QD", "DRIVER", "PORT", "ACCESS"]
+    assert lines[1].split()[11:] == ["-", "512", "-", "-", "-", "rw"]
     code, out, _ = run(capsys, "list", "--json")
     doc = json.loads(out)
     assert list(doc) == ["devices"] and [d["name"] for d in doc["devices"]] == ["sg0", "sg1"]
     assert list(doc["devices"][0]) == [
         "path", "name", "hctl", "host", "channel", "target", "lun", "type", "type_name", "vendor", "model", "revision",
-        "device_node", "accessible", "state"]
+        "device_node", "accessible", "state", "size_bytes", "logical_block_size", "serial", "wwn", "transport",
+        "transport_address", "host_driver", "queue_depth"]
+    first, second = doc["devices"]
+    assert (first["size_bytes"], first["serial"], first["wwn"]) == (67108864, "2000", "naa.33333330000007d0")
+    assert (second["size_bytes"], second["serial"], second["wwn"]) == (None, None, None)
+    code, out, _ = run(capsys, "list", "--long", "--json")
+    assert json.loads(out) == doc  # --long adds columns to the table; the JSON has every key already
+
+
+@pytest.mark.parametrize("n, text", [
+    (0, "0B"), (999, "999B"), (1000, "1.00kB"), (1999999, "1.99MB"), (67108864, "67.1MB"), (123456789, "123MB"),
+    (4 * 10**12, "4.00TB"), (10**12 - 1, "999GB"), (2**64, "18.4EB"), (10**27, "1000YB")])
+def test_sizes_are_given_as_lsscsi_gives_them(n, text):
+    from sgpy.cli import si_size
+
+    assert si_size(n) == text
 
 
 def test_list_without_sg_devices(capsys, tmp_path, monkeypatch):

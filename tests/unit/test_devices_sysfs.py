@@ -97,7 +97,9 @@ def test_to_dict_keys_are_the_documented_ones(tree):
     sysfs, dev = tree
     d = devices(sysfs=sysfs, dev=dev)[0].to_dict()
     assert list(d) == ["path", "name", "hctl", "host", "channel", "target", "lun", "type", "type_name", "vendor",
-                       "model", "revision", "device_node", "accessible", "state"]
+                       "model", "revision", "device_node", "accessible", "state", "size_bytes",
+                       "logical_block_size", "serial", "wwn", "transport", "transport_address", "host_driver",
+                       "queue_depth"]
     assert d["hctl"] == "0:0:0:0" and d["type"] == 0 and d["type_name"] == "disk"
 
 
@@ -195,3 +197,129 @@ def test_the_module_is_callable_and_the_lazy_names_agree(monkeypatch, tree):
     assert sgpy.find is find
     assert devices_mod.list_devices is devices
 
+
+
+# -- what lsscsi -s --wwn -i -t adds: size, serial, WWN, transport ----------------------------------------------
+
+
+def _lu_dir(sysfs, name):
+    return os.path.realpath(os.path.join(sysfs, "class", "scsi_generic", name, "device"))
+
+
+def _vpd80(serial: bytes) -> bytes:
+    return bytes([0, 0x80, 0, len(serial)]) + serial
+
+
+def _vpd83(*designators: bytes) -> bytes:
+    body = b"".join(designators)
+    return bytes([0, 0x83, len(body) >> 8, len(body) & 0xFF]) + body
+
+
+NAA_LU = bytes([1, 0x03, 0, 8]) + bytes.fromhex("5000c500a1b2c3d4")
+T10_LU = bytes([2, 0x01, 0, 16]) + b"LIO-ORG disk0001"
+NAA_PORT = bytes([0x61, 0x93, 0, 8]) + bytes.fromhex("5000c500a1b2c3d5")
+
+
+def test_size_block_size_serial_and_wwn_come_from_sysfs(tree):
+    sysfs, dev = tree
+    lu = _lu_dir(sysfs, "sg0")
+    _write(os.path.join(lu, "block", "sda", "size"), "131072\n")  # 512-byte sectors, whatever the block size
+    _write(os.path.join(lu, "block", "sda", "queue", "logical_block_size"), "4096\n")
+    with open(os.path.join(lu, "vpd_pg80"), "wb") as f:
+        f.write(_vpd80(b"  ZA1B2C3D  "))
+    _write(os.path.join(lu, "wwid"), "naa.5000c500a1b2c3d4\n")
+    _write(os.path.join(lu, "queue_depth"), "32\n")
+    d = {d.name: d for d in devices(sysfs=sysfs, dev=dev)}["sg0"]
+    assert (d.size_bytes, d.logical_block_size) == (131072 * 512, 4096)
+    assert d.serial == "ZA1B2C3D" and d.wwn == "naa.5000c500a1b2c3d4" and d.queue_depth == 32
+    assert d.to_dict()["size_bytes"] == 67108864
+
+
+def test_without_wwid_the_wwn_is_decoded_from_vpd_page_83h(tree):
+    sysfs, dev = tree
+    lu = _lu_dir(sysfs, "sg1")
+    with open(os.path.join(lu, "vpd_pg83"), "wb") as f:
+        f.write(_vpd83(T10_LU, NAA_PORT, NAA_LU))
+    assert {d.name: d for d in devices(sysfs=sysfs, dev=dev)}["sg1"].wwn == "naa.5000c500a1b2c3d4"
+    with open(os.path.join(lu, "vpd_pg83"), "wb") as f:
+        f.write(_vpd83(T10_LU, NAA_PORT))
+    assert {d.name: d for d in devices(sysfs=sysfs, dev=dev)}["sg1"].wwn == "t10.LIO-ORG disk0001"
+
+
+@pytest.mark.parametrize("pg80, pg83", [(b"\x00\x80\x00", b"\x00\x83\x00\x10\x01\x03\x00\x08"),
+                                        (_vpd80(b"    "), _vpd83(NAA_PORT)), (b"", b"")])
+def test_unreadable_or_empty_vpd_pages_give_none(tree, pg80, pg83):
+    sysfs, dev = tree
+    lu = _lu_dir(sysfs, "sg1")
+    for name, data in (("vpd_pg80", pg80), ("vpd_pg83", pg83)):
+        with open(os.path.join(lu, name), "wb") as f:
+            f.write(data)
+    d = {d.name: d for d in devices(sysfs=sysfs, dev=dev)}["sg1"]
+    assert d.serial is None and d.wwn is None
+
+
+def test_what_sysfs_does_not_say_is_none(tree):
+    sysfs, dev = tree
+    d = {d.name: d for d in devices(sysfs=sysfs, dev=dev)}["sg3"]  # an enclosure: no block device, no VPD
+    assert (d.size_bytes, d.logical_block_size, d.serial, d.wwn, d.host_driver, d.queue_depth) == (None,) * 6
+    assert d.transport == "pseudo" and d.transport_address is None  # the tree's units hang off pseudo_0
+
+
+def _unit(sysfs, dev, where, hctl, name="sg0", classes=(), driver=None):
+    """One logical unit at /sys/devices/WHERE/H:C:T:L with an sg node; ``classes``: files (path, text) under
+    /sys/class; ``driver``: its host's proc_name."""
+    lu = os.path.join(sysfs, "devices", where, hctl)
+    for attr, value in (("type", "0"), ("vendor", "X"), ("model", "Y"), ("rev", "1")):
+        _write(os.path.join(lu, attr), value + "\n")
+    sg = os.path.join(lu, "scsi_generic", name)
+    os.makedirs(sg)
+    os.symlink(os.path.relpath(lu, sg), os.path.join(sg, "device"))
+    os.makedirs(os.path.join(sysfs, "class", "scsi_generic"), exist_ok=True)
+    os.symlink(os.path.relpath(sg, os.path.join(sysfs, "class", "scsi_generic")),
+               os.path.join(sysfs, "class", "scsi_generic", name))
+    host = "host" + hctl.split(":")[0]
+    if driver is not None:
+        _write(os.path.join(sysfs, "class", "scsi_host", host, "proc_name"), driver + "\n")
+    for path, text in classes:
+        if text is None:
+            os.makedirs(os.path.join(sysfs, "class", path), exist_ok=True)
+        else:
+            _write(os.path.join(sysfs, "class", path), text + "\n")
+    os.makedirs(dev, exist_ok=True)
+    return devices(sysfs=sysfs, dev=dev)[0]
+
+
+TRANSPORTS = [
+    ("sas", "pci0000:00/0000:00:01.0/host2/port-2:0/end_device-2:0/target2:0:0", "2:0:0:0",
+     [("sas_host/host2", None), ("sas_device/end_device-2:0/sas_address", "0x5000c500a1b2c3d5")], "mpt3sas",
+     ("sas", "0x5000c500a1b2c3d5")),
+    ("fc", "pci0000:00/0000:00:02.0/host3/rport-3:0-0/target3:0:1", "3:0:1:0",
+     [("fc_host/host3/symbolic_name", "QLE2562 FW:v8.07.00"), ("fc_transport/target3:0:1/port_name",
+      "0x21000024ff3dd4a0"), ("fc_transport/target3:0:1/port_id", "0x010200")], "qla2xxx",
+     ("fc", "0x21000024ff3dd4a0,0x010200")),
+    ("fcoe", "pci0000:00/0000:00:02.0/host3/rport-3:0-0/target3:0:1", "3:0:1:0",
+     [("fc_host/host3/symbolic_name", "fcoe v0.1 over eth2"), ("fc_transport/target3:0:1/port_name",
+      "0x21000024ff3dd4a0"), ("fc_transport/target3:0:1/port_id", "0x010200")], "fcoe", ("fcoe",
+                                                                                          "0x21000024ff3dd4a0,0x010200")),
+    ("iscsi", "platform/host4/session7/target4:0:0", "4:0:0:1",
+     [("iscsi_host/host4", None), ("iscsi_session/session7/targetname", "iqn.2026-11.org.example:t1"),
+      ("iscsi_session/session7/tpgt", "1")], "iscsi_tcp", ("iscsi", "iqn.2026-11.org.example:t1,t,0x1")),
+    ("spi", "pci0000:00/0000:00:03.0/host5/target5:0:3", "5:0:3:0", [("spi_host/host5", None)], "sym53c8xx",
+     ("spi", "3")),
+    ("usb", "pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0", "6:0:0:0", [], "usb-storage",
+     ("usb", "1-1:1.0")),
+    ("sata", "pci0000:00/0000:00:17.0/ata1/host7/target7:0:0", "7:0:0:0", [], "ahci", ("sata", None)),
+    ("ata", "pci0000:00/0000:00:01.1/ata2/host8/target8:0:0", "8:0:0:0", [], "pata_via", ("ata", None)),
+    ("virtio", "pci0000:00/0000:00:04.0/virtio1/host9/target9:0:0", "9:0:0:0", [], "virtio_scsi",
+     ("virtio", None)),
+    ("pseudo", "pseudo_0/adapter0/host0/target0:0:0", "0:0:0:0", [], "scsi_debug", ("pseudo", None)),
+    ("unknown", "platform/host10/target10:0:0", "10:0:0:0", [], "mystery", (None, None)),
+]
+
+
+@pytest.mark.parametrize("where, hctl, classes, driver, expected", [t[1:] for t in TRANSPORTS],
+                         ids=[t[0] for t in TRANSPORTS])
+def test_transport_as_lsscsi_finds_it(tmp_path, where, hctl, classes, driver, expected):
+    d = _unit(str(tmp_path / "sys"), str(tmp_path / "dev"), where, hctl, classes=classes, driver=driver)
+    assert (d.transport, d.transport_address) == expected
+    assert d.host_driver == driver

@@ -201,7 +201,50 @@ def test_device_identification_several() -> None:
     page = DeviceIdentification.from_bytes(vpd(0x83, body))
     assert len(page.designators) == len(DESIGNATORS)
     assert page.naa is not None and page.naa.naa == 2
-    assert all(d.association == Association.LOGICAL_UNIT for d in page.logical_unit())
+    assert all(d.association == Association.LOGICAL_UNIT for d in page.logical_unit)
+    assert page.naa.id_string == "naa." + page.naa.data.hex()
+    assert page.wwn == "naa.6001405f1234abcd0011223344556677"  # NAA IEEE Registered Extended: the best of them
+
+
+def test_logical_unit_is_a_property_and_the_old_call_still_works() -> None:
+    body = designator(1, 0, 3, h("5000c50012345678")) + designator(1, 1, 3, h("5000c50087654321"))
+    page = DeviceIdentification.from_bytes(vpd(0x83, body))
+    assert [d.data.hex() for d in page.logical_unit] == ["5000c50012345678"]
+    assert [d.data.hex() for d in page.target_port] == ["5000c50087654321"]
+    assert page.target_device == ()
+    with pytest.warns(DeprecationWarning, match="property"):
+        assert page.logical_unit() == page.logical_unit
+
+
+T10 = designator(2, 0, 1, b"LIO-ORG disk01\x01")
+NAA5 = designator(1, 0, 3, h("5000c50012345678"))
+NAA6 = designator(1, 0, 3, h("6001405a1b2c3d4e5f60718293a4b5c6"))
+EUI8 = designator(1, 0, 2, h("0011223344556677"))
+EUI12 = designator(1, 0, 2, h("00112233445566778899aabb"))
+NAME = designator(3, 0, 8, b"iqn.2026-11.org.example:disk1\0\0\0")
+PORT_NAA = designator(1, 1, 3, h("6001405a1b2c3d4e5f60718293a4b5c7"))
+
+
+@pytest.mark.parametrize(
+    "body, wwn",
+    [
+        (b"", None),
+        (T10, "t10.LIO-ORG disk01\\001"),
+        (T10 + EUI8, "eui.0011223344556677"),
+        (EUI8 + NAA5, "naa.5000c50012345678"),
+        (NAA5 + EUI8, "naa.5000c50012345678"),
+        (NAA5 + EUI12, "eui.00112233445566778899aabb"),
+        (EUI12 + NAA6, "naa.6001405a1b2c3d4e5f60718293a4b5c6"),
+        (NAA6 + NAME + T10, "iqn.2026-11.org.example:disk1"),
+        (PORT_NAA + NAA5, "naa.5000c50012345678"),  # a target port's name is not the logical unit's
+        (PORT_NAA, None),
+        (designator(1, 0, 3, h("5000c50012345678")) + designator(1, 0, 3, h("5000c50087654321")),
+         "naa.5000c50087654321"),  # of two as good, the later (as the kernel's scsi_vpd_lun_id)
+    ],
+)
+def test_wwn_is_the_kernels_choice_of_logical_unit_name(body: bytes, wwn) -> None:
+    page = DeviceIdentification.from_bytes(vpd(0x83, body))
+    assert page.wwn == wwn
 
 
 def test_device_identification_truncated_drops_last() -> None:
