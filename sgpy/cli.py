@@ -847,9 +847,12 @@ def _cmd_inq(args: argparse.Namespace, out: _Out) -> int:
             return EXIT_OK
         r = io.result
     if out.json:
+        fields = jsonable(r)
+        if type(r).__name__ == "DeviceIdentification":
+            fields["wwn"] = r.wwn  # a property: the logical unit's name as lsscsi and sysfs give it
         out.emit({"device": ch.path, "page": vpd,
                   "page_name": None if vpd is None else _vpd_name(vpd, r),
-                  "data": jsonable(r), "raw": data.hex()})
+                  "data": fields, "raw": data.hex()})
         return EXIT_OK
     if vpd is None:
         out.line(f"{ch.path}: {r.vendor} {r.product} {r.revision}".rstrip())
@@ -877,6 +880,7 @@ def _cmd_inq(args: argparse.Namespace, out: _Out) -> int:
             known = {v: k for k, v in VPD_NAMES.items()}.get(code, "")
             out.line(f"  {code:02X}h  {known}".rstrip())
     elif name == "DeviceIdentification":
+        out.line(f"  WWN: {r.wwn or '-'}")
         for d in r.designators:
             assoc = d.association.name.lower().replace("_", " ")
             out.line(f"  {assoc}: {d}")

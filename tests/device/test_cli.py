@@ -101,6 +101,11 @@ def test_inq_vpd_83_human(capsys, dev):
     code, out, _ = run(capsys, "inq", dev, "--vpd", "0x83")
     assert code == EXIT_OK
     assert "logical unit: NAA" in out and "target port:" in out and "designator type" in out
+    import sgpy
+
+    wwn = sgpy.find(dev).wwn
+    assert out.splitlines()[1] == f"  WWN: {wwn}"
+    assert run_json(capsys, "inq", dev, "--vpd", "0x83")["data"]["wwn"] == wwn
 
 
 def test_a_block_device_or_address_maps_to_its_sg_node(capsys, sg_devices):
