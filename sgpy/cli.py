@@ -1141,32 +1141,44 @@ def _mode_page_name(page: Any) -> str:
 
 
 def _cmd_modes(args: argparse.Namespace, out: _Out) -> int:
-    """``sgpy modes``: MODE SENSE(10), or (6) where (10) is not implemented, of PAGE (a code or a name)."""
+    """``sgpy modes``: MODE SENSE(10), or (6) where (10) is not implemented, of PAGE (a code or a name).
+
+    With PAGE and no ``--pc``, the page's current, changeable, default and
+    saved values side by side (one MODE SENSE each); with ``--set``, the
+    read-modify-write of :func:`sgpy.modes.read_modify_write`.
+    """
     from sgpy import command
 
+    if args.set:
+        return _modes_set(args, out)
+    if args.save:
+        raise UsageError("--save saves what --set changes: give --set PAGE.FIELD=VALUE")
     # 3Fh: every page (SPC-5 6.14)
     page, subpage = _page_and_subpage(args.page, args.subpage, 0x3F, "mode")
+    if args.page is not None and args.pc is None and page != 0x3F and not out.dumping:
+        return _modes_side_by_side(args, out, page, subpage)
+    pc = args.pc or "current"
     with _open(args, policy=safety.READ_ONLY) as ch:
-        cmd10 = command.ModeSense10(page_code=page, subpage_code=subpage, pc=_PC[args.pc])
+        cmd10 = command.ModeSense10(page_code=page, subpage_code=subpage, pc=_PC[pc])
         try:
             io = _execute(ch, cmd10)
         except IllegalRequest as exc:
             if not exc.matches(0x20):  # INVALID COMMAND OPERATION CODE: fall back to MODE SENSE(6)
                 raise _DeviceError(ch.path, exc) from None
-            io = _run(ch, command.ModeSense6(page_code=page, subpage_code=subpage, pc=_PC[args.pc]))
+            io = _run(ch, command.ModeSense6(page_code=page, subpage_code=subpage, pc=_PC[pc]))
         except TaskFailed as exc:
             raise _DeviceError(ch.path, exc) from None
     if out.dumping:
         out.dump(io.data)
         return EXIT_OK
     r = io.result
-    doc = {"device": ch.path, "page": page, "subpage": subpage, "pc": args.pc, "medium_type": r.medium_type,
+    doc = {"device": ch.path, "page": page, "subpage": subpage, "pc": pc, "medium_type": r.medium_type,
            "device_specific_parameter": r.device_specific_parameter, "write_protect": r.write_protect,
            "block_descriptors": jsonable(r.block_descriptors), "pages": [_page_json(p) for p in r.pages]}
     if out.json:
         out.emit(doc)
         return EXIT_OK
-    out.line(f"{ch.path}: mode parameters ({args.pc} values)")
+    out.line(f"{ch.path}: mode parameters ({pc} values)")
     out.fields([("medium type", f"{r.medium_type:02X}h"), ("write protect", _show(r.write_protect)),
                 ("block descriptors", len(r.block_descriptors))])
     for bd in r.block_descriptors:
@@ -1179,6 +1191,147 @@ def _cmd_modes(args: argparse.Namespace, out: _Out) -> int:
         else:
             _render(out, p, "    ", skip=("ps",))
     return EXIT_OK
+
+
+def _failure_json(exc: TaskFailed) -> Dict[str, Any]:
+    """A device's refusal as a JSON object: its class, message and decoded sense."""
+    return {"type": _error_type(exc), "message": exc.message, "sense": _sense_json(exc.sense)}
+
+
+def _failure_text(exc: TaskFailed) -> str:
+    """A device's refusal in one line: the sense key and the additional sense, or the message."""
+    return str(exc.sense) if exc.sense is not None else exc.message
+
+
+def _changeable_text(mask: Any, width: int, flag: bool) -> str:
+    """A field's changeable value for people: yes/no, or its mask when only some bits may change."""
+    if mask is None:
+        return "-"
+    if flag or int(mask) in (0, (1 << width) - 1):
+        return "yes" if mask else "no"
+    return f"0x{int(mask):x}"
+
+
+def _modes_side_by_side(args: argparse.Namespace, out: _Out, page: int, subpage: int) -> int:
+    """``sgpy modes DEV PAGE``: one MODE SENSE per page control, the values side by side (sdparm --all)."""
+    from sgpy import modes
+
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        try:
+            got = modes.page_controls(ch, page, subpage)
+        except TaskFailed as exc:
+            raise _DeviceError(ch.path, exc) from None
+    r = got.current
+    pages = {name: got.page(name) for name in _PC}
+    cur = pages["current"]
+    if out.json:
+        doc = {"device": ch.path, "page": page, "subpage": subpage, "pc": "current", "medium_type": r.medium_type,
+               "device_specific_parameter": r.device_specific_parameter, "write_protect": r.write_protect,
+               "block_descriptors": jsonable(r.block_descriptors), "pages": [_page_json(p) for p in r.pages],
+               "controls": {name: None if p is None else _page_json(p)["fields"] for name, p in pages.items()},
+               "errors": {name: _failure_json(refusal) for name, refusal in got.errors.items()}}
+        out.emit(doc)
+        return EXIT_OK
+    if cur is None:
+        raise _Failure(f"{ch.path}: MODE SENSE answered without {_page_label(page, subpage)}")
+    sub = f", subpage {subpage:02X}h" if cur.spf else ""
+    out.line(f"{ch.path}: {_mode_page_name(cur)} (page {page:02X}h{sub})")
+    header = ["FIELD", "CURRENT", "CHANGEABLE", "DEFAULT", "SAVED"]
+    if type(cur).__name__ == "ModePage":
+        out.table(header, [["data"] + [_show(p.data) if p is not None else "-" for p in pages.values()]], "  ")
+    else:
+        widths = modes.settable_fields(page, subpage)
+        rows = []
+        for name, (width, flag) in widths.items():
+            row = [name]
+            for control, p in pages.items():
+                value = getattr(p, name, None) if p is not None else None
+                row.append(_changeable_text(value, width, flag) if control == "changeable" else _show(value))
+            rows.append(row)
+        out.table(header, rows, "  ")
+    for name, refusal in got.errors.items():
+        out.line(f"  {name} values: not supported ({_failure_text(refusal)})")
+    return EXIT_OK
+
+
+def _page_label(page: int, subpage: int) -> str:
+    """``mode page 08h`` or ``mode page 0Ah/01h``."""
+    return f"mode page {page:02X}h" + (f"/{subpage:02X}h" if subpage else "")
+
+
+def _parse_settings(args: argparse.Namespace) -> List[Any]:
+    """``--set PAGE.FIELD=VALUE`` (or ``FIELD=VALUE`` after PAGE) as checked :class:`sgpy.modes.Setting` values."""
+    from sgpy import modes
+
+    out = []
+    for text in args.set:
+        left, eq, value = text.partition("=")
+        if not eq or not left.strip() or not value.strip():
+            raise UsageError(f"--set {text!r}: give PAGE.FIELD=VALUE (e.g. caching.wce=0, ca.WCE=1)")
+        name, dot, field = left.rpartition(".")
+        if dot:
+            try:
+                page, subpage = _page_and_subpage(page_by_name("mode", name), args.subpage, 0, "mode")
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"--set {text!r}: {exc}") from None
+        elif args.page is not None:
+            page, subpage = _page_and_subpage(args.page, args.subpage, 0, "mode")
+        else:
+            raise UsageError(f"--set {text!r}: which page? give PAGE.FIELD=VALUE (e.g. caching.wce=0)")
+        if page == 0x3F:
+            raise UsageError(f"--set {text!r}: name one page, not all of them")
+        try:
+            out.append(modes.setting(page, subpage, field, value))
+        except modes.ModeSettingError as exc:
+            raise UsageError(f"--set {text!r}: {exc}") from None
+    return out
+
+
+def _modes_set(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy modes DEV --set PAGE.FIELD=VALUE [--save]``: check every setting, refuse without
+    --allow-data-loss before anything is opened, then read, check the changeable values, MODE SELECT,
+    read back and show each field's old and new value."""
+    from sgpy import command, modes
+
+    if args.pc is not None:
+        raise UsageError("--pc chooses the values to read; --set changes the current ones (and --save the "
+                         "saved ones)")
+    if out.dumping:
+        raise UsageError("--hex and --raw show what MODE SENSE answers; with --set use --json")
+    settings = _parse_settings(args)
+    _check(args, command.ModeSelect10(pf=1, sp=int(args.save), data=bytes(8)))
+    with _open(args, policy=_policy(args)) as ch:
+        try:
+            change = modes.read_modify_write(ch, settings, save=args.save)
+        except modes.ModeSettingError as exc:
+            raise UsageError(f"{ch.path}: {exc}; nothing was sent") from None
+        except TaskFailed as exc:
+            failure = _out_of_kernel_memory(ch.path, exc)
+            if failure is not None:
+                raise failure from None
+            raise _DeviceError(ch.path, exc) from None
+    from sgpy.responses import mode_page_class
+
+    def page_name(c: Any) -> str:
+        cls = mode_page_class(c.page_code, c.subpage_code)
+        return _words(cls.__name__) if cls is not None else _page_label(c.page_code, c.subpage_code)
+
+    name = "ModeSelect10" if change.ten else "ModeSelect6"
+    missed = [c for c in change.changes if not c.took]
+    if out.json:
+        out.emit({"device": ch.path, "command": name, "saved": change.saved,
+                  "changes": [{"page": c.page_code, "subpage": c.subpage_code, "page_name": page_name(c),
+                               "field": c.field, "old": c.old, "requested": c.requested, "new": c.new,
+                               "took": c.took} for c in change.changes],
+                  "sent": [b.hex() for b in change.sent]})
+    else:
+        out.line(f"{ch.path}: {name}" + (", saved" if change.saved else "") + f" ({len(change.sent)} page(s))")
+        out.table(["PAGE", "FIELD", "OLD", "", "NEW"],
+                  [[page_name(c), c.field, _show(c.old), "→", _show(c.new)] for c in change.changes], "  ")
+    for c in missed:
+        out.note(f"sgpy modes: {ch.path}: the device accepted MODE SELECT, but {c.field} reads back "
+                 f"{_show(c.new)}, not {_show(c.requested)}")
+    return EXIT_FAILURE if missed else EXIT_OK
 
 
 def _log_name(r: Any) -> str:
@@ -1904,13 +2057,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read the raw sense bytes from FILE ('-' for standard input; sg_decode_sense --binary)")
     verb("opcodes", _cmd_opcodes, "REPORT SUPPORTED OPERATION CODES, with each command's risk", [device],
          dumps=True)
-    p = verb("modes", _cmd_modes, "MODE SENSE: every mode page, or one", [device], dumps=True)
+    p = verb("modes", _cmd_modes, "MODE SENSE: every mode page, or one with its current, changeable, default "
+             "and saved values; --set changes fields (MODE SELECT)", [device, risky], dumps=True)
     p.add_argument("page", nargs="?", type=_page_type("mode"), metavar="PAGE",
                    help="page code (default 0x3f: all pages) or name (sdparm's, e.g. ca, or caching): "
                         + ", ".join(f"{words[0]}={page:02X}h" + (f"/{sub:02X}h" if sub else "")
                                     for page, sub, *words in _PAGE_TABLE["mode"]))
     p.add_argument("--subpage", type=_subpage, default=None, metavar="N", help="subpage code (default 0)")
-    p.add_argument("--pc", choices=sorted(_PC), default="current", help="page control (default current)")
+    p.add_argument("--pc", choices=sorted(_PC), default=None,
+                   help="page control: only these values (default: with PAGE all four side by side, else current)")
+    p.add_argument("--set", action="append", default=[], metavar="PAGE.FIELD=VALUE",
+                   help="change a field (repeatable): PAGE as above, FIELD as the page's JSON names it (wce, "
+                        "d_sense, mrie...), VALUE a number or yes/no; checked against the changeable values, "
+                        "sent with MODE SELECT, read back; needs --allow-data-loss")
+    p.add_argument("--save", action="store_true", help="with --set: also save the pages (MODE SELECT's SP bit)")
     p = verb("logs", _cmd_logs, "LOG SENSE: a log page (default: the list of supported pages)", [device],
              dumps=True)
     p.add_argument("page", nargs="?", type=_page_type("log"), metavar="PAGE",

@@ -85,6 +85,7 @@ _WHERE: Dict[str, str] = {
     "ShortBlockDescriptor": "mode",
     "TypedModePage": "mode",
     "parse_mode_page": "mode",
+    "mode_page_class": "mode",
     "parse_mode_parameters": "mode",
     "CommandDescriptor": "opcodes",
     "CommandSupport": "opcodes",
@@ -162,6 +163,7 @@ __all__: List[str] = [
     "parse_vpd",
     "parse_mode_parameters",
     "parse_mode_page",
+    "mode_page_class",
     "parse_log_page",
     "StandardInquiryData",
     "VpdPage",
@@ -346,6 +348,7 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real names
         ShortBlockDescriptor,
         TypedModePage,
         parse_mode_page,
+        mode_page_class,
         parse_mode_parameters,
     )
     from sgpy.responses.opcodes import (  # noqa: F401

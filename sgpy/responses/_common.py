@@ -129,6 +129,15 @@ def layout_extents(cls: type) -> Dict[str, Tuple[int, Optional[int]]]:
     return out
 
 
+def layout_numbers(cls: type) -> Dict[str, Tuple[int, bool]]:
+    """Each :func:`bits` number of ``cls``, in declaration order: ``(width in bits, is a flag)``.
+
+    What a caller that sets fields by name needs to check a value before it
+    is encoded (:mod:`sgpy.modes` takes ``PAGE.FIELD=VALUE``).
+    """
+    return {name: (m.spec.width, m.flag) for name, m in _plan(cls) if isinstance(m, _Number)}
+
+
 def decode_layout(cls: type, data: bytes, length: Optional[int] = None) -> Dict[str, Any]:
     """Read every declared field of ``cls`` from ``data``; a field not wholly in it is None.
 

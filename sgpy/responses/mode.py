@@ -37,6 +37,7 @@ __all__ = [
     "ModeParameters",
     "parse_mode_page",
     "parse_mode_parameters",
+    "mode_page_class",
 ]
 
 P = TypeVar("P", bound="TypedModePage")
@@ -346,6 +347,11 @@ _PAGE_CLASSES: Dict[Tuple[int, int], Type[TypedModePage]] = {
         InformationalExceptionsControlPage,
     )
 }
+
+
+def mode_page_class(page_code: int, subpage_code: int = 0) -> Optional[Type[TypedModePage]]:
+    """The class sgpy decodes mode page ``page_code``/``subpage_code`` into, or None (a :class:`ModePage`)."""
+    return _PAGE_CLASSES.get((page_code, subpage_code))
 
 
 def parse_mode_page(page: bytes) -> AnyModePage:
