@@ -1334,6 +1334,203 @@ def _modes_set(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_FAILURE if missed else EXIT_OK
 
 
+# -- health ----------------------------------------------------------------------
+
+
+def _health_page_json(name: str, page: Any) -> Dict[str, Any]:
+    """One health page as ``sgpy health --json`` gives it (docs/cli.rst lists the keys)."""
+    from sgpy import health
+
+    if name == "informational_exceptions":
+        return {"asc": page.asc, "ascq": page.ascq, "description": page.description,
+                "most_recent_temperature_c": page.most_recent_temperature}
+    if name == "temperature":
+        return {"temperature_c": page.temperature, "reference_temperature_c": page.reference_temperature}
+    if name == "start_stop":
+        return {k: getattr(page, k) for k in ("manufacture_year", "manufacture_week", "accounting_year",
+                                              "accounting_week", "specified_cycle_count",
+                                              "accumulated_start_stop_cycles", "specified_load_unload_count",
+                                              "accumulated_load_unload_cycles")}
+    if name in ("write_errors", "read_errors", "verify_errors"):
+        return {k: getattr(page, k) for k in ("corrected_without_delay", "corrected_with_delay",
+                                              "total_rewrites_or_rereads", "total_corrected",
+                                              "correction_algorithm_invocations", "bytes_processed",
+                                              "total_uncorrected")}
+    if name == "non_medium_errors":
+        return {"count": page.non_medium_error_count}
+    if name == "self_tests":
+        return {"results": [{"parameter_code": r.parameter_code, "kind": health.self_test_kind(r.self_test_code),
+                             "self_test_code": r.self_test_code, "result": health.self_test_result(r.self_test_results),
+                             "result_code": r.self_test_results, "self_test_number": r.self_test_number,
+                             "power_on_hours": r.accumulated_power_on_hours, "first_failure_lba": r.first_failure_lba,
+                             "sense_key": r.sense_key, "asc": r.asc, "ascq": r.ascq,
+                             "description": r.description if r.asc or r.ascq else None} for r in page.results]}
+    if name == "background_scan":
+        return {"status": health.scan_status(page.background_scan_status),
+                "status_code": page.background_scan_status,
+                "power_on_minutes": page.accumulated_power_on_minutes,
+                "scans_performed": page.number_of_background_scans_performed,
+                "medium_scans_performed": page.number_of_background_medium_scans_performed,
+                "progress_percent": None if page.progress_percent is None else round(page.progress_percent, 2),
+                "medium_errors": [{"lba": m.lba, "sense_key": m.sense_key, "asc": m.asc, "ascq": m.ascq,
+                                   "reassign_status": m.reassign_status,
+                                   "power_on_minutes": m.accumulated_power_on_minutes}
+                                  for m in page.medium_scan_results]}
+    if name == "solid_state_media":
+        return {"percentage_used_endurance_indicator": page.percentage_used_endurance_indicator}
+    return jsonable(page)
+
+
+def _count(value: Optional[int], of: Optional[int] = None) -> str:
+    """A counter for people: ``12``, ``12 of 50000``, ``-``."""
+    if value is None:
+        return "-"
+    return f"{value} of {of}" if of else str(value)
+
+
+def _health_page_text(name: str, page: Any) -> List[str]:
+    """One health page for people: its summary line, then any lines of detail."""
+    from sgpy import health
+
+    if name == "informational_exceptions":
+        temp = "" if page.most_recent_temperature is None else f"; most recent temperature " \
+                                                                f"{page.most_recent_temperature} °C"
+        if not page.asc:
+            return [f"no failure predicted (ASC {_sense.hex_or_dash(page.asc)}, ASCQ "
+                    f"{_sense.hex_or_dash(page.ascq)}){temp}"]
+        return [f"FAILURE PREDICTED: {page.description} ({page.asc:02X}h/{page.ascq:02X}h){temp}"]
+    if name == "temperature":
+        ref = "" if page.reference_temperature is None else f" (reference {page.reference_temperature} °C)"
+        return [("unknown" if page.temperature is None else f"{page.temperature} °C") + ref]
+    if name == "start_stop":
+        made = f", made in week {page.manufacture_week} of {page.manufacture_year}" \
+            if page.manufacture_year else ""
+        return [f"{_count(page.accumulated_start_stop_cycles, page.specified_cycle_count)} start-stop cycles, "
+                f"{_count(page.accumulated_load_unload_cycles, page.specified_load_unload_count)} load-unload "
+                f"cycles{made}"]
+    if name in ("write_errors", "read_errors", "verify_errors"):
+        done = "" if page.bytes_processed is None else f", {si_size(page.bytes_processed)} processed"
+        return [f"{_count(page.total_uncorrected)} uncorrected, {_count(page.total_corrected)} corrected{done}"]
+    if name == "non_medium_errors":
+        return [_count(page.non_medium_error_count)]
+    if name == "self_tests":
+        if not page.results:
+            return ["none in the log"]
+        lines = [f"{len(page.results)} in the log, most recent first"]
+        rows = [["#", "KIND", "RESULT", "POWER-ON HOURS", "FIRST FAILURE LBA", "SENSE"]]
+        for r in page.results:
+            sense = "-" if not (r.sense_key or r.asc or r.ascq) else \
+                f"{r.sense_key:X}h {r.asc:02X}h/{r.ascq:02X}h {r.description}"
+            rows.append([str(r.parameter_code), health.self_test_kind(r.self_test_code),
+                         health.self_test_result(r.self_test_results), str(r.accumulated_power_on_hours),
+                         "-" if r.first_failure_lba is None else str(r.first_failure_lba), sense])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        return lines
+    if name == "background_scan":
+        hours = "" if page.accumulated_power_on_minutes is None else \
+            f", power-on time {page.accumulated_power_on_minutes // 60} h {page.accumulated_power_on_minutes % 60} min"
+        progress = "" if page.progress_percent is None else f", {page.progress_percent:.1f}% done"
+        return [f"{health.scan_status(page.background_scan_status) or '-'}{progress}, "
+                f"{_count(page.number_of_background_scans_performed)} scans{hours}, "
+                f"{len(page.medium_scan_results)} medium error(s) found"]
+    if name == "solid_state_media":
+        used = page.percentage_used_endurance_indicator
+        return ["-" if used is None else f"{used}% of its endurance used"]
+    return [str(page)]
+
+
+def _cmd_health(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy health``: the device's health from its log pages (smartctl -H -A -l selftest for SCSI);
+    ``--self-test`` starts (or aborts) a self-test instead.
+
+    The exit status is a bitmask (docs/cli.rst): bits 0-2 the ordinary exit
+    status (3 when a page the device lists could not be read), bits 3-6 the
+    findings of :func:`sgpy.health.assess`.
+    """
+    from sgpy import health
+
+    if args.self_test is not None:
+        return _health_self_test(args, out)
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        identity = _identity(ch)
+        try:
+            got = health.read_health(ch)
+        except TaskFailed as exc:
+            raise _DeviceError(ch.path, exc) from None
+    code = int(got.findings) | (EXIT_DEVICE_ERROR if got.errors else EXIT_OK)
+    findings = [f.label for f in health.Finding if f in got.findings]
+    if out.json:
+        out.emit({"device": ch.path, "identity": identity, "verdict": got.verdict, "exit_status": code,
+                  "findings": findings, "log_sense_supported": got.log_sense_supported,
+                  "supported_pages": list(got.supported_pages),
+                  "pages": {name: _health_page_json(name, got.pages[name]) if name in got.pages else None
+                            for name in health.HEALTH_PAGES},
+                  "absent": list(got.absent),
+                  "errors": {name: _failure_json(exc) for name, exc in got.errors.items()}})
+        return code
+    who = " ".join(v for v in (identity["vendor"], identity["model"], identity["revision"]) if v)
+    serial = f", serial {identity['serial']}" if identity["serial"] else ""
+    out.line(f"{ch.path}: {who}{serial}".rstrip())
+    rows: List[Tuple[str, Any]] = [("health", got.verdict + (f" ({', '.join(findings)})" if findings else ""))]
+    details: Dict[str, List[str]] = {}
+    for name, (page, title) in health.HEALTH_PAGES.items():
+        if name in got.pages:
+            lines = _health_page_text(name, got.pages[name])
+            rows.append((title, lines[0]))
+            details[title] = lines[1:]
+        elif name in got.errors:
+            rows.append((title, f"not read: {_failure_text(got.errors[name])}"))
+        else:
+            rows.append((title, "absent" if got.log_sense_supported else "absent (no LOG SENSE)"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        out.line(f"  {key.ljust(width)}  {value}")
+        for extra in details.get(key, []):
+            out.line(f"    {extra}")
+    return code
+
+
+def _health_self_test(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy health DEV --self-test KIND``: SEND DIAGNOSTIC with the self-test code, behind the safety
+    tier the policy gives it; then when to look for the result."""
+    from sgpy import command, health, modes
+
+    code = health.SELF_TEST_CODES[args.self_test]
+    _check(args, command.SendDiagnostic(selftest=1) if args.self_test == "default"
+           else command.SendDiagnostic(self_test_code=code))
+    with _open(args, policy=_policy(args)) as ch:
+        expected: Optional[int] = None
+        if args.self_test in ("long", "foreground-long"):
+            try:  # the control mode page gives the extended self-test's duration in seconds (SPC-5 7.5.10)
+                control = modes.sense(ch, 0x0A).page(0x0A)
+                expected = getattr(control, "extended_self_test_completion_time", None) or None
+            except TaskFailed:
+                expected = None
+        try:
+            health.self_test(ch, args.self_test)
+        except TaskFailed as exc:
+            raise _DeviceError(ch.path, exc) from None
+    kind = health.self_test_kind(code)
+    if out.json:
+        out.emit({"device": ch.path, "self_test": {"kind": args.self_test, "self_test_code": code, "name": kind,
+                                                   "expected_seconds": expected}})
+        return EXIT_OK
+    if args.self_test == "abort":
+        out.line(f"{ch.path}: the background self-test was aborted")
+        return EXIT_OK
+    if args.self_test == "default":
+        out.line(f"{ch.path}: the default self-test passed")
+        return EXIT_OK
+    when = "" if expected is None else f" (the device expects about {expected // 60} min {expected % 60} s)"
+    if args.self_test.startswith("foreground"):
+        out.line(f"{ch.path}: {kind} self-test done{when}; 'sgpy health {args.device}' shows its result")
+    else:
+        out.line(f"{ch.path}: {kind} self-test started{when}; 'sgpy health {args.device}' shows its result "
+                 "once done")
+    return EXIT_OK
+
+
 def _log_name(r: Any) -> str:
     """The name of a log page for people, from the class sgpy decoded it into."""
     name = type(r).__name__
@@ -1996,6 +2193,7 @@ def _wants_json(argv: Sequence[str]) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sgpy`` command."""
     from sgpy import __version__
+    from sgpy.health import SELF_TEST_CODES as health_codes
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print the answer as JSON (keys: see docs/cli.rst)")
@@ -2078,6 +2276,12 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", ".join(f"{words[0]}={page:02X}h" + (f"/{sub:02X}h" if sub else "")
                                     for page, sub, *words in _PAGE_TABLE["log"]))
     p.add_argument("--subpage", type=_subpage, default=None, metavar="N", help="subpage code (default 0)")
+    p = verb("health", _cmd_health, "the device's health from its log pages (smartctl -H -A -l selftest): "
+             "failure prediction, temperature, error counters, self-tests; exit status: a bitmask", [device, risky])
+    p.add_argument("--self-test", choices=list(health_codes), default=None, metavar="KIND",
+                   help="start a self-test instead (SEND DIAGNOSTIC): short or long (background), "
+                        "foreground-short, foreground-long, default (its status is its result), or abort the "
+                        "running one")
     p = verb("raw", _cmd_raw, "send a CDB given in hex (classified by the safety policy)", [device, risky])
     p.add_argument("cdb", nargs="+", metavar="CDBHEX", help="CDB bytes, e.g. 12 00 00 00 24 00")
     way = p.add_mutually_exclusive_group()

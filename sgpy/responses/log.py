@@ -26,6 +26,7 @@ __all__ = [
     "WriteErrorCounterPage",
     "ReadErrorCounterPage",
     "VerifyErrorCounterPage",
+    "NonMediumErrorPage",
     "TemperaturePage",
     "StartStopCycleCounterPage",
     "SelfTestResult",
@@ -33,6 +34,7 @@ __all__ = [
     "MediumScanResult",
     "BackgroundScanResultsPage",
     "InformationalExceptionsPage",
+    "SolidStateMediaPage",
     "parse_log_page",
 ]
 
@@ -233,6 +235,18 @@ class VerifyErrorCounterPage(ErrorCounterPage):
     """Page 05h, verify error counters."""
 
     PAGE_CODES: ClassVar[FrozenSet[int]] = frozenset({0x05})
+
+
+@attrs.frozen
+class NonMediumErrorPage(LogPage):
+    """Page 06h, SPC-5 7.3.13: errors not tied to the medium (None when the device does not count them)."""
+
+    PAGE_CODES: ClassVar[FrozenSet[int]] = frozenset({0x06})
+    non_medium_error_count: Optional[int] = None
+
+    @classmethod
+    def _typed(cls, params: Tuple[LogParameter, ...]) -> Dict[str, Any]:
+        return {"non_medium_error_count": _counter(params, 0x0000)}
 
 
 def _celsius(params: Tuple[LogParameter, ...], code: int) -> Optional[int]:
@@ -443,13 +457,31 @@ class InformationalExceptionsPage(LogPage):
         return {}
 
 
+@attrs.frozen
+class SolidStateMediaPage(LogPage):
+    """Page 11h, SBC-4 6.4.12: solid state media.  ``percentage_used_endurance_indicator`` is the
+    device's estimate of the endurance used, in percent (it may exceed 100); None when absent."""
+
+    PAGE_CODES: ClassVar[FrozenSet[int]] = frozenset({0x11})
+    percentage_used_endurance_indicator: Optional[int] = None
+
+    @classmethod
+    def _typed(cls, params: Tuple[LogParameter, ...]) -> Dict[str, Any]:
+        for p in params:
+            if p.parameter_code == 0x0001 and len(p.value) >= 4:  # SBC-4 table 296: byte 7 of the parameter
+                return {"percentage_used_endurance_indicator": p.value[3]}
+        return {}
+
+
 _LOG_CLASSES: Dict[int, Type[LogPage]] = {
     0x02: WriteErrorCounterPage,
     0x03: ReadErrorCounterPage,
     0x05: VerifyErrorCounterPage,
+    0x06: NonMediumErrorPage,
     0x0D: TemperaturePage,
     0x0E: StartStopCycleCounterPage,
     0x10: SelfTestResultsPage,
+    0x11: SolidStateMediaPage,
     0x15: BackgroundScanResultsPage,
     0x2F: InformationalExceptionsPage,
 }

@@ -44,3 +44,24 @@ def test_bench_over_iscsi_runs_jobs_on_the_sessions_ios(tgtd, new_target, capsys
                         "--allow-data-loss", "--json"], capsys)
     assert rc == 0, err
     assert json.loads(out)["ios"] > 0
+
+
+def test_health_over_iscsi_reports_what_tgtd_has(tgtd, new_target, capsys):
+    """tgtd implements no LOG SENSE: every page is absent, the verdict UNKNOWN, the exit status 0; of the
+    self-tests it runs the default one (SELFTEST bit) and refuses the self-test codes."""
+    url = tgtd.url(new_target())
+    rc, out, err = run(["health", url, "--json"], capsys)
+    doc = json.loads(out)
+    assert rc == doc["exit_status"] == 0, err
+    assert (doc["verdict"], doc["log_sense_supported"], doc["supported_pages"], doc["errors"]) == \
+        ("UNKNOWN", False, [], {})
+    assert set(doc["absent"]) == set(doc["pages"]) and all(page is None for page in doc["pages"].values())
+    assert doc["identity"]["vendor"] == "IET"
+    rc, out, err = run(["health", url], capsys)
+    assert rc == 0 and out.splitlines()[1].split() == ["health", "UNKNOWN"]
+    assert "temperature               absent (no LOG SENSE)" in out
+    rc, out, err = run(["health", url, "--self-test", "default"], capsys)
+    assert rc == 0 and out.endswith(": the default self-test passed\n"), err
+    rc, out, err = run(["health", url, "--self-test", "short", "--json"], capsys)
+    assert rc == cli.EXIT_DEVICE_ERROR and "Invalid field in CDB" in err
+    assert json.loads(out)["error"]["command"] == "SendDiagnostic"

@@ -134,7 +134,7 @@ def test_hex_raw_and_json_exclude_each_other(capsys, verb, flags):
         assert captured.out == ""
 
 
-@pytest.mark.parametrize("verb", ["list", "tur", "sense", "raw", "read", "write", "bench", "conform"])
+@pytest.mark.parametrize("verb", ["list", "tur", "sense", "raw", "read", "write", "bench", "conform", "health"])
 def test_verbs_without_one_response_have_no_hex_or_raw(capsys, verb):
     assert main([verb, "--hex"]) == EXIT_USAGE
     capsys.readouterr()
