@@ -1,8 +1,9 @@
 """The ``sgpy`` command line: list devices, query them, send raw CDBs, benchmark.
 
-Verbs follow sg3_utils and lsscsi: ``list``, ``inq``, ``vpd``, ``readcap``, ``luns``,
-``tur``, ``sense``, ``opcodes``, ``modes``, ``logs``, ``raw``, ``read``,
-``write`` and ``bench``.  Every verb takes ``--json``; the keys of each
+Verbs follow sg3_utils, lsscsi, sdparm, smartctl and fio: ``list``, ``inq``,
+``vpd``, ``readcap``, ``luns``, ``tur``, ``sense``, ``opcodes``, ``modes``
+(with ``--set``, MODE SELECT), ``logs``, ``health``, ``raw``, ``read``,
+``write``, ``bench`` and ``conform``.  Every verb takes ``--json``; the keys of each
 answer are documented in ``docs/cli.rst`` and do not change.  The verbs
 that show one response also take ``--hex`` and ``--raw`` (its bytes, as
 sg3_utils' ``-H`` and ``-r``).
@@ -12,7 +13,8 @@ file, an answer that cannot be parsed), 2 usage error, 3 the device
 reported an error (the decoded sense goes to stderr), 4 no such device,
 5 permission denied, 6 refused by the safety policy (the command would
 change data: ``--allow-data-loss``; or destroy it: ``--allow-irreversible``),
-130 interrupted.
+130 interrupted.  ``health`` keeps these in bits 0-2 of its exit
+status and adds its findings in bits 3-6 (:class:`sgpy.health.Finding`).
 """
 
 from __future__ import annotations
