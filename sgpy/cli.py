@@ -25,6 +25,7 @@ import enum
 import errno
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
@@ -2213,6 +2214,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="/dev/sgN, or /dev/sdX, /dev/stN, /dev/srN, H:C:T:L (mapped to its sg node)")
     device.add_argument("--timeout", type=_timeout, default=None, metavar="S",
                         help="command timeout in seconds (default 60; at most 4294967.295)")
+    device.add_argument("-v", "--verbose", action="count", default=0,
+                        help="print each command sent on standard error (sg3_utils' -v): -v its CDB, status, "
+                             "sense, bytes moved and duration; -vv also its fields and the sense bytes "
+                             "(bench's commands run in C and are not shown)")
     risky = argparse.ArgumentParser(add_help=False)
     risky.add_argument("--allow-data-loss", action="store_true",
                        help="allow commands that change data on the device (WRITE, UNMAP, MODE SELECT...)")
@@ -2514,8 +2519,62 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
                raw=bool(getattr(args, "dump_raw", False)))
     prefix = f"sgpy {args.verb}"
     code, message, doc = EXIT_OK, "", None
+    with _command_log(getattr(args, "verbose", 0), stderr):
+        code, message, doc = _run_verb(args, out, prefix)
+    if not message:
+        return code
+    stderr.write(message + "\n")
+    if out.json and doc is not None:
+        out.emit(doc)
+    return code
+
+
+class _CommandLog(logging.Handler):
+    """``-v``: each record of the logger ``sgpy.command`` (one per finished command) as a line on stderr."""
+
+    def __init__(self, stream: IO[str], verbosity: int) -> None:
+        super().__init__(logging.DEBUG)
+        self.stream = stream
+        self.verbosity = verbosity
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lines = [f"sgpy: {record.getMessage()}"]
+            io = getattr(record, "sgpy_io", None)
+            if self.verbosity >= 2 and io is not None:
+                lines.append(f"    {io.command!r}")
+                hdr = io.hdr
+                if hdr is not None and hdr.sense:
+                    lines.append(f"    sense bytes: {hdr.sense.hex(' ')}")
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _command_log(verbosity: int, stream: IO[str]) -> Iterator[None]:
+    """While a verb runs with ``-v``: the engine's per-command records (sgpy.io.LOG) go to ``stream``."""
+    if not verbosity:
+        yield
+        return
+    log = logging.getLogger("sgpy.command")
+    handler = _CommandLog(stream, verbosity)
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
     try:
-        return int(args.func(args, out))
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def _run_verb(args: argparse.Namespace, out: _Out, prefix: str) -> Tuple[int, str, Any]:
+    """Run the verb: ``(exit status, message for stderr or "", JSON error document or None)``."""
+    code, message, doc = EXIT_OK, "", None
+    try:
+        return int(args.func(args, out)), "", None
     except UsageError as exc:
         code, message = EXIT_USAGE, f"{prefix}: error: {exc}"
         doc = _error_doc(code, str(exc), exc)
@@ -2556,12 +2615,9 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
     except KeyboardInterrupt:
         code, message = EXIT_INTERRUPTED, f"{prefix}: interrupted"
     except BrokenPipeError:
-        return EXIT_FAILURE
+        return EXIT_FAILURE, "", None  # the reader went away: nothing more to say
     except (OSError, SgError, ValueError) as exc:
         code, message = EXIT_FAILURE, f"{prefix}: {exc}"
         doc = _error_doc(code, str(exc), exc, getattr(args, "device", None))
-    stderr.write(message + "\n")
-    if out.json and doc is not None:
-        out.emit(doc)
-    return code
+    return code, message, doc
 

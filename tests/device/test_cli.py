@@ -4,6 +4,7 @@ import ctypes
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -763,3 +764,26 @@ def test_conform_prints_the_table_or_the_json_and_exits_1_on_a_shall_failure(cap
     assert outcomes["test_standard_inquiry_has_the_mandatory_fields"] == "pass"
     code, out, err = run(capsys, "conform", dev, "--select", "read_capacity")
     assert code == 0, out + err
+
+
+def test_verbose_prints_each_command_sent_and_leaves_logging_as_it_was(capsys, dev):
+    import logging
+
+    log = logging.getLogger("sgpy.command")
+    before = (log.level, list(log.handlers))
+    code, out, err = run(capsys, "tur", dev, "-v")
+    assert code == EXIT_OK and out
+    lines = err.splitlines()
+    assert lines and all(line.startswith(f"sgpy: {dev}: TestUnitReady [00 00 00 00 00 00] -> ") for line in lines)
+    assert lines[-1].startswith(f"sgpy: {dev}: TestUnitReady [00 00 00 00 00 00] -> GOOD, 0 of 0 bytes, ")
+    # -vv: the command's fields and, for a failure, the sense bytes; the failure itself is reported as always.
+    cdb = "88 00 00 00 01 00 00 00 00 00 00 00 00 01 00 00"  # READ(16) of LBA 2^40: out of range
+    code, out, err = run(capsys, "raw", dev, *cdb.split(), "--in", 512, "-vv")
+    assert code == EXIT_DEVICE_ERROR
+    sent = [line for line in err.splitlines() if line.startswith(f"sgpy: {dev}: RawCommand [{cdb}]")]
+    assert len(sent) == 1 and " -> CHECK CONDITION, sense: ILLEGAL REQUEST" in sent[0], err
+    assert "    RawCommand(" in err
+    assert re.search(r"    sense bytes: (70|72) ", err)
+    assert (log.level, list(log.handlers)) == before
+    code, out, err = run(capsys, "tur", dev)
+    assert code == EXIT_OK and "sgpy: " not in err

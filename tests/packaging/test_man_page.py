@@ -46,9 +46,10 @@ def test_the_man_page_is_sgpy_1_and_covers_every_verb(fresh: str) -> None:
     assert '.TH "SGPY" "1"' in fresh
     words = gen_man.words(fresh)
     assert words[:3] == ["name", "sgpy", "send"]  # NAME: sgpy - send SCSI commands...
+    from sgpy.cli import build_parser
     from sgpy.completion import spec
 
-    _, verbs = spec()
+    _, verbs = spec(build_parser())
     text = " ".join(words)
     missing = [v.name for v in verbs if f"sgpy {v.name}" not in text]
     assert missing == [], f"verbs the man page never shows as 'sgpy VERB': {missing}"
