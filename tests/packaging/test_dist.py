@@ -231,8 +231,12 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(dist: Built, skip_build: Built,
     man_page = venv / "share" / "man" / "man1" / "sgpy.1"
     assert man_page.read_text(encoding="utf-8") == (REPO / "docs" / "man" / "sgpy.1").read_text(encoding="utf-8")
     if shutil.which("man"):
-        shown = _run(["man", "-l", str(man_page)], cwd=tmp_path, env=_env(MANPAGER="cat", MANWIDTH="80")).stdout
-        assert "sgpy discover" in shown
+        # Standard output alone (man's warnings on stderr could land inside a multibyte character of a
+        # merged stream), in a UTF-8 locale so that groff writes the page's dashes and quotes as UTF-8.
+        man = subprocess.run(["man", "-l", str(man_page)], cwd=tmp_path, capture_output=True, timeout=120,
+                             env=_env(MANPAGER="cat", MANWIDTH="80", LC_ALL="C.UTF-8"))
+        assert man.returncode == 0, man.stderr.decode(errors="replace")
+        assert "sgpy discover" in man.stdout.decode("utf-8")
     for shell in ("bash", "zsh"):
         script = _run([str(venv / "bin" / "sgpy"), "completion", shell], cwd=tmp_path).stdout
         assert "_sgpy" in script and "discover" in script

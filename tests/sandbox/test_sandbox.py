@@ -184,7 +184,7 @@ def test_non_root_user_can_boot():
         src = os.path.dirname(sandbox.__file__)
         pkg = os.path.join(work, "sgpy")
         os.makedirs(pkg)
-        for name in ("__init__.py", "_version.py", "errors.py"):
+        for name in ("__init__.py", "_version.py", "_urls.py", "errors.py"):
             shutil.copy(os.path.join(os.path.dirname(src), name), pkg)
         import attr
         import attrs
