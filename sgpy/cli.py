@@ -2329,6 +2329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", "-k", default=None, metavar="PATTERN",
                    help="only the checks whose names match (pytest -k syntax: 'read or write')")
     p.add_argument("--junit", default=None, metavar="FILE", help="also write JUnit XML to FILE")
+    p.add_argument("--second-initiator", default=None, metavar="IQN",
+                   help="the initiator name of the second iSCSI session the two-initiator checks (persistent "
+                        "reservations) open (default: sgpy's own with .second)")
     _discover_verb(verb("discover", _cmd_discover, "list the targets an iSCSI portal offers, and their LUNs with "
                         "their URLs (iscsiadm -m discovery, iscsi-ls)", []))
     p = verb("completion", _cmd_completion, "print the shell completion script for bash or zsh (docs/cli.rst)", [])
@@ -2347,6 +2350,7 @@ def _cmd_conform(args: argparse.Namespace, out: _Out) -> int:
         try:
             code = conformance.run(args.device, select=args.select, allow_data_loss=args.allow_data_loss,
                                    allow_irreversible=args.allow_irreversible, json_path=doc_path,
+                                   second_initiator=args.second_initiator,
                                    junit_path=args.junit, out=out.stderr, table=False, progress=out.stderr)
             if code not in (2, 4) and os.path.exists(doc_path):
                 with open(doc_path, encoding="utf-8") as f:
@@ -2356,6 +2360,7 @@ def _cmd_conform(args: argparse.Namespace, out: _Out) -> int:
     else:
         code = conformance.run(args.device, select=args.select, allow_data_loss=args.allow_data_loss,
                                allow_irreversible=args.allow_irreversible, junit_path=args.junit,
+                               second_initiator=args.second_initiator,
                                out=out.stdout, progress=out.stderr)
     if code == 4:
         raise _NoDevice(f"{args.device}: cannot be opened")

@@ -51,12 +51,14 @@ FAMILIES = (
 def run(target: str, *, select: Optional[str] = None, allow_data_loss: bool = False,
         allow_irreversible: bool = False, json_path: Optional[str] = None, junit_path: Optional[str] = None,
         out: Optional[IO[str]] = None, extra_args: Sequence[str] = (), table: bool = True,
-        progress: Optional[IO[str]] = None) -> int:
+        progress: Optional[IO[str]] = None, second_initiator: Optional[str] = None) -> int:
     """Run the suite against ``target``; print the summary; return the exit status (see the module doc).
 
     ``out`` gets the table (when ``table``) and, with ``json_path="-"``, the
     JSON document; ``progress`` gets pytest's own progress and tracebacks
-    (default: this process's standard output).
+    (default: this process's standard output).  ``second_initiator``: the
+    initiator name of the second iSCSI session of the two-initiator checks
+    (``--sgpy-second-initiator``; default sgpy's own name with ``.second``).
     """
     import contextlib
 
@@ -76,6 +78,8 @@ def run(target: str, *, select: Optional[str] = None, allow_data_loss: bool = Fa
         args.append("--allow-irreversible")
     if junit_path:
         args += ["--junitxml", junit_path]
+    if second_initiator:
+        args += ["--sgpy-second-initiator", second_initiator]
     args += list(extra_args)
     with contextlib.redirect_stdout(progress if progress is not None else sys.stdout):
         code = pytest.main(args, plugins=[recorder])

@@ -16,3 +16,28 @@ def test_tgtd_file_backed_lun(tgtd, new_target):
 def test_tgtd_read_only(tgtd, new_target):
     iqn = new_target()
     check_against_known(tgtd.url(iqn, 1), "tgtd-read-only")
+
+
+def test_conform_second_initiator_names_the_second_session(tgtd, new_target, capsys):
+    # A target that admits sgpy's own name and one lab name only: the two-initiator checks run with
+    # --second-initiator set to the lab name, and are skipped (the login refused) without it.
+    import json
+
+    from sgpy import iscsi
+    from sgpy.cli import main
+
+    lab = "iqn.2024-01.org.example:lab-initiator-b"
+    iqn = new_target(initiators=[iscsi.default_initiator_name(), lab], allow_all=False)
+    check = "test_pr_only_the_holder_reserves_and_releases"
+    argv = ["conform", tgtd.url(iqn, 1), "--select", check, "--allow-data-loss", "--json"]
+
+    def outcome(*extra):
+        main(argv + list(extra))
+        (result,) = json.loads(capsys.readouterr().out)["results"]
+        return result
+
+    ran = outcome("--second-initiator", lab)
+    assert ran["outcome"] == "pass", ran
+    refused = outcome()
+    assert refused["outcome"].startswith("skipped") and iscsi.default_initiator_name() + ".second" in \
+        refused["reason"], refused
