@@ -89,7 +89,7 @@ BASH_CASES = {
     "sgpy --v": ["--version"],
     "sgpy inq ": ["DEV/sg0", "DEV/sg1", "DEV/sg12"],
     "sgpy inq DEV/sg1": ["DEV/sg1", "DEV/sg12"],
-    "sgpy inq --": ["--help", "--hex", "--json", "--raw", "--timeout", "--vpd"],
+    "sgpy inq --": ["--help", "--hex", "--json", "--raw", "--timeout", "--verbose", "--vpd"],
     "sgpy inq DEV/sg0 --vpd se": ["serial"],
     "sgpy inq DEV/sg0 --vpd=se": ["serial"],
     "sgpy inq DEV/sg0 --timeout ": [],
@@ -186,8 +186,8 @@ ZSH_CASES = {
     "sgpy ": VERBS,
     "sgpy lo": ["logs"],
     "sgpy inq ": ["DEV/sg0", "DEV/sg1", "DEV/sg12"],
-    "sgpy inq --": ["--help", "--hex", "--json", "--raw", "--timeout", "--vpd"],
-    "sgpy inq x --json --": ["--help", "--timeout", "--vpd"],  # --hex and --raw exclude --json
+    "sgpy inq --": ["--help", "--hex", "--json", "--raw", "--timeout", "--verbose", "--vpd"],
+    "sgpy inq x --json --": ["--help", "--timeout", "--verbose", "--vpd"],  # --hex and --raw exclude --json
     "sgpy inq x --vpd se": ["serial"],
     "sgpy logs x te": ["temp", "temperature"],
     "sgpy bench x --rw rand": ["randread", "randwrite"],
