@@ -724,6 +724,10 @@ BAD_ARGUMENTS = [
     (["modes", "{dev}", "coe", "--subpage", "2"], 2, "--subpage says 02h"),
     (["inq", "{dev}", "--hex", "--raw"], 2, "not allowed with argument"),
     (["readcap", "{dev}", "--raw", "--json"], 2, "not allowed with argument"),
+    (["discover"], 2, "required: HOST[:PORT]"),
+    (["discover", "a/b"], 2, "not a portal: 'a/b'"),
+    (["completion", "fish"], 2, "invalid choice: 'fish'"),
+    (["tur", "{dev}", "-v", "--timeout", "0"], 2, "more than 0"),
 ]
 
 
