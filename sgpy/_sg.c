@@ -289,9 +289,12 @@ static int sgpy_sync_call(int fd, int bsg, struct sgpy_slot *slot, int dxfer_dir
 #define SGPY_LBA_RANDOM 2
 #define SGPY_LBA_LIST 3
 
-/* Latency histogram: values below 16 ns get a bucket each; above, each power
- * of two is split in 8 buckets (at most 1/8 relative error), up to 2^64. */
-#define SGPY_HIST 496
+/* Latency histogram: values below 64 ns get a bucket each; above, each power
+ * of two is split in 64 buckets (at most 1/64 relative error, fio's
+ * resolution: FIO_IO_U_PLAT_BITS 6 in fio's stat.h), up to 2^64:
+ * 64 + (63 - 6 + 1) * 64 buckets. */
+#define SGPY_HIST_SUB_BITS 6
+#define SGPY_HIST 3776
 
 struct sgpy_job {
     int nfds;
@@ -354,10 +357,11 @@ static int64_t sgpy_now_ns(void)
 static int sgpy_hist_index(uint64_t v)
 {
     int msb;
-    if (v < 16)
+    if (v < (1u << SGPY_HIST_SUB_BITS))
         return (int)v;
     msb = 63 - __builtin_clzll(v);
-    return 16 + (msb - 4) * 8 + (int)((v >> (msb - 3)) & 7);
+    return (1 << SGPY_HIST_SUB_BITS) + (msb - SGPY_HIST_SUB_BITS) * (1 << SGPY_HIST_SUB_BITS)
+           + (int)((v >> (msb - SGPY_HIST_SUB_BITS)) & ((1u << SGPY_HIST_SUB_BITS) - 1));
 }
 
 static void sgpy_job_record(struct sgpy_job *j, int64_t start, int64_t end)

@@ -99,19 +99,24 @@ class JobError(SgError, ValueError):
     """A job that cannot be set up as asked (its template, range, depth or count)."""
 
 
+#: Latency buckets per power of two: 2**_SUB_BITS (SGPY_HIST_SUB_BITS in sgpy/_sg.c).
+_SUB_BITS = 6
+_SUB = 1 << _SUB_BITS
+
+
 def bucket_bounds(index: int) -> Tuple[int, int]:
     """``[low, high)`` in nanoseconds of latency histogram bucket ``index``.
 
-    Below 16 ns each nanosecond has a bucket; above, every power of two is
-    cut into 8 equal buckets, so a bucket is at most 1/8 of its value wide
-    (the layout of ``sgpy_hist_index`` in sgpy/_sg.c).
+    Below 64 ns each nanosecond has a bucket; above, every power of two is
+    cut into 64 equal buckets, so a bucket is at most 1/64 of its value wide,
+    fio's resolution (the layout of ``sgpy_hist_index`` in sgpy/_sg.c).
     """
-    if index < 16:
+    if index < _SUB:
         return index, index + 1
-    msb = (index - 16) // 8 + 4
-    sub = (index - 16) % 8
-    shift = msb - 3
-    return (8 + sub) << shift, (9 + sub) << shift
+    msb = (index - _SUB) // _SUB + _SUB_BITS
+    sub = (index - _SUB) % _SUB
+    shift = msb - _SUB_BITS
+    return (_SUB + sub) << shift, (_SUB + 1 + sub) << shift
 
 
 @attr.frozen
@@ -120,7 +125,7 @@ class Latency:
 
     ``count``, ``min_ns``, ``mean_ns``, ``max_ns``, and ``histogram``: the
     non-empty buckets as ``(low_ns, high_ns, count)``.  :meth:`percentile`
-    reads the histogram, so it is exact to within 1/8 of the value.
+    reads the histogram, so it is exact to within 1/64 of the value.
     """
 
     count: int
@@ -190,10 +195,10 @@ class JobStats:
 
 def hist_index(ns: int) -> int:
     """The latency histogram bucket of ``ns`` nanoseconds (``sgpy_hist_index`` in sgpy/_sg.c)."""
-    if ns < 16:
+    if ns < _SUB:
         return max(0, ns)
     msb = ns.bit_length() - 1
-    return 16 + (msb - 4) * 8 + ((ns >> (msb - 3)) & 7)
+    return _SUB + (msb - _SUB_BITS) * _SUB + ((ns >> (msb - _SUB_BITS)) & (_SUB - 1))
 
 
 _M64 = 0xFFFFFFFFFFFFFFFF

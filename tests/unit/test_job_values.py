@@ -17,19 +17,21 @@ def test_buckets_tile_the_range_without_gaps():
     assert prev_high == 2 ** 64
 
 
-@pytest.mark.parametrize("ns", [0, 1, 15, 16, 17, 31, 32, 1000, 10 ** 6, 123456789, 2 ** 40 + 5, 2 ** 64 - 1])
+@pytest.mark.parametrize("ns", [0, 1, 15, 16, 17, 31, 32, 63, 64, 65, 127, 128, 1000, 10 ** 6, 123456789, 2 ** 40 + 5,
+                                2 ** 64 - 1])
 def test_c_files_each_value_in_the_bucket_python_describes(ns):
     low, high = bucket_bounds(_binding.hist_index(ns))
     assert low <= ns < high
 
 
-def test_bucket_width_is_at_most_an_eighth_of_the_value():
+def test_bucket_width_is_at_most_a_64th_of_the_value_as_fio_s():
     rnd = random.Random(5)
     for _ in range(2000):
-        ns = rnd.randrange(16, 2 ** 50)
+        ns = rnd.randrange(64, 2 ** 50)
         low, high = bucket_bounds(_binding.hist_index(ns))
         assert low <= ns < high
-        assert (high - low) <= low / 8
+        assert (high - low) <= low / 64
+    assert _binding.HIST_BUCKETS == 64 + (63 - 6 + 1) * 64
 
 
 def latency(values):
