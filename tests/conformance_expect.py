@@ -7,6 +7,9 @@ read the diff: every change of verdict needs a reason).
 import io
 import json
 import os
+import re
+import subprocess
+import sys
 
 from sgpy import conformance
 
@@ -32,3 +35,19 @@ def check_against_known(target, name, **options):
     shall_failed = any(r["outcome"] == "fail" and r["level"] == "shall" for r in doc["results"])
     assert code == (1 if shall_failed else 0)
     return doc
+
+
+def run_per_worker(targets, select):
+    """Run the checks matching ``select`` with pytest (under pytest-xdist, one worker per target, each running
+    every check: ``--dist each``); return one line per check run: "path::name STATUS" alone, "[gwN] [ n%]
+    STATUS path::name" under xdist."""
+    args = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--pyargs", "sgpy.conformance",
+            "-k", select]
+    for t in targets:
+        args += ["--sgpy-target", t]
+    if len(targets) > 1:
+        args += ["--tx", f"{len(targets)}*popen", "--dist", "each"]
+    out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
+    return [line for line in out.splitlines()
+            if re.search(r"test_[a-z]+\.py::\S+ (PASSED|FAILED|SKIPPED|ERROR)", line)
+            or re.search(r"^\[gw\d+\] .*(PASSED|FAILED|SKIPPED|ERROR) \S*test_[a-z]+\.py::", line)]

@@ -1,14 +1,13 @@
 """The conformance suite against scsi_debug, with its known results (tests/data/conformance/)."""
 
 import os
-import re
 import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from conformance_expect import check_against_known  # noqa: E402
+from conformance_expect import check_against_known, run_per_worker  # noqa: E402
 
 
 def test_default_scsi_debug_read_only(sg_device):
@@ -65,17 +64,7 @@ def test_the_suite_on_two_devices_with_one_xdist_worker_each(sg_devices, tmp_pat
     assert len(sg_devices) >= 2
 
     def run(targets):
-        args = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--pyargs", "sgpy.conformance",
-                "-k", "inquiry or read_capacity"]
-        for t in targets:
-            args += ["--sgpy-target", t]
-        if len(targets) > 1:
-            args += ["--tx", f"{len(targets)}*popen", "--dist", "each"]
-        out = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
-        # One line per check run: "path::name STATUS" alone, "[gwN] [ n%] STATUS path::name" under xdist.
-        return [line for line in out.splitlines()
-                if re.search(r"test_s[pb]c\.py::\S+ (PASSED|FAILED|SKIPPED|ERROR)", line)
-                or re.search(r"^\[gw\d+\] .*(PASSED|FAILED|SKIPPED|ERROR) \S*test_s[pb]c\.py::", line)]
+        return run_per_worker(targets, "inquiry or read_capacity")
 
     single = run(sg_devices[:1])
     n = len(single)

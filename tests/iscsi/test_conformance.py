@@ -4,7 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from conformance_expect import check_against_known  # noqa: E402
+from conformance_expect import check_against_known, run_per_worker  # noqa: E402
 
 
 def test_tgtd_file_backed_lun(tgtd, new_target):
@@ -41,3 +41,23 @@ def test_conform_second_initiator_names_the_second_session(tgtd, new_target, cap
     refused = outcome()
     assert refused["outcome"].startswith("skipped") and iscsi.default_initiator_name() + ".second" in \
         refused["reason"], refused
+
+
+def test_the_suite_on_two_iscsi_luns_with_one_xdist_worker_each(tgtd, new_target):
+    """Scale-out over iSCSI: pytest-xdist runs the whole suite once per LUN URL (--dist each), worker gwN
+    on the N-th --sgpy-target; a LUN that does not exist errors on its own worker only."""
+    import pytest
+
+    pytest.importorskip("xdist")
+    iqn = new_target(luns=(1, 2))
+    urls = [tgtd.url(iqn, 1), tgtd.url(iqn, 2)]
+    select = "inquiry or read_capacity"
+    n = len(run_per_worker(urls[:1], select))
+    assert n >= 5
+    both = run_per_worker(urls, select)
+    for worker in ("[gw0]", "[gw1]"):
+        assert sum(line.startswith(worker) for line in both) == n, both
+        assert not any(line.startswith(worker) and "ERROR" in line for line in both), both
+    bad = run_per_worker([urls[0], tgtd.url(iqn, 7)], select)
+    assert sum(line.startswith("[gw1]") and "ERROR" in line for line in bad) == n, bad
+    assert not any(line.startswith("[gw0]") and "ERROR" in line for line in bad), bad
