@@ -149,15 +149,32 @@ def _require_pr_in(dut: Dut) -> None:
         raise io.error
 
 
-def _require_type(dut: Dut, kind: str) -> None:
-    """Skip when REPORT CAPABILITIES' type mask (TMV set) says the device lacks reservation type ``kind``."""
+def _missing_types(dut: Dut, kinds: Sequence[str]) -> List[str]:
+    """The reservation types among ``kinds`` that REPORT CAPABILITIES' type mask (TMV set) says the device
+    lacks (one command for all of them; none when the device has no such mask)."""
     if dut.supports(PR_IN, 0x02) is False:
-        return
+        return []
     io = dut.channel.execute(command.PersistentReserveInReportCapabilities(), verify_handler=handler.might_fail)
     caps = io.result if io.error is None else None
-    if caps is not None and caps.tmv and getattr(caps, _MASK_FIELD[kind]) is False:
+    if caps is None or not caps.tmv:
+        return []
+    return [kind for kind in kinds if getattr(caps, _MASK_FIELD[kind]) is False]
+
+
+def _require_type(dut: Dut, kind: str) -> None:
+    """Skip when REPORT CAPABILITIES' type mask (TMV set) says the device lacks reservation type ``kind``."""
+    if _missing_types(dut, [kind]):
         pytest.skip(f"unsupported: reservation type {kind} ({TYPES[kind]:X}h) is not in REPORT CAPABILITIES' "
                     "type mask")
+
+
+def _types_present(dut: Dut, kinds: Sequence[str], why: str) -> List[str]:
+    """The types among ``kinds`` the device has (see :func:`_missing_types`); skip with ``why`` when none."""
+    missing = _missing_types(dut, kinds)
+    present = [kind for kind in kinds if kind not in missing]
+    if not present:
+        pytest.skip(why)
+    return present
 
 
 def _settle(nexuses: Sequence[Optional[Nexus]]) -> None:
@@ -635,13 +652,8 @@ def test_pr_release_of_a_registrants_reservation_notifies_the_other_registrants(
     kinds = _REGISTRANTS_ONLY + _ALL_REGISTRANTS
     with _nexuses(dut, two=True) as (a, b):
         nuar = _nuar(dut)
-        tried = 0
-        for kind in kinds:
-            try:
-                _require_type(dut, kind)
-            except pytest.skip.Exception:
-                continue
-            tried += 1
+        for kind in _types_present(dut, kinds, "unsupported: no registrants only or all registrants type in "
+                                               "REPORT CAPABILITIES"):
             ua_a, ua_b = _release_with_b_registered(dut, a, b, kind)
             if nuar:
                 assert RESERVATIONS_RELEASED not in ua_b, f"{kind}: NUAR is one, yet B got {_ua_text(ua_b)}"
@@ -649,8 +661,6 @@ def test_pr_release_of_a_registrants_reservation_notifies_the_other_registrants(
                 assert RESERVATIONS_RELEASED in ua_b, f"{kind} released: B's unit attentions are {_ua_text(ua_b)}"
             assert RESERVATIONS_RELEASED not in ua_a, f"{kind} released: A, which sent RELEASE, got {_ua_text(ua_a)}"
             _settle([a, b])
-        if not tried:
-            pytest.skip("unsupported: no registrants only or all registrants type in REPORT CAPABILITIES")
 
 
 @data_loss
@@ -660,19 +670,12 @@ def test_pr_release_of_an_exclusive_reservation_raises_no_unit_attention(dut: Du
     other registrant or for the nexus that sent it (SPC-5 5.14, "Releasing": "if the persistent
     reservation is of any other type, the device server shall not establish a unit attention")."""
     with _nexuses(dut, two=True) as (a, b):
-        tried = 0
-        for kind in ("WE", "EA"):
-            try:
-                _require_type(dut, kind)
-            except pytest.skip.Exception:
-                continue
-            tried += 1
+        for kind in _types_present(dut, ("WE", "EA"),
+                                   "unsupported: neither Write Exclusive nor Exclusive Access in REPORT CAPABILITIES"):
             ua_a, ua_b = _release_with_b_registered(dut, a, b, kind)
             assert not ua_a and not ua_b, f"{kind} released: unit attentions on A {_ua_text(ua_a)}, on B " \
                                           f"{_ua_text(ua_b)}"
             _settle([a, b])
-        if not tried:
-            pytest.skip("unsupported: neither Write Exclusive nor Exclusive Access in REPORT CAPABILITIES")
 
 
 @data_loss
