@@ -95,12 +95,12 @@ def ensure_venv() -> None:
 
 def build_floor() -> str:
     """Compile benchmarks/floor.c once per content into sgpy's cache directory."""
-    from sgpy.sandbox import _cache_dir
+    from sgpy.sandbox import cache_dir
 
     src = os.path.join(HERE, "floor.c")
     with open(src, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:12]
-    out = os.path.join(_cache_dir(), f"floor-{digest}")
+    out = os.path.join(cache_dir(), f"floor-{digest}")
     if not os.path.exists(out):
         say("building benchmarks/floor.c")
         subprocess.run([os.environ.get("CC", "cc"), "-O2", "-Wall", "-o", out, src], check=True)

@@ -36,7 +36,6 @@ from sgpy.errors import (
     InheritedChannel,
     EncodeError,
     IllegalRequest,
-    KernelMemoryError,
     NotAnSgDevice,
     SgError,
     TaskFailed,
@@ -45,7 +44,8 @@ from sgpy.errors import (
 )
 from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_finished
 from sgpy.io import log_enabled as _log_enabled
-from sgpy.reactor import FdState, Reactor, default_reactor
+from sgpy.reactor import Reactor, default_reactor
+from sgpy.transport import SgFd, SgPool, Transport
 from sgpy.results import VARIABLE_LENGTH as _VARIABLE
 
 
@@ -170,7 +170,6 @@ class Channel:
 
     #: True for sg channels: :meth:`execute` may submit straight to an idle fd.
     _fast = False
-    _idle: Optional[FdState] = None
     _num_blocks: Optional[int] = None
     #: True in a child process that inherited this channel through fork() (see _inherit).
     _inherited = False
@@ -218,8 +217,6 @@ class Channel:
         #: through.  ``read_only=True`` means :data:`sgpy.safety.READ_ONLY`.
         self.policy = policy
         self.reissue = reissue
-        self.max_fds = max_fds
-        self.submitted = 0
         #: Unit attentions sgpy met and cleared on its own behalf (decoded
         #: :class:`sgpy.sense.SenseData`, oldest first, the last
         #: :data:`UNIT_ATTENTIONS_KEPT`): see :meth:`execute_own`.
@@ -227,14 +224,8 @@ class Channel:
         self._block_size = block_size
         self._num_blocks = None
         self._closed = False
-        self._gone = False
         self._owns_fd = owns_fd
-        self._queue: Deque[Io] = collections.deque()
-        self._pool: List[FdState] = []
-        self._jobs: List["Job"] = []
-        self._outstanding = 0
         self._dxfer = _DXFER
-        self._idle = None
         self._xfer_cache = {}
         self._max_transfer: Optional[int] = None
         self._sync_callers: List[_binding.SyncCaller] = []
@@ -279,9 +270,20 @@ class Channel:
         self.sync_only = self.kind != "sg"
         self._fd = fd
         self.reactor = reactor if reactor is not None else default_reactor()
-        self.reactor._add_channel(self)
+        #: The queue, endpoints and counts of this channel's commands, as the reactor drives them
+        #: (:mod:`sgpy.transport`): a pool of sg fds, or none for block and bsg nodes.
+        self.transport: Transport
         if self.kind == "sg":
-            self._add_fd(fd)
+            self.transport = SgPool(path, self.reactor, max_fds=max_fds, open_fd=self._open_another_fd,
+                                    reissue=self._wants_reissue, on_close=self.close, on_inherit=self._inherit,
+                                    name=repr(self))
+        else:
+            self.transport = Transport(path, self.reactor, reissue=self._wants_reissue, on_close=self.close,
+                                       on_inherit=self._inherit, name=repr(self))
+            self.transport.max_fds = max_fds
+        self.reactor.add_transport(self.transport)
+        if self.kind == "sg":
+            self.transport.add_fd(fd)  # type: ignore[attr-defined]  # an SgPool
             self._fast = True
 
     # -- construction --------------------------------------------------------
@@ -341,16 +343,6 @@ class Channel:
 
     # -- the fd pool -----------------------------------------------------------
 
-    def _add_fd(self, fd: int) -> FdState:
-        st = FdState(fd, self)
-        try:
-            st.reserved = _binding.get_reserved_size(fd)
-        except OSError:
-            st.reserved = 0
-        self._pool.append(st)
-        self.reactor._register(st)
-        return st
-
     def _open_another_fd(self) -> int:
         """One more fd on the device (for the pool, a synchronous caller, a job).
 
@@ -358,107 +350,19 @@ class Channel:
         the channel's first fd under the reactor's lock, so the
         ``/proc/self/fd`` fallback cannot reopen whatever file got its number.
         """
-        with self.reactor._lock:
+        with self.reactor.lock:
             if self._closed:
                 raise self._closed_error()
             return _open(self.path if os.path.exists(self.path) else f"/proc/self/fd/{self._fd}")
 
-    def _open_pool_fd(self) -> Optional[FdState]:
-        if self._closed:
-            return None  # a closed channel hands out no fd
-        try:
-            fd = self._open_another_fd()
-        except OSError:
-            return None  # the pool just stays smaller (fd limit, permissions...)
-        return self._add_fd(fd)
+    def open_fd(self) -> int:
+        """Open one more fd on the device, owned by the caller (a job's own fds, for instance).
 
-    def _idle_fd(self) -> Optional[FdState]:
-        """The fd for one more command (lock held): an idle one, a new one while the pool may grow,
-        else the least loaded.
-
-        The fast path of :meth:`execute` when nothing is queued: the same
-        choice :meth:`_pump` makes for a single command (one in flight per fd
-        before any fd takes a second, then an even spread), without its
-        bookkeeping.  None means "use the general path".
+        Raises ChannelClosed (InheritedChannel after fork()) once the channel
+        is closed, so the fallback through ``/proc/self/fd`` can never open
+        another file that took the number of the channel's first fd.
         """
-        st = self._idle
-        if st is not None and not st.inflight and not st.closed and not st.wants_out:
-            return st
-        pool = self._pool
-        best = None
-        low = _binding.SG_MAX_QUEUE
-        for st in pool:
-            if st.closed or st.wants_out:
-                continue
-            n = len(st.inflight)
-            if not n:
-                self._idle = st
-                return st
-            if n < low:
-                best, low = st, n
-        if len(pool) < self.max_fds and not self._gone and not self._closed:
-            st = self._open_pool_fd()
-            if st is None:
-                self.max_fds = max(1, len(pool))
-                return None
-            self._idle = st
-            return st
-        # Every fd is busy and the pool is full: the least loaded one, as
-        # _pump's even spread would choose.
-        return best
-
-    def _pump(self) -> None:
-        """Move queued IOs into free fd slots (lock held), spreading them evenly."""
-        q = self._queue
-        if not q or self._gone:
-            return
-        pool = self._pool
-        reactor = self.reactor
-        if self._closed:
-            # Nothing more is sent once close() began: what is still queued
-            # (handed back by a full fd while close() drained) was never sent.
-            while q:
-                io = q.popleft()
-                reactor._fail(io, ChannelClosed(f"{self!r} was closed before {io.command!r} was sent"))
-            return
-        maxq = _binding.SG_MAX_QUEUE
-        while q:
-            loads = [len(st.inflight) for st in pool]
-            total = len(q) + sum(loads)
-            want = min(self.max_fds, total)
-            while len(pool) < want:
-                st = self._open_pool_fd()
-                if st is None:
-                    self.max_fds = max(1, len(pool))
-                    break
-                loads.append(0)
-            target = min(maxq, -(-total // len(pool)))
-            progressed = False
-            for st, load in zip(list(pool), loads):
-                give = min(target - load, len(q))
-                if give <= 0:
-                    continue
-                batch = [q.popleft() for _ in range(give)]
-                self._prepare_reserve(st, batch)
-                rest = reactor._submit_batch(st, batch)
-                self.submitted += give - len(rest)
-                if len(rest) < give:
-                    progressed = True
-                if rest:
-                    q.extendleft(reversed(rest))
-                    # That fd is full for now (EAGAIN/EDOM); try the next.
-                if self._gone:
-                    return
-                if not q:
-                    return
-            if not progressed:
-                return
-
-    def _prepare_reserve(self, st: FdState, batch: List[Io]) -> None:
-        """Grow an idle fd's reserve buffer to fit the largest transfer in ``batch``."""
-        if st.inflight:
-            return
-        st.reserved = _binding.grow_reserve(st.fd, max(io.length for io in batch), st.reserved)
+        return self._open_another_fd()
 
     # -- properties ------------------------------------------------------------
 
@@ -466,6 +370,30 @@ class Channel:
     def closed(self) -> bool:
         """True once :meth:`close` was called (or the device vanished)."""
         return self._closed
+
+    @property
+    def gone(self) -> bool:
+        """True once the device vanished (unplugged, removed): every command fails with DeviceGone."""
+        return self.transport.gone
+
+    @property
+    def outstanding(self) -> int:
+        """Commands (and jobs) of this channel handed over and not yet finished."""
+        return self.transport.outstanding
+
+    @property
+    def submitted(self) -> int:
+        """Commands of this channel the kernel (or target) accepted."""
+        return self.transport.submitted
+
+    @property
+    def max_fds(self) -> int:
+        """The most fds the channel's pool opens on the device (lowered when an open fails)."""
+        return self.transport.max_fds
+
+    @max_fds.setter
+    def max_fds(self, value: int) -> None:
+        self.transport.max_fds = _check.whole(value, "max_fds")
 
     @property
     def timeout(self) -> int:
@@ -590,7 +518,7 @@ class Channel:
             raise TypeError(f"execute() takes a command (sgpy.command.Read10(...), RawCommand(...)), "
                             f"not {type(cmd).__name__} {cmd!r}")
         timeout = self._timeout if timeout is None else _check.timeout_ms(timeout)
-        if self._closed or self._gone:
+        if self._closed or self.transport.gone:
             raise self._refusal(cmd)
         if self.read_only or self.policy is not None:
             _safety.check_channel(self, cmd)
@@ -730,24 +658,25 @@ class Channel:
                 self.reactor.wait([io])
         else:
             reactor = self.reactor
-            with reactor._lock:
-                if self._closed or self._gone:
+            t = self.transport
+            with reactor.lock:
+                if self._closed or t.gone:
                     # Checked again under the lock: close() or an unplug may
                     # have come since _make_io, and neither sends anything more.
                     raise self._refusal(io.command)
-                reactor._outstanding += 1
-                self._outstanding += 1
-                st = self._idle_fd() if self._fast and not self._queue else None
+                reactor.outstanding += 1
+                t.outstanding += 1
+                st: Optional[SgFd] = t.idle_fd() if self._fast and not t.queue else None  # type: ignore[attr-defined]
                 if st is not None and io.length > st.reserved:
-                    self._prepare_reserve(st, [io])
-                if st is None or not reactor._submit_one(st, io):
-                    self._queue.append(io)
-                    self._pump()
+                    SgPool.prepare_reserve(st, [io])
+                if st is None or not st.submit_one(io):
+                    t.queue.append(io)
+                    t.pump()
                 else:
-                    self.submitted += 1
+                    t.submitted += 1
                 st = io._fdstate
                 if not async_ and st is not None and not io.returned:
-                    reactor._reap_one(st)  # delay=0 devices complete inside write()
+                    st.reap_one()  # delay=0 devices complete inside write()
             if async_:
                 return io
             if not io.returned:
@@ -834,13 +763,13 @@ class Channel:
                 self._execute_sg_io(io)
         else:
             reactor = self.reactor
-            with reactor._lock:
-                if self._closed or self._gone:
+            t = self.transport
+            with reactor.lock:
+                if self._closed or t.gone:
                     raise self._refusal(ios[0].command if ios else None)
-                reactor._outstanding += len(ios)
-                self._outstanding += len(ios)
-                self._queue.extend(ios)
-                self._pump()
+                t.begin(len(ios))
+                t.queue.extend(ios)
+                t.pump()
             if async_:
                 return ios
             reactor.wait(ios)
@@ -937,16 +866,17 @@ class Channel:
             io._let_go()  # SG_IO returned: the kernel is done with the data-out buffer
         io.hdr = h
         reactor = self.reactor
-        with reactor._lock:
+        t = self.transport
+        with reactor.lock:
             reactor.submitted += 1
-            self.submitted += 1
+            t.submitted += 1
             if not h.sense and (h.status == 0 or h.status == 4) and h.host_status == 0 \
                     and h.driver_status & ~0x08 == 0:
                 if cmd.name in _VARIABLE or cmd.handlers or io.verify_handler is not None \
                         or cmd.verify_handler is not None:
-                    reactor._outstanding += 1
-                    self._outstanding += 1
-                    reactor._finish(io)
+                    reactor.outstanding += 1
+                    t.outstanding += 1
+                    reactor.finish(io)
                 else:
                     # Reactor._finish and _done for a success with no handler
                     # to run and nobody else holding the IO yet (no done
@@ -957,9 +887,9 @@ class Channel:
                     if _log_enabled(_DEBUG):
                         log_finished(io)
             else:
-                reactor._outstanding += 1
-                self._outstanding += 1
-                reactor._classify(io)
+                reactor.outstanding += 1
+                t.outstanding += 1
+                reactor.classify(io)
 
     def _sg_io_error(self, exc: OSError, io: Io) -> BaseException:
         """What a failed synchronous command raises: DeviceGone for a vanished device (ENODEV,
@@ -968,15 +898,8 @@ class Channel:
             return DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", io=io, command=io.command,
                               host_status=1)
         if exc.errno == _errno.ENOMEM:
-            return self._no_memory(io)
+            return self.transport.no_memory(io)
         return exc
-
-    def _no_memory(self, io: Io) -> KernelMemoryError:
-        """The error for a command the kernel refused with ENOMEM: no room for its buffers."""
-        return KernelMemoryError(
-            f"{self.path}: the kernel could not allocate the buffers of a {io.length}-byte transfer (ENOMEM; "
-            "sg gathers it in pages allocated per command, drivers/scsi/sg.c sg_build_indirect); nothing was "
-            "sent: split the transfer into smaller commands", io=io, command=io.command)
 
     def _wants_reissue(self, io: Io) -> bool:
         """Re-issue a truncated variable-length answer once, with the length the device wants.
@@ -984,7 +907,7 @@ class Channel:
         Not once close() began or the device went away: nothing more is sent
         then, and the answer stands as it came.
         """
-        if not self.reissue or self._closed or self._gone:
+        if not self.reissue or self._closed or self.transport.gone:
             return False
         from sgpy.results import wanted_length
 
@@ -1004,12 +927,11 @@ class Channel:
         io._cbuf = _binding.buffer_pointer(buf)
         io.hdr = None
         if self.sync_only:
-            self.reactor._outstanding -= 1
-            self._outstanding -= 1
+            self.transport.begin(-1)
             self._execute_sg_io(io)
         else:
-            self._queue.append(io)
-            self._pump()
+            self.transport.queue.append(io)
+            self.transport.pump()
         return True
 
     # -- waiting ---------------------------------------------------------------
@@ -1017,15 +939,17 @@ class Channel:
     @_interrupt.entry
     def poll(self) -> bool:
         """Make progress without blocking; True when none of this channel's IOs is pending."""
-        if self._outstanding:
+        t = self.transport
+        if t.outstanding:
             self.reactor.poll()
-        return self._outstanding == 0
+        return t.outstanding == 0
 
     @_interrupt.entry
     def wait(self, timeout: Optional[float] = None) -> None:
         """Block until every IO of this channel returned; TimeoutError after ``timeout`` seconds."""
-        if self._outstanding and not self.reactor._wait_until(lambda: self._outstanding == 0, timeout):
-            raise TimeoutError(f"{self!r}: {self._outstanding} IO(s) still pending after {timeout} s")
+        t = self.transport
+        if t.outstanding and not self.reactor.wait_until(lambda: t.outstanding == 0, timeout):
+            raise TimeoutError(f"{self!r}: {t.outstanding} IO(s) still pending after {timeout} s")
 
     # -- closing ---------------------------------------------------------------
 
@@ -1053,46 +977,46 @@ class Channel:
             if self._closed:
                 return
             self._closed = True
+            self.transport.closing = True
         reactor = self.reactor
+        t = self.transport
         waiting_jobs: List["Job"] = []
         try:
-            with reactor._lock:
-                while self._queue:
-                    io = self._queue.popleft()
-                    reactor._fail(io, ChannelClosed(f"{self!r} was closed before {io.command!r} was sent"))
-                for job in list(self._jobs):
+            with reactor.lock:
+                t.fail_queued(f"{self!r} was closed")
+                for job in list(t.jobs):
                     job._close(ChannelClosed(f"{self!r} was closed while the job ran"))
                     if not job.returned:
                         waiting_jobs.append(job)
-                longest = max([io.timeout for st in self._pool for io in st.inflight.values()]
+                longest = max([io.timeout for st in t.endpoints for io in st.inflight.values()]
                               + [job._timeout for job in waiting_jobs] + list(self._sync_busy), default=0)
             limit = longest / 1000.0 + 5.0 if timeout is None else timeout
             deadline = time.monotonic() + limit
-            if self._outstanding and not self._gone:
-                reactor._wait_until(lambda: self._outstanding == 0, limit)
+            if t.outstanding and not t.gone:
+                reactor.wait_until(lambda: t.outstanding == 0, limit)
             for job in waiting_jobs:  # synchronous jobs end in their own threads
                 _interrupt.call_interruptible(job._ended.wait, max(0.0, deadline - time.monotonic()))
             with self._use_lock:
                 _interrupt.call_interruptible(self._sync_idle.wait_for, lambda: not self._sync_busy,
                                               max(0.0, deadline - time.monotonic()))
         finally:
-            with reactor._lock:
-                for job in list(self._jobs):
+            with reactor.lock:
+                for job in list(t.jobs):
                     if not job._sync:
                         job._abort(ChannelClosed(f"{self!r} was closed while the job ran"))
-                for st in self._pool:
+                for st in t.endpoints:
                     for io in list(st.inflight.values()):
                         if not io.returned:
-                            reactor._fail(io, ChannelClosed(
+                            reactor.fail(io, ChannelClosed(
                                 f"{self!r} was closed with {io.command!r} in flight; the device may still "
                                 "execute it"))
                     st.inflight.clear()
                     if st.fd == self._fd and not self._owns_fd:
                         st.closed = True
-                        reactor._unregister(st)
+                        reactor.unregister(st)
                     else:
-                        reactor._close_fd(st)
-                self._pool.clear()
+                        reactor.close_endpoint(st)
+                t.endpoints.clear()
                 with self._use_lock:
                     # Idle callers' fds close now; a caller still out (a thread
                     # inside SG_IO past the wait) closes its own when it returns.
@@ -1111,7 +1035,7 @@ class Channel:
                     if self.sync_only and self._owns_fd and not self._sync_busy and not self._fd_closed:
                         self._fd_closed = True
                         _close_quietly(self._fd)
-                reactor._remove_channel(self)
+                reactor.remove_transport(t)
 
     # -- fork() --------------------------------------------------------------------
 
@@ -1124,10 +1048,11 @@ class Channel:
         """
         self._inherited = True
         self._closed = True
+        self.transport.closing = True
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
         self._sync_busy = []
-        for job in self._jobs:
+        for job in self.transport.jobs:
             job._inherit()
 
     def _close_inherited(self) -> None:
@@ -1141,7 +1066,8 @@ class Channel:
         and commands, alone: epoll forgets a file only when its last
         descriptor closes (epoll(7), Q6).
         """
-        pool, self._pool = self._pool, []
+        pool = list(self.transport.endpoints)
+        self.transport.endpoints.clear()
         for st in pool:
             st.closed = True
             if st.fd != self._fd or self._owns_fd:
@@ -1156,10 +1082,11 @@ class Channel:
         self._sync_fds = []
         self._orphaned = True
         del callers
-        jobs, self._jobs = self._jobs, []
+        jobs = list(self.transport.jobs)
+        self.transport.jobs.clear()
         for job in jobs:
             job._close_inherited()
-        self.reactor._remove_channel(self)
+        self.reactor.remove_transport(self.transport)
 
 
 # SG_IO blocks in SyncCaller.call: Ctrl-C there is run at once (sgpy._interrupt).

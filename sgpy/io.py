@@ -188,7 +188,7 @@ class Io(Generic[R]):
         # own, or another caller's wait) sets ``returned`` and runs the
         # callbacks with it held, so a callback is either queued before that
         # or sees ``returned`` and runs here, never lost in between.
-        with self.channel.reactor._lock:
+        with self.channel.reactor.lock:
             if not self.returned:
                 if self._callbacks is None:
                     self._callbacks = [fn]

@@ -65,6 +65,7 @@ from sgpy.errors import (
 )
 from sgpy.io import Header, Io, Output
 from sgpy.reactor import Reactor, default_reactor
+from sgpy.transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy._command_types import Commands
@@ -863,7 +864,7 @@ def discover(
 
 
 class _Endpoint:
-    """The session's socket as the reactor sees it (see ``Reactor._register``)."""
+    """The session's socket as the reactor sees it (a :class:`sgpy.transport.Endpoint`)."""
 
     __slots__ = ("fd", "channel", "inflight", "closed", "events")
 
@@ -877,7 +878,10 @@ class _Endpoint:
     def on_events(self, events: int) -> int:
         return self.channel._on_socket(events)
 
-    def close_fd(self) -> None:
+    def settle(self) -> int:
+        return 0  # completions are delivered as libiscsi's callbacks record them; nothing is held
+
+    def close(self) -> None:
         self.channel._drop_connection(polite=True)
 
     def __repr__(self) -> str:
@@ -900,11 +904,32 @@ class _TimerEndpoint:
         self.timer.drain()
         return self.channel._on_tick()
 
-    def close_fd(self) -> None:
+    def settle(self) -> int:
+        return 0
+
+    def close(self) -> None:
         try:
             os.close(self.fd)
         except OSError:
             pass
+
+
+class _SessionTransport(Transport):
+    """An iSCSI channel's queue, session endpoint and counts, as the reactor drives them."""
+
+    def __init__(self, channel: "IscsiChannel") -> None:
+        super().__init__(channel.path, channel.reactor, reissue=channel._wants_reissue, on_close=channel.close,
+                         on_inherit=channel._inherit, name=repr(channel))
+        self.channel = channel
+
+    def pump(self) -> None:
+        self.channel._pump()
+
+    def lost(self, err: int, untaken: Sequence[Io] = ()) -> None:
+        why = f"{self.path}: the session is gone ({os.strerror(err)})"
+        for io in untaken:
+            self.reactor.fail(io, DeviceGone(why, io=io, command=io.command, host_status=_DID_NO_CONNECT))
+        self.channel._fail_all(why)
 
 
 _READY = "ready"
@@ -994,16 +1019,9 @@ class IscsiChannel(Channel):
         self.read_only = read_only
         self.policy = policy
         self.reissue = reissue
-        self.max_fds = 1
-        self.submitted = 0
         self._block_size = block_size
         self._closed = False
-        self._gone = False
         self._owns_fd = False
-        self._queue: Any = collections.deque()
-        self._pool: List[Any] = []
-        self._jobs: List[Any] = []
-        self._outstanding = 0
         self._dxfer = _DIR
         self._max_transfer = max_transfer
         self._sync_callers: List[Any] = []
@@ -1039,22 +1057,23 @@ class IscsiChannel(Channel):
         self.unit_attentions: Any = collections.deque(maxlen=UNIT_ATTENTIONS_KEPT)
         self._attempt_deadline = 0.0
         self.reactor = reactor if reactor is not None else default_reactor()
+        self.transport = _SessionTransport(self)
         self._ep = _Endpoint(self)
         conn = _open_connection(url, opts, discovery=False, lun=url.lun)
         timer = None
         try:
             timer = _b.Timer()
             self._tick_ep = _TimerEndpoint(self, timer)
-            self.reactor._add_channel(self)
+            self.reactor.add_transport(self.transport)
         except BaseException:
             conn.close()
             if timer is not None:
                 os.close(timer.fd)
             raise
-        with self.reactor._lock:
+        with self.reactor.lock:
             self._attach(conn)
-            self._pool.append(self._ep)
-            self.reactor._register(self._tick_ep)
+            self.transport.endpoints.append(self._ep)
+            self.reactor.register(self._tick_ep)
         try:
             self._check_lun()
         except BaseException:
@@ -1158,7 +1177,7 @@ class IscsiChannel(Channel):
         ep.fd = conn.fileno()
         ep.events = conn.which_events()
         ep.closed = False
-        self.reactor._register(ep, ep.events)
+        self.reactor.register(ep, ep.events)
 
     def _watch(self) -> None:
         """Follow the events libiscsi wants (POLLIN/POLLOUT are EPOLLIN/EPOLLOUT's values)."""
@@ -1169,7 +1188,7 @@ class IscsiChannel(Channel):
         ev = _b.lib.iscsi_which_events(conn.ptr.ctx)
         if ev != ep.events:
             ep.events = ev
-            self.reactor._modify(ep, ev)
+            self.reactor.modify(ep, ev)
 
     def _drop_connection(self, polite: bool = False) -> None:
         """Release the libiscsi context (after the reactor unregistered the socket)."""
@@ -1186,7 +1205,7 @@ class IscsiChannel(Channel):
 
     def _pump(self) -> None:
         """Send queued IOs while fewer than ``queue_depth`` are in flight (lock held)."""
-        q = self._queue
+        q = self.transport.queue
         if not q or self._state != _READY:
             return
         ep = self._ep
@@ -1198,7 +1217,7 @@ class IscsiChannel(Channel):
         ptr = conn.ptr
         submit = _b.lib.sgpy_iscsi_submit
         null = _b.ffi.NULL
-        ids = self.reactor._ids
+        ids = self.reactor.pack_ids
         dirs = _DIR
         now = time.monotonic()
         sent = 0
@@ -1220,7 +1239,7 @@ class IscsiChannel(Channel):
             room -= 1
             sent += 1
         if sent:
-            self.submitted += sent
+            self.transport.submitted += sent
             self.reactor.submitted += sent
             # Write the PDUs now rather than one epoll round later.
             rc = _b.lib.sgpy_iscsi_flush(ptr)
@@ -1244,7 +1263,7 @@ class IscsiChannel(Channel):
         else:
             err = TaskFailed(f"{self.path}: libiscsi refused the command: {self._conn.error()}",
                              io=io, command=io.command)
-        self.reactor._fail(io, err)
+        self.reactor.fail(io, err)
 
     # -- completions -------------------------------------------------------------
 
@@ -1264,7 +1283,7 @@ class IscsiChannel(Channel):
             hup = events & (_b.lib.POLLHUP | _b.lib.POLLERR)
             self._session_lost("the target closed the connection" if hup or rc >= 0 else conn.error())
             return n
-        if self._queue and len(self._ep.inflight) < self.queue_depth:
+        if self.transport.queue and len(self._ep.inflight) < self.queue_depth:
             self._pump()  # handlers queued more
         self._watch()
         return n
@@ -1298,13 +1317,13 @@ class IscsiChannel(Channel):
             if io.__class__ is Output:
                 io._let_go()  # libiscsi is done with the data-out buffer
             if io.returned or io._abandoned:
-                reactor._abandoned.pop(ident, None)
+                reactor.abandoned.pop(ident, None)
                 continue  # timed out earlier; the target has let go of it now
             ready.append((b, io))
-        if self._queue and not lost:
+        if self.transport.queue and not lost:
             self._pump()
-        finish = reactor._finish
-        classify = reactor._classify
+        finish = reactor.finish
+        classify = reactor.classify
         for b, io in ready:
             status = ints[b + 1]
             if status == 0 and not ints[b + 4]:
@@ -1376,7 +1395,7 @@ class IscsiChannel(Channel):
             what = "the connection was lost meanwhile and no new session came up in time"
         elapsed = int((now - io._submitted_at) * 1000)
         io.hdr = Header(0, 0, 0, _DID_TIME_OUT, 0, io.length, elapsed, 1, b"")
-        self.reactor._fail(io, CommandTimeout(f"{self.path}: no answer within {io.timeout} ms; {what}",
+        self.reactor.fail(io, CommandTimeout(f"{self.path}: no answer within {io.timeout} ms; {what}",
                                               io=io, command=io.command, host_status=_DID_TIME_OUT))
 
     def _session_lost(self, reason: str) -> None:
@@ -1391,28 +1410,29 @@ class IscsiChannel(Channel):
 
     def _fail_all(self, why: str) -> None:
         """Fail every pending IO exactly once with DeviceGone and let the session go."""
-        if self._gone:
+        t = self.transport
+        if t.gone:
             return
-        self._gone = True
+        t.gone = True
         self._state = _GONE
         reactor = self.reactor
         ep = self._ep
         pending = [io for io in ep.inflight.values()]
         ep.inflight.clear()
         if not ep.closed:
-            reactor._close_fd(ep)  # unregisters, then _drop_connection via close_fd
+            reactor.close_endpoint(ep)  # unregisters, then _drop_connection via _Endpoint.close
         else:
             self._drop_connection()
         self._tick_ep.timer.disarm()
         for io in pending:
-            reactor._abandoned.pop(io._pack_id, None)
+            reactor.abandoned.pop(io._pack_id, None)
             if not io.returned:
                 io.hdr = Header(0, 0, 0, _DID_NO_CONNECT, 0, io.length, 0, 1, b"")
-                reactor._fail(io, DeviceGone(why, io=io, command=io.command, host_status=_DID_NO_CONNECT))
-        while self._queue:
-            io = self._queue.popleft()
+                reactor.fail(io, DeviceGone(why, io=io, command=io.command, host_status=_DID_NO_CONNECT))
+        while t.queue:
+            io = t.queue.popleft()
             io.hdr = Header(0, 0, 0, _DID_NO_CONNECT, 0, io.length, 0, 1, b"")
-            reactor._fail(io, DeviceGone(why, io=io, command=io.command, host_status=_DID_NO_CONNECT))
+            reactor.fail(io, DeviceGone(why, io=io, command=io.command, host_status=_DID_NO_CONNECT))
 
     def _begin_reconnect(self) -> None:
         self._state = _RECONNECTING
@@ -1420,8 +1440,8 @@ class IscsiChannel(Channel):
         ep = self._ep
         resend = [io for io in ep.inflight.values() if not io.returned and not io._abandoned]
         ep.inflight.clear()
-        self._queue.extendleft(reversed(resend))
-        self.reactor._unregister(ep)  # type: ignore[arg-type]  # any endpoint, see Reactor._register
+        self.transport.queue.extendleft(reversed(resend))
+        self.reactor.unregister(ep)
         ep.fd = -1
         self._drop_connection()
         now = time.monotonic()
@@ -1452,7 +1472,7 @@ class IscsiChannel(Channel):
 
     def _reconnect_failed(self) -> None:
         ep = self._ep
-        self.reactor._unregister(ep)  # type: ignore[arg-type]  # any endpoint, see Reactor._register
+        self.reactor.unregister(ep)
         ep.fd = -1
         self._drop_connection()
 
@@ -1514,14 +1534,15 @@ class IscsiChannel(Channel):
     def _expire_queued(self, now: float) -> None:
         """While reconnecting: fail resent commands whose timeout has passed."""
         keep = []
-        for io in self._queue:
+        q = self.transport.queue
+        for io in q:
             if io._submitted_at and now - io._submitted_at >= io.timeout / 1000.0:
                 self._time_out(0, io, now)
             else:
                 keep.append(io)
-        if len(keep) != len(self._queue):
-            self._queue.clear()
-            self._queue.extend(keep)
+        if len(keep) != len(q):
+            q.clear()
+            q.extend(keep)
 
     def _give_up(self, why: str) -> None:
         self._state = _READY  # _fail_all runs from the READY state's bookkeeping
@@ -1539,14 +1560,14 @@ class IscsiChannel(Channel):
             super().close(timeout)
         finally:
             reactor = self.reactor
-            with reactor._lock:
+            with reactor.lock:
                 if self._conn is not None:
-                    # Reconnecting: the socket is not in _pool's bookkeeping any more.
+                    # Reconnecting: the socket is not among the transport's endpoints any more.
                     if not self._ep.closed:
-                        reactor._close_fd(self._ep)
+                        reactor.close_endpoint(self._ep)
                     else:
                         self._drop_connection()
                 tick = getattr(self, "_tick_ep", None)
                 if tick is not None:
-                    reactor._close_fd(tick)
+                    reactor.close_endpoint(tick)
                 self._state = _CLOSED

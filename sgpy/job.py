@@ -50,7 +50,7 @@ import os
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import attr
 
@@ -305,7 +305,7 @@ class Job:
         if not isinstance(command, Command):
             raise TypeError(f"run() takes a command template (sgpy.command.Read10(...), RawCommand(...)), "
                             f"not {type(command).__name__} {command!r}")
-        if channel.closed or channel._gone:
+        if channel.closed or channel.gone:
             raise channel._refusal(command)
         if channel.read_only or channel.policy is not None:
             _safety.check_channel(channel, command)
@@ -502,8 +502,8 @@ class Job:
             # The channel's own IOs fail with DeviceGone too (exactly once):
             # marking it gone alone would leave them pending for ever.
             reactor = self.channel.reactor
-            with reactor._lock:
-                reactor._channel_gone(self.channel, err)
+            with reactor.lock:
+                self.channel.transport.lost(err)
             return DeviceGone(f"{self.channel.path}: the device went away during the job "
                               f"({os.strerror(err)})", command=self.command, host_status=1)
         if err == _errno.ENOMEM:
@@ -519,11 +519,11 @@ class Job:
             return
         self._stats = self._snapshot(time.monotonic())
         self._release()
-        with self.channel.reactor._lock:  # a synchronous job ends in its own thread
+        with self.channel.reactor.lock:  # a synchronous job ends in its own thread
             # returned and the callbacks taken together: add_done_callback
             # checks and queues under the same lock, so none is lost between.
             self.returned = True
-            jobs = self.channel._jobs
+            jobs = self.channel.transport.jobs
             if self in jobs:
                 jobs.remove(self)
             callbacks = self._callbacks
@@ -599,7 +599,7 @@ class Job:
         in flight were collected first); without it, failures are in
         :attr:`errors` and ``stats.errors``.  TimeoutError leaves the job running.
         """
-        if not self.returned and not self.channel.reactor._wait_until(lambda: self.returned, timeout):
+        if not self.returned and not self.channel.reactor.wait_until(lambda: self.returned, timeout):
             raise TimeoutError(f"{self!r} still running after {timeout} s")
         if self.exception is not None:
             raise self.exception
@@ -635,7 +635,7 @@ class Job:
     @_interrupt.entry
     def cancel(self) -> None:
         """Send no more commands; the job ends when those in flight came back."""
-        with self.channel.reactor._lock:
+        with self.channel.reactor.lock:
             if not self.returned:
                 self._halt()
                 if self._idle():
@@ -644,7 +644,7 @@ class Job:
     @_interrupt.entry
     def add_done_callback(self, fn: Callable[["Job"], Any]) -> None:
         """Call ``fn(job)`` when the job finishes (at once if it has)."""
-        with self.channel.reactor._lock:  # see _finish
+        with self.channel.reactor.lock:  # see _finish
             if not self.returned:
                 if self._callbacks is None:
                     self._callbacks = []
@@ -665,7 +665,7 @@ class _SgJob(Job):
     def __init__(self, channel: "Channel", command: Any, **options: Any) -> None:
         self._fds: List[int] = []
         self._epfd = -1
-        self._ep_fd = -1
+        self._endpoint = _JobEndpoint(self)
         self._registered = False
         super().__init__(channel, command, **options)
         mode, first, units, step, lbas, off, nbytes, seed = self._plan
@@ -686,7 +686,7 @@ class _SgJob(Job):
         nfds = 1 if self._sync_ioctl else min(queue_depth, self._max_fds)
         try:
             for _ in range(nfds):
-                fd = channel._open_another_fd()
+                fd = channel.open_fd()
                 self._fds.append(fd)
                 if length:
                     self._reserve(fd, length)
@@ -734,12 +734,12 @@ class _SgJob(Job):
         try:
             # Inside the try: Ctrl-C between joining the channel's jobs and
             # the loop must still end the job (close() waits for it).
-            with channel.reactor._lock:
-                if channel._closed or channel._gone:
+            with channel.reactor.lock:
+                if channel.closed or channel.gone:
                     self.exception = channel._refusal(self.command)
                     self._finish()  # nothing was sent; closes the job's fds
                     return
-                channel._jobs.append(self)
+                channel.transport.jobs.append(self)
             self._start()
             while not self.returned:
                 if self._sync_ioctl:
@@ -836,9 +836,7 @@ class _SgJob(Job):
         if self._registered:
             self._registered = False
             reactor = self.channel.reactor
-            reactor._fds.pop(self._ep_fd, None)
-            reactor._outstanding -= 1
-            self.channel._outstanding -= 1
+            self.channel.transport.begin(-1)
             if self.exception is not None or self._error_count:
                 reactor.failed += 1
             else:
@@ -855,10 +853,7 @@ class _SgJob(Job):
         if self._epfd >= 0:
             ep, self._epfd = self._epfd, -1
             if self._registered:
-                try:
-                    self.channel.reactor._epoll.unregister(ep)
-                except (OSError, ValueError):
-                    pass
+                self.channel.reactor.unregister(self._endpoint)  # before the fd is closed
             try:
                 os.close(ep)
             except OSError:
@@ -879,50 +874,23 @@ class _SgJob(Job):
     def _done_count(self) -> int:
         return int(self._core.j.completed) if hasattr(self, "_core") else 0
 
-    # -- the reactor's endpoint contract (see Reactor._register) ----------------
-
-    @property
-    def fd(self) -> int:
-        """The job's epoll fd, as the reactor watches it."""
-        return self._ep_fd
-
-    @property
-    def inflight(self) -> dict:
-        """Always empty: a job's commands are not IOs (the reactor's watchdog skips them)."""
-        return {}
-
-    @property
-    def closed(self) -> bool:
-        """True once the job's fds are closed."""
-        return self.returned
-
-    @closed.setter
-    def closed(self, value: bool) -> None:
-        pass  # the reactor marks endpoints closed before close_fd(); the job tracks it itself
-
-    def on_events(self, events: int) -> int:
-        """EPOLLIN on the job's epoll fd: run the C loop over what is ready (reactor lock held)."""
+    def _on_ready(self) -> int:
+        """The job's epoll fd is readable: run the C loop over what is ready (reactor lock held)."""
         if self.returned:
             return 0
         n = self._core.step(0, _BUDGET, _TURN_NS)
         self._after(n)
         return max(n, 0)
 
-    def close_fd(self) -> None:
-        """The reactor is closing: end the job now."""
-        if not self.returned:
-            self._abort(ChannelClosed(f"the reactor of {self.channel!r} was closed during the job"))
-
     def _start_async(self) -> None:
         reactor = self.channel.reactor
-        with reactor._lock:
-            self._ep_fd = self._epfd
-            reactor._register(self)
+        with reactor.lock:
+            self._endpoint.fd = self._epfd
+            reactor.register(self._endpoint)
             self._registered = True
-            reactor._outstanding += 1
-            self.channel._outstanding += 1
+            self.channel.transport.begin(1)
             reactor.submitted += 1
-            self.channel._jobs.append(self)
+            self.channel.transport.jobs.append(self)
             try:
                 self._start()
                 if not self.returned:
@@ -931,7 +899,46 @@ class _SgJob(Job):
                 if not self.returned:
                     self._abort(ChannelClosed("the job could not start"))
                 raise
-        reactor._wake()
+        reactor.wake()
+
+
+class _JobEndpoint:
+    """A job's epoll fd as the reactor watches it (a :class:`sgpy.transport.Endpoint`)."""
+
+    __slots__ = ("job", "fd")
+
+    #: Always empty: a job's commands are not IOs (the reactor's watchdog skips them).
+    inflight: Dict[int, Any] = {}
+
+    def __init__(self, job: "_SgJob") -> None:
+        self.job = job
+        self.fd = -1
+
+    def __repr__(self) -> str:
+        return f"JobEndpoint(fd={self.fd}, {self.job!r})"
+
+    @property
+    def closed(self) -> bool:
+        """True once the job ended (its fds are closed)."""
+        return self.job.returned
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        pass  # the reactor marks endpoints closed before close(); the job tracks it itself
+
+    def on_events(self, events: int) -> int:
+        """EPOLLIN on the job's epoll fd: run the C loop over what is ready (reactor lock held)."""
+        return self.job._on_ready()
+
+    def settle(self) -> int:
+        """Nothing to settle: the C loop hands no completion to Python."""
+        return 0
+
+    def close(self) -> None:
+        """The reactor is closing: end the job now."""
+        job = self.job
+        if not job.returned:
+            job._abort(ChannelClosed(f"the reactor of {job.channel!r} was closed during the job"))
 
 
 class _IoJob(Job):
@@ -1022,7 +1029,7 @@ class _IoJob(Job):
         if not self.channel.sync_only:
             self._start_async()
             try:
-                self.channel.reactor._wait_until(lambda: self.returned, None)
+                self.channel.reactor.wait_until(lambda: self.returned, None)
             except BaseException as exc:
                 if not self.returned:
                     self._abort(exc)
@@ -1059,10 +1066,10 @@ class _IoJob(Job):
             raise SgError(f"{self.channel.path} is a {self.channel.kind} device: it takes synchronous SG_IO "
                           "commands only; run the job synchronously, or use its sg node")
         reactor = self.channel.reactor
-        with reactor._lock:
+        with reactor.lock:
             if not self._t0:
                 self._t0 = time.monotonic()
-            self.channel._jobs.append(self)
+            self.channel.transport.jobs.append(self)
             for _ in range(self.queue_depth):
                 if not self._submit():
                     break
@@ -1108,7 +1115,7 @@ class _IoJob(Job):
         if self._inflight and not self.channel.sync_only and not self.channel.closed:
             limit = self._timeout / 1000.0 + 5.0
             try:
-                self.channel.reactor._wait_until(lambda: self._inflight == 0, limit)
+                self.channel.reactor.wait_until(lambda: self._inflight == 0, limit)
             except BaseException:
                 pass
         self._finish()

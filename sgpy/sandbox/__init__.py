@@ -67,8 +67,8 @@ EXIT_SANDBOX_FAILED = 125
 #: ``run(stdin=STDIN_TTY)``: COMMAND reads the caller's terminal (an interactive session).
 STDIN_TTY = "tty"
 
-_EXIT_MARK = "SGPY-SANDBOX-EXIT"
-_FAIL_MARK = "SGPY-SANDBOX-FAILED"
+EXIT_MARK = "SGPY-SANDBOX-EXIT"
+FAIL_MARK = "SGPY-SANDBOX-FAILED"
 
 #: Modules the guest needs, by name; their dependencies come from
 #: ``modules.dep``.  ``crc64_rocksoft_generic`` provides the crypto
@@ -154,7 +154,7 @@ def _find_tool(name: str) -> Optional[str]:
     return shutil.which(name)
 
 
-def _read_modules_dep(moddir: str) -> Tuple[Dict[str, str], Dict[str, List[str]]]:
+def read_modules_dep(moddir: str) -> Tuple[Dict[str, str], Dict[str, List[str]]]:
     """Map module name -> path and path -> dependency paths from modules.dep."""
     paths: Dict[str, str] = {}
     deps: Dict[str, List[str]] = {}
@@ -199,7 +199,7 @@ def module_load_order(moddir: str, wanted: Sequence[str]) -> List[str]:
     Missing optional modules (``crc64_rocksoft_generic`` on kernels that
     build it in) are skipped; a missing required one raises SandboxError.
     """
-    paths, deps = _read_modules_dep(moddir)
+    paths, deps = read_modules_dep(moddir)
     soft = _read_softdeps(moddir)
     order: List[str] = []
     seen = set()
@@ -226,7 +226,7 @@ def module_load_order(moddir: str, wanted: Sequence[str]) -> List[str]:
     return order
 
 
-def _cache_dir() -> str:
+def cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = os.path.join(base, "sgpy")
     try:
@@ -249,7 +249,7 @@ def _build_tool(name: str, *, shared: bool) -> str:
     src = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.c")
     with open(src, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    out = os.path.join(_cache_dir(), f"{name}-{digest}{'.so' if shared else ''}")
+    out = os.path.join(cache_dir(), f"{name}-{digest}{'.so' if shared else ''}")
     if os.path.exists(out):
         return out
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
@@ -297,7 +297,7 @@ def _init_script(
         'if [ -z "${SGPY_SANDBOX_INIT:-}" ]; then',
         "  exec /usr/bin/env -i SGPY_SANDBOX_INIT=1 PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/sh \"$0\"",
         "fi",
-        f"fail() {{ echo \"{_FAIL_MARK} $*\" > /dev/console; sync; poweroff -f; exit 1; }}",
+        f"fail() {{ echo \"{FAIL_MARK} $*\" > /dev/console; sync; poweroff -f; exit 1; }}",
         "mount -t proc proc /proc || fail 'mount /proc'",
         "mount -t sysfs sysfs /sys || fail 'mount /sys'",
         "[ -e /dev/null ] || mount -t devtmpfs devtmpfs /dev || fail 'mount /dev'",
@@ -355,7 +355,7 @@ def _init_script(
             "wait",
         ]
     lines += [
-        f"echo \"{_EXIT_MARK} $rc\" > /dev/console",
+        f"echo \"{EXIT_MARK} $rc\" > /dev/console",
         "sync",
         "poweroff -f",
         "",
@@ -487,7 +487,7 @@ def _boot_uml(
     uml, moddir = find_uml()
     params = dict(DEFAULT_SCSI_DEBUG) if scsi_debug is None else parse_params(scsi_debug)
     modules = module_load_order(moddir, _GUEST_MODULES)
-    paths, _ = _read_modules_dep(moddir)
+    paths, _ = read_modules_dep(moddir)
     if "scsi_debug" not in paths:
         raise SandboxError(f"scsi_debug.ko not found in {moddir}; {_INSTALL_HINT}")
     ko = os.path.join(moddir, paths["scsi_debug"])
@@ -502,7 +502,7 @@ def _boot_uml(
             f.write(_init_script(
                 command=command, cwd=cwd, env=guest_env(env, params, moddir, ko),
                 modules=modules, scsi_debug_ko=ko, params=params, expected=expected_devices(params),
-                tty_out=_isatty(out_stream), stdin=None if stdin is None else
+                tty_out=isatty(out_stream), stdin=None if stdin is None else
                 (STDIN_TTY if stdin == STDIN_TTY else os.path.abspath(stdin)),
                 tty_size=_tty_size() if stdin == STDIN_TTY else None,
             ))
@@ -541,7 +541,7 @@ def _boot_uml(
         if not os.access(uml_env["HOME"], os.W_OK):
             uml_env["HOME"] = tmp
         if stdin != STDIN_TTY:
-            return _run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console,
+            return run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console,
                               "sgpy sandbox")
         import termios
         import tty
@@ -549,7 +549,7 @@ def _boot_uml(
         saved = termios.tcgetattr(0)
         try:
             tty.setraw(0)
-            return _run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console,
+            return run_guest(argv, pipes, uml_env, command, timeout, out_stream, err_stream, console,
                               "sgpy sandbox", inherit_stdin=True)
         finally:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
@@ -613,7 +613,7 @@ def host_decision(*, refresh: bool = False, console: Optional[IO[bytes]] = None)
     """
     uml, _ = find_uml()
     facts = host.HostFacts.read(uml, _tool_sources())
-    cache = _cache_dir()
+    cache = cache_dir()
     decision = None if refresh else host.load_decision(cache, facts)
     cached = decision is not None
     if decision is None:
@@ -632,7 +632,7 @@ def host_decision(*, refresh: bool = False, console: Optional[IO[bytes]] = None)
     return decision
 
 
-def _run_guest(
+def run_guest(
     argv: Sequence[str],
     pipes: Sequence[Tuple[int, int]],
     env: Optional[Mapping[str, str]],
@@ -671,16 +671,16 @@ def _run_guest(
             f"COMMAND {shlex.join(command)!s} did not finish within {timeout:g} s; the guest was killed.\n"
             + _tail(text[: -len("\0TIMEOUT")])
         )
-    m = re.search(_EXIT_MARK + r" (\d+)", text)
+    m = re.search(EXIT_MARK + r" (\d+)", text)
     if m:
         return int(m.group(1))
-    failed = re.search(_FAIL_MARK + r" (.*)", text)
+    failed = re.search(FAIL_MARK + r" (.*)", text)
     what = (f"the guest failed to set up: {failed.group(1).strip()}" if failed
             else "the guest stopped before COMMAND finished")
     raise SandboxError(f"{label}: {what}\n" + _tail(text))
 
 
-def _isatty(stream: IO[bytes]) -> bool:
+def isatty(stream: IO[bytes]) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):

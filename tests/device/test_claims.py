@@ -130,7 +130,7 @@ def open_ready(path, **kw):
 
 
 def pool_fds(ch):
-    return [st.fd for st in ch._pool if not st.closed]
+    return [st.fd for st in ch.transport.endpoints if not st.closed]
 
 
 def sg_fds(path):
@@ -172,11 +172,11 @@ def test_one_command_per_fd_first_then_up_to_16_per_fd(sg_device, scsi_debug, re
         ios = [ch.execute(command.Read10(lba=i, transfer_length=1), async_=True) for i in range(4)]
         per = reactor.statistics()["channels"][sg_device]
         assert (per["fds"], per["in_flight"], per["queued"]) == (4, 4, 0)
-        assert sorted(len(st.inflight) for st in ch._pool) == [1, 1, 1, 1]
+        assert sorted(len(st.inflight) for st in ch.transport.endpoints) == [1, 1, 1, 1]
         ios += ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(70)], async_=True)
         per = reactor.statistics()["channels"][sg_device]
         assert (per["fds"], per["in_flight"], per["queued"]) == (4, 64, 10)
-        assert sorted(len(st.inflight) for st in ch._pool) == [16, 16, 16, 16]
+        assert sorted(len(st.inflight) for st in ch.transport.endpoints) == [16, 16, 16, 16]
         ch.wait(timeout=60)
         assert all(io.ok for io in ios)
 
@@ -192,7 +192,7 @@ def test_an_idle_fd_reserve_buffer_grows_to_the_transfer(sg_device, reactor):
         io.wait(timeout=30)
         assert io.ok and len(io.data) == size
         assert _binding.get_reserved_size(fd) >= size > before
-        assert ch._pool[0].reserved == _binding.get_reserved_size(fd)  # what it read back
+        assert ch.transport.endpoints[0].reserved == _binding.get_reserved_size(fd)  # what it read back
 
 
 def test_a_synchronous_command_does_not_wait_behind_queued_work(sg_device, scsi_debug, reactor):
@@ -343,7 +343,7 @@ def test_handlers_run_on_the_driving_thread_holding_the_lock(sg_device):
         seen = []
 
         def where(io):
-            seen.append((threading.current_thread().name, r._lock._is_owned()))
+            seen.append((threading.current_thread().name, r.lock._is_owned()))
 
         with open_ready(sg_device, reactor=r) as ch:
             cmd = command.Read10(lba=0, transfer_length=1)

@@ -328,7 +328,7 @@ def test_watchdog_finishes_a_lost_command_once_and_keeps_its_buffers(sg_device):
             cmd.add_handler(calls.append)
             io = ch.execute(cmd, async_=True, verify_handler=handler.might_fail)
             buf = io.data_buf
-            with r._lock:
+            with r.lock:
                 io._submitted_at -= 3600  # as if the kernel had held it for an hour
                 r._sweep(time.monotonic())
             assert io.returned and isinstance(io.error, sgpy.CommandTimeout)

@@ -251,7 +251,7 @@ def test_job_arguments_are_checked_with_named_errors(sg_device, options, exc):
     with open_ready(sg_device) as ch:
         with pytest.raises(exc):
             ch.run(command.TestUnitReady(), **options)
-        assert not ch._jobs and ch.reactor.statistics()["outstanding"] == 0
+        assert not ch.transport.jobs and ch.reactor.statistics()["outstanding"] == 0
 
 
 def test_channel_options_are_checked_when_opening(sg_device):
@@ -305,7 +305,7 @@ def test_a_transfer_the_kernel_cannot_allocate_is_a_named_error(sg_device, monke
         with pytest.raises(errors.KernelMemoryError, match="ENOMEM.*split the transfer"):
             ch.execute(read)
         monkeypatch.undo()
-        from sgpy import reactor as _reactor
+        from sgpy import transport as _transport
 
         class Lib:  # the write() of one command, then of a batch, fails with ENOMEM
             sgpy_fill = _binding.lib.sgpy_fill
@@ -314,7 +314,7 @@ def test_a_transfer_the_kernel_cannot_allocate_is_a_named_error(sg_device, monke
             def sgpy_fill_submit(*args):
                 return errno.ENOMEM
 
-        monkeypatch.setattr(_reactor, "_lib", Lib)
+        monkeypatch.setattr(_transport, "_lib", Lib)
         monkeypatch.setattr(_binding, "submit", lambda fd, ptrs, n: (0, errno.ENOMEM))
         io = ch.execute(read, async_=True)
         monkeypatch.undo()

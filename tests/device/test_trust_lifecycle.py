@@ -154,12 +154,12 @@ def test_closed_channel_hands_out_no_fd(sg_device, reactor):
     ch.close()
     with pytest.raises(ChannelClosed):
         ch.execute(command.TestUnitReady(), async_=True)
-    with reactor._lock:
-        assert ch._idle_fd() is None
-        assert ch._open_pool_fd() is None
+    with reactor.lock:
+        assert ch.transport.idle_fd() is None
+        assert ch.transport._open_pool_fd() is None
     with pytest.raises(ChannelClosed):
-        ch._open_another_fd()
-    assert not ch._pool and not ch._queue and not ch._sync_fds
+        ch.open_fd()
+    assert not ch.transport.endpoints and not ch.transport.queue and not ch._sync_fds
 
 
 # -- defect: hot unplug with commands queued ------------------------------------------
@@ -201,7 +201,7 @@ def test_unplug_with_queued_ios_fails_each_once_and_nothing_hangs(sg_devices, sc
         assert reactor.wait(ios, timeout=15), \
             f"{sum(not io.returned for io in ios)} of {len(ios)} IOs never returned after the unplug"
         late = ch.execute(command.Read10(lba=0, transfer_length=1), async_=True) \
-            if not ch._gone else None
+            if not ch.gone else None
     except DeviceGone:
         late = None
     t_sync.join(15)
@@ -335,7 +335,7 @@ def test_close_ends_a_synchronous_job_in_another_thread(sg_device, scsi_debug):
     t = threading.Thread(target=run, daemon=True)
     t.start()
     time.sleep(1.0)
-    jobs = list(ch._jobs)
+    jobs = list(ch.transport.jobs)
     t0 = time.monotonic()
     ch.close()
     closed_after = time.monotonic() - t0

@@ -248,7 +248,7 @@ def test_engine_bookkeeping_is_marked() -> None:
     for fn in (Reactor._step, Reactor.poll, Reactor.wait, Reactor.close, Channel.execute, Channel.execute_many,
                Channel.close, Channel.run, Io.wait, Io.add_done_callback):
         assert protected(fn), fn
-    assert not protected(Reactor._wait_until)
+    assert not protected(Reactor.wait_until)
     assert not protected(_interrupt.call_interruptible)
 
 
