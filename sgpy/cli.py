@@ -1152,10 +1152,13 @@ def _cmd_modes(args: argparse.Namespace, out: _Out) -> int:
     """
     from sgpy import command
 
+    if args.defaults:
+        return _modes_defaults(args, out)
     if args.set:
         return _modes_set(args, out)
     if args.save:
-        raise UsageError("--save saves what --set changes: give --set PAGE.FIELD=VALUE")
+        raise UsageError("--save saves what --set changes (or --defaults): give --set PAGE.FIELD=VALUE or "
+                         "--defaults")
     # 3Fh: every page (SPC-5 6.14)
     page, subpage = _page_and_subpage(args.page, args.subpage, 0x3F, "mode")
     if args.page is not None and args.pc is None and page != 0x3F and not out.dumping:
@@ -1313,6 +1316,12 @@ def _modes_set(args: argparse.Namespace, out: _Out) -> int:
             if failure is not None:
                 raise failure from None
             raise _DeviceError(ch.path, exc) from None
+    return _mode_change_report(out, ch.path, change)
+
+
+def _mode_change_report(out: _Out, path: str, change: Any, extra: Optional[Dict[str, Any]] = None) -> int:
+    """Show a :class:`sgpy.modes.ModeChange` (``--set``, ``--defaults``): each field's old and new value, or
+    the JSON with ``extra`` keys; exit status 1 when a field does not read back as requested."""
     from sgpy.responses import mode_page_class
 
     def page_name(c: Any) -> str:
@@ -1322,19 +1331,59 @@ def _modes_set(args: argparse.Namespace, out: _Out) -> int:
     name = "ModeSelect10" if change.ten else "ModeSelect6"
     missed = [c for c in change.changes if not c.took]
     if out.json:
-        out.emit({"device": ch.path, "command": name, "saved": change.saved,
+        out.emit({"device": path, **(extra or {}), "command": name, "saved": change.saved,
                   "changes": [{"page": c.page_code, "subpage": c.subpage_code, "page_name": page_name(c),
                                "field": c.field, "old": c.old, "requested": c.requested, "new": c.new,
                                "took": c.took} for c in change.changes],
                   "sent": [b.hex() for b in change.sent]})
     else:
-        out.line(f"{ch.path}: {name}" + (", saved" if change.saved else "") + f" ({len(change.sent)} page(s))")
+        out.line(f"{path}: {name}" + (", saved" if change.saved else "") + f" ({len(change.sent)} page(s))")
         out.table(["PAGE", "FIELD", "OLD", "", "NEW"],
                   [[page_name(c), c.field, _show(c.old), "→", _show(c.new)] for c in change.changes], "  ")
     for c in missed:
-        out.note(f"sgpy modes: {ch.path}: the device accepted MODE SELECT, but {c.field} reads back "
+        out.note(f"sgpy modes: {path}: the device accepted MODE SELECT, but {c.field} reads back "
                  f"{_show(c.new)}, not {_show(c.requested)}")
     return EXIT_FAILURE if missed else EXIT_OK
+
+
+def _modes_defaults(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy modes DEV PAGE --defaults [--save]`` (sdparm --defaults): every changeable field of PAGE to its
+    default value (MODE SENSE, page control default) in one MODE SELECT, read back; refused without
+    --allow-data-loss before anything is opened."""
+    from sgpy import command, modes
+
+    if args.set:
+        raise UsageError("--defaults sets every changeable field of the page; --set sets the ones named: give one")
+    if args.pc is not None:
+        raise UsageError("--pc chooses the values to read; --defaults changes the current ones (and --save the "
+                         "saved ones)")
+    if out.dumping:
+        raise UsageError("--hex and --raw show what MODE SENSE answers; with --defaults use --json")
+    if args.page is None:
+        raise UsageError("--defaults needs the PAGE whose fields go back to their defaults (e.g. ca)")
+    page, subpage = _page_and_subpage(args.page, args.subpage, 0, "mode")
+    if page == 0x3F:
+        raise UsageError("--defaults: name one page, not all of them")
+    if not modes.settable_fields(page, subpage):
+        raise UsageError(f"--defaults: {_page_label(page, subpage)} is not decoded by sgpy, so its fields "
+                         "cannot be set one by one")
+    _check(args, command.ModeSelect10(pf=1, sp=int(args.save), data=bytes(8)))
+    with _open(args, policy=_policy(args)) as ch:
+        try:
+            change = modes.restore_defaults(ch, page, subpage, save=args.save)
+        except modes.ModeSettingError as exc:
+            raise UsageError(f"{ch.path}: {exc}; nothing was sent") from None
+        except TaskFailed as exc:
+            failure = _out_of_kernel_memory(ch.path, exc)
+            if failure is not None:
+                raise failure from None
+            raise _DeviceError(ch.path, exc) from None
+    changed = sum(1 for c in change.changes if c.new is None or int(c.old) != int(c.new))
+    code = _mode_change_report(out, ch.path, change, {"page": page, "subpage": subpage, "defaults": True,
+                                                      "changed": changed})
+    if not out.json:
+        out.line(f"  {changed} of {len(change.changes)} changeable field(s) changed")
+    return code
 
 
 # -- health ----------------------------------------------------------------------
@@ -2275,7 +2324,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change a field (repeatable): PAGE as above, FIELD as the page's JSON names it (wce, "
                         "d_sense, mrie...), VALUE a number or yes/no; checked against the changeable values, "
                         "sent with MODE SELECT, read back; needs --allow-data-loss")
-    p.add_argument("--save", action="store_true", help="with --set: also save the pages (MODE SELECT's SP bit)")
+    p.add_argument("--defaults", action="store_true",
+                   help="set every changeable field of PAGE to its default value (sdparm --defaults), in one MODE "
+                        "SELECT, read back; needs --allow-data-loss")
+    p.add_argument("--save", action="store_true",
+                   help="with --set or --defaults: also save the pages (MODE SELECT's SP bit)")
     p = verb("logs", _cmd_logs, "LOG SENSE: a log page (default: the list of supported pages)", [device],
              dumps=True)
     p.add_argument("page", nargs="?", type=_page_type("log"), metavar="PAGE",

@@ -10,10 +10,14 @@ Two halves, kept apart so that the encoding can be tested without a device:
   parameter lists, one per page, refusing a field the changeable values do
   not allow (:class:`FieldNotChangeable`, naming the field and its mask);
   :func:`select_command` makes the command that sends one;
+  :func:`default_settings` turns a page's current, changeable and default
+  values into the settings that bring it back to its defaults;
 * I/O on a channel: :func:`sense` (MODE SENSE(10), or (6) where (10) is not
   implemented), :func:`page_controls` (one MODE SENSE per page control:
-  current, changeable, default, saved), and :func:`read_modify_write`,
-  which reads, checks, sends MODE SELECT and reads back.
+  current, changeable, default, saved), :func:`read_modify_write`,
+  which reads, checks, sends MODE SELECT and reads back, and
+  :func:`restore_defaults` (``sdparm --defaults``), which does the same with
+  every changeable field of a page set to its default value.
 
 Each parameter list is built the way SPC-5 asks (6.11, 7.5.5): the page in
 its own format (page_0 or sub_page) with every byte it was read with, its
@@ -55,6 +59,8 @@ __all__ = [
     "sense",
     "page_controls",
     "read_modify_write",
+    "default_settings",
+    "restore_defaults",
 ]
 
 #: The page controls of MODE SENSE (SPC-5 table 452), by the name the command line uses.
@@ -404,3 +410,69 @@ def read_modify_write(channel: Any, settings: Iterable[Setting], *, save: bool =
                 changes.append(FieldChange(s.page_code, s.subpage_code, s.field, getattr(before[key], s.field),
                                            s.value, new))
     return ModeChange(changes=tuple(changes), saved=save, ten=ten, sent=tuple(p.to_bytes() for p in lists))
+
+
+def default_settings(current_page: Any, changeable_page: Any, default_page: Any) -> List[Setting]:
+    """The settings that give every changeable field of a page its default value (``sdparm --defaults``).
+
+    ``current_page``, ``changeable_page`` and ``default_page`` are the same
+    page as MODE SENSE gives it with page control 00b, 01b and 10b (SPC-5
+    table 452: the default values are "the values the device server uses
+    after a power on or reset when no values were saved").  One setting per
+    field sgpy decodes whose changeable value is not zero, in the page's
+    order, including fields already at their default (so that the MODE
+    SELECT holds them all, and ``--save`` saves them all).  Only the bits
+    the changeable value marks take the default; the others keep their
+    current value (a MODE SELECT that changes a bit the changeable values
+    hold as zero is refused with INVALID FIELD IN PARAMETER LIST, SPC-5
+    6.11), so :func:`plan` never refuses the result.  A field
+    missing from one of the three (a short page) is left out.  Raises
+    :class:`UnknownModeField` for a page sgpy does not decode.
+    """
+    from sgpy.responses import TypedModePage
+
+    code, sub = int(current_page.page_code), int(current_page.subpage_code)
+    if not isinstance(current_page, TypedModePage):
+        raise UnknownModeField(f"mode {_page_label(code, sub)} is not decoded by sgpy: its default values cannot "
+                               "be set field by field", code, sub, None)
+    out: List[Setting] = []
+    for name, (_width, flag) in settable_fields(code, sub).items():
+        mask = changeable_mask(changeable_page, name)
+        old = getattr(current_page, name, None)
+        default = getattr(default_page, name, None) if default_page is not None else None
+        if not mask or old is None or default is None:
+            continue
+        value = (int(old) & ~mask) | (int(default) & mask)
+        out.append(Setting(code, sub, name, bool(value) if flag else value))
+    return out
+
+
+def restore_defaults(channel: Any, page_code: int, subpage_code: int = 0, *, save: bool = False) -> ModeChange:
+    """Give every changeable field of one mode page its default value, as ``sdparm --defaults --page=P`` does.
+
+    MODE SENSE of the page's current, changeable and default values (the
+    default ones with the command that answered the current ones), then
+    :func:`default_settings`, then :func:`read_modify_write` with them: one
+    MODE SELECT for the page (SP set when ``save``) and the page read back.
+    The :class:`ModeChange` lists every changeable field; those whose
+    ``old`` and ``new`` differ are the ones that changed.  Raises
+    :class:`ModePageNotSupported` when the device does not return the page,
+    :class:`UnknownModeField` for a page sgpy does not decode,
+    :class:`ModeSettingError` when no field of the page is changeable
+    (nothing is sent then), or the device's :class:`~sgpy.errors.TaskFailed`
+    (a device that refuses page control 10b among them).
+    """
+    where = _page_label(page_code, subpage_code)
+    current = sense(channel, page_code, subpage_code, PAGE_CONTROLS["current"])
+    page = current.page(page_code, subpage_code)
+    if page is None:
+        raise ModePageNotSupported(f"the device returned no mode {where}", page_code, subpage_code, None)
+    changeable = sense(channel, page_code, subpage_code, PAGE_CONTROLS["changeable"], ten=current.ten)
+    default = sense(channel, page_code, subpage_code, PAGE_CONTROLS["default"], ten=current.ten)
+    settings = default_settings(page, changeable.page(page_code, subpage_code),
+                                default.page(page_code, subpage_code))
+    if not settings:
+        raise ModeSettingError(f"mode {where} has no field this device lets MODE SELECT change (its changeable "
+                               "values are all zero): there is no default to restore", page_code, subpage_code,
+                               None)
+    return read_modify_write(channel, settings, save=save)

@@ -153,3 +153,70 @@ def test_a_value_the_device_does_not_keep_is_exit_1(capsys, dev, monkeypatch):
     monkeypatch.setattr(modes, "read_modify_write", forgetful)
     code, out, err = run(capsys, "modes", dev, "--set", "ca.wce=0", "--allow-data-loss")
     assert code == EXIT_FAILURE and "wce reads back yes, not no" in err
+
+
+def test_defaults_puts_back_what_set_changed_in_one_mode_select(capsys, dev):
+    code, out, err = run(capsys, "modes", dev, "--set", "ca.wce=0", "--allow-data-loss")
+    assert code == EXIT_OK, err
+    assert current(dev)[(0x08, "wce")] is False
+    code, out, err = run(capsys, "modes", dev, "ca", "--defaults", "--allow-data-loss")
+    assert code == EXIT_OK, err
+    lines = out.splitlines()
+    assert lines[0] == f"{dev}: ModeSelect10 (1 page(s))"
+    assert lines[1].split() == ["PAGE", "FIELD", "OLD", "NEW"]
+    assert [line.split()[2:] for line in lines[2:-1]] == [["wce", "no", "→", "yes"]]  # WCE: the one changeable
+    assert lines[-1] == "  1 of 1 changeable field(s) changed"
+    assert current(dev)[(0x08, "wce")] is True
+    # at the defaults already: the MODE SELECT still goes out, and nothing changes
+    code, out, err = run(capsys, "modes", dev, "caching", "--defaults", "--allow-data-loss", "--json")
+    assert code == EXIT_OK, err
+    doc = json.loads(out)
+    assert set(doc) == {"device", "page", "subpage", "defaults", "changed", "command", "saved", "changes", "sent"}
+    assert (doc["page"], doc["subpage"], doc["defaults"], doc["changed"], doc["saved"]) == (8, 0, True, 0, False)
+    assert [(c["field"], c["old"], c["new"], c["took"]) for c in doc["changes"]] == [("wce", True, True, True)]
+    assert len(doc["sent"]) == 1 and bytes.fromhex(doc["sent"][0])[8] == 0x08
+
+
+def test_defaults_of_a_page_with_several_changeable_fields(capsys, dev):
+    code, out, err = run(capsys, "modes", dev, "--set", "ie.test=1", "--set", "ie.mrie=6", "--allow-data-loss")
+    assert code == EXIT_OK, err
+    with Channel.from_path(dev) as ch:
+        default = modes.page_controls(ch, 0x1C).page("default")
+    code, out, err = run(capsys, "modes", dev, "ie", "--defaults", "--allow-data-loss", "--json")
+    assert code == EXIT_OK, err
+    doc = json.loads(out)
+    got = {c["field"]: (c["old"], c["new"]) for c in doc["changes"]}
+    assert got == {"test": (True, default.test), "mrie": (6, default.mrie)}
+    assert doc["changed"] == 2 and all(c["took"] for c in doc["changes"])
+    now = current(dev)
+    assert (now[(0x1C, "test")], now[(0x1C, "mrie")]) == (default.test, default.mrie)
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["ca", "--defaults"], EXIT_REFUSED, "pass --allow-data-loss"),
+    (["ca", "--defaults", "--save", "--allow-data-loss"], EXIT_DEVICE_ERROR, "Invalid field in CDB"),
+    # the read-write error recovery page: scsi_debug lets MODE SELECT change none of its fields
+    (["rw", "--defaults", "--allow-data-loss"], EXIT_USAGE, "has no field this device lets MODE SELECT change"),
+])
+def test_defaults_refusals_change_nothing(capsys, dev, argv, code, words):
+    run(capsys, "modes", dev, "--set", "ca.wce=0", "--allow-data-loss")
+    before = current(dev)
+    got, out, err = run(capsys, "modes", dev, *argv)
+    assert got == code, err
+    assert words in err and "Traceback" not in err
+    got, out, err = run(capsys, "modes", dev, *argv, "--json")
+    assert got == code and json.loads(out)["error"]["exit_code"] == code
+    assert current(dev) == before
+
+
+def test_the_library_restores_defaults(dev):
+    with Channel.from_path(dev, policy=Policy(allow_data_loss=True)) as ch:
+        modes.read_modify_write(ch, [modes.setting(0x0A, 0, "d_sense", 1)])
+        change = modes.restore_defaults(ch, 0x0A)
+        assert {c.field: (c.old, c.new) for c in change.changes}["d_sense"] == (True, False)
+        assert all(c.took for c in change.changes) and len(change.sent) == 1
+    with Channel.from_path(dev, policy=Policy()) as ch:  # read-only: the MODE SELECT is refused, nothing sent
+        from sgpy.errors import UnsafeCommand
+
+        with pytest.raises(UnsafeCommand):
+            modes.restore_defaults(ch, 0x08)

@@ -145,3 +145,60 @@ def test_refusals_come_before_any_device_is_opened(capsys, argv, code, words):
 def test_a_field_after_a_page_argument_needs_no_page_prefix(capsys):
     got, out, err = run(capsys, "modes", "/dev/sg-none", "caching", "--set", "WCE=0")
     assert got == EXIT_REFUSED, err  # understood as caching.wce=0, then refused for want of --allow-data-loss
+
+
+# -- --defaults (sdparm --defaults) ---------------------------------------------------------------------
+
+# The caching page's default values as scsi_debug gives them (WCE set), and a current page with WCE clear.
+CACHING_DEFAULT = CACHING
+CACHING_WCE_CLEAR = CACHING[:18] + bytes([CACHING[18] & ~0x04]) + CACHING[19:]
+
+
+def test_default_settings_name_every_changeable_field_with_its_default_value():
+    page = params(CACHING_WCE_CLEAR).page(8)
+    got = modes.default_settings(page, params(CACHING_CHANGEABLE).page(8), params(CACHING_DEFAULT).page(8))
+    assert got == [modes.Setting(8, 0, "wce", True)]  # WCE is the only field the changeable values allow
+    (out,) = modes.plan(params(CACHING_WCE_CLEAR), params(CACHING_CHANGEABLE), got, device_type=0)
+    assert out.to_bytes()[8:] == CACHING[16:]  # the page sent is the default page, PS clear
+
+
+def ie_page(byte2, mrie):
+    return InformationalExceptionsControlPage.from_page(bytes([0x1C, 0x0A, byte2, mrie]) + bytes(8))
+
+
+def test_default_settings_take_only_the_changeable_bits_of_a_number():
+    current = ie_page(0x00, 0x6)
+    changeable = ie_page(0x00, 0x6)  # MRIE bits 1 and 2 may change; TEST, DEXCPT and the rest may not
+    default = ie_page(0x04, 0x1)  # TEST set by default, but not changeable: left alone
+    got = modes.default_settings(current, changeable, default)
+    # bit 0 of the default is not changeable and keeps its current 0; bits 1-2 take the default's 00b
+    assert got == [modes.Setting(0x1C, 0, "mrie", 0x0)]
+    assert modes.plan(ModeParameters(ten=True, pages=(current,)), ModeParameters(ten=True, pages=(changeable,)),
+                      got)
+
+
+def test_an_undecoded_page_has_no_default_settings():
+    from sgpy.responses import ModePage
+
+    raw = ModePage(page_code=0x19, subpage_code=0, spf=False, ps=False, data=b"\x00\x00")
+    with pytest.raises(modes.UnknownModeField, match="not decoded by sgpy"):
+        modes.default_settings(raw, raw, raw)
+
+
+@pytest.mark.parametrize("argv, code, words", [
+    (["ca", "--defaults", "--set", "wce=0", "--allow-data-loss"], EXIT_USAGE, "give one"),
+    (["ca", "--defaults", "--pc", "saved", "--allow-data-loss"], EXIT_USAGE, "--pc chooses the values to read"),
+    (["ca", "--defaults", "--hex", "--allow-data-loss"], EXIT_USAGE, "with --defaults use --json"),
+    (["--defaults", "--allow-data-loss"], EXIT_USAGE, "--defaults needs the PAGE"),
+    (["all", "--defaults", "--allow-data-loss"], EXIT_USAGE, "name one page"),
+    (["0x19", "--defaults", "--allow-data-loss"], EXIT_USAGE, "not decoded by sgpy"),
+    (["ca", "--defaults"], EXIT_REFUSED, "--allow-data-loss"),
+    (["ca", "--defaults", "--save"], EXIT_REFUSED, "--allow-data-loss"),
+])
+def test_defaults_refusals_come_before_any_device_is_opened(capsys, argv, code, words):
+    got, out, err = run(capsys, "modes", "/dev/sg-none", *argv)
+    assert got == code, err
+    assert words in err and "Traceback" not in err
+    if "--hex" not in argv:
+        got, out, err = run(capsys, "modes", "/dev/sg-none", *argv, "--json")
+        assert got == code and json.loads(out)["error"]["exit_code"] == code
