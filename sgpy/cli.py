@@ -89,6 +89,7 @@ __all__ = [
     "EXIT_REFUSED",
     "EXIT_INTERRUPTED",
     "EXIT_CODES",
+    "CONTROL_ACTIONS",
 ]
 
 EXIT_OK = 0
@@ -1386,6 +1387,102 @@ def _modes_defaults(args: argparse.Namespace, out: _Out) -> int:
     return code
 
 
+# -- control (sdparm --command) ----------------------------------------------------------
+
+#: START STOP UNIT's POWER CONDITION codes (SBC-4 5.27, table 90) that ``control`` names; with one of
+#: them the device ignores START and LOEJ.
+_POWER_CONDITIONS: Mapping[str, int] = MappingProxyType({"active": 0x1, "idle": 0x2, "standby": 0x3})
+
+#: action -> what ``sgpy control`` sends and says (sdparm --command, sg_start, sg_prevent, sg_sync).
+CONTROL_ACTIONS: Mapping[str, str] = MappingProxyType({
+    "start": "START STOP UNIT, START=1: the unit becomes ready (spins up)",
+    "stop": "START STOP UNIT, START=0: the unit stops (spins down) and is not ready until a start",
+    "load": "START STOP UNIT, START=1 LOEJ=1: load the medium, then start",
+    "eject": "START STOP UNIT, START=0 LOEJ=1: stop, then eject the medium",
+    "active": "START STOP UNIT, POWER CONDITION 1h (ACTIVE)",
+    "idle": "START STOP UNIT, POWER CONDITION 2h (IDLE)",
+    "standby": "START STOP UNIT, POWER CONDITION 3h (STANDBY)",
+    "sync": "SYNCHRONIZE CACHE(10) of every block: cached writes reach the medium",
+    "lock": "PREVENT ALLOW MEDIUM REMOVAL, PREVENT=01b: the medium may not be removed",
+    "unlock": "PREVENT ALLOW MEDIUM REMOVAL, PREVENT=00b: the medium may be removed",
+    "ready": "TEST UNIT READY (exit status 3 when not ready)",
+    "capacity": "READ CAPACITY(16), or (10): blocks and block size",
+})
+
+#: Actions that take the unit out of service for every user of it (a mounted filesystem's writes fail
+#: until a start): asked for with --allow-data-loss although they change no stored data.
+_OUT_OF_SERVICE = frozenset({"stop", "eject"})
+
+#: What the human output says an action did.
+_CONTROL_DONE: Mapping[str, str] = MappingProxyType({
+    "start": "started", "stop": "stopped", "load": "medium loaded and started", "eject": "stopped and medium "
+    "ejected", "active": "power condition active", "idle": "power condition idle", "standby": "power condition "
+    "standby", "sync": "cache synchronized", "lock": "medium removal prevented", "unlock": "medium removal allowed",
+    "ready": "ready"})
+
+
+def _control_command(action: str, immed: bool) -> Any:
+    """The command of a ``control`` action other than ``capacity`` (SBC-4 5.27 START STOP UNIT, 5.32
+    SYNCHRONIZE CACHE(10); SPC-5 6.17 PREVENT ALLOW MEDIUM REMOVAL; 6.47 TEST UNIT READY)."""
+    from sgpy import command
+
+    if action in ("start", "stop", "load", "eject"):
+        return command.StartStopUnit(immed=int(immed), start=int(action in ("start", "load")),
+                                     loej=int(action in ("load", "eject")))
+    if action in _POWER_CONDITIONS:
+        return command.StartStopUnit(immed=int(immed), power_condition=_POWER_CONDITIONS[action])
+    if action == "sync":
+        # LBA 0 and NUMBER OF LOGICAL BLOCKS 0: from the first block to the last (SBC-4 5.32)
+        return command.SynchronizeCache10(immed=int(immed), lba=0, number_of_logical_blocks=0)
+    if action in ("lock", "unlock"):
+        return command.PreventAllowMediumRemoval(prevent=int(action == "lock"))
+    return command.TestUnitReady()
+
+
+def _cmd_control(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy control DEV ACTION`` (sdparm --command=ACTION): one command by name, through the safety policy.
+
+    ``stop`` and ``eject`` are refused without --allow-data-loss before the
+    device is opened: they change no stored data (the policy classes START
+    STOP UNIT as a read) but leave the unit not ready for every other user
+    of it until a ``start``.
+    """
+    action = args.action
+    if args.immed and action not in ("start", "stop", "load", "eject", "sync", *_POWER_CONDITIONS):
+        raise UsageError(f"--immed is a field of START STOP UNIT and SYNCHRONIZE CACHE; {action} has none")
+    if action in _OUT_OF_SERVICE and not (args.allow_data_loss or args.allow_irreversible):
+        raise _Refused(f"control {action} takes {args.device} out of service for every user of it (a mounted "
+                       "filesystem's writes fail) until 'sgpy control DEV start'; sgpy refuses it: pass "
+                       "--allow-data-loss to send it", safety.Risk.DATA_CHANGING)
+    if action == "capacity":
+        with _open(args, policy=safety.READ_ONLY) as ch:
+            cap = _read_capacity(ch)
+        doc: Dict[str, Any] = {"device": ch.path, "action": action, "command": "ReadCapacity16"
+                               if cap["physical_block_size"] is not None else "ReadCapacity10", "cdb": None,
+                               "immed": False, "capacity": {k: v for k, v in cap.items() if k != "device"}}
+        if out.json:
+            out.emit(doc)
+        else:
+            out.line(f"{ch.path}: {cap['blocks']} blocks of {cap['block_size']} bytes = "
+                     f"{_human_bytes(cap['capacity_bytes'])}")
+        return EXIT_OK
+    cmd = _control_command(action, args.immed)
+    _check(args, cmd)
+    with _open(args, policy=_policy(args)) as ch:
+        # TEST UNIT READY reports a unit attention as it finds it (as 'sgpy tur'); the others are sent again
+        _run(ch, cmd, retry=action != "ready")
+    doc = {"device": ch.path, "action": action, "command": cmd.name, "cdb": bytes(cmd.cdb).hex(),
+           "immed": bool(args.immed)}
+    if action == "ready":
+        doc["ready"] = True
+    if out.json:
+        out.emit(doc)
+    else:
+        out.line(f"{ch.path}: {_CONTROL_DONE[action]}" + (" (IMMED: the command returned at once)" if args.immed
+                                                          else "") + f" [{cmd.name} {bytes(cmd.cdb).hex(' ')}]")
+    return EXIT_OK
+
+
 # -- health ----------------------------------------------------------------------
 
 
@@ -2329,6 +2426,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "SELECT, read back; needs --allow-data-loss")
     p.add_argument("--save", action="store_true",
                    help="with --set or --defaults: also save the pages (MODE SELECT's SP bit)")
+    p = verb("control", _cmd_control, "send one command by name (sdparm --command): start, stop, load, eject, "
+             "active, idle, standby (START STOP UNIT), sync (SYNCHRONIZE CACHE), lock, unlock (PREVENT ALLOW "
+             "MEDIUM REMOVAL), ready (TEST UNIT READY), capacity (READ CAPACITY); stop and eject need "
+             "--allow-data-loss", [device, risky])
+    p.add_argument("action", choices=list(CONTROL_ACTIONS), metavar="ACTION",
+                   help="; ".join(f"{k}: {v}" for k, v in CONTROL_ACTIONS.items()))
+    p.add_argument("--immed", action="store_true",
+                   help="set IMMED (start, stop, load, eject, active, idle, standby, sync): the device answers "
+                        "before the action is done")
     p = verb("logs", _cmd_logs, "LOG SENSE: a log page (default: the list of supported pages)", [device],
              dumps=True)
     p.add_argument("page", nargs="?", type=_page_type("log"), metavar="PAGE",
