@@ -2,8 +2,9 @@
 
 Verbs follow sg3_utils, lsscsi, sdparm, smartctl and fio: ``list``, ``inq``,
 ``vpd``, ``readcap``, ``luns``, ``tur``, ``sense``, ``opcodes``, ``modes``
-(with ``--set``, MODE SELECT), ``logs``, ``health``, ``raw``, ``read``,
-``write``, ``bench`` and ``conform``.  Every verb takes ``--json``; the keys of each
+(with ``--set`` and ``--defaults``, MODE SELECT), ``control`` (sdparm
+--command), ``logs``, ``health``, ``raw``, ``read``, ``write``, ``copy``
+(device to device), ``bench`` and ``conform``.  Every verb takes ``--json``; the keys of each
 answer are documented in ``docs/cli.rst`` and do not change.  The verbs
 that show one response also take ``--hex`` and ``--raw`` (its bytes, as
 sg3_utils' ``-H`` and ``-r``).
@@ -90,6 +91,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_CODES",
     "CONTROL_ACTIONS",
+    "COPY_QD",
 ]
 
 EXIT_OK = 0
@@ -2023,6 +2025,200 @@ def _write_from(ch: Any, src: BinaryIO, args: argparse.Namespace, bs: int, count
     return written
 
 
+# -- copy (sg_dd if=DEV of=DEV2) -----------------------------------------------------------
+
+#: Commands ``copy`` keeps in flight unless ``--qd`` says otherwise (reads and writes together).
+COPY_QD = 8
+
+
+def _lu_name(ch: Any) -> Optional[str]:
+    """The logical unit's name from VPD page 83h (``naa.…``, ``eui.…``...), or None when the device gives none."""
+    from sgpy import command
+    from sgpy.handler import might_fail
+
+    try:
+        io = ch.execute(command.Inquiry(evpd=True, page_code=0x83, allocation_length=1024), verify_handler=might_fail)
+    except (SgError, OSError, MalformedResponse):
+        return None
+    wwn = getattr(io.result, "wwn", None) if io.error is None else None
+    return wwn if isinstance(wwn, str) and wwn else None
+
+
+def _same_unit(src: Any, dst: Any) -> bool:
+    """Whether two open channels reach the same logical unit: the same node (or the same device number), the
+    same iSCSI URL, or the same name in VPD page 83h.  Two units that share their medium without saying so
+    (scsi_debug's disks without ``per_host_store``) cannot be told apart."""
+    if src.path == dst.path:
+        return True
+    try:
+        if os.stat(src.path).st_rdev == os.stat(dst.path).st_rdev:
+            return True
+    except (OSError, ValueError):
+        pass
+    a, b = _lu_name(src), _lu_name(dst)
+    return a is not None and a == b
+
+
+def _copy_progress(out: _Out, done: int, count: int, bs: int, start: float) -> None:
+    """A live line on a terminal (stderr): blocks copied so far, the share of the whole and the rate."""
+    if not out.stderr.isatty():
+        return
+    seconds = max(time.perf_counter() - start, 1e-9)
+    out.stderr.write(f"\r  {done} of {count} block(s) ({100 * done // count}%), "
+                     f"{done * bs / seconds / 1e6:.1f} MB/s ")
+    out.stderr.flush()
+
+
+def _copy_blocks(src: Any, dst: Any, args: argparse.Namespace, out: _Out, bs: int, per: int, depth: int,
+                 done: List[int]) -> None:
+    """Copy ``--count`` blocks from ``--lba`` of ``src`` to ``--dst-lba`` of ``dst``, ``per`` blocks a command.
+
+    A bounded pipeline: at most ``depth`` commands in flight, reads and
+    writes together, so at most ``depth`` × ``per`` blocks in memory.  Reads
+    are queued on ``src`` as far as the depth allows; each read, once done
+    (in order), becomes a WRITE(16) on ``dst`` whose data is the read's own
+    buffer (no copy); a write's completion frees its place for the next
+    read.  ``done[0]`` counts the blocks from the start of the range whose
+    write has completed (writes are collected in order), so that an
+    interruption can say how far the copy got.
+    """
+    from collections import deque
+
+    from sgpy import command
+
+    chunks = _chunks(0, args.count, per)
+    reads: Any = deque()  # (offset, blocks, io) in range order
+    writes: Any = deque()
+    more = True
+    start = time.perf_counter()
+    last = 0.0
+    while True:
+        while more and len(reads) + len(writes) < depth:
+            nxt = next(chunks, None)
+            if nxt is None:
+                more = False
+                break
+            off, n = nxt
+            reads.append((off, n, src.execute(command.Read16(lba=args.lba + off, transfer_length=n), async_=True)))
+        if not reads and not writes:
+            break
+        if reads:
+            off, n, io = reads.popleft()
+            _wait_io(src, io)
+            if io.hdr is not None and io.hdr.resid:
+                raise _Failure(f"{src.path}: READ(16) of LBA {args.lba + off} moved {n * bs - io.hdr.resid} of "
+                               f"{n * bs} bytes; {done[0]} block(s) were copied")
+            writes.append((off, n, dst.execute(command.Write16(lba=args.dst_lba + off, transfer_length=n,
+                                                                data=io.data_buf[: n * bs]), async_=True)))
+            del io
+        # writes are collected in order: those already done, and the oldest whenever the pipeline is
+        # full or nothing is left to read
+        while writes and (writes[0][2].returned or len(reads) + len(writes) >= depth or not (reads or more)):
+            off, n, io = writes.popleft()
+            _wait_io(dst, io)
+            done[0] = off + n
+            now = time.perf_counter()
+            if now - last >= 0.5:
+                last = now
+                _copy_progress(out, done[0], args.count, bs, start)
+
+
+def _wait_io(ch: Any, io: Any) -> None:
+    """Wait for one IO of a pipeline; its failure becomes exit status 3 (1 when the kernel lacked memory)."""
+    try:
+        io.wait()
+    except (TaskFailed, OSError) as exc:
+        failure = _out_of_kernel_memory(ch.path, exc)
+        if failure is not None:
+            raise failure from None
+        if isinstance(exc, TaskFailed):
+            raise _DeviceError(ch.path, exc) from None
+        raise
+
+
+def _copy_verify(src: Any, dst: Any, args: argparse.Namespace, bs: int, per: int, depth: int) -> None:
+    """Read both ranges back, a few commands at a time, and compare: the first LBA that differs is a failure."""
+    from sgpy import command
+
+    chunks = _chunks(0, args.count, per)
+    while True:
+        batch = list(itertools.islice(chunks, max(1, depth // 2)))
+        if not batch:
+            return
+        a = _run(src, [command.Read16(lba=args.lba + off, transfer_length=n) for off, n in batch])
+        b = _run(dst, [command.Read16(lba=args.dst_lba + off, transfer_length=n) for off, n in batch])
+        for (off, n), x, y in zip(batch, a, b):
+            if x.data_buf[: n * bs] != y.data_buf[: n * bs]:
+                first = next(i for i in range(n) if x.data_buf[i * bs:(i + 1) * bs] != y.data_buf[i * bs:(i + 1) * bs])
+                raise _Failure(f"--verify: block {off + first} of the range differs: {src.path} LBA "
+                               f"{args.lba + off + first}, {dst.path} LBA {args.dst_lba + off + first}")
+
+
+def _cmd_copy(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy copy SRC DST --lba L --count N [--dst-lba M]`` (sg_dd if=SRC of=DST): device to device.
+
+    Refused without --allow-data-loss before anything is opened.  Both
+    capacities are read and the block sizes compared, the ranges checked
+    against both media and, on the same logical unit, against each other
+    (an overlap is refused), all before the first write.
+    """
+    from sgpy import command
+
+    if args.dst_lba is None:
+        args.dst_lba = args.lba
+    _check(args, command.Write16)
+    dst_args = argparse.Namespace(**{**vars(args), "device": args.destination})
+    start = time.perf_counter()
+    done = [0]
+    interrupted = False
+    with _open(args, policy=safety.READ_ONLY) as src, _open(dst_args, policy=_policy(args)) as dst:
+        for ch in (src, dst):
+            _consume_unit_attention(ch)
+        src_cap, dst_cap = _read_capacity(src), _read_capacity(dst)
+        bs = _block_size_of(src, src_cap)
+        if _block_size_of(dst, dst_cap) != bs:
+            raise UsageError(f"the block sizes differ: {src.path} has {bs} bytes, {dst.path} "
+                             f"{dst_cap['block_size']}; copy moves whole blocks between devices of one block size")
+        src.block_size = dst.block_size = bs
+        _check_range(args.lba, args.count, src_cap)
+        try:
+            _check_range(args.dst_lba, args.count, dst_cap)
+        except UsageError as exc:
+            raise UsageError(str(exc).replace("--lba", "--dst-lba", 1)) from None
+        if _same_unit(src, dst) and args.lba < args.dst_lba + args.count and args.dst_lba < args.lba + args.count:
+            raise UsageError(f"{src.path} and {dst.path} are the same logical unit and the ranges overlap (LBAs "
+                             f"{args.lba} to {args.lba + args.count - 1} onto {args.dst_lba} to "
+                             f"{args.dst_lba + args.count - 1}): a read could see a block already overwritten; "
+                             "copy in two steps through a range that does not overlap")
+        per = max(1, min(src.max_transfer, dst.max_transfer, args.chunk) // bs)
+        try:
+            _copy_blocks(src, dst, args, out, bs, per, args.qd, done)
+        except KeyboardInterrupt:
+            interrupted = True
+        if out.stderr.isatty():
+            out.stderr.write("\n")
+        if not interrupted and args.verify:
+            _copy_verify(src, dst, args, bs, per, args.qd)
+    seconds = time.perf_counter() - start
+    doc = {"source": src.path, "destination": dst.path, "lba": args.lba, "dst_lba": args.dst_lba,
+           "count": args.count, "copied": done[0], "block_size": bs, "bytes": done[0] * bs,
+           "verified": bool(args.verify) and not interrupted, "interrupted": interrupted,
+           "seconds": round(seconds, 6)}
+    if out.json:
+        out.emit(doc)
+    elif not interrupted:
+        out.line(f"{src.path} -> {dst.path}: copied {done[0]} block(s) from LBA {args.lba} to LBA {args.dst_lba} "
+                 f"({done[0] * bs} bytes) in {seconds:.3f} s" + (", verified" if args.verify else ""))
+    if interrupted:
+        out.note(f"sgpy copy: interrupted after {done[0]} of {args.count} block(s): LBAs {args.lba} to "
+                 f"{args.lba + done[0] - 1} of {src.path} are on {dst.path} from LBA {args.dst_lba}; blocks after "
+                 "those may be partly written" if done[0] else
+                 f"sgpy copy: interrupted before the first block was copied; {dst.path} may be partly written "
+                 f"from LBA {args.dst_lba}")
+        raise KeyboardInterrupt
+    return EXIT_OK
+
+
 # -- bench -------------------------------------------------------------------------
 
 #: Seed of the first job's random LBAs (each channel's job adds its index), so runs repeat.
@@ -2466,6 +2662,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--input", required=True, metavar="FILE", help="the data ('-' for stdin)")
     p.add_argument("--chunk", type=_size, default=1 << 20, metavar="SIZE",
                    help="bytes per command (default 1m)")
+    p = verb("copy", _cmd_copy, "copy an LBA range from one device to another (sg_dd if=DEV of=DEV2; needs "
+             "--allow-data-loss)", [device, risky])
+    p.add_argument("destination", metavar="DEST", help="the device written to (as DEVICE)")
+    p.add_argument("--lba", type=_int, default=0, help="first LBA read from DEVICE (default 0)")
+    p.add_argument("--count", type=_positive, required=True, metavar="N", help="number of blocks")
+    p.add_argument("--dst-lba", type=_int, default=None, metavar="LBA",
+                   help="first LBA written on DEST (default: --lba)")
+    p.add_argument("--chunk", type=_size, default=1 << 20, metavar="SIZE", help="bytes per command (default 1m)")
+    p.add_argument("--qd", type=_int_range(1, 256, "--qd"), default=COPY_QD, metavar="N",
+                   help=f"commands in flight, reads and writes together (default {COPY_QD})")
+    p.add_argument("--verify", action="store_true", help="read both ranges back and compare them")
     p = verb("bench", _cmd_bench, "measure IOPS, MB/s and latency (writes need --allow-data-loss)", [device, risky])
     p.add_argument("--qd", type=_positive, default=32, metavar="N", help="commands in flight (default 32)")
     p.add_argument("--bs", type=_size, default=4096, metavar="SIZE", help="bytes per command (default 4k)")
