@@ -2185,7 +2185,7 @@ def _cmd_copy(args: argparse.Namespace, out: _Out) -> int:
             _check_range(args.dst_lba, args.count, dst_cap)
         except UsageError as exc:
             raise UsageError(str(exc).replace("--lba", "--dst-lba", 1)) from None
-        if _same_unit(src, dst) and args.lba < args.dst_lba + args.count and args.dst_lba < args.lba + args.count:
+        if args.lba < args.dst_lba + args.count and args.dst_lba < args.lba + args.count and _same_unit(src, dst):
             raise UsageError(f"{src.path} and {dst.path} are the same logical unit and the ranges overlap (LBAs "
                              f"{args.lba} to {args.lba + args.count - 1} onto {args.dst_lba} to "
                              f"{args.dst_lba + args.count - 1}): a read could see a block already overwritten; "
@@ -2195,6 +2195,12 @@ def _cmd_copy(args: argparse.Namespace, out: _Out) -> int:
             _copy_blocks(src, dst, args, out, bs, per, args.qd, done)
         except KeyboardInterrupt:
             interrupted = True
+        except (_DeviceError, _Failure):
+            out.note(f"sgpy copy: {done[0]} of {args.count} block(s) were copied (LBAs {args.lba} to "
+                     f"{args.lba + done[0] - 1} onto {args.dst_lba} on); blocks after those may be partly written"
+                     if done[0] else f"sgpy copy: no block was copied; {dst.path} may be partly written from LBA "
+                     f"{args.dst_lba}")
+            raise
         if out.stderr.isatty():
             out.stderr.write("\n")
         if not interrupted and args.verify:

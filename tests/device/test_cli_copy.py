@@ -189,3 +189,21 @@ def test_ctrl_c_says_how_far_the_copy_got_and_exits_130(capsys, disks, monkeypat
     seen.clear()
     code, out, err = run(capsys, "copy", a, b, "--count", 2000, "--chunk", "4k", "--allow-data-loss")
     assert code == EXIT_INTERRUPTED and out == "" and "interrupted after" in err
+
+
+def test_a_read_error_stops_the_copy_with_status_3_and_says_how_far_it_got(capsys, disks, scsi_debug):
+    # opts=2 (SDEBUG_OPT_MEDIUM_ERR): reads of LBAs medium_error_start (4660) to +medium_error_count (10)
+    # answer MEDIUM ERROR, UNRECOVERED READ ERROR (scsi_debug.c, check_device_access_params / resp_read_dt0)
+    a, b = disks
+    write(a, 4600, pattern(4600, 100, tag=6))
+    write(b, 0, bytes(100 * BLOCK))
+    scsi_debug.set(opts=2)
+    code, out, err = run(capsys, "copy", a, b, "--lba", 4600, "--count", 100, "--dst-lba", 0, "--chunk", "5k",
+                         "--qd", 2, "--allow-data-loss", "--json")
+    assert code == 3, err
+    assert json.loads(out)["error"]["sense"]["sense_key"] == "MEDIUM_ERROR"
+    assert "Read16 failed: MEDIUM ERROR" in err
+    # LBA 4660 is in the seventh command of ten blocks: the six before were written, in order
+    assert "sgpy copy: 60 of 100 block(s) were copied (LBAs 4600 to 4659 onto 0 on)" in err
+    scsi_debug.set(opts=0)
+    assert read(b, 0, 60) == pattern(4600, 60, tag=6)
