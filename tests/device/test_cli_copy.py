@@ -7,6 +7,7 @@ its own pattern (every block: its LBA and a tag) on disk A, copies, and
 reads disk B back.
 """
 
+import io
 import json
 import os
 import signal
@@ -17,9 +18,9 @@ import pytest
 from sgpy import command
 from sgpy.channel import Channel
 from sgpy.cli import EXIT_INTERRUPTED, EXIT_NO_DEVICE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
+from sgpy.errors import UnitAttention
 from sgpy.handler import might_fail
 from sgpy.safety import Policy
-from sgpy.errors import UnitAttention
 
 TWO_DISKS = dict(add_host=2, per_host_store=1, num_tgts=1)
 pytestmark = pytest.mark.scsi_debug(**TWO_DISKS)
@@ -207,3 +208,21 @@ def test_a_read_error_stops_the_copy_with_status_3_and_says_how_far_it_got(capsy
     assert "sgpy copy: 60 of 100 block(s) were copied (LBAs 4600 to 4659 onto 0 on)" in err
     scsi_debug.set(opts=0)
     assert read(b, 0, 60) == pattern(4600, 60, tag=6)
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_goes_to_a_terminal_only(disks):
+    a, b = disks
+    out, err = io.StringIO(), Terminal()
+    code = main(["copy", a, b, "--count", "300", "--chunk", "4k", "--allow-data-loss"], stdout=out, stderr=err)
+    assert code == EXIT_OK, err.getvalue()
+    live = err.getvalue()
+    assert live.startswith("\r  ") and live.endswith("\n") and " of 300 block(s) (" in live and "MB/s" in live
+    assert out.getvalue().startswith(f"{a} -> {b}: copied 300 block(s)")
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["copy", a, b, "--count", "300", "--allow-data-loss"], stdout=out, stderr=err) == EXIT_OK
+    assert err.getvalue() == ""
