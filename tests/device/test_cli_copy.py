@@ -226,3 +226,18 @@ def test_progress_goes_to_a_terminal_only(disks):
     out, err = io.StringIO(), io.StringIO()
     assert main(["copy", a, b, "--count", "300", "--allow-data-loss"], stdout=out, stderr=err) == EXIT_OK
     assert err.getvalue() == ""
+
+
+@pytest.mark.scsi_debug(add_host=1, per_host_store=0, num_tgts=2)
+def test_verify_finds_what_two_units_sharing_one_medium_did_to_each_other(capsys, sg_devices):
+    """Two scsi_debug disks on one host share one store, under two names: the overlap check cannot see
+    it, the copy reads blocks a write already changed, and --verify reports the first that differs."""
+    a, b = sg_devices[:2]
+    write(a, 0, pattern(0, 150, tag=8))
+    # 100 blocks from LBA 0 onto LBA 50 of the same medium, ten blocks a command, all ten reads queued
+    # before the first write (scsi_debug with delay=0 runs each command as it is submitted)
+    code, out, err = run(capsys, "copy", a, b, "--count", 100, "--dst-lba", 50, "--chunk", "5k", "--qd", 10,
+                         "--verify", "--allow-data-loss")
+    assert code == 1, err
+    assert f"--verify: block 50 of the range differs: {a} LBA 50, {b} LBA 100" in err
+    assert read(a, 50, 10) == pattern(0, 10, tag=8) and read(b, 100, 10) == pattern(50, 10, tag=8)
