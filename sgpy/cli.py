@@ -802,6 +802,8 @@ def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
     host's driver and the target port's name."""
     from sgpy import devices
 
+    if args.hosts:
+        return _list_hosts(args, out)
     found = devices.devices()
     if out.json:
         out.emit({"devices": [d.to_dict() for d in found]})
@@ -826,6 +828,36 @@ def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
                     dash(d.transport_address)]
         rows.append(row + ["rw" if d.accessible else "-"])
     out.table(header + ["ACCESS"], rows)
+    return EXIT_OK
+
+
+def _list_hosts(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy list --hosts``: the SCSI hosts from /sys/class/scsi_host (lsscsi -H, with -t's transport);
+    nothing is opened but sysfs attributes.  ``--long`` adds the state and the queueing limits
+    (lsscsi -H --long)."""
+    from sgpy import devices
+
+    found = devices.hosts()
+    if out.json:
+        out.emit({"hosts": [h.to_dict() for h in found]})
+        return EXIT_OK
+    if not found:
+        out.note("no SCSI hosts")
+        return EXIT_OK
+
+    def dash(value: Any) -> str:
+        return "-" if value is None or value == "" else str(value)
+
+    header = ["HOST", "NAME", "DRIVER", "TRANSPORT", "ADDRESS", "DEVICES"]
+    if args.long:
+        header += ["STATE", "CAN_QUEUE", "CMD_PER_LUN", "SG_TABLESIZE"]
+    rows = []
+    for h in found:
+        row = [h.host, h.name, dash(h.driver), dash(h.transport), dash(h.transport_address), h.devices]
+        if args.long:
+            row += [dash(h.state), dash(h.can_queue), dash(h.cmd_per_lun), dash(h.sg_tablesize)]
+        rows.append(row)
+    out.table(header, rows)
     return EXIT_OK
 
 
@@ -2586,10 +2618,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = verb("list", _cmd_list, "list sg devices with size, transport, WWN and serial (from sysfs; no command "
-             "is sent)", [])
+    p = verb("list", _cmd_list, "list sg devices with size, transport, WWN and serial, or with --hosts the SCSI "
+             "hosts (from sysfs; no command is sent)", [])
     p.add_argument("--long", "-l", action="store_true",
                    help="more columns: state, logical block size, queue depth, host driver, target port")
+    p.add_argument("--hosts", "-H", action="store_true",
+                   help="list the SCSI hosts instead (lsscsi -H): driver, transport, sg devices behind each")
     vpd_help = ("VPD page code (0x83) or name (sg_vpd's, or a long name such as serial): "
                 + ", ".join(f"{k}={v:02X}h" for k, v in VPD_NAMES.items()))
     p = verb("inq", _cmd_inq, "INQUIRY: standard data, or a VPD page", [device], dumps=True)

@@ -36,7 +36,7 @@ import attrs
 
 from sgpy.constants import PeripheralDeviceType
 
-__all__ = ["Device", "devices", "list_devices", "find", "SYSFS", "DEV"]
+__all__ = ["Device", "Host", "devices", "hosts", "list_devices", "find", "SYSFS", "DEV"]
 
 #: Where sysfs and device nodes live; every function takes others (for tests).
 SYSFS = "/sys"
@@ -290,6 +290,12 @@ def _transport(sysfs: str, devdir: str, hctl: Tuple[int, int, int, int], driver:
         if name and tpgt and tpgt.isdigit():
             return "iscsi", f"{name},t,0x{int(tpgt):x}"  # SAM-5 annex A: the iSCSI target port name
         return "iscsi", name
+    return _by_path_and_driver(parts, host, driver)
+
+
+def _by_path_and_driver(parts: List[str], host: str, driver: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """The transport of a host without a transport class: a USB host by its sysfs path (with the USB
+    interface, e.g. ``1-1:1.0``), then ATA, SATA and virtio by the host's driver, scsi_debug by its path."""
     if any(re.fullmatch(r"usb\d+", p) for p in parts) and host in parts:
         return "usb", parts[parts.index(host) - 1]  # the USB interface, e.g. 1-1:1.0
     if driver:
@@ -366,6 +372,103 @@ def devices(*, sysfs: Optional[str] = None, dev: Optional[str] = None) -> List[D
 
 #: Another name for :func:`devices`.
 list_devices = devices
+
+
+@attrs.frozen
+class Host:
+    """One SCSI host (an HBA, an iSCSI session's host, scsi_debug's adapter), as sysfs describes it.
+
+    ``host`` is its number (the H of H:C:T:L) and ``name`` its kernel name
+    (``host0``); ``driver`` the driver's ``proc_name`` (``ahci``,
+    ``mpt3sas``, ``iscsi_tcp``, ``scsi_debug``), the column ``lsscsi -H``
+    shows; ``transport`` the kind of transport found as for
+    :attr:`Device.transport` (the host's transport class, then its sysfs
+    path and its driver) and ``transport_address`` the host's own name on
+    it where sysfs gives one (an FC port name and port ID, the host's SAS
+    address, an iSCSI initiator name); ``state`` the host's state
+    (``running``...), ``can_queue`` the commands it takes at once,
+    ``cmd_per_lun`` its default queue depth per logical unit,
+    ``sg_tablesize`` the scatter-gather elements per command (what
+    ``lsscsi -H --long`` shows); each None where sysfs does not say.
+    ``devices`` counts the sg devices behind it.
+    """
+
+    host: int
+    name: str
+    driver: Optional[str] = None
+    transport: Optional[str] = None
+    transport_address: Optional[str] = None
+    state: Optional[str] = None
+    can_queue: Optional[int] = None
+    cmd_per_lun: Optional[int] = None
+    sg_tablesize: Optional[int] = None
+    devices: int = 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON form (the keys ``sgpy list --hosts --json`` prints)."""
+        return {"host": self.host, "name": self.name, "driver": self.driver, "transport": self.transport,
+                "transport_address": self.transport_address, "state": self.state, "can_queue": self.can_queue,
+                "cmd_per_lun": self.cmd_per_lun, "sg_tablesize": self.sg_tablesize, "devices": self.devices}
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _host_transport(sysfs: str, name: str, driver: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """``(kind, the host's own name on it)`` for SCSI host ``name``: its transport class first
+    (drivers/scsi/scsi_transport_*.c register ``sas_host``, ``fc_host``, ``spi_host``, ``srp_host``,
+    ``iscsi_host``), then the shape of its sysfs path, then its driver, as for a logical unit."""
+    cls = os.path.join(sysfs, "class")
+    hostdir = os.path.join(cls, "scsi_host", name)
+    if os.path.exists(os.path.join(cls, "sas_host", name)):
+        # mpt2sas/mpt3sas give the HBA's SAS address as a scsi_host attribute
+        return "sas", _read(os.path.join(hostdir, "host_sas_address"))
+    if os.path.exists(os.path.join(cls, "spi_host", name)):
+        return "spi", None
+    fc_host = os.path.join(cls, "fc_host", name)
+    if os.path.exists(fc_host):
+        kind = "fcoe" if " over " in (_read(os.path.join(fc_host, "symbolic_name")) or "") else "fc"
+        port, ident = _read(os.path.join(fc_host, "port_name")), _read(os.path.join(fc_host, "port_id"))
+        return kind, f"{port},{ident}" if port and ident else port
+    if os.path.exists(os.path.join(cls, "srp_host", name)):
+        return "srp", None
+    iscsi_host = os.path.join(cls, "iscsi_host", name)
+    if os.path.exists(iscsi_host):
+        return "iscsi", _read(os.path.join(iscsi_host, "initiatorname")) or None
+    return _by_path_and_driver(os.path.realpath(hostdir).split(os.sep), name, driver)
+
+
+def _host_number(name: str) -> Optional[int]:
+    m = re.fullmatch(r"host(\d+)", name)
+    return int(m.group(1)) if m else None
+
+
+def hosts(*, sysfs: Optional[str] = None) -> List[Host]:
+    """Every SCSI host of this machine (``/sys/class/scsi_host``), in host number order, as
+    ``lsscsi -H`` lists them; empty when there is none.  Nothing is opened but sysfs attributes."""
+    sysfs = SYSFS if sysfs is None else sysfs
+    try:
+        names = os.listdir(os.path.join(sysfs, "class", "scsi_host"))
+    except OSError:
+        return []
+    per_host: Dict[int, int] = {}
+    for d in devices(sysfs=sysfs):
+        per_host[d.host] = per_host.get(d.host, 0) + 1
+    out = []
+    for name in names:
+        number = _host_number(name)
+        if number is None:
+            continue
+        hostdir = os.path.join(sysfs, "class", "scsi_host", name)
+        driver = _read(os.path.join(hostdir, "proc_name")) or None
+        transport, address = _host_transport(sysfs, name, driver)
+        out.append(Host(host=number, name=name, driver=driver, transport=transport, transport_address=address,
+                        state=_read(os.path.join(hostdir, "state")) or None,
+                        can_queue=_read_int(os.path.join(hostdir, "can_queue")),
+                        cmd_per_lun=_read_int(os.path.join(hostdir, "cmd_per_lun")),
+                        sg_tablesize=_read_int(os.path.join(hostdir, "sg_tablesize")),
+                        devices=per_host.get(number, 0)))
+    return sorted(out, key=lambda h: h.host)
 
 
 def _hctl_of_devno(sysfs: str, kind: str, major: int, minor: int) -> Optional[Tuple[int, int, int, int]]:

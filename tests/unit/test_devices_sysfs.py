@@ -323,3 +323,60 @@ def test_transport_as_lsscsi_finds_it(tmp_path, where, hctl, classes, driver, ex
     d = _unit(str(tmp_path / "sys"), str(tmp_path / "dev"), where, hctl, classes=classes, driver=driver)
     assert (d.transport, d.transport_address) == expected
     assert d.host_driver == driver
+
+
+def test_hosts_from_scsi_host_with_their_transport_class(tmp_path):
+    """``hosts()`` reads /sys/class/scsi_host and the transport classes, as lsscsi -H -t does."""
+    from sgpy.devices import hosts
+
+    sysfs = tmp_path / "sys"
+    layout = {  # host -> (proc_name, sysfs parent path, transport class and its attributes)
+        0: ("scsi_debug", "pseudo_0/adapter0", None),
+        3: ("qla2xxx", "pci0000:00/0000:00:03.0", ("fc_host", {"port_name": "0x21000024ff3dd1a0",
+                                                               "port_id": "0x010200", "symbolic_name": "QLE2562"})),
+        7: ("iscsi_tcp", "platform/host7", ("iscsi_host", {"initiatorname": "iqn.1993-08.org.debian:01:abc"})),
+        11: ("mpt3sas", "pci0000:00/0000:00:04.0", ("sas_host", {})),
+        12: ("usb-storage", "pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0", None),
+        13: ("ahci", "pci0000:00/0000:00:1f.2/ata1", None),
+        20: ("mystery", "platform/x", None),
+    }
+    for number, (driver, parent, klass) in layout.items():
+        hostdir = sysfs / "devices" / parent / f"host{number}" / "scsi_host" / f"host{number}"
+        for attr, value in (("proc_name", driver), ("state", "running"), ("can_queue", "64"),
+                            ("cmd_per_lun", "3"), ("sg_tablesize", "128")):
+            _write(str(hostdir / attr), value + "\n")
+        if driver == "mpt3sas":
+            _write(str(hostdir / "host_sas_address"), "0x500605b0012345670\n")
+        (sysfs / "class" / "scsi_host").mkdir(parents=True, exist_ok=True)
+        os.symlink(hostdir, sysfs / "class" / "scsi_host" / f"host{number}")
+        if klass is not None:
+            cdir = sysfs / "class" / klass[0] / f"host{number}"
+            cdir.mkdir(parents=True)
+            for attr, value in klass[1].items():
+                _write(str(cdir / attr), value + "\n")
+    (sysfs / "class" / "scsi_host" / "not-a-host").mkdir()
+    found = hosts(sysfs=str(sysfs))
+    assert [h.host for h in found] == [0, 3, 7, 11, 12, 13, 20]
+    got = {h.host: (h.driver, h.transport, h.transport_address) for h in found}
+    assert got == {0: ("scsi_debug", "pseudo", None), 3: ("qla2xxx", "fc", "0x21000024ff3dd1a0,0x010200"),
+                   7: ("iscsi_tcp", "iscsi", "iqn.1993-08.org.debian:01:abc"),
+                   11: ("mpt3sas", "sas", "0x500605b0012345670"), 12: ("usb-storage", "usb", "1-1:1.0"),
+                   13: ("ahci", "sata", None), 20: ("mystery", None, None)}
+    h = found[0]
+    assert (h.name, h.state, h.can_queue, h.cmd_per_lun, h.sg_tablesize, h.devices) == \
+        ("host0", "running", 64, 3, 128, 0)
+    assert h.to_dict()["driver"] == "scsi_debug" and str(h) == "host0"
+    assert hosts(sysfs=str(tmp_path / "none")) == []
+
+
+def test_hosts_count_the_sg_devices_behind_each(tree):
+    from sgpy.devices import hosts
+
+    sysfs, _ = tree
+    for number in (0, 1, 2, 3, 4):
+        hostdir = os.path.join(sysfs, "devices", "pseudo_0", f"adapter{number}", f"host{number}", "scsi_host",
+                               f"host{number}")
+        _write(os.path.join(hostdir, "proc_name"), "scsi_debug\n")
+        os.makedirs(os.path.join(sysfs, "class", "scsi_host"), exist_ok=True)
+        os.symlink(hostdir, os.path.join(sysfs, "class", "scsi_host", f"host{number}"))
+    assert {h.host: h.devices for h in hosts(sysfs=sysfs)} == {0: 2, 1: 1, 2: 1, 3: 1, 4: 1}
