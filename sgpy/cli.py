@@ -1028,6 +1028,8 @@ def _cmd_tur(args: argparse.Namespace, out: _Out) -> int:
     """``sgpy tur``: TEST UNIT READY; a device that is not ready is a device error (status 3)."""
     from sgpy import command
 
+    if args.count is not None:
+        return _tur_repeat(args, out)
     with _open(args, policy=safety.READ_ONLY) as ch:
         _run(ch, command.TestUnitReady())
     if out.json:
@@ -1035,6 +1037,70 @@ def _cmd_tur(args: argparse.Namespace, out: _Out) -> int:
     else:
         out.line(f"{ch.path}: ready")
     return EXIT_OK
+
+
+#: The most commands ``tur --count`` sends: a hundred million (about a day at scsi_debug's speed).
+TUR_COUNT_MAX = 100_000_000
+
+
+def _tur_repeat(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy tur DEV --count N`` (sg_turs -n N -t): N TEST UNIT READY one after the other, counted and timed.
+
+    A command that fails (NOT READY, a UNIT ATTENTION, any other sense) is
+    counted as not ready, with its reason, and the next one is sent: the
+    run is a measurement, not stopped by the first failure.  The exit status
+    is 3 when any was not ready (sg_turs -n counts them but exits 0; a
+    script here learns it from the status).  Ctrl-C stops the run: what was
+    measured until then is shown, and the status is 130.
+    """
+    from sgpy import command
+    from sgpy.handler import might_fail
+
+    ready = 0
+    reasons: Dict[str, Dict[str, Any]] = {}
+    times: List[float] = []
+    interrupted = False
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        start = time.perf_counter()
+        try:
+            for _ in range(args.count):
+                t0 = time.perf_counter()
+                io = ch.execute(command.TestUnitReady(), verify_handler=might_fail)
+                times.append(time.perf_counter() - t0)
+                if io.error is None:
+                    ready += 1
+                    continue
+                failure = _failure_json(io.error)
+                seen = reasons.setdefault(_failure_text(io.error), dict(failure, count=0))
+                seen["count"] += 1
+        except KeyboardInterrupt:
+            interrupted = True
+        seconds = time.perf_counter() - start
+    sent = len(times)
+    not_ready = sent - ready
+    doc = {"device": ch.path, "count": args.count, "sent": sent, "ready": sent > 0 and not_ready == 0,
+           "ready_count": ready, "not_ready_count": not_ready, "interrupted": interrupted,
+           "seconds": round(seconds, 6),
+           "mean_ms": round(sum(times) / sent * 1e3, 4) if sent else None,
+           "min_ms": round(min(times) * 1e3, 4) if sent else None,
+           "max_ms": round(max(times) * 1e3, 4) if sent else None,
+           "commands_per_second": round(sent / seconds, 1) if sent and seconds > 0 else None,
+           "failures": list(reasons.values())}
+    code = EXIT_INTERRUPTED if interrupted else EXIT_DEVICE_ERROR if not_ready else EXIT_OK
+    if interrupted:
+        out.note(f"sgpy tur: interrupted after {sent} of {args.count} command(s): what was measured follows")
+    if out.json:
+        out.emit(doc)
+        return code
+    cut = " (interrupted)" if interrupted else ""
+    out.line(f"{ch.path}: {sent} TEST UNIT READY{cut}: {ready} ready, {not_ready} not ready")
+    if sent:
+        out.fields([("total", f"{seconds:.6f} s"),
+                    ("per command", f"{doc['mean_ms']:.4f} ms (min {doc['min_ms']:.4f}, max {doc['max_ms']:.4f})"),
+                    ("rate", f"{doc['commands_per_second']:.0f} commands/s")])
+    for text, seen in reasons.items():
+        out.line(f"  not ready {seen['count']}x: {text}")
+    return code
 
 
 def _sense_lines(sense: Any) -> List[Tuple[str, Any]]:
@@ -2634,7 +2700,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("luns", _cmd_luns, "REPORT LUNS", [device], dumps=True)
     p.add_argument("--select", type=_int_range(0, 0xFF, "SELECT REPORT"), default=0, metavar="N",
                    help="SELECT REPORT field (default 0)")
-    verb("tur", _cmd_tur, "TEST UNIT READY (exit status 3 when not ready)", [device])
+    p = verb("tur", _cmd_tur, "TEST UNIT READY (exit status 3 when not ready)", [device])
+    p.add_argument("--count", "-n", type=_int_range(1, TUR_COUNT_MAX, "--count"), default=None, metavar="N",
+                   help="send it N times, count the ready and not ready answers and time them (sg_turs -n N -t); "
+                        "exit status 3 when any was not ready")
     p = verb("sense", _cmd_sense, "decode sense data given in hex (no device needed)", [])
     p.add_argument("hex", nargs="*", metavar="HEX",
                    help="sense bytes, e.g. 70 00 05 00 00 00 00 0a ..., 0x70,0x00,... or 70:00:...; - reads hex "

@@ -67,3 +67,91 @@ def test_list_hosts_agrees_with_lsscsi_h(capsys, sg_devices):
 def test_list_hosts_refuses_what_it_does_not_take(capsys, sg_devices):
     code, out, err = run(capsys, "list", "--hosts", "--json", "--bogus")
     assert code == EXIT_USAGE and json.loads(out)["error"]["type"] == "UsageError"
+
+
+# -- tur --count ----------------------------------------------------------------------
+
+
+TUR_KEYS = {"device", "count", "sent", "ready", "ready_count", "not_ready_count", "interrupted", "seconds",
+            "mean_ms", "min_ms", "max_ms", "commands_per_second", "failures"}
+
+
+def test_tur_count_sends_n_and_times_them(capsys, sg_device):
+    doc = run_json(capsys, "tur", sg_device, "--count", 200)
+    assert set(doc) == TUR_KEYS
+    assert doc["device"] == sg_device and doc["count"] == doc["sent"] == doc["ready_count"] == 200
+    assert doc["ready"] is True and doc["not_ready_count"] == 0 and doc["failures"] == []
+    assert doc["interrupted"] is False
+    assert 0 < doc["min_ms"] <= doc["mean_ms"] <= doc["max_ms"] < 1000 * doc["seconds"]
+    assert doc["mean_ms"] * 200 <= doc["seconds"] * 1000 * 1.01  # the per-command times fit in the total
+    assert doc["commands_per_second"] == pytest.approx(200 / doc["seconds"], rel=0.01)
+    code, out, _ = run(capsys, "tur", sg_device, "-n", 3)
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    assert lines[0] == f"{sg_device}: 3 TEST UNIT READY: 3 ready, 0 not ready"
+    assert [line.split()[0] for line in lines[1:]] == ["total", "per", "rate"]
+
+
+def test_tur_count_is_counted_by_the_log_of_commands(capsys, sg_device):
+    code, _, err = run(capsys, "tur", sg_device, "--count", 7, "-v")
+    assert code == EXIT_OK
+    assert len([line for line in err.splitlines() if "TestUnitReady" in line]) == 7
+
+
+@pytest.fixture
+def stopped(sg_device):
+    """The device stopped with START STOP UNIT (scsi_debug then answers TEST UNIT READY with NOT READY,
+    initializing command required: 04h/02h); started again afterwards."""
+    from sgpy import command, safety
+    from sgpy.channel import Channel
+
+    with Channel.from_path(sg_device, policy=safety.READ_ONLY) as ch:
+        ch.execute(command.StartStopUnit(start=0))
+    try:
+        yield sg_device
+    finally:
+        with Channel.from_path(sg_device, policy=safety.READ_ONLY) as ch:
+            ch.execute(command.StartStopUnit(start=1))
+
+
+def test_tur_count_on_a_stopped_unit_counts_not_ready_and_exits_3(capsys, stopped):
+    from sgpy.cli import EXIT_DEVICE_ERROR
+
+    code, out, err = run(capsys, "tur", stopped, "--count", 5, "--json")
+    assert code == EXIT_DEVICE_ERROR, err
+    doc = json.loads(out)
+    assert doc["sent"] == doc["not_ready_count"] == 5 and doc["ready_count"] == 0 and doc["ready"] is False
+    [failure] = doc["failures"]
+    assert failure["count"] == 5 and failure["type"] == "NotReady"
+    assert (failure["sense"]["asc"], failure["sense"]["ascq"]) == (0x04, 0x02)
+    code, out, _ = run(capsys, "tur", stopped, "--count", 2)
+    assert code == EXIT_DEVICE_ERROR
+    assert out.splitlines()[0] == f"{stopped}: 2 TEST UNIT READY: 0 ready, 2 not ready"
+    assert out.splitlines()[-1].startswith("  not ready 2x: NOT READY")
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "100000001", "many", "1.5", ""])
+def test_tur_count_refuses_a_bad_count_before_opening(capsys, bad):
+    code, out, err = run(capsys, "tur", "/dev/nonexistent-sg", "--count", bad, "--json")
+    assert code == EXIT_USAGE, err
+    assert json.loads(out)["error"]["type"] == "UsageError" and "--count" in err
+
+
+def test_tur_count_ctrl_c_shows_what_was_measured_and_exits_130(sg_device):
+    import os
+    import signal
+    import sys
+    import time
+
+    from sgpy.cli import EXIT_INTERRUPTED
+
+    proc = subprocess.Popen([sys.executable, "-m", "sgpy", "tur", sg_device, "--count", "100000000", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)  # the interpreter starts, then the commands run
+    assert proc.poll() is None
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    doc = json.loads(out)
+    assert doc["interrupted"] is True and "interrupted" in err
+    assert 0 < doc["sent"] == doc["ready_count"] < 100000000 and doc["ready"] is True
