@@ -1204,6 +1204,10 @@ def _cmd_opcodes(args: argparse.Namespace, out: _Out) -> int:
     device type picks the name where the T10 table has one per type) and with its safety class."""
     from sgpy import command
 
+    if args.opcode is not None:
+        return _opcodes_one(args, out)
+    if args.service_action is not None:
+        raise UsageError("--service-action goes with --opcode OP (the command it belongs to)")
     with _open(args, policy=safety.READ_ONLY) as ch:
         if out.dumping:  # the answer of REPORT SUPPORTED OPERATION CODES alone: no INQUIRY for the names
             out.dump(_run(ch, command.ReportSupportedOperationCodes(reporting_options=0,
@@ -1221,6 +1225,67 @@ def _cmd_opcodes(args: argparse.Namespace, out: _Out) -> int:
     out.table(["OP", "SA", "CDB", "RISK", "NAME"],
               [[f"{c['opcode']:02X}", "-" if c["service_action"] is None else f"{c['service_action']:02X}",
                 c["cdb_length"], c["risk"], c["name"]] for c in rows], indent="  ")
+    return EXIT_OK
+
+
+def _opcodes_one(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy opcodes DEV --opcode OP [--service-action SA]`` (sg_opcodes -o OP [-s SA]): REPORT SUPPORTED
+    OPERATION CODES about one command (REPORTING OPTIONS 001b, or 010b with a service action; SPC-5
+    6.35.2): whether the device supports it, the CDB usage map, the command's safety class."""
+    from sgpy import command
+    from sgpy.responses.opcodes import MLU_TEXT, CommandSupport
+
+    op, sa = args.opcode, args.service_action
+    rsoc = command.ReportSupportedOperationCodes.one_command(op, sa)  # no RCTD, as sg_opcodes -o without -T
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        try:
+            io = _execute(ch, rsoc)
+        except IllegalRequest as exc:
+            if sa is None and exc.matches(0x24):  # INVALID FIELD IN CDB: perhaps a command with service actions
+                out.note(f"sgpy opcodes: {ch.path} refused the question about opcode {op:02X}h alone: if the "
+                         "command has service actions, give --service-action SA")
+            raise _DeviceError(ch.path, exc) from None
+        except TaskFailed as exc:
+            raise _DeviceError(ch.path, exc) from None
+        if out.dumping:
+            out.dump(io.data)
+            return EXIT_OK
+        ptype = _run(ch, command.Inquiry()).result.peripheral_device_type
+    r = io.result
+    try:
+        support = CommandSupport(r.support).name.lower()
+    except ValueError:
+        support = f"reserved ({int(r.support)})"
+    usage = r.cdb_usage or b""
+    timeouts = None if r.timeouts is None else {
+        "command_specific": r.timeouts.command_specific,
+        "nominal_seconds": r.timeouts.nominal_command_processing_timeout,
+        "recommended_seconds": r.timeouts.recommended_command_timeout}
+    doc = {"device": ch.path, "opcode": op, "service_action": sa, "reporting_options": rsoc.reporting_options,
+           "name": _command_name(op, sa, int(ptype)), "risk": _risk_of(op, sa).label,
+           "supported": r.supported, "support": support, "support_code": int(r.support),
+           "cdb_length": len(usage) if r.supported else None, "cdb_usage": usage.hex() if r.supported else None,
+           "mlu": r.mlu, "cdlp": r.cdlp, "timeouts": timeouts, "truncated": r.truncated}
+    if out.json:
+        out.emit(doc)
+        return EXIT_OK
+    which = f"opcode {op:02X}h" + ("" if sa is None else f", service action {sa:04X}h")
+    out.line(f"{ch.path}: {doc['name']} ({which}): {'supported' if r.supported else 'not supported'}")
+    rows: List[Tuple[str, Any]] = [("support", f"{support.replace('_', ' ')} ({int(r.support):03b}b)"),
+                                   ("risk", doc["risk"])]
+    if r.supported:
+        rows += [("CDB length", f"{len(usage)} bytes"), ("CDB usage", usage.hex(" ") or "-"),
+                 ("multiple LUs", MLU_TEXT.get(r.mlu, str(r.mlu))),
+                 ("duration limits", {0: "none", 1: "mode page 0Ah/03h", 2: "mode page 0Ah/04h"}.get(r.cdlp,
+                                                                                                  "reserved"))]
+    if timeouts is not None:
+        rows += [("nominal timeout", f"{timeouts['nominal_seconds']} s" if timeouts["nominal_seconds"] else "-"),
+                 ("recommended timeout",
+                  f"{timeouts['recommended_seconds']} s" if timeouts["recommended_seconds"] else "-")]
+    out.fields(rows)
+    if r.supported:
+        for i, bits in enumerate(r.usage_bits(), start=1):
+            out.line(f"    byte {i:<2}  {usage[i]:08b}" + ("  (reserved: not looked at)" if not bits else ""))
     return EXIT_OK
 
 
@@ -2711,8 +2776,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default=None, metavar="FILE", help="read hex text from FILE (sg_decode_sense --file)")
     p.add_argument("--binary", default=None, metavar="FILE",
                    help="read the raw sense bytes from FILE ('-' for standard input; sg_decode_sense --binary)")
-    verb("opcodes", _cmd_opcodes, "REPORT SUPPORTED OPERATION CODES, with each command's risk", [device],
-         dumps=True)
+    p = verb("opcodes", _cmd_opcodes, "REPORT SUPPORTED OPERATION CODES, with each command's risk; or one "
+             "command's support and CDB usage map (--opcode)", [device], dumps=True)
+    p.add_argument("--opcode", "-o", type=_int_range(0, 0xFF, "an operation code"), default=None, metavar="OP",
+                   help="ask about this command alone (sg_opcodes -o): supported or not, the CDB usage map")
+    p.add_argument("--service-action", "-s", type=_int_range(0, 0xFFFF, "a service action"), default=None,
+                   metavar="SA", help="with --opcode: the command's service action (sg_opcodes -s)")
     p = verb("modes", _cmd_modes, "MODE SENSE: every mode page, or one with its current, changeable, default "
              "and saved values; --set changes fields (MODE SELECT)", [device, risky], dumps=True)
     p.add_argument("page", nargs="?", type=_page_type("mode"), metavar="PAGE",

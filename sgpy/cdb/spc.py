@@ -246,6 +246,23 @@ class ReportSupportedOperationCodes(_MaintenanceIn):
     # byte 10 reserved
     control = field(11)
 
+    @classmethod
+    def one_command(cls, opcode: int, service_action: Optional[int] = None, *, rctd: bool = False,
+                    allocation_length: int = 512) -> "ReportSupportedOperationCodes":
+        """The question about one command (SPC-5 6.35.2, table 309): REPORTING OPTIONS 001b for an
+        opcode alone (the device refuses it for an opcode that has service actions), 010b for an
+        opcode and its service action (refused for one that has none).  The answer is
+        :class:`sgpy.responses.OneCommandSupport`: 4 bytes, the CDB usage map (at most 260 bytes: a
+        variable-length CDB) and 12 of timeouts, so 512 bytes hold it.
+        """
+        if not 0 <= opcode <= 0xFF:
+            raise EncodeError(f"an operation code is 00h to FFh, not {opcode!r}")
+        if service_action is not None and not 0 <= service_action <= 0xFFFF:
+            raise EncodeError(f"a service action is 0000h to FFFFh, not {service_action!r}")
+        return cls(rctd=rctd, reporting_options=1 if service_action is None else 2,
+                   requested_operation_code=opcode, requested_service_action=service_action or 0,
+                   allocation_length=allocation_length)
+
 
 @command
 class ReportSupportedTaskManagementFunctions(_MaintenanceIn):

@@ -16,6 +16,7 @@ __all__ = [
     "SupportedOperationCodes",
     "CommandSupport",
     "OneCommandSupport",
+    "MLU_TEXT",
 ]
 
 
@@ -102,6 +103,15 @@ class SupportedOperationCodes:
         return None
 
 
+#: The MULTIPLE LOGICAL UNITS field of one-command support data (SPC-5 6.35.3): value -> meaning.
+MLU_TEXT = {
+    0: "not reported",
+    1: "affects only this logical unit",
+    2: "affects more than one, but not every, logical unit of the target",
+    3: "affects every logical unit of the target",
+}
+
+
 class CommandSupport(enum.IntEnum):
     """The SUPPORT field, SPC-5 table 317."""
 
@@ -136,6 +146,24 @@ class OneCommandSupport:
     def supported(self) -> bool:
         """True for SUPPORT 011b or 101b."""
         return self.support in (CommandSupport.SUPPORTED, CommandSupport.SUPPORTED_VENDOR_SPECIFIC)
+
+    @property
+    def mlu(self) -> int:
+        """MULTIPLE LOGICAL UNITS (byte 1 bits 6-5, SPC-5 table 316): whether the command can
+        affect logical units other than the one it is sent to (:data:`MLU_TEXT`); 0 not reported."""
+        return (self.flags >> 5) & 0x03
+
+    @property
+    def cdlp(self) -> int:
+        """COMMAND DURATION LIMIT PAGE (byte 1 bits 4-3, SPC-5 table 316): 0 no command duration
+        limit applies, 1 the limits of mode page 0Ah/03h (A), 2 of mode page 0Ah/04h (B)."""
+        return (self.flags >> 3) & 0x03
+
+    def usage_bits(self) -> Tuple[Tuple[int, ...], ...]:
+        """For each CDB byte after the opcode, the bit numbers (7 to 0) the device looks at: the
+        bits set in the CDB usage map (SPC-5 6.35.3; byte 0 holds the opcode itself, not a mask)."""
+        usage = self.cdb_usage or b""
+        return tuple(tuple(bit for bit in range(7, -1, -1) if byte >> bit & 1) for byte in usage[1:])
 
     @staticmethod
     def required_length(buf: bytes) -> Optional[int]:

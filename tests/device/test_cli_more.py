@@ -155,3 +155,82 @@ def test_tur_count_ctrl_c_shows_what_was_measured_and_exits_130(sg_device):
     doc = json.loads(out)
     assert doc["interrupted"] is True and "interrupted" in err
     assert 0 < doc["sent"] == doc["ready_count"] < 100000000 and doc["ready"] is True
+
+
+# -- opcodes --opcode -------------------------------------------------------------------
+
+ONE_KEYS = {"device", "opcode", "service_action", "reporting_options", "name", "risk", "supported", "support",
+            "support_code", "cdb_length", "cdb_usage", "mlu", "cdlp", "timeouts", "truncated"}
+
+
+def sg_opcodes_usage(dev, *options):
+    """The "Usage data" bytes sg_opcodes -o prints, or None when it prints none."""
+    text = subprocess.run(["sg_opcodes", *options, dev], check=True, capture_output=True, text=True).stdout
+    m = re.search(r"Usage data: ([0-9a-f ]+)", text)
+    return None if m is None else m.group(1).split()
+
+
+needs_sg_opcodes = pytest.mark.skipif(shutil.which("sg_opcodes") is None, reason="sg3_utils is not installed")
+
+
+@needs_sg_opcodes
+@pytest.mark.parametrize("op, sa, name", [(0x28, None, "Read10"), (0x12, None, "Inquiry"),
+                                          (0x9E, 0x10, "ReadCapacity16"), (0x2A, None, "Write10")])
+def test_opcodes_one_command_agrees_with_sg_opcodes_o(capsys, sg_device, op, sa, name):
+    argv = ["opcodes", sg_device, "--opcode", hex(op)] + ([] if sa is None else ["--service-action", hex(sa)])
+    doc = run_json(capsys, *argv)
+    assert set(doc) == ONE_KEYS
+    assert (doc["opcode"], doc["service_action"], doc["name"]) == (op, sa, name)
+    assert doc["reporting_options"] == (1 if sa is None else 2)
+    assert doc["supported"] is True and doc["support"] == "supported" and doc["support_code"] == 3
+    theirs = sg_opcodes_usage(sg_device, "-o", hex(op), *([] if sa is None else ["-s", hex(sa)]))
+    assert bytes.fromhex(doc["cdb_usage"]).hex(" ").split() == theirs
+    assert doc["cdb_length"] == len(theirs) and bytes.fromhex(doc["cdb_usage"])[0] == op
+    assert doc["risk"] == ("data-changing" if op == 0x2A else "read")
+    code, out, _ = run(capsys, *argv)
+    assert code == EXIT_OK
+    lines = out.splitlines()
+    which = f"opcode {op:02X}h" + ("" if sa is None else f", service action {sa:04X}h")
+    assert lines[0] == f"{sg_device}: {name} ({which}): supported"
+    assert any(re.fullmatch(r"  CDB usage\s+" + " ".join(theirs), line) for line in lines)
+    assert sum(line.startswith("    byte ") for line in lines) == len(theirs) - 1
+
+
+@needs_sg_opcodes
+def test_opcodes_one_command_hex_is_sg_opcodes_h(capsys, sg_device):
+    code, out, _ = run(capsys, "opcodes", sg_device, "-o", "0x9e", "-s", "0x10", "--hex")
+    assert code == EXIT_OK
+    ours = [b for line in out.splitlines() for b in line.split()[1:17] if re.fullmatch(r"[0-9a-f]{2}", b)]
+    text = subprocess.run(["sg_opcodes", "-o", "0x9e", "-s", "0x10", "-H", sg_device], check=True,
+                          capture_output=True, text=True).stdout
+    theirs = [b for line in text.splitlines() for b in line.split()[1:]]
+    assert ours == theirs and ours[:4] == ["00", "03", "00", "10"]
+
+
+def test_opcodes_one_command_not_supported(capsys, sg_device):
+    doc = run_json(capsys, "opcodes", sg_device, "--opcode", "0x02")
+    assert doc["supported"] is False and doc["support"] == "not_supported" and doc["support_code"] == 1
+    assert doc["cdb_usage"] is None and doc["cdb_length"] is None
+    code, out, _ = run(capsys, "opcodes", sg_device, "--opcode", "2")
+    assert code == EXIT_OK and out.splitlines()[0].endswith("(opcode 02h): not supported")
+
+
+def test_opcodes_one_command_refused_is_a_device_error(capsys, sg_device):
+    from sgpy.cli import EXIT_DEVICE_ERROR
+
+    # READ(10) has no service actions: REPORTING OPTIONS 010b about it is an invalid field (SPC-5 6.35.2)
+    code, out, err = run(capsys, "opcodes", sg_device, "--opcode", "0x28", "--service-action", "3", "--json")
+    assert code == EXIT_DEVICE_ERROR
+    assert json.loads(out)["error"]["type"] == "IllegalRequest"
+    # READ CAPACITY(16) has: 001b about its opcode alone is refused, and the message says what to give
+    code, _, err = run(capsys, "opcodes", sg_device, "--opcode", "0x9e")
+    assert code == EXIT_DEVICE_ERROR and "give --service-action" in err
+
+
+@pytest.mark.parametrize("argv", [["--opcode", "256"], ["--opcode", "-1"], ["--opcode", "x"],
+                                  ["--opcode", "0x9e", "--service-action", "0x10000"],
+                                  ["--service-action", "0x10"]])
+def test_opcodes_one_command_refuses_bad_arguments_before_opening(capsys, argv):
+    code, out, err = run(capsys, "opcodes", "/dev/nonexistent-sg", *argv, "--json")
+    assert code == EXIT_USAGE, err
+    assert json.loads(out)["error"]["type"] == "UsageError"
