@@ -1858,6 +1858,8 @@ def _cmd_logs(args: argparse.Namespace, out: _Out) -> int:
     """``sgpy logs``: LOG SENSE (cumulative values) of PAGE (a code or a name; default the supported pages)."""
     from sgpy import command
 
+    if args.all:
+        return _logs_all(args, out)
     # 00h: supported pages (SPC-5 7.3.18)
     page, subpage = _page_and_subpage(args.page, args.subpage, 0x00, "log")
     with _open(args, policy=safety.READ_ONLY) as ch:
@@ -1869,15 +1871,21 @@ def _cmd_logs(args: argparse.Namespace, out: _Out) -> int:
     if out.json:
         out.emit({"device": ch.path, "page": page, "subpage": subpage, "name": _log_name(r), "data": jsonable(r)})
         return EXIT_OK
+    _log_page_text(out, r, f"{ch.path}: ")
+    return EXIT_OK
+
+
+def _log_page_text(out: _Out, r: Any, prefix: str = "") -> None:
+    """One decoded log page for people: its name and codes, then its fields and parameters."""
     sub = f", subpage {r.subpage_code:02X}h" if r.spf else ""
-    out.line(f"{ch.path}: {_log_name(r)} (page {r.page_code:02X}h{sub})")
+    out.line(f"{prefix}{_log_name(r)} (page {r.page_code:02X}h{sub})")
     name = type(r).__name__
     if name == "SupportedLogPages":
         out.line("  " + " ".join(f"{p:02X}h" for p in r.pages))
-        return EXIT_OK
+        return
     if name == "SupportedLogSubpages":
         out.line("  " + " ".join(f"{p:02X}h/{s:02X}h" for p, s in r.pages))
-        return EXIT_OK
+        return
     typed = [f for f in attrs.fields(type(r)) if f.name not in {g.name for g in attrs.fields(_log_base())}]
     if typed:
         out.fields([(f.name.replace("_", " "), _show(getattr(r, f.name))) for f in typed
@@ -1885,7 +1893,69 @@ def _cmd_logs(args: argparse.Namespace, out: _Out) -> int:
                             and attrs.has(type(getattr(r, f.name)[0])))])
     out.table(["PARAMETER", "VALUE"], [[f"{p.parameter_code:04X}h", _show(p.value)] for p in r.parameters],
               indent="  ")
-    return EXIT_OK
+
+
+def _logs_all(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy logs DEV --all`` (sg_logs -a, with -A's subpages): the list of supported pages and subpages
+    (00h/FFh, SPC-5 7.3.19; 00h where the device refuses that), then every page in it, decoded.
+
+    A page that cannot be read (the device refuses it, or its answer does
+    not parse) is reported in its place and the others are still read; the
+    exit status is then 3.  The lists of subpages (xxh/FFh) are not read
+    again: the first list holds them all.
+    """
+    from sgpy import command
+
+    if args.page is not None or args.subpage is not None:
+        raise UsageError("--all reads every page the device lists: give no PAGE and no --subpage")
+    if out.dumping:
+        raise UsageError("--hex and --raw show one page's bytes; with --all use --json")
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        try:
+            listing = _execute(ch, command.LogSense(page_code=0x00, subpage_code=0xFF, pc=1)).result
+            wanted = [(p, sp) for p, sp in listing.pages if p != 0x00 and sp != 0xFF]
+            with_subpages = True
+        except IllegalRequest:  # a device without subpages (SPC-3 and before): the list of page codes
+            listing = _run(ch, command.LogSense(page_code=0x00, subpage_code=0x00, pc=1)).result
+            wanted = [(p, 0) for p in listing.pages if p != 0x00]
+            with_subpages = False
+        except TaskFailed as exc:
+            raise _DeviceError(ch.path, exc) from None
+        got: List[Tuple[int, int, Any, Optional[BaseException]]] = []
+        for page, subpage in wanted:
+            try:
+                got.append((page, subpage, _execute(ch, command.LogSense(page_code=page, subpage_code=subpage,
+                                                                         pc=1)).result, None))
+            except (TaskFailed, MalformedResponse) as exc:
+                got.append((page, subpage, None, exc))
+    failed = sum(1 for *_, exc in got if exc is not None)
+    code = EXIT_DEVICE_ERROR if failed else EXIT_OK
+    if out.json:
+        out.emit({"device": ch.path, "subpages": with_subpages,
+                  "supported": [{"page": p, "subpage": sp} for p, sp in wanted],
+                  "pages": [{"page": p, "subpage": sp, "name": None if r is None else _log_name(r),
+                             "data": None if r is None else jsonable(r),
+                             "error": None if exc is None else _log_error_json(exc)}
+                            for p, sp, r, exc in got]})
+        return code
+    out.line(f"{ch.path}: {len(wanted)} log page(s)" + (f", {failed} not read" if failed else ""))
+    for page, subpage, r, exc in got:
+        out.line()
+        if exc is None:
+            _log_page_text(out, r)
+        else:
+            sub = f", subpage {subpage:02X}h" if subpage else ""
+            why = _failure_text(exc) if isinstance(exc, TaskFailed) else f"the answer does not parse: {exc}"
+            out.line(f"Log page {page:02X}h{'/' + format(subpage, '02X') + 'h' if subpage else ''} "
+                     f"(page {page:02X}h{sub}): not read: {why}")
+    return code
+
+
+def _log_error_json(exc: BaseException) -> Dict[str, Any]:
+    """Why one page of ``logs --all`` was not read: the device's refusal, or an answer that does not parse."""
+    if isinstance(exc, TaskFailed):
+        return _failure_json(exc)
+    return {"type": _error_type(exc), "message": str(exc), "sense": None}
 
 
 def _log_base() -> Any:
@@ -2816,6 +2886,9 @@ def build_parser() -> argparse.ArgumentParser:
                         + ", ".join(f"{words[0]}={page:02X}h" + (f"/{sub:02X}h" if sub else "")
                                     for page, sub, *words in _PAGE_TABLE["log"]))
     p.add_argument("--subpage", type=_subpage, default=None, metavar="N", help="subpage code (default 0)")
+    p.add_argument("--all", "-a", action="store_true",
+                   help="every page (and subpage) the device lists, decoded (sg_logs -a, -A); a page that "
+                        "cannot be read is reported and the others still shown (exit status 3)")
     p = verb("health", _cmd_health, "the device's health from its log pages (smartctl -H -A -l selftest): "
              "failure prediction, temperature, error counters, self-tests; exit status: a bitmask", [device, risky])
     p.add_argument("--self-test", choices=list(health_codes), default=None, metavar="KIND",

@@ -234,3 +234,61 @@ def test_opcodes_one_command_refuses_bad_arguments_before_opening(capsys, argv):
     code, out, err = run(capsys, "opcodes", "/dev/nonexistent-sg", *argv, "--json")
     assert code == EXIT_USAGE, err
     assert json.loads(out)["error"]["type"] == "UsageError"
+
+
+# -- logs --all --------------------------------------------------------------------------
+
+
+def sg_logs_pages(dev):
+    """The (page, subpage) pairs ``sg_logs -p 0,0xff`` lists, without 00h and the lists of subpages (xxh/FFh)."""
+    text = subprocess.run(["sg_logs", "-p", "0,0xff", dev], check=True, capture_output=True, text=True).stdout
+    pairs = [(int(p, 16), int(s or "0", 16)) for p, s in re.findall(r"^\s+0x([0-9a-f]{2})(?:,0x([0-9a-f]{2}))?",
+                                                                       text, re.M)]
+    return [(p, s) for p, s in pairs if p != 0 and s != 0xFF]
+
+
+@pytest.mark.skipif(shutil.which("sg_logs") is None, reason="sg3_utils is not installed")
+def test_logs_all_reads_every_page_the_device_lists(capsys, sg_device):
+    doc = run_json(capsys, "logs", sg_device, "--all")
+    assert set(doc) == {"device", "subpages", "supported", "pages"}
+    theirs = sg_logs_pages(sg_device)
+    assert doc["subpages"] is True and len(theirs) >= 3
+    assert [(p["page"], p["subpage"]) for p in doc["supported"]] == theirs
+    assert [(p["page"], p["subpage"]) for p in doc["pages"]] == theirs
+    for p in doc["pages"]:
+        assert set(p) == {"page", "subpage", "name", "data", "error"} and p["error"] is None
+        # each page as 'sgpy logs DEV PAGE --subpage N' gives it alone
+        one = run_json(capsys, "logs", sg_device, hex(p["page"]), "--subpage", p["subpage"])
+        assert one["data"] == p["data"] and one["name"] == p["name"]
+    by_page = {(p["page"], p["subpage"]): p for p in doc["pages"]}
+    assert by_page[(0x0D, 0)]["name"] == "Temperature page" and by_page[(0x0D, 0)]["data"]["temperature"] == 38
+    assert by_page[(0x2F, 0)]["data"]["asc"] == 0
+    code, out, _ = run(capsys, "logs", sg_device, "-a")
+    assert code == EXIT_OK
+    assert out.splitlines()[0] == f"{sg_device}: {len(theirs)} log page(s)"
+    assert "Temperature page (page 0Dh)" in out.splitlines() and "Log page 0Dh/01h (page 0Dh, subpage 01h)" in out
+
+
+def test_logs_all_reports_a_page_that_fails_and_goes_on(capsys, sg_device, scsi_debug):
+    from sgpy.cli import EXIT_DEVICE_ERROR
+
+    scsi_debug.set(opts=4, every_nth=2)  # drop every second command: the list is read, then a page is not
+    try:
+        code, out, err = run(capsys, "logs", sg_device, "--all", "--timeout", "1", "--json")
+    finally:
+        scsi_debug.set(every_nth=0)
+        scsi_debug.set(opts=0)
+    assert code == EXIT_DEVICE_ERROR, err
+    doc = json.loads(out)
+    failed = [p for p in doc["pages"] if p["error"] is not None]
+    read = [p for p in doc["pages"] if p["error"] is None]
+    assert failed and read and len(doc["pages"]) == len(doc["supported"])
+    assert all(p["error"]["type"] == "CommandTimeout" and p["data"] is None and p["name"] is None for p in failed)
+    assert all(p["data"]["page_code"] == p["page"] for p in read)
+
+
+@pytest.mark.parametrize("argv", [["temp", "--all"], ["--all", "--subpage", "1"], ["--all", "--hex"],
+                                  ["--all", "--raw"]])
+def test_logs_all_refuses_a_page_or_the_bytes(capsys, sg_device, argv):
+    code, _, err = run(capsys, "logs", sg_device, *argv)
+    assert code == EXIT_USAGE, err
