@@ -1,7 +1,7 @@
 """The ``sgpy`` command line: list devices, query them, send raw CDBs, benchmark.
 
 Verbs follow sg3_utils, lsscsi, sdparm, smartctl and fio: ``list``, ``inq``,
-``vpd``, ``readcap``, ``luns``, ``tur``, ``sense``, ``opcodes``, ``modes``
+``vpd``, ``info``, ``readcap``, ``luns``, ``tur``, ``sense``, ``opcodes``, ``modes``
 (with ``--set`` and ``--defaults``, MODE SELECT), ``control`` (sdparm
 --command), ``logs``, ``health``, ``raw``, ``read``, ``write``, ``copy``
 (device to device), ``bench`` and ``conform``.  Every verb takes ``--json``; the keys of each
@@ -930,6 +930,124 @@ def _cmd_inq(args: argparse.Namespace, out: _Out) -> int:
         _hexdump(out, r.data)
     else:
         _render(out, r)
+    return EXIT_OK
+
+
+def _optional(ch: Any, cmd: Any) -> Any:
+    """The decoded answer to ``cmd``, or None when the device refuses it or the answer does not parse:
+    for what ``info`` shows as unknown rather than as an error."""
+    try:
+        return _execute(ch, cmd).result
+    except (TaskFailed, MalformedResponse):
+        return None
+
+
+def _transport_of(path: str) -> Optional[str]:
+    """The kind of transport behind ``path`` (an sg node: as ``sgpy list`` finds it in sysfs; an
+    iSCSI URL: ``iscsi``), or None where it cannot be told."""
+    from sgpy import devices
+
+    if path[:8].lower() == "iscsi://":
+        return "iscsi"
+    try:
+        return devices.find(path).transport
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def _cmd_info(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy info``: what ``smartctl -i`` shows of a SCSI device, in one verb: INQUIRY (identity,
+    device type, version, PROTECT), the VPD pages it lists of 80h (serial), 83h (WWN, protocol),
+    B1h (rotation, form factor) and B2h (provisioning), READ CAPACITY (size, block sizes, LBPME,
+    protection) and the MODE SENSE header (write protect).  Only INQUIRY must succeed: anything else
+    the device lacks or refuses is unknown (null), not an error."""
+    from sgpy import command, modes
+
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        inq = _run(ch, command.Inquiry()).result
+        listed = _optional(ch, command.Inquiry(evpd=True, page_code=0x00, allocation_length=252))
+        pages = set(listed.pages) if listed is not None else set()
+
+        def vpd(code: int) -> Any:
+            if code not in pages:
+                return None
+            return _optional(ch, command.Inquiry(evpd=True, page_code=code, allocation_length=252))
+
+        serial_page, ident, bdc, lbp = vpd(0x80), vpd(0x83), vpd(0xB1), vpd(0xB2)
+        try:
+            cap: Optional[Dict[str, Any]] = _read_capacity(ch)
+        except (_DeviceError, TaskFailed, MalformedResponse):
+            cap = None
+        try:
+            write_protect: Optional[bool] = modes.sense(ch, 0x3F).write_protect  # MODE SENSE header (SBC-4 6.5.1)
+        except (TaskFailed, MalformedResponse):
+            write_protect = None
+    serial = getattr(serial_page, "serial", None)
+    serial = serial.strip(" \0") or None if isinstance(serial, str) else None
+    # the target port's protocol identifier (SPC-5 7.7.6.1: PIV set), by its name in SPC-5 table 477
+    protocols = sorted({str(jsonable(d.protocol_identifier)) for d in getattr(ident, "designators", ())
+                        if d.protocol_identifier is not None})
+    rate = getattr(bdc, "medium_rotation_rate", None)
+    provisioning = getattr(lbp, "provisioning", None)
+    if provisioning == "full" and cap is not None and cap["lbpme"]:
+        # PROVISIONING TYPE 000b is "not reported or fully provisioned" (SBC-4 6.6.6); with LBPME set the
+        # logical unit is resource or thin provisioned (SBC-4 4.7), so the page does not say which
+        provisioning = "not reported"
+    doc: Dict[str, Any] = {
+        "device": ch.path, "vendor": inq.vendor, "product": inq.product, "revision": inq.revision,
+        "serial": serial, "device_type": int(inq.peripheral_device_type),
+        "device_type_name": _type_name(inq.peripheral_device_type), "scsi_version": inq.standard,
+        "version_code": inq.version,
+        "capacity_bytes": None if cap is None else cap["capacity_bytes"],
+        "blocks": None if cap is None else cap["blocks"],
+        "logical_block_size": None if cap is None else cap["block_size"],
+        "physical_block_size": None if cap is None else cap["physical_block_size"],
+        "lbpme": None if cap is None else cap["lbpme"], "lbprz": None if cap is None else cap["lbprz"],
+        "provisioning": provisioning,
+        "protect": inq.protect, "protection_type": None if cap is None else cap["protection_type"],
+        "rotation_rate": rate, "rotation_rpm": getattr(bdc, "rotation_rate_rpm", None),
+        "non_rotating": getattr(bdc, "non_rotating", None), "form_factor": getattr(bdc, "form_factor", None),
+        "wwn": getattr(ident, "wwn", None), "transport": _transport_of(ch.path),
+        "protocol": protocols[0] if len(protocols) == 1 else ("/".join(protocols) or None),
+        "write_protect": write_protect, "vpd_pages": sorted(pages),
+    }
+    if out.json:
+        out.emit(doc)
+        return EXIT_OK
+    unknown = "unknown"
+
+    def known(value: Any, text: Optional[str] = None) -> str:
+        return unknown if value is None else (text if text is not None else _show(value))
+
+    size = doc["capacity_bytes"]
+    if doc["non_rotating"]:
+        rotation = "non-rotating (solid state)"
+    elif doc["rotation_rpm"] is not None:
+        rotation = f"{doc['rotation_rpm']} rpm"
+    else:
+        rotation = "not reported" if rate == 0 else unknown
+    if doc["lbpme"] is None:
+        thin = known(doc["provisioning"])
+    else:
+        thin = f"{doc['provisioning'] or unknown} (LBPME={int(doc['lbpme'])} LBPRZ={int(doc['lbprz'])})"
+    if doc["protection_type"] is not None:
+        protection = f"type {doc['protection_type']}" if doc["protection_type"] else "none"
+    else:
+        protection = "unknown" + (" (PROTECT=1)" if inq.protect else "")
+    out.line(f"{ch.path}: {inq.vendor} {inq.product} {inq.revision}".rstrip())
+    out.fields([
+        ("vendor", inq.vendor), ("product", inq.product), ("revision", inq.revision),
+        ("serial number", known(serial)),
+        ("device type", f"{doc['device_type_name']} ({doc['device_type']:02X}h)"),
+        ("SCSI version", doc["scsi_version"] or f"none claimed ({(inq.version or 0):02X}h)"),
+        ("capacity", known(size, None if size is None else f"{size} bytes ({si_size(size)}, {_human_bytes(size)})")),
+        ("logical block size", known(doc["logical_block_size"], f"{doc['logical_block_size']} bytes")),
+        ("physical block size", known(doc["physical_block_size"], f"{doc['physical_block_size']} bytes")),
+        ("provisioning", thin), ("protection", protection), ("rotation rate", rotation),
+        ("form factor", doc["form_factor"] or ("not reported" if bdc is not None else unknown)),
+        ("WWN", known(doc["wwn"])), ("transport", known(doc["transport"])), ("protocol", known(doc["protocol"])),
+        ("write protect", known(write_protect)),
+    ])
     return EXIT_OK
 
 
@@ -2831,6 +2949,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vpd", type=_page_type("vpd"), metavar="PAGE", help=vpd_help)
     p = verb("vpd", _cmd_inq, "INQUIRY: a VPD page (default 00h, the supported pages)", [device], dumps=True)
     p.add_argument("vpd", nargs="?", type=_page_type("vpd"), default=(0x00, None), metavar="PAGE", help=vpd_help)
+    verb("info", _cmd_info, "identity, capacity and features in one verb (smartctl -i): INQUIRY, VPD pages, "
+         "READ CAPACITY, MODE SENSE; what the device lacks is unknown", [device])
     verb("readcap", _cmd_readcap, "READ CAPACITY: blocks, block size, capacity", [device], dumps=True)
     p = verb("luns", _cmd_luns, "REPORT LUNS", [device], dumps=True)
     p.add_argument("--select", type=_int_range(0, 0xFF, "SELECT REPORT"), default=0, metavar="N",

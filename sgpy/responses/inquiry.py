@@ -76,5 +76,11 @@ class StandardInquiryData:
         descriptors = tuple(v for v in (be(data, end - 2, 2) for end in ends) if v)
         return cls(**fields, version_descriptors=descriptors, truncated=len(buf) < wanted, wanted_length=wanted)
 
+    @property
+    def standard(self) -> Optional[str]:
+        """The standard the VERSION field claims (SPC-5 6.7.2): ``SPC`` (03h) to ``SPC-5``
+        (07h); None for 00h (no standard claimed), the obsolete values and the reserved ones."""
+        return {0x03: "SPC", 0x04: "SPC-2", 0x05: "SPC-3", 0x06: "SPC-4", 0x07: "SPC-5"}.get(self.version or 0)
+
     def __str__(self) -> str:
         return " ".join(part for part in (self.vendor, self.product, self.revision) if part)

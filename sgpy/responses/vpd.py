@@ -331,6 +331,20 @@ class BlockDeviceCharacteristics(VpdPage):
         """True for solid-state media (MEDIUM ROTATION RATE 0001h); None when bytes 4-5 are missing."""
         return None if self.medium_rotation_rate is None else self.medium_rotation_rate == 1
 
+    @property
+    def rotation_rate_rpm(self) -> Optional[int]:
+        """The nominal rotation rate in revolutions per minute (MEDIUM ROTATION RATE 0401h-FFFEh,
+        SBC-4 6.6.2); None when not reported (0000h), non-rotating (0001h), reserved or missing."""
+        rate = self.medium_rotation_rate
+        return rate if rate is not None and 0x0401 <= rate <= 0xFFFE else None
+
+    @property
+    def form_factor(self) -> Optional[str]:
+        """The NOMINAL FORM FACTOR for people (SBC-4 6.6.2): ``3.5 inch``...; None when not
+        reported (0h), reserved (6h-Fh) or missing."""
+        return {1: "5.25 inch", 2: "3.5 inch", 3: "2.5 inch", 4: "1.8 inch",
+                5: "less than 1.8 inch"}.get(self.nominal_form_factor or 0)
+
 
 @attrs.frozen
 class LogicalBlockProvisioning(VpdPage):
@@ -365,6 +379,13 @@ class LogicalBlockProvisioning(VpdPage):
                 if not fields["truncated"]:
                     raise
         return cls(**fields, provisioning_group=group)
+
+    @property
+    def provisioning(self) -> Optional[str]:
+        """The PROVISIONING TYPE for people (SBC-4 6.6.6): ``full`` (000b: fully provisioned, or
+        not reported), ``resource`` (001b), ``thin`` (010b); None when reserved or missing."""
+        return {0: "full", 1: "resource", 2: "thin"}.get(self.provisioning_type if self.provisioning_type
+                                                           is not None else -1)
 
 
 @attrs.frozen

@@ -737,6 +737,15 @@ BAD_ARGUMENTS = [
     (["discover", "a/b"], 2, "not a portal: 'a/b'"),
     (["completion", "fish"], 2, "invalid choice: 'fish'"),
     (["tur", "{dev}", "-v", "--timeout", "0"], 2, "more than 0"),
+    (["tur", "{dev}", "--count", "0"], 2, "--count is 1 to 100000000"),
+    (["tur", "{dir}", "--count", "2"], 4, "is a directory"),
+    (["opcodes", "{dev}", "--opcode", "0x100"], 2, "an operation code is 0 to 255"),
+    (["opcodes", "{dev}", "--service-action", "1"], 2, "goes with --opcode"),
+    (["logs", "{dev}", "temp", "--all"], 2, "give no PAGE"),
+    (["list", "--hosts", "extra"], 2, "unrecognized arguments"),
+    (["info"], 2, "required: DEVICE"),
+    (["info", "{dir}"], 4, "is a directory"),
+    (["info", "{dev}", "--timeout", "-1"], 2, "more than 0"),
 ]
 
 

@@ -292,3 +292,77 @@ def test_logs_all_reports_a_page_that_fails_and_goes_on(capsys, sg_device, scsi_
 def test_logs_all_refuses_a_page_or_the_bytes(capsys, sg_device, argv):
     code, _, err = run(capsys, "logs", sg_device, *argv)
     assert code == EXIT_USAGE, err
+
+
+# -- info ---------------------------------------------------------------------------------
+
+INFO_KEYS = {"device", "vendor", "product", "revision", "serial", "device_type", "device_type_name", "scsi_version",
+             "version_code", "capacity_bytes", "blocks", "logical_block_size", "physical_block_size", "lbpme",
+             "lbprz", "provisioning", "protect", "protection_type", "rotation_rate", "rotation_rpm",
+             "non_rotating", "form_factor", "wwn", "transport", "protocol", "write_protect", "vpd_pages"}
+
+
+def smartctl_i(node):
+    """``smartctl -i -j``: its JSON answer."""
+    done = subprocess.run(["smartctl", "-i", "-j", node], capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
+def rows_of(out):
+    return {k: v.strip() for k, v in (line.strip().split("  ", 1) for line in out.splitlines()[1:])}
+
+
+@pytest.mark.skipif(shutil.which("smartctl") is None, reason="smartmontools is not installed")
+def test_info_agrees_with_smartctl_i(capsys, sg_device):
+    import sgpy
+
+    dev = sgpy.find(sg_device)
+    doc = run_json(capsys, "info", sg_device)
+    assert set(doc) == INFO_KEYS
+    theirs = smartctl_i(dev.device_node)
+    assert (doc["vendor"], doc["product"], doc["revision"], doc["serial"]) == \
+        (theirs["scsi_vendor"], theirs["scsi_product"], theirs["scsi_revision"], theirs["serial_number"])
+    assert doc["scsi_version"] == theirs["scsi_version"] == "SPC-5"
+    assert (doc["capacity_bytes"], doc["blocks"], doc["logical_block_size"]) == \
+        (theirs["user_capacity"]["bytes"], theirs["user_capacity"]["blocks"], theirs["logical_block_size"])
+    assert doc["device_type"] == theirs["device_type"]["scsi_value"] and doc["device_type_name"] == "disk"
+    assert doc["wwn"] == "naa." + theirs["logical_unit_id"][2:]
+    assert theirs["rotation_rate"] == 0 and doc["non_rotating"] is True and doc["rotation_rate"] == 1
+    assert theirs["form_factor"]["scsi_value"] == 5 and doc["form_factor"] == "less than 1.8 inch"
+    assert theirs["scsi_lb_provisioning"]["name"] == "fully provisioned" and doc["provisioning"] == "full"
+    assert theirs["scsi_transport_protocol"]["name"].startswith("SAS") and doc["protocol"] == "SAS"
+    # and what sysfs says of it, as 'sgpy list' shows it
+    assert (doc["transport"], doc["wwn"], doc["serial"], doc["capacity_bytes"]) == \
+        (dev.transport, dev.wwn, dev.serial, dev.size_bytes) == ("pseudo", dev.wwn, dev.serial, dev.size_bytes)
+    assert doc["write_protect"] is False and doc["protection_type"] == 0 and doc["lbpme"] is False
+    code, out, _ = run(capsys, "info", sg_device)
+    assert code == EXIT_OK
+    assert out.splitlines()[0] == f"{sg_device}: Linux scsi_debug {doc['revision']}"
+    rows = rows_of(out)
+    assert list(rows) == ["vendor", "product", "revision", "serial number", "device type", "SCSI version",
+                          "capacity", "logical block size", "physical block size", "provisioning", "protection",
+                          "rotation rate", "form factor", "WWN", "transport", "protocol", "write protect"]
+    assert rows["capacity"] == f"{doc['capacity_bytes']} bytes (67.1MB, 64.0 MiB)"
+    assert rows["rotation rate"] == "non-rotating (solid state)" and rows["write protect"] == "no"
+    assert rows["provisioning"] == "full (LBPME=0 LBPRZ=0)" and rows["protection"] == "none"
+
+
+@pytest.mark.scsi_debug(lbpu=1, lbpws=1, lbprz=1, sector_size=4096, physblk_exp=1, dif=1, dix=0, wp=1, num_tgts=1)
+def test_info_shows_thin_provisioning_protection_and_write_protect(capsys, sg_device):
+    doc = run_json(capsys, "info", sg_device)
+    assert (doc["logical_block_size"], doc["physical_block_size"]) == (4096, 8192)
+    # scsi_debug's VPD page B2h says PROVISIONING TYPE 000b ("not reported or fully provisioned"): with
+    # LBPME set it is not fully provisioned, so the type is not reported
+    assert doc["lbpme"] is True and doc["lbprz"] is True and doc["provisioning"] == "not reported"
+    assert doc["protect"] is True and doc["protection_type"] == 1
+    assert doc["write_protect"] is True
+    rows = rows_of(run(capsys, "info", sg_device)[1])
+    assert rows["provisioning"] == "not reported (LBPME=1 LBPRZ=1)" and rows["protection"] == "type 1"
+    assert rows["write protect"] == "yes" and rows["physical block size"] == "8192 bytes"
+
+
+def test_info_of_no_device_is_status_4(capsys):
+    from sgpy.cli import EXIT_NO_DEVICE
+
+    code, out, err = run(capsys, "info", "/dev/nonexistent-sg", "--json")
+    assert code == EXIT_NO_DEVICE and json.loads(out)["error"]["type"] == "NoSuchDevice"

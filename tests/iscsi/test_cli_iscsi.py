@@ -112,3 +112,52 @@ def test_copy_refuses_devices_of_different_block_sizes(tgtd, new_target, capsys)
     rc, out, err = run(["copy", a, b, "--count", "8", "--allow-data-loss"], capsys)
     assert rc == cli.EXIT_USAGE, err
     assert "the block sizes differ" in err and "512 bytes" in err and "4096" in err
+
+
+def test_info_over_iscsi_shows_what_tgtd_answers(tgtd, new_target, capsys):
+    """``sgpy info URL`` on a tgtd disk: identity, capacity and pages as the single verbs give them."""
+    url = tgtd.url(new_target(size_mb=16))
+    rc, out, err = run(["info", url, "--json"], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["device"] == url and doc["vendor"] == "IET" and doc["product"] == "VIRTUAL-DISK"
+    assert doc["device_type_name"] == "disk" and doc["scsi_version"] == "SPC-3" and doc["transport"] == "iscsi"
+    assert doc["capacity_bytes"] == 16 * 1024 * 1024 and doc["logical_block_size"] == 512
+    rc, out2, _ = run(["readcap", url, "--json"], capsys)
+    cap = json.loads(out2)
+    assert (doc["blocks"], doc["physical_block_size"], doc["lbpme"], doc["protection_type"]) == \
+        (cap["blocks"], cap["physical_block_size"], cap["lbpme"], cap["protection_type"])
+    rc, out2, _ = run(["vpd", url, "--json"], capsys)
+    assert doc["vpd_pages"] == sorted(json.loads(out2)["data"]["pages"])
+    rc, out2, _ = run(["vpd", url, "di", "--json"], capsys)
+    assert doc["wwn"] == json.loads(out2)["data"]["wwn"] and doc["wwn"].startswith("naa.")
+    rc, out2, _ = run(["vpd", url, "sn", "--json"], capsys)
+    assert doc["serial"] == json.loads(out2)["data"]["serial"].strip()
+    assert doc["write_protect"] is False and doc["rotation_rate"] == 0 and doc["form_factor"] is None
+    rc, out, err = run(["info", url], capsys)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{url}: IET VIRTUAL-DISK {doc['revision']}"
+    rows = dict(line.strip().split("  ", 1) for line in lines[1:])
+    rows = {k: v.strip() for k, v in rows.items()}
+    assert rows["transport"] == "iscsi" and rows["write protect"] == "no"
+    assert rows["capacity"] == "16777216 bytes (16.7MB, 16.0 MiB)"
+    assert rows["rotation rate"] == rows["form factor"] == "not reported"
+
+
+def test_info_over_iscsi_shows_what_a_controller_lacks_as_unknown(tgtd, new_target, capsys):
+    """tgtd's LUN 0 is a controller (storage array): no READ CAPACITY, no MODE SENSE; those are unknown and
+    the verb still succeeds."""
+    url = tgtd.url(new_target(), lun=0)
+    rc, out, err = run(["info", url, "--json"], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["device_type_name"] == "storage_array"
+    for key in ("capacity_bytes", "blocks", "logical_block_size", "physical_block_size", "lbpme", "lbprz",
+                "protection_type", "write_protect"):
+        assert doc[key] is None, key
+    rc, out, err = run(["info", url], capsys)
+    assert rc == 0, err
+    rows = {k: v.strip() for k, v in (line.strip().split("  ", 1) for line in out.splitlines()[1:])}
+    for key in ("capacity", "logical block size", "physical block size", "protection", "write protect"):
+        assert rows[key] == "unknown", key

@@ -84,8 +84,15 @@ VERBS = sorted(v.name for v in completion.spec(cli.build_parser())[1])
 # What bash offers: typed words -> candidates (sorted); "DEV/" stands for the fake /dev directory.
 BASH_CASES = {
     "sgpy ": VERBS,
-    "sgpy in": ["inq"],
+    "sgpy in": ["info", "inq"],
     "sgpy r": ["raw", "read", "readcap"],
+    "sgpy list --h": ["--help", "--hosts"],
+    "sgpy tur DEV/sg0 --c": ["--count"],
+    "sgpy opcodes DEV/sg0 --o": ["--opcode"],
+    "sgpy opcodes DEV/sg0 --s": ["--service-action"],
+    "sgpy logs DEV/sg0 --a": ["--all"],
+    "sgpy info ": ["DEV/sg0", "DEV/sg1", "DEV/sg12"],
+    "sgpy info DEV/sg0 --": ["--help", "--json", "--timeout", "--verbose"],
     "sgpy --v": ["--version"],
     "sgpy inq ": ["DEV/sg0", "DEV/sg1", "DEV/sg12"],
     "sgpy inq DEV/sg1": ["DEV/sg1", "DEV/sg12"],

@@ -431,3 +431,37 @@ def test_raw_vpd_page_cut_data_is_none() -> None:
     full = vpd(0xC5, b"\x01\x02\x03")
     assert RawVpdPage.from_bytes(full).data == b"\x01\x02\x03"
     assert RawVpdPage.from_bytes(full[:6]).data is None
+
+
+@pytest.mark.parametrize("version, standard", [(0x00, None), (0x02, None), (0x03, "SPC"), (0x04, "SPC-2"),
+                                               (0x05, "SPC-3"), (0x06, "SPC-4"), (0x07, "SPC-5"), (0x08, None)])
+def test_the_standard_the_version_claims(version: int, standard: object) -> None:
+    buf = bytearray(INQ)
+    buf[2] = version
+    assert StandardInquiryData.from_bytes(bytes(buf)).standard == standard
+
+
+@pytest.mark.parametrize("rate, rpm, non_rotating", [("0000", None, False), ("0001", None, True),
+                                                     ("0400", None, False), ("0401", 0x401, False),
+                                                     ("1c20", 7200, False), ("fffe", 0xFFFE, False),
+                                                     ("ffff", None, False)])
+def test_rotation_rate_in_rpm(rate: str, rpm: object, non_rotating: bool) -> None:
+    page = parse_vpd(vpd(0xB1, h(rate + "00 02") + bytes(56)))
+    assert page.rotation_rate_rpm == rpm and page.non_rotating is non_rotating
+
+
+@pytest.mark.parametrize("code, text", [(0, None), (1, "5.25 inch"), (2, "3.5 inch"), (3, "2.5 inch"),
+                                        (4, "1.8 inch"), (5, "less than 1.8 inch"), (6, None), (15, None)])
+def test_form_factor(code: int, text: object) -> None:
+    assert parse_vpd(vpd(0xB1, h("0001 00") + bytes([code]) + bytes(56))).form_factor == text
+
+
+def test_form_factor_and_rotation_of_a_short_page() -> None:
+    page = parse_vpd(vpd(0xB1, h("1c")))  # cut inside MEDIUM ROTATION RATE
+    assert page.rotation_rate_rpm is None and page.form_factor is None and page.non_rotating is None
+
+
+@pytest.mark.parametrize("ptype, text", [(0, "full"), (1, "resource"), (2, "thin"), (3, None), (7, None)])
+def test_provisioning_type(ptype: int, text: object) -> None:
+    assert parse_vpd(vpd(0xB2, h("00 00") + bytes([ptype]) + h("00"))).provisioning == text
+    assert parse_vpd(vpd(0xB2, b"")).provisioning is None
