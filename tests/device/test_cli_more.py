@@ -147,8 +147,13 @@ def test_tur_count_ctrl_c_shows_what_was_measured_and_exits_130(sg_device):
 
     proc = subprocess.Popen([sys.executable, "-m", "sgpy", "tur", sg_device, "--count", "100000000", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)  # the interpreter starts, then the commands run
-    assert proc.poll() is None
+    # Ctrl-C once the commands run: the child has the device open (a busy machine may take seconds to start it)
+    deadline = time.monotonic() + 60
+    while not any(os.path.realpath(f"/proc/{proc.pid}/fd/{fd}") == sg_device
+                  for fd in (os.listdir(f"/proc/{proc.pid}/fd") if proc.poll() is None else ())):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.3)
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_INTERRUPTED, err
