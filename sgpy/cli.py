@@ -2062,10 +2062,10 @@ def _logs_all(args: argparse.Namespace, out: _Out) -> int:
         if exc is None:
             _log_page_text(out, r)
         else:
+            label = f"Log page {page:02X}h" + (f"/{subpage:02X}h" if subpage else "")
             sub = f", subpage {subpage:02X}h" if subpage else ""
             why = _failure_text(exc) if isinstance(exc, TaskFailed) else f"the answer does not parse: {exc}"
-            out.line(f"Log page {page:02X}h{'/' + format(subpage, '02X') + 'h' if subpage else ''} "
-                     f"(page {page:02X}h{sub}): not read: {why}")
+            out.line(f"{label} (page {page:02X}h{sub}): not read: {why}")
     return code
 
 

@@ -290,6 +290,17 @@ def test_logs_all_reports_a_page_that_fails_and_goes_on(capsys, sg_device, scsi_
     assert failed and read and len(doc["pages"]) == len(doc["supported"])
     assert all(p["error"]["type"] == "CommandTimeout" and p["data"] is None and p["name"] is None for p in failed)
     assert all(p["data"]["page_code"] == p["page"] for p in read)
+    scsi_debug.set(opts=4, every_nth=2)
+    try:
+        code, out, err = run(capsys, "logs", sg_device, "--all", "--timeout", "1")
+    finally:
+        scsi_debug.set(every_nth=0)
+        scsi_debug.set(opts=0)
+    assert code == EXIT_DEVICE_ERROR, err
+    lines = out.splitlines()
+    assert re.fullmatch(rf"{sg_device}: {len(doc['supported'])} log page\(s\), [1-9]\d* not read", lines[0])
+    not_read = [line for line in lines if ": not read: " in line]
+    assert not_read and all(re.match(r"Log page [0-9A-F]{2}h(/[0-9A-F]{2}h)? \(page ", line) for line in not_read)
 
 
 @pytest.mark.parametrize("argv", [["temp", "--all"], ["--all", "--subpage", "1"], ["--all", "--hex"],
