@@ -161,3 +161,14 @@ def test_info_over_iscsi_shows_what_a_controller_lacks_as_unknown(tgtd, new_targ
     rows = {k: v.strip() for k, v in (line.strip().split("  ", 1) for line in out.splitlines()[1:])}
     for key in ("capacity", "logical block size", "physical block size", "protection", "write protect"):
         assert rows[key] == "unknown", key
+
+
+def test_tur_count_over_iscsi(tgtd, new_target, capsys):
+    url = tgtd.url(new_target())
+    rc, out, err = run(["tur", url, "--count", "20", "--json"], capsys)
+    doc = json.loads(out)
+    # the new session's unit attentions were reported at login (IscsiChannel): every command is ready
+    assert rc == 0 and doc["sent"] == doc["ready_count"] == 20 and doc["failures"] == [], err
+    assert 0 < doc["min_ms"] <= doc["mean_ms"] <= doc["max_ms"]
+    rc, out, err = run(["tur", url, "--count", "5"], capsys)
+    assert rc == 0 and out.splitlines()[0] == f"{url}: 5 TEST UNIT READY: 5 ready, 0 not ready"
