@@ -10,6 +10,7 @@ progress goes to standard error.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -148,6 +149,40 @@ def sgpy_execute_many(ch: Channel, ring: List[Any], seconds: float) -> float:
 # ---------------------------------------------------------------------------
 # The bare Python loop: what one C call per command costs from Python, with
 # no engine around it (sgpy's own binding, no IO objects, no bookkeeping).
+
+
+def growth(ch: Channel, reactor: Reactor, ring: List[Any], sizes: Sequence[int]) -> None:
+    """``execute_many(async_=True)`` of N prebuilt commands then one wait, for each N: the per-command
+    cost and resident memory as N grows, garbage collector on (issue: flat from 1k to 1M).
+
+    TEST UNIT READY for every N (no data buffer: the IO objects alone); 4 KiB READ(10)s up to 100k (a
+    million 4 KiB buffers would not fit the guest's memory).  RSS is read before the batch, once it
+    returned, and after the list is dropped without gc.collect(): an IO with a reference cycle would
+    stay until the collector ran.
+    """
+    tur = command.TestUnitReady()
+    for what in ("TEST UNIT READY", "READ(10) 4 KiB"):
+        for n in sizes:
+            if what.startswith("READ") and n > 100_000:
+                continue
+            cmds = [tur] * n if what.startswith("TEST") else [ring[i % RING] for i in range(n)]
+            gc.collect()
+            collections0 = sum(s["collections"] for s in gc.get_stats())
+            rss0 = rss_kib()
+            t0 = time.perf_counter()
+            ios = ch.execute_many(cmds, async_=True)
+            reactor.wait(ios)
+            t = time.perf_counter() - t0
+            rss_peak = rss_kib()
+            failed = sum(1 for io in ios if io.exception is not None)
+            del ios
+            rss_end = rss_kib()
+            runs = sum(s["collections"] for s in gc.get_stats()) - collections0
+            log(f"growth {what} N={n:,}: {t / n * 1e6:,.1f} us/command; RSS {rss0:,} -> {rss_peak:,} -> "
+                f"{rss_end:,} KiB; {runs} collections; {failed} failed")
+            emit(kind="growth", workload=what, n=n, seconds=t, us=t / n * 1e6, rss_start_kib=rss0,
+                 rss_peak_kib=rss_peak, rss_end_kib=rss_end, gc_runs=runs, failed=failed)
+            del cmds
 
 
 def python_sync(dev: str, cdb: bytes, direction: int, length: int, seconds: float) -> float:
@@ -342,6 +377,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--million", type=int, default=1_000_000)
     p.add_argument("--channels", type=int, default=256)
     p.add_argument("--skip-rounds", action="store_true", help="only the long runs (for a quick check)")
+    p.add_argument("--growth", default="1000,10000,100000,1000000",
+                   help="batch sizes of the growth rows, comma-separated ('' to skip)")
     args = p.parse_args(argv)
     global FLOOR
     FLOOR = args.floor
@@ -433,6 +470,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     set_delay(0)
     emit(kind="probe", what="python loop", value=python_loop(1.0))
     emit(kind="probe", what="C syscall loop", value=floor("syscall", "1.0"))
+
+    sizes = [int(x) for x in args.growth.split(",") if x.strip()]
+    if sizes:
+        log(f"guest: growth rows, execute_many of {', '.join(f'{n:,}' for n in sizes)} commands")
+        growth(one_fd, reactor, ring0, [1000])  # warm-up
+        growth(one_fd, reactor, ring0, sizes)
 
     # One million commands: resident memory must stay flat.
     if args.million:

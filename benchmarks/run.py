@@ -149,6 +149,8 @@ def summarize(results: List[Dict[str, Any]], host: Dict[str, float]) -> Dict[str
             other["channels"].append(r)
         elif r["kind"] == "latency":
             other["latency"].append(r)
+        elif r["kind"] == "growth":
+            other.setdefault("growth", []).append(r)
     return {
         "iops": {f"{s}|{w}|{who}": {"median": med(v), "runs": v} for (s, w, who), v in iops.items()},
         "probes_guest": {k: med(v) for k, v in probes.items()},
@@ -234,6 +236,7 @@ def table(summary: Dict[str, Any]) -> str:
             lines.append(f"{m['commands']:,} commands at QD 16 ({how}): {m['commands'] / m['seconds']:,.0f}/s; "
                          f"RSS start {m['rss_start_kib']:,} KiB, end {m['rss_end_kib']:,} KiB, "
                          f"max {m['rss_max_kib']:,} KiB")
+    lines.extend(growth_table(summary.get("growth", [])))
     ch = summary.get("channels")
     if ch:
         one = med([r["one"] for r in ch])
@@ -241,6 +244,23 @@ def table(summary: Dict[str, Any]) -> str:
         lines.append(f"{ch[0]['channels']} channels on one reactor (16 in flight): {many:,.0f}/s vs one channel "
                      f"QD 16: {one:,.0f}/s; per-command cost x{one / many:.2f} of one channel's")
     return "\n".join(lines)
+
+
+def growth_table(rows: List[Dict[str, Any]]) -> List[str]:
+    """Per-command cost and memory of execute_many(async_=True) as the batch grows (GC on)."""
+    if not rows:
+        return []
+    out = ["execute_many(async_=True) of N prebuilt commands, one wait (QD 16, one fd, GC on):",
+           f"{'workload':<16} {'N':>9} {'us/cmd':>8} {'vs 1st':>7} {'RSS before':>11} {'with IOs':>10} "
+           f"{'dropped':>9} {'B/IO':>6} {'GC runs':>8}"]
+    first: Dict[str, float] = {}
+    for r in rows:
+        base = first.setdefault(r["workload"], r["us"])
+        per_io = (r["rss_peak_kib"] - r["rss_start_kib"]) * 1024 / r["n"]
+        out.append(f"{r['workload']:<16} {r['n']:>9,} {r['us']:>8.1f} {r['us'] / base:>7.2f} "
+                   f"{r['rss_start_kib']:>9,} K {r['rss_peak_kib']:>8,} K {r['rss_end_kib']:>7,} K "
+                   f"{per_io:>6,.0f} {r['gc_runs']:>8}")
+    return out
 
 
 def percommand_table(summary: Dict[str, Any]) -> List[str]:
@@ -285,7 +305,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--channels", type=int, default=256, help="channels of the many-channel run (0: skip)")
     p.add_argument("--timeout", type=float, default=3600, help="kill the guest after this many seconds")
     p.add_argument("--no-plot", action="store_true", help="do not draw docs/_static/perf_qd.png")
+    p.add_argument("--growth", default="1000,10000,100000,1000000",
+                   help="batch sizes of the growth rows ('' to skip)")
+    p.add_argument("--growth-only", action="store_true",
+                   help="only the growth rows: no rounds, no million or channel runs; the results go to "
+                        "benchmarks/growth.json (results.json is left alone)")
     args = p.parse_args(argv)
+    if args.growth_only:
+        args.million = 0
+        args.channels = 0
     sys.path.insert(0, ROOT)
     ensure_venv()
     ensure_packages()
@@ -299,8 +327,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.monotonic()
     rc = sandbox.run(
         [sys.executable, os.path.join(HERE, "guest.py"), "--floor", floor, "--rounds", str(args.rounds),
-         "--seconds", str(args.seconds), "--million", str(args.million), "--channels", str(args.channels)],
-        kernel="qemu", scsi_debug=SCSI_DEBUG, timeout=args.timeout, cwd=ROOT, stdout=out,
+         "--seconds", str(args.seconds), "--million", str(args.million), "--channels", str(args.channels),
+         "--growth", args.growth] + (["--skip-rounds"] if args.growth_only else []),
+        kernel="qemu", scsi_debug=SCSI_DEBUG, timeout=args.timeout, cwd=ROOT, stdout=out, mem="2048M",
     )
     if rc != 0:
         say(f"the guest's run failed with status {rc} (its error is above); the table has what was measured")
@@ -310,6 +339,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     summary = summarize(results, host)
     summary["command"] = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     summary["rounds"] = args.rounds
+    if args.growth_only:
+        with open(os.path.join(HERE, "growth.json"), "w", encoding="utf-8") as f:
+            json.dump({"command": summary["command"], "growth": summary.get("growth", []),
+                       "probes_host": host}, f, indent=1)
+        print("\n".join(growth_table(summary.get("growth", []))))
+        return rc
     with open(os.path.join(HERE, "results.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)
     print(table(summary))

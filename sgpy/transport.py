@@ -69,6 +69,10 @@ _lib = _binding.lib
 _NULL = _binding.NULL
 _tuple_new = tuple.__new__
 
+#: Clean completions (every field 0 but the duration, in ms) share one header per duration below this.
+_CLEAN_MS = 4096
+_CLEAN: List[Optional[Header]] = [None] * _CLEAN_MS
+
 #: The kernel's data direction of each IO class.
 _DXFER_OF = {NoDirectionIo: _binding.SG_DXFER_NONE, Input: _binding.SG_DXFER_FROM_DEV,
              Output: _binding.SG_DXFER_TO_DEV}
@@ -559,10 +563,24 @@ class SgFd:
         if idx >= 0 and io._pack_id == pid:
             if io.hdr is None and not io._abandoned:
                 sb = held[base + 4]
-                sense = _binding.slot_sense(self.slots, idx, sb) if sb else b""
-                io.hdr = _tuple_new(Header, (held[base + 1], held[base + 2], held[base + 3], held[base + 5],
-                                             held[base + 6], held[base + 7], held[base + 8], held[base + 9],
-                                             sense))
+                status = held[base + 1]
+                masked = held[base + 2]
+                msg = held[base + 3]
+                host = held[base + 5]
+                driver = held[base + 6]
+                resid = held[base + 7]
+                duration = held[base + 8]
+                info = held[base + 9]
+                if not (sb | status | masked | msg | host | driver | resid | info) and 0 <= duration < _CLEAN_MS:
+                    # A clean completion's header differs from another's only by its
+                    # duration: one shared (immutable) tuple per duration, not one per IO.
+                    h = _CLEAN[duration]
+                    if h is None:
+                        h = _CLEAN[duration] = _tuple_new(Header, (0, 0, 0, 0, 0, 0, duration, 0, b""))
+                    io.hdr = h
+                else:
+                    sense = _binding.slot_sense(self.slots, idx, sb) if sb else b""
+                    io.hdr = _tuple_new(Header, (status, masked, msg, host, driver, resid, duration, info, sense))
             # The slot is given back after its sense storage was read.  No
             # signal handler runs between these two statements on CPython
             # 3.11+ (it runs at function entry, backward jumps and after
