@@ -427,6 +427,9 @@ LBA_SEQUENTIAL: int = lib.SGPY_LBA_SEQUENTIAL
 LBA_RANDOM: int = lib.SGPY_LBA_RANDOM
 LBA_LIST: int = lib.SGPY_LBA_LIST
 HIST_BUCKETS: int = lib.SGPY_HIST
+#: How far a rate-limited job may catch up after a stall: its token bucket
+#: holds this much time's worth of commands (20 ms).
+RATE_BURST_NS = 20_000_000
 
 
 class JobCore:
@@ -468,6 +471,12 @@ class JobCore:
         stamp: bool = False,
         verify: bool = False,
         tag: int = 0,
+        write_cdb: Optional[bytes] = None,
+        write_buf: Any = None,
+        write_share: bool = False,
+        read_pct: int = 100,
+        mix_seed: int = 0,
+        rate: int = 0,
     ) -> None:
         if not 1 <= len(cdb) <= CDB_MAX:
             raise ValueError(f"CDB of {len(cdb)} bytes does not fit (1..{CDB_MAX} bytes)")
@@ -522,6 +531,34 @@ class JobCore:
         j.stamp = 1 if stamp else 0
         j.verify = 1 if verify else 0
         j.tag = tag
+        j.timerfd = -1
+        j.throttled = arr("int[]", depth)
+        if write_cdb is not None:
+            # A mixed job: reads into per-slot buffers, writes from write_buf.
+            if len(write_cdb) != len(cdb):
+                raise ValueError("a mixed job's read and write CDBs have one length")
+            if buf is None or share_buf or not 0 <= read_pct <= 100:
+                raise ValueError("a mixed job reads into one buffer per slot, read_pct 0..100")
+            need = buf_len * (1 if write_share else depth)
+            if write_buf is None or memoryview(write_buf).nbytes < need or memoryview(buf).nbytes < buf_len * depth:
+                raise ValueError("a mixed job's buffers are smaller than its slots")
+            wp = ffi.from_buffer(write_buf)
+            keep.append(wp)
+            keep.append(write_buf)
+            j.wbufs = ffi.cast("unsigned char *", wp)
+            j.wshare = 1 if write_share else 0
+            ffi.memmove(j.wcdb, write_cdb, len(write_cdb))
+            j.is_write = arr("int[]", depth)
+            j.read_pct = read_pct
+            j.mix_rng = mix_seed or 0x9E3779B97F4A7C15
+            j.mix = 1
+        if rate:
+            if not 1 <= rate <= 10**9:
+                raise ValueError(f"rate {rate} is not in 1..10**9 commands per second")
+            j.rate = rate
+            j.rate_interval = 10**9 // rate
+            j.rate_rem = 10**9 % rate
+            j.rate_burst_ns = RATE_BURST_NS
         self._buf_len = buf_len
         self.j = j
         self._keep = keep
@@ -584,6 +621,20 @@ class JobCore:
     def histogram(self) -> List[int]:
         """The latency histogram's bucket counts (see :func:`sgpy.job.bucket_bounds`)."""
         return ffi.unpack(self.j.hist, HIST_BUCKETS)
+
+    def write_histogram(self) -> List[int]:
+        """A mixed job's writes' latency histogram (a part of :meth:`histogram`)."""
+        return ffi.unpack(self.j.whist, HIST_BUCKETS)
+
+    def slot_is_write(self, i: int) -> bool:
+        """Whether slot ``i``'s last command was a mixed job's write."""
+        j = self.j
+        return bool(j.mix and j.is_write[i])
+
+    @property
+    def timer_fd(self) -> int:
+        """The rate limit's timerfd (created by :meth:`make_epoll`), or -1."""
+        return int(self.j.timerfd)
 
 
 def hist_index(ns: int) -> int:

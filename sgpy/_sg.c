@@ -279,6 +279,7 @@ static int sgpy_sync_call(int fd, int bsg, struct sgpy_slot *slot, int dxfer_dir
 #include <stdint.h>
 #include <time.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 
 #define SGPY_JOB_FREE 0
 #define SGPY_JOB_INFLIGHT 1
@@ -345,6 +346,44 @@ struct sgpy_job {
     int stamp;
     int verify;
     uint64_t tag;
+    /* Mixed reads and writes (fio's rw=randrw, rwmixread): when mix is set,
+     * each command is a read (the template cdb, into the slot's buffer in
+     * bufs) with probability read_pct/100, else a write (wcdb, from wbufs:
+     * one shared buffer, or one per slot when stamping).  The choice draws
+     * from its own generator, so the LBAs are those of an unmixed job. */
+    int mix;
+    unsigned int read_pct;
+    unsigned char wcdb[SGPY_CDB_MAX];
+    unsigned char *wbufs;
+    int wshare;
+    uint64_t mix_rng;
+    int *is_write;
+    uint64_t wsubmitted;
+    uint64_t wcompleted;
+    uint64_t wshort_transfers;
+    uint64_t whist[SGPY_HIST];
+    uint64_t wlat_min;
+    uint64_t wlat_max;
+    uint64_t wlat_sum;
+    uint64_t wlat_count;
+    uint64_t rlat_min;
+    uint64_t rlat_max;
+    /* Rate limit (fio's rate_iops): a token bucket of rate commands per
+     * second.  rate_next is when the next token is due (ns, CLOCK_MONOTONIC);
+     * it may lag the clock by at most rate_burst_ns, the bucket's depth.  A
+     * slot with no token waits in `throttled`; the job's epoll instance
+     * holds timerfd, armed for the next token, so a reactor waiting on it
+     * wakes in time. */
+    uint64_t rate;
+    uint64_t rate_interval;
+    uint64_t rate_rem;
+    uint64_t rate_frac;
+    int64_t rate_next;
+    int64_t rate_burst_ns;
+    int timerfd;
+    int64_t timer_at;
+    int nthrottled;
+    int *throttled;
 };
 
 static int64_t sgpy_now_ns(void)
@@ -364,28 +403,52 @@ static int sgpy_hist_index(uint64_t v)
            + (int)((v >> (msb - SGPY_HIST_SUB_BITS)) & ((1u << SGPY_HIST_SUB_BITS) - 1));
 }
 
-static void sgpy_job_record(struct sgpy_job *j, int64_t start, int64_t end)
+/* Every command's latency goes to hist; a mixed job's writes also to whist
+ * (the reads' histogram is the difference, bucket by bucket), and each
+ * direction keeps its own minimum and maximum. */
+static void sgpy_job_record(struct sgpy_job *j, int i, int64_t start, int64_t end)
 {
     uint64_t v = end > start ? (uint64_t)(end - start) : 0;
-    j->hist[sgpy_hist_index(v)]++;
+    int b = sgpy_hist_index(v);
+    j->hist[b]++;
     if (j->lat_count == 0 || v < j->lat_min)
         j->lat_min = v;
     if (v > j->lat_max)
         j->lat_max = v;
     j->lat_sum += v;
     j->lat_count++;
+    if (j->mix && j->is_write[i]) {
+        j->whist[b]++;
+        if (j->wlat_count == 0 || v < j->wlat_min)
+            j->wlat_min = v;
+        if (v > j->wlat_max)
+            j->wlat_max = v;
+        j->wlat_sum += v;
+        j->wlat_count++;
+    } else if (j->mix) {
+        /* the reads' count and sum are the totals less the writes' */
+        if (j->lat_count - j->wlat_count == 1 || v < j->rlat_min)
+            j->rlat_min = v;
+        if (v > j->rlat_max)
+            j->rlat_max = v;
+    }
 }
 
 /* xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift
  * generators, scrambled"): fast, and reproducible from the seed. */
-static uint64_t sgpy_job_random(struct sgpy_job *j)
+static uint64_t sgpy_xorshift(uint64_t *state)
 {
-    uint64_t x = j->rng;
+    uint64_t x = *state;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    j->rng = x;
+    *state = x;
     return x * 0x2545F4914F6CDD1DULL;
+}
+
+static uint64_t sgpy_job_random(struct sgpy_job *j)
+{
+    return sgpy_xorshift(&j->rng);
 }
 
 static uint64_t sgpy_job_next_lba(struct sgpy_job *j)
@@ -463,9 +526,15 @@ static unsigned char *sgpy_job_buf(struct sgpy_job *j, int i)
     return j->share_buf ? j->bufs : j->bufs + (size_t)i * j->buf_len;
 }
 
+/* The data-out buffer of a mixed job's writes from slot i. */
+static unsigned char *sgpy_job_wbuf(struct sgpy_job *j, int i)
+{
+    return j->wshare ? j->wbufs : j->wbufs + (size_t)i * j->buf_len;
+}
+
 static void sgpy_job_stamp(struct sgpy_job *j, int i)
 {
-    unsigned char *p = sgpy_job_buf(j, i);
+    unsigned char *p = j->mix ? sgpy_job_wbuf(j, i) : sgpy_job_buf(j, i);
     unsigned int b, n = j->buf_len / j->block_size;
     for (b = 0; b < n; b++, p += j->block_size) {
         sgpy_put_be64(p, j->lba_of[i] + b);
@@ -480,11 +549,41 @@ static uint32_t sgpy_job_check(struct sgpy_job *j, int i)
     const unsigned char *p = sgpy_job_buf(j, i);
     sg_io_hdr_t *h = &j->slots[i].hdr;
     unsigned int got = j->buf_len - (h->resid > 0 ? (unsigned int)h->resid : 0);
-    unsigned int b, n = got / j->block_size;
+    unsigned int b, n;
+    if (got > j->buf_len)
+        got = j->buf_len;
+    n = got / j->block_size;
     for (b = 0; b < n; b++, p += j->block_size)
         if (sgpy_get_be64(p) != j->lba_of[i] + b || sgpy_get_be64(p + 8) != j->tag)
             return b + 1;
     return 0;
+}
+
+/* Make slot i's next command: in a mixed job, read or write (the header's
+ * CDB, direction and buffer follow the choice); then its LBA, and its
+ * stamps when it writes them. */
+static void sgpy_job_prepare(struct sgpy_job *j, int i)
+{
+    int w = 0;
+    if (j->mix) {
+        sg_io_hdr_t *h = &j->slots[i].hdr;
+        /* The high 32 bits: xorshift64*'s best (Vigna 2016, section 5). */
+        w = (uint32_t)(sgpy_xorshift(&j->mix_rng) >> 32) % 100u >= j->read_pct;
+        j->is_write[i] = w;
+        memcpy(j->slots[i].cdb, w ? j->wcdb : j->cdb, j->cdb_len);
+        h->cmdp = j->slots[i].cdb;
+        h->cmd_len = (unsigned char)j->cdb_len;
+        h->dxfer_direction = w ? SG_DXFER_TO_DEV : SG_DXFER_FROM_DEV;
+        h->dxferp = w ? sgpy_job_wbuf(j, i) : sgpy_job_buf(j, i);
+        h->dxfer_len = j->buf_len;
+        if (w)
+            j->wsubmitted++;
+    } else {
+        w = j->direction == SG_DXFER_TO_DEV;
+    }
+    sgpy_job_set_lba(j, i);
+    if (j->stamp && w)
+        sgpy_job_stamp(j, i);
 }
 
 /* write() slot i to its fd.  0, or the errno (the slot is then free). */
@@ -492,9 +591,7 @@ static int sgpy_job_write(struct sgpy_job *j, int i, int64_t now)
 {
     ssize_t r;
     int f = i % j->nfds;
-    sgpy_job_set_lba(j, i);
-    if (j->stamp)
-        sgpy_job_stamp(j, i);
+    sgpy_job_prepare(j, i);
     if (j->latency)
         j->started[i] = now ? now : sgpy_now_ns();
     do {
@@ -508,6 +605,86 @@ static int sgpy_job_write(struct sgpy_job *j, int i, int64_t now)
     j->submitted++;
     j->inflight++;
     j->fd_inflight[f]++;
+    return 0;
+}
+
+/* Take a token from the rate limit's bucket: 1 when the command may go now,
+ * 0 when it must wait until rate_next.  The clock is read at most once per
+ * call, and only by a rate-limited job (CLOCK_MONOTONIC through the vDSO). */
+static int sgpy_job_token(struct sgpy_job *j, int64_t *now)
+{
+    if (!j->rate)
+        return 1;
+    if (*now == 0)
+        *now = sgpy_now_ns();
+    if (*now < j->rate_next)
+        return 0;
+    if (j->rate_next < *now - j->rate_burst_ns)
+        j->rate_next = *now - j->rate_burst_ns; /* a full bucket holds no more */
+    j->rate_next += (int64_t)j->rate_interval;
+    j->rate_frac += j->rate_rem; /* 1e9 / rate exactly: the remainder carries */
+    if (j->rate_frac >= j->rate) {
+        j->rate_frac -= j->rate;
+        j->rate_next++;
+    }
+    return 1;
+}
+
+/* Arm the timer for the next token (or the deadline, if sooner) while slots
+ * wait for one.  0 or an errno. */
+static int sgpy_job_arm(struct sgpy_job *j)
+{
+    struct itimerspec its;
+    int64_t at;
+    if (!j->nthrottled || j->timerfd < 0)
+        return 0;
+    at = j->rate_next;
+    if (j->deadline_ns && j->deadline_ns < at)
+        at = j->deadline_ns;
+    if (at <= 0)
+        at = 1; /* it_value 0 would disarm it */
+    if (at == j->timer_at)
+        return 0;
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_sec = (time_t)(at / 1000000000LL);
+    its.it_value.tv_nsec = (long)(at % 1000000000LL);
+    if (timerfd_settime(j->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        return errno;
+    j->timer_at = at;
+    return 0;
+}
+
+/* Start free slot i's next command if the job goes on: at once when the
+ * rate limit has a token, else it waits in `throttled`.  0 or an errno. */
+static int sgpy_job_next(struct sgpy_job *j, int i, int64_t *now)
+{
+    if (!sgpy_job_more(j, now))
+        return 0;
+    if (!sgpy_job_token(j, now)) {
+        if (j->nthrottled >= j->depth)
+            return EOVERFLOW; /* cannot happen: a slot waits at most once */
+        j->throttled[j->nthrottled++] = i;
+        return sgpy_job_arm(j);
+    }
+    return sgpy_job_write(j, i, *now);
+}
+
+/* Start the waiting slots the bucket has tokens for; drop them all when the
+ * job ends (count, deadline, stop).  0 or an errno. */
+static int sgpy_job_unthrottle(struct sgpy_job *j, int64_t *now)
+{
+    while (j->nthrottled > 0) {
+        int err;
+        if (!sgpy_job_more(j, now)) {
+            j->nthrottled = 0;
+            return 0;
+        }
+        if (!sgpy_job_token(j, now))
+            return sgpy_job_arm(j);
+        err = sgpy_job_write(j, j->throttled[--j->nthrottled], *now);
+        if (err)
+            return err;
+    }
     return 0;
 }
 
@@ -526,12 +703,16 @@ static int sgpy_job_prime(struct sgpy_job *j)
             return j->fatal = EINVAL;
         j->state[i] = SGPY_JOB_FREE;
     }
+    j->nthrottled = 0;
+    j->timer_at = 0;
+    if (j->rate)
+        j->rate_next = sgpy_now_ns(); /* the bucket starts with one token */
     if (j->sync)
         return 0; /* sgpy_job_sync sends them, one SG_IO at a time */
     for (i = 0; i < j->depth; i++) {
         if (!sgpy_job_more(j, &now))
             break;
-        err = sgpy_job_write(j, i, now);
+        err = sgpy_job_next(j, i, &now);
         if (err)
             return j->fatal = err;
     }
@@ -542,25 +723,31 @@ static int sgpy_job_prime(struct sgpy_job *j)
 static void sgpy_job_complete(struct sgpy_job *j, int i, int64_t *now)
 {
     sg_io_hdr_t *h = &j->slots[i].hdr;
+    int w = j->mix ? j->is_write[i] : j->direction == SG_DXFER_TO_DEV;
     j->inflight--;
     j->fd_inflight[i % j->nfds]--;
     if (j->latency) {
         if (*now == 0)
             *now = sgpy_now_ns();
-        sgpy_job_record(j, j->started[i], *now);
+        sgpy_job_record(j, i, j->started[i], *now);
     }
     if ((h->info & SG_INFO_OK_MASK) != SG_INFO_OK
-            || (j->verify && sgpy_job_check(j, i) != 0)) {
+            || (j->verify && !w && sgpy_job_check(j, i) != 0)) {
         j->state[i] = SGPY_JOB_PARKED;
         j->parked[j->nparked++] = i;
         return;
     }
     j->completed++;
-    if (h->resid)
+    if (j->mix && w)
+        j->wcompleted++;
+    if (h->resid) {
         j->short_transfers++;
+        if (j->mix && w)
+            j->wshort_transfers++;
+    }
     j->state[i] = SGPY_JOB_FREE;
-    if (!j->sync && sgpy_job_more(j, now)) {
-        int err = sgpy_job_write(j, i, *now);
+    if (!j->sync) {
+        int err = sgpy_job_next(j, i, now);
         if (err)
             j->fatal = err;
     }
@@ -597,12 +784,28 @@ static int sgpy_job_reap_fd(struct sgpy_job *j, int f, int want, int64_t *now)
     return n;
 }
 
+/* The rate limit's timer fired: consume its expirations (it is non-blocking,
+ * so EAGAIN means another read got them first). */
+static void sgpy_job_timer_fired(struct sgpy_job *j)
+{
+    uint64_t expirations;
+    ssize_t r;
+    do {
+        r = read(j->timerfd, &expirations, sizeof(expirations));
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EAGAIN)
+        j->fatal = errno;
+    j->timer_at = 0;
+}
+
 /* Wait up to timeout_ms for completions, then keep processing whatever is
  * ready until `budget` completions were handled, `slice_ns` nanoseconds
  * passed (when non-zero: an event loop sharing the thread gets its turn) or
  * nothing more is ready.
  * Each ready fd gives at most the commands it held when it was reported, so
  * one fd whose commands complete inside write() cannot starve the others.
+ * Slots waiting for the rate limit are started as its tokens come (its
+ * timer is one of the epoll instance's fds, index nfds).
  * Returns the completions handled, or -errno when the job cannot go on. */
 static int sgpy_job_step(struct sgpy_job *j, int timeout_ms, int budget, int64_t slice_ns)
 {
@@ -610,9 +813,18 @@ static int sgpy_job_step(struct sgpy_job *j, int timeout_ms, int budget, int64_t
     int done = 0;
     int wait = timeout_ms;
     int64_t until = slice_ns > 0 ? sgpy_now_ns() + slice_ns : 0;
-    while (done < budget && j->inflight > 0 && !j->fatal) {
-        int n, k;
+    while (done < budget && (j->inflight > 0 || j->nthrottled > 0) && !j->fatal) {
+        int n, k, err;
         int64_t now = 0;
+        if (j->nthrottled) {
+            err = sgpy_job_unthrottle(j, &now);
+            if (err) {
+                j->fatal = err;
+                break;
+            }
+            if (j->inflight == 0 && j->nthrottled == 0)
+                break;
+        }
         if (until && wait == 0 && sgpy_now_ns() >= until)
             break;
         n = epoll_wait(j->epfd, ev, 64, wait);
@@ -625,9 +837,18 @@ static int sgpy_job_step(struct sgpy_job *j, int timeout_ms, int budget, int64_t
         if (n == 0)
             break;
         wait = 0;
+        now = 0;
         for (k = 0; k < n && !j->fatal; k++) {
-            int f = (int)ev[k].data.u32;
-            int got = sgpy_job_reap_fd(j, f, j->fd_inflight[f], &now);
+            int f = (int)ev[k].data.u32, got;
+            if (f == j->nfds) {
+                sgpy_job_timer_fired(j);
+                continue;
+            }
+            if (f < 0 || f > j->nfds) {
+                j->fatal = EINVAL;
+                break;
+            }
+            got = sgpy_job_reap_fd(j, f, j->fd_inflight[f], &now);
             done += got;
             if (got == 0 && (ev[k].events & (EPOLLHUP | EPOLLERR)))
                 j->fatal = ENODEV;
@@ -635,11 +856,18 @@ static int sgpy_job_step(struct sgpy_job *j, int timeout_ms, int budget, int64_t
         if (j->nparked)
             break;
     }
+    if (!j->fatal && j->nthrottled) {
+        int64_t now = 0;
+        int err = sgpy_job_unthrottle(j, &now);
+        if (err)
+            j->fatal = err;
+    }
     return j->fatal ? -j->fatal : done;
 }
 
 /* The synchronous form for queue depth 1: SG_IO on slot 0, fd 0, up to
- * `budget` commands.  Returns the commands run, or -errno. */
+ * `budget` commands.  Returns the commands run, or -errno.  (A rate-limited
+ * job does not come here: it waits for tokens on its epoll instance.) */
 static int sgpy_job_sync(struct sgpy_job *j, int budget)
 {
     int done = 0;
@@ -650,9 +878,7 @@ static int sgpy_job_sync(struct sgpy_job *j, int budget)
         int64_t start;
         if (!sgpy_job_more(j, &now))
             break;
-        sgpy_job_set_lba(j, 0);
-        if (j->stamp)
-            sgpy_job_stamp(j, 0);
+        sgpy_job_prepare(j, 0);
         start = j->latency ? (now ? now : sgpy_now_ns()) : 0;
         j->submitted++;
         if (ioctl(j->fds[0], SG_IO, h) < 0) {
@@ -679,21 +905,22 @@ static int sgpy_job_resubmit(struct sgpy_job *j, int i)
 {
     int64_t now = 0;
     j->state[i] = SGPY_JOB_FREE;
-    if (j->sync || !sgpy_job_more(j, &now))
+    if (j->sync)
         return 0;
-    return sgpy_job_write(j, i, now);
+    return sgpy_job_next(j, i, &now);
 }
 
 /* The job's own epoll instance over its fds, each registered with its index
- * (not its fd number) as data, so a ready fd finds its counters directly.
+ * (not its fd number) as data, so a ready fd finds its counters directly;
+ * a rate-limited job's timerfd is added with index nfds.
  * Returns the epoll fd, or -errno. */
 static int sgpy_job_epoll(struct sgpy_job *j)
 {
+    struct epoll_event ev;
     int f, ep = epoll_create1(EPOLL_CLOEXEC);
     if (ep < 0)
         return -errno;
     for (f = 0; f < j->nfds; f++) {
-        struct epoll_event ev;
         memset(&ev, 0, sizeof(ev));
         ev.events = EPOLLIN;
         ev.data.u32 = (uint32_t)f;
@@ -702,6 +929,24 @@ static int sgpy_job_epoll(struct sgpy_job *j)
             close(ep);
             return -err;
         }
+    }
+    if (j->rate && j->timerfd < 0) {
+        int t = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (t < 0) {
+            int err = errno;
+            close(ep);
+            return -err;
+        }
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLIN;
+        ev.data.u32 = (uint32_t)j->nfds;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, t, &ev) < 0) {
+            int err = errno;
+            close(t);
+            close(ep);
+            return -err;
+        }
+        j->timerfd = t;
     }
     j->epfd = ep;
     return ep;

@@ -704,6 +704,9 @@ class Channel:
         max_errors: int = 100,
         stamp: Optional[int] = None,
         verify: Optional[int] = None,
+        write: Any = None,
+        read_percent: Optional[int] = None,
+        rate_iops: Optional[int] = None,
         **options: Any,
     ) -> "Job":
         """Send ``cmd`` many times at full speed: a :class:`sgpy.job.Job` (see :mod:`sgpy.job`).
@@ -717,7 +720,9 @@ class Channel:
         ends the job at the first failure; ``latency`` records a latency
         histogram.  ``stamp=TAG`` (write jobs) starts every block written
         with its LBA and TAG; ``verify=TAG`` (read jobs) checks every block
-        read holds exactly that, or fails with :class:`~sgpy.errors.DataMismatch`.  Synchronous (default): returns the finished job, or raises
+        read holds exactly that, or fails with :class:`~sgpy.errors.DataMismatch`.  ``write=`` (a write
+        template beside a read template) makes a mixed job, ``read_percent`` (default 50) of its commands
+        reads, the rest writes; ``rate_iops=N`` sends at most N commands per second.  Synchronous (default): returns the finished job, or raises
         its first failure; ``async_=True``: returns the running job, driven by
         the reactor.
         """
@@ -731,7 +736,7 @@ class Channel:
         job = make_job(self, cmd, count=count, seconds=seconds, queue_depth=queue_depth, lba=lba,
                   lba_range=lba_range, seed=seed, stop_on_error=stop_on_error, timeout=timeout,
                   latency=latency, max_fds=max_fds, max_errors=max_errors, stamp=stamp, verify=verify,
-                  sync=not async_)
+                  write=write, read_percent=read_percent, rate_iops=rate_iops, sync=not async_)
         if async_:
             job._start_async()
             return job

@@ -164,7 +164,10 @@ class JobStats:
     RECOVERED ERROR sense, which counts as success), ``errors``,
     ``short_transfers`` (succeeded with a residual count), ``submitted``,
     ``seconds`` of wall time, ``bytes`` moved, and ``latency``
-    (:class:`Latency`, or None when the job ran with ``latency=False``)."""
+    (:class:`Latency`, or None when the job ran with ``latency=False``).
+    A mixed job (``write=``) also has ``read`` and ``write``: the same
+    counters, :class:`JobStats` themselves, for its reads and its writes
+    apart (fio reports them apart too); None for any other job."""
 
     commands: int
     errors: int
@@ -174,6 +177,8 @@ class JobStats:
     seconds: float
     bytes: int
     latency: Optional[Latency]
+    read: Optional["JobStats"] = None
+    write: Optional["JobStats"] = None
 
     @property
     def iops(self) -> float:
@@ -190,6 +195,9 @@ class JobStats:
                 f"{self.bandwidth / 1e6:,.1f} MB/s, {self.errors} errors")
         if self.latency is not None:
             text += f"; {self.latency}"
+        for name, part in (("read", self.read), ("write", self.write)):
+            if part is not None:
+                text += f"\n  {name}: {part}"
         return text
 
 
@@ -203,6 +211,31 @@ def hist_index(ns: int) -> int:
 
 _M64 = 0xFFFFFFFFFFFFFFFF
 _SEED_ZERO = 0x9E3779B97F4A7C15  # a zero seed would stick xorshift at zero
+#: A mixed job's read-or-write choices come from their own generator, seeded
+#: from the job's seed with this (so its LBAs are those of an unmixed job).
+_MIX_SEED = 0xD1B54A32D192ED03
+#: The most commands per second ``rate_iops=`` takes (one per nanosecond).
+RATE_IOPS_MAX = 10**9
+
+
+def _xorshift(state: int) -> Tuple[int, int]:
+    """xorshift64* (Vigna 2016), as ``sgpy_xorshift`` in sgpy/_sg.c: (new state, output)."""
+    x = state
+    x ^= x >> 12
+    x = (x ^ (x << 25)) & _M64
+    x ^= x >> 27
+    return x, (x * 0x2545F4914F6CDD1D) & _M64
+
+
+def mix_seed(seed: int) -> int:
+    """The state a mixed job's read-or-write generator starts from, for the job's ``seed``."""
+    return ((seed & _M64) ^ _MIX_SEED) or _SEED_ZERO
+
+
+def mix_is_write(state: int, read_percent: int) -> Tuple[int, bool]:
+    """One read-or-write choice of a mixed job, as ``sgpy_job_prepare`` makes it: (new state, write?)."""
+    state, out = _xorshift(state)
+    return state, (out >> 32) % 100 >= read_percent
 
 
 #: Bytes of a data stamp at the start of each block: its LBA, then the job's tag.
@@ -250,13 +283,8 @@ class _LbaPlan:
             self.index += 1
             return self.first + k * self.step
         if mode == _binding.LBA_RANDOM:
-            # xorshift64* (Vigna 2016), as in sgpy_job_random
-            x = self.rng
-            x ^= x >> 12
-            x = (x ^ (x << 25)) & _M64
-            x ^= x >> 27
-            self.rng = x
-            return self.first + ((x * 0x2545F4914F6CDD1D) & _M64) % self.units * self.step
+            self.rng, x = _xorshift(self.rng)  # as in sgpy_job_random
+            return self.first + x % self.units * self.step
         if mode == _binding.LBA_LIST and self.lbas is not None:
             v = self.lbas[self.index % len(self.lbas)]
             self.index += 1
@@ -300,6 +328,9 @@ class Job:
         max_errors: int = 100,
         stamp: Optional[int] = None,
         verify: Optional[int] = None,
+        write: Optional[Command] = None,
+        read_percent: Optional[int] = None,
+        rate_iops: Optional[int] = None,
         sync: bool = False,
     ) -> None:
         if not isinstance(command, Command):
@@ -307,8 +338,20 @@ class Job:
                             f"not {type(command).__name__} {command!r}")
         if channel.closed or channel.gone:
             raise channel._refusal(command)
+        if write is not None and not isinstance(write, Command):
+            raise TypeError(f"write= is the write command template of a mixed job (sgpy.command.Write16(...)), "
+                            f"not {type(write).__name__} {write!r}")
         if channel.read_only or channel.policy is not None:
             _safety.check_channel(channel, command)
+            if write is not None:
+                _safety.check_channel(channel, write)
+        if read_percent is not None:
+            if write is None:
+                raise JobError("read_percent= goes with write=, the write command a mixed job sends "
+                               "between its reads")
+            _check.whole(read_percent, "read_percent", low=0, high=100, error=JobError)
+        if rate_iops is not None:
+            _check.whole(rate_iops, "rate_iops", high=RATE_IOPS_MAX, error=JobError)
         max_fds = channel.max_fds if max_fds is None else _check.whole(max_fds, "max_fds", error=JobError)
         _check.whole(queue_depth, "queue_depth", error=JobError)
         self._check_depth(channel, queue_depth, max_fds)
@@ -338,6 +381,10 @@ class Job:
         self._stats: Optional[JobStats] = None
         self._sync = sync
         self._max_fds = max_fds
+        self.rate_iops = rate_iops
+        self.read_percent = (50 if read_percent is None else read_percent) if write is not None else None
+        self._werror_count = 0
+        self._wrecovered = 0
 
         cmd: Any = command
         if cmd.needs_block_size:
@@ -364,10 +411,18 @@ class Job:
         self.length = length
         self._timeout = timeout
         self._block_size = bs
-        self._stamp = self._check_stamp(cmd, stamp, "stamp", Direction.TO_DEVICE, bs, length)
+        self.write: Any = None if write is None else self._mixed_write(cmd, write, bs, length)
+        self._stamp = self._check_stamp(self.write or cmd, stamp, "stamp", Direction.TO_DEVICE, bs, length)
         self._verify = self._check_stamp(cmd, verify, "verify", Direction.FROM_DEVICE, bs, length)
+        if self.write is not None and self._verify is not None and self._stamp != self._verify:
+            raise JobError("a mixed job with verify= must stamp its writes with the same tag (stamp=verify=TAG): "
+                           "its reads meet blocks its own writes have just written")
 
         mode, first, units, step, lbas, off, nbytes = self._lba_plan(cmd, lba, lba_range, bs, length)
+        if (self.write is not None and mode == _binding.LBA_FIXED
+                and getattr(self.write, "lba", None) != getattr(cmd, "lba", None)):
+            raise JobError(f"a mixed job without lba= reads and writes one place: {cmd.name} has lba="
+                           f"{getattr(cmd, 'lba', None)}, {self.write.name} lba={getattr(self.write, 'lba', None)}")
         if count is None and seconds is None:
             if lbas is None:
                 raise JobError("say how long the job runs: count=, seconds=, or lba= a list of LBAs")
@@ -394,6 +449,38 @@ class Job:
             raise JobError(f"{what}= needs whole logical blocks of at least {STAMP_BYTES} bytes; "
                            f"{cmd.name} moves {length} bytes")
         return tag
+
+    @staticmethod
+    def _lba_field(cmd: Any) -> Optional[Tuple[int, int]]:
+        layout = getattr(cmd, "_layout", None)
+        spec = None if layout is None else next((s for s in layout.fields if s.name == "lba"), None)
+        return None if spec is None else (spec.byte, spec.width)
+
+    def _mixed_write(self, cmd: Any, write: Any, bs: int, length: int) -> Any:
+        """Validate a mixed job's ``write=`` template against the read template ``cmd``; resolved for ``bs``."""
+        if cmd.direction is not Direction.FROM_DEVICE:
+            raise JobError(f"a mixed job's template is its read command; {cmd.name} does not read (pass the "
+                           "read as the template and the write as write=)")
+        if write.direction is not Direction.TO_DEVICE:
+            raise JobError(f"write= is a command that writes; {write.name} does not")
+        if write.needs_block_size:
+            write = write.for_block_size(self.channel.block_size)
+            wlength = write.transfer_bytes(self.channel.block_size)
+        else:
+            wlength = write.transfer_bytes()
+        if wlength != length or len(write.cdb) != len(cmd.cdb):
+            raise JobError(f"a mixed job's read and write move the same blocks: {cmd.name} moves {length} bytes "
+                           f"with a {len(cmd.cdb)}-byte CDB, {write.name} {wlength} with a {len(write.cdb)}-byte "
+                           "CDB")
+        if self._lba_field(write) != self._lba_field(cmd):
+            raise JobError(f"{cmd.name} and {write.name} keep their LOGICAL BLOCK ADDRESS in different places; "
+                           "use the read and write of one CDB size (Read16 and Write16...)")
+        data = write.data
+        size = -1 if data is None else memoryview(data).nbytes
+        if size != wlength:
+            raise EncodeError(f"{write.name}: a mixed job sends write='s data= ({wlength} bytes) with every write; "
+                              f"pass data= of exactly that size{'' if size < 0 else f' (it holds {size})'}")
+        return write
 
     def _mismatch(self, data: bytes, lba: int) -> Optional[DataMismatch]:
         """A DataMismatch for the first block of ``data`` that is not stamped as its own, or None."""
@@ -449,6 +536,11 @@ class Job:
             if last > top:
                 raise JobError(f"LBA {last} does not fit {cmd.name}'s {spec.width}-bit LOGICAL BLOCK ADDRESS "
                                "field; use a 16-byte command (Read16, Write16...) or a smaller lba_range")
+            if lba_range is not None:
+                blocks = self.channel.num_blocks
+                if stop > blocks:
+                    raise JobError(f"lba_range [{first}, {stop}) goes past the end of {self.channel.path}: it has "
+                                   f"{blocks} blocks (LBAs 0 to {blocks - 1})")
             mode = _binding.LBA_SEQUENTIAL if lba == "sequential" else _binding.LBA_RANDOM
             return mode, first, units, step, None, off, nbytes
         if lba_range is not None:
@@ -472,9 +564,9 @@ class Job:
                 return v
         return 1
 
-    def _command_at(self, lba: int) -> Any:
-        """The template as sent with ``lba``."""
-        cmd = self.command
+    def _command_at(self, lba: int, write: bool = False) -> Any:
+        """The template (a mixed job's write template with ``write``) as sent with ``lba``."""
+        cmd = self.write if write and self.write is not None else self.command
         if getattr(cmd, "lba", None) is None or cmd.lba == lba:
             return cmd
         try:
@@ -487,9 +579,12 @@ class Job:
 
     # -- outcomes shared by both engines -----------------------------------------
 
-    def _failed(self, error: Optional[BaseException]) -> None:
-        """Count one failed command; with ``stop_on_error`` the job sends no more."""
+    def _failed(self, error: Optional[BaseException], write: bool = False) -> None:
+        """Count one failed command (a mixed job's write with ``write``); with ``stop_on_error`` the job
+        sends no more."""
         self._error_count += 1
+        if write:
+            self._werror_count += 1
         if isinstance(error, TaskFailed) and len(self.errors) < self.max_errors:
             self.errors.append(error)
         if self.stop_on_error:
@@ -537,15 +632,33 @@ class Job:
                     pass
 
     def _make_stats(self, now: float, completed: int, submitted: int, short: int, hist: Optional[List[int]],
-                    lat_count: int, lat_min: int, lat_max: int, lat_sum: int) -> JobStats:
+                    lat_count: int, lat_min: int, lat_max: int, lat_sum: int, errors: Optional[int] = None,
+                    recovered: Optional[int] = None, read: Optional[JobStats] = None,
+                    write: Optional[JobStats] = None) -> JobStats:
+        """JobStats from counters (the whole job's errors and recoveries unless given: a part's)."""
         lat = None
         if hist is not None:
             buckets = tuple((*bucket_bounds(i), n) for i, n in enumerate(hist) if n)
             lat = Latency(count=lat_count, min_ns=lat_min, mean_ns=(lat_sum / lat_count) if lat_count else 0.0,
                           max_ns=lat_max, histogram=buckets)
-        return JobStats(commands=completed, errors=self._error_count, recovered=self._recovered,
+        return JobStats(commands=completed, errors=self._error_count if errors is None else errors,
+                        recovered=self._recovered if recovered is None else recovered,
                         short_transfers=short, submitted=submitted, seconds=max(0.0, now - self._t0),
-                        bytes=completed * self.length, latency=lat)
+                        bytes=completed * self.length, latency=lat, read=read, write=write)
+
+    def _mixed_stats(self, now: float, total: Tuple[int, int, int], hist: Optional[List[int]],
+                     lat: Tuple[int, int, int, int], wtotal: Tuple[int, int, int], whist: Optional[List[int]],
+                     wlat: Tuple[int, int, int, int], rlat_min_max: Tuple[int, int]) -> JobStats:
+        """A mixed job's stats: ``total`` (completed, submitted, short) and ``lat`` (count, min, max, sum)
+        for all commands, ``wtotal``/``whist``/``wlat`` for its writes; the reads are the difference."""
+        rtotal = (total[0] - wtotal[0], total[1] - wtotal[1], total[2] - wtotal[2])
+        rhist = None if hist is None or whist is None else [a - b for a, b in zip(hist, whist)]
+        rcount, rsum = lat[0] - wlat[0], lat[3] - wlat[3]
+        werr, wrec = self._werror_count, self._wrecovered
+        read = self._make_stats(now, *rtotal, rhist, rcount, rlat_min_max[0], rlat_min_max[1], rsum,
+                                errors=self._error_count - werr, recovered=self._recovered - wrec)
+        write = self._make_stats(now, *wtotal, whist, *wlat, errors=werr, recovered=wrec)
+        return self._make_stats(now, *total, hist, *lat, read=read, write=write)
 
     # -- engine hooks --------------------------------------------------------------
 
@@ -671,6 +784,13 @@ class _SgJob(Job):
         mode, first, units, step, lbas, off, nbytes, seed = self._plan
         cmd, length, queue_depth = self.command, self.length, self.queue_depth
         direction = cmd.direction
+        wbuf: Any = None
+        wshare = False
+        if self.write is not None:
+            # A mixed job: reads land in one buffer per slot; writes go from
+            # the write template's data, one copy per slot when stamped.
+            wshare = self._stamp is None
+            wbuf = bytes(self.write.data) if wshare else bytearray(bytes(self.write.data) * queue_depth)
         if direction is Direction.TO_DEVICE and self._stamp is not None:
             buf: Any = bytearray(bytes(cmd.data) * queue_depth)  # one per slot: each gets its own stamps
             share = False
@@ -682,7 +802,8 @@ class _SgJob(Job):
             share = False
         else:
             buf, share = None, False
-        self._sync_ioctl = self._sync and queue_depth == 1
+        # A rate-limited job waits for its tokens on its epoll instance (the timer), never in SG_IO.
+        self._sync_ioctl = self._sync and queue_depth == 1 and not self.rate_iops
         nfds = 1 if self._sync_ioctl else min(queue_depth, self._max_fds)
         try:
             for _ in range(nfds):
@@ -696,7 +817,10 @@ class _SgJob(Job):
                 lba_mode=mode, lba_first=first, lba_units=units, lba_step=step, lba_list=lbas,
                 seed=seed, limit=self._limit, deadline_ns=0, latency=self._latency, sync=self._sync_ioctl,
                 block_size=self._block_size, stamp=self._stamp is not None, verify=self._verify is not None,
-                tag=self._stamp if self._stamp is not None else (self._verify or 0))
+                tag=self._stamp if self._stamp is not None else (self._verify or 0),
+                write_cdb=None if self.write is None else self.write.cdb, write_buf=wbuf, write_share=wshare,
+                read_pct=self.read_percent if self.read_percent is not None else 100, mix_seed=mix_seed(seed),
+                rate=self.rate_iops or 0)
             if not self._sync_ioctl:
                 self._epfd = self._core.make_epoll()
         except BaseException:
@@ -765,7 +889,7 @@ class _SgJob(Job):
             self._fatal(-n)
             return
         j = core.j
-        if j.inflight == 0 and not j.nparked and not self.returned:
+        if j.inflight == 0 and not j.nparked and not j.nthrottled and not self.returned:
             if not self._sync_ioctl or (n == 0 and not parked):
                 self._finish()
 
@@ -774,20 +898,25 @@ class _SgJob(Job):
         for i in slots:
             r = core.slot_result(i)
             lba = core.slot_lba(i)
+            write = core.slot_is_write(i)
             comp = classify(status=r.status, host_status=r.host_status, driver_status=r.driver_status,
-                            sense=r.sense, resid=r.resid, command=self._command_at(lba))
+                            sense=r.sense, resid=r.resid, command=self._command_at(lba, write))
             mismatch = None
-            if comp.ok and self._verify is not None:
+            if comp.ok and self._verify is not None and not write:
                 data = core.slot_data(i)
                 mismatch = self._mismatch(data[:len(data) - max(0, r.resid)], lba)
             if mismatch is not None:
                 self._failed(mismatch)
             elif comp.ok:
                 core.j.completed += 1
+                if write:
+                    core.j.wcompleted += 1
                 if comp.recovered:
                     self._recovered += 1
+                    if write:
+                        self._wrecovered += 1
             else:
-                self._failed(comp.error)
+                self._failed(comp.error, write)
             err = core.resubmit(i)
             if err:
                 self._fatal(err)
@@ -859,6 +988,10 @@ class _SgJob(Job):
             except OSError:
                 pass
         fds, self._fds = self._fds, []
+        core = getattr(self, "_core", None)
+        if core is not None and core.timer_fd >= 0:
+            fds.append(core.timer_fd)  # the rate limit's timer (sgpy_job_epoll made it)
+            core.j.timerfd = -1
         for fd in fds:
             try:
                 os.close(fd)
@@ -866,10 +999,17 @@ class _SgJob(Job):
                 pass
 
     def _snapshot(self, now: float) -> JobStats:
-        j = self._core.j
-        hist = self._core.histogram() if self._latency else None
-        return self._make_stats(now, int(j.completed), int(j.submitted), int(j.short_transfers), hist,
-                                int(j.lat_count), int(j.lat_min), int(j.lat_max), int(j.lat_sum))
+        core = self._core
+        j = core.j
+        hist = core.histogram() if self._latency else None
+        total = (int(j.completed), int(j.submitted), int(j.short_transfers))
+        lat = (int(j.lat_count), int(j.lat_min), int(j.lat_max), int(j.lat_sum))
+        if self.write is None:
+            return self._make_stats(now, *total, hist, *lat)
+        whist = core.write_histogram() if self._latency else None
+        return self._mixed_stats(now, total, hist, lat, (int(j.wcompleted), int(j.wsubmitted), int(j.wshort_transfers)),
+                                 whist, (int(j.wlat_count), int(j.wlat_min), int(j.wlat_max), int(j.wlat_sum)),
+                                 (int(j.rlat_min), int(j.rlat_max)))
 
     def _done_count(self) -> int:
         return int(self._core.j.completed) if hasattr(self, "_core") else 0
@@ -959,8 +1099,17 @@ class _IoJob(Job):
 
     def __init__(self, channel: "Channel", command: Any, **options: Any) -> None:
         super().__init__(channel, command, **options)
+        if self.rate_iops:
+            raise JobError(f"rate_iops= needs the C engine, on an sg node; {channel.path} is a {channel.kind} "
+                           "channel")
         mode, first, units, step, lbas, _off, _nbytes, seed = self._plan
         self._lbas = _LbaPlan(mode, first, units, step, lbas, seed)
+        self._mix = mix_seed(seed)
+        # a mixed job's writes: completed, submitted, short; latency count, min, max, sum; reads' min, max
+        self._w = [0, 0, 0]
+        self._wlat = [0, 0, 0, 0]
+        self._rlat = [0, 0]
+        self._whist: Optional[List[int]] = [0] * _binding.HIST_BUCKETS if self._latency else None
         self._stopping = False
         self._inflight = 0
         self._submitted = 0
@@ -976,21 +1125,25 @@ class _IoJob(Job):
         return not (self.seconds is not None and time.monotonic() >= self._deadline())
 
     def _next_command(self) -> Any:
-        if not self._varies and self._stamp is None:
-            return self.command
+        write = False
+        if self.write is not None:
+            self._mix, write = mix_is_write(self._mix, self.read_percent or 0)
+            self._w[1] += write
+        template = self.write if write else self.command
+        if not self._varies and not (self._stamp is not None and template.direction is Direction.TO_DEVICE):
+            return template
         lba = self._lbas.next()
-        if self._stamp is None:
-            return self._command_at(lba)
-        data = stamp_blocks(self.command.data, lba, self._stamp, self._block_size)
-        cmd = self._command_at(lba)
-        return attr.evolve(cmd, data=data)
+        cmd = self._command_at(lba, write)
+        if self._stamp is None or cmd.direction is not Direction.TO_DEVICE:
+            return cmd
+        return attr.evolve(cmd, data=stamp_blocks(template.data, lba, self._stamp, self._block_size))
 
-    def _record(self, start: int) -> None:
-        if self._hist is None:
-            return
-        v = max(0, time.monotonic_ns() - start)
-        self._hist[hist_index(v)] += 1
-        lat = self._lat
+    def _is_write(self, cmd: Any) -> bool:
+        """Whether ``cmd`` is a mixed job's write."""
+        return self.write is not None and getattr(cmd, "direction", None) is Direction.TO_DEVICE
+
+    @staticmethod
+    def _add_latency(lat: List[int], v: int) -> None:
         if lat[0] == 0 or v < lat[1]:
             lat[1] = v
         if v > lat[2]:
@@ -998,28 +1151,48 @@ class _IoJob(Job):
         lat[0] += 1
         lat[3] += v
 
+    def _record(self, start: int, write: bool = False) -> None:
+        if self._hist is None:
+            return
+        v = max(0, time.monotonic_ns() - start)
+        self._hist[hist_index(v)] += 1
+        self._add_latency(self._lat, v)
+        if write and self._whist is not None:
+            self._whist[hist_index(v)] += 1
+            self._add_latency(self._wlat, v)
+        elif self.write is not None:
+            r = self._rlat
+            if self._lat[0] - self._wlat[0] == 1 or v < r[0]:
+                r[0] = v
+            if v > r[1]:
+                r[1] = v
+
     def _outcome(self, io: Any) -> None:
         """Count one returned IO (success, recovered, short, or failure)."""
         error = io.error
-        if error is None and self._verify is not None:
+        write = self._is_write(io.command)
+        if error is None and self._verify is not None and not write:
             error = self._mismatch(io.data, getattr(io.command, "lba", 0) or 0)
             if error is not None:
                 self._failed(error)
                 return
         if error is None:
             self._completed += 1
+            self._w[0] += write
             sense = io.sense
             if sense is not None and sense.sense_key == SenseKey.RECOVERED_ERROR:
                 self._recovered += 1
+                self._wrecovered += write
             hdr = io.hdr
             if hdr is not None and hdr.resid:
                 self._short += 1
+                self._w[2] += write
         elif isinstance(error, (DeviceGone, ChannelClosed)):
             if self.exception is None:
                 self.exception = error
             self._stopping = True
         else:
-            self._failed(error)
+            self._failed(error, write)
 
     # -- synchronous channels (block devices, bsg) and synchronous runs ----------
 
@@ -1045,7 +1218,7 @@ class _IoJob(Job):
                     io = self.channel.execute(cmd, timeout=self._timeout, verify_handler=might_fail)
                 finally:
                     self._inflight -= 1
-                self._record(start)
+                self._record(start, self._is_write(cmd))
                 self._outcome(io)
                 if _interrupt.PENDING:
                     _interrupt.deliver()
@@ -1095,7 +1268,7 @@ class _IoJob(Job):
 
     def _on_done(self, io: Any, start: int) -> None:
         self._inflight -= 1
-        self._record(start)
+        self._record(start, self._is_write(io.command))
         self._outcome(io)
         if not self.returned:
             self._submit()
@@ -1122,8 +1295,14 @@ class _IoJob(Job):
 
     def _snapshot(self, now: float) -> JobStats:
         c, lo, hi, total = self._lat
-        return self._make_stats(now, self._completed, self._submitted, self._short,
-                                list(self._hist) if self._hist is not None else None, c, lo, hi, total)
+        hist = list(self._hist) if self._hist is not None else None
+        if self.write is None:
+            return self._make_stats(now, self._completed, self._submitted, self._short, hist, c, lo, hi, total)
+        whist = list(self._whist) if self._whist is not None else None
+        return self._mixed_stats(now, (self._completed, self._submitted, self._short), hist, (c, lo, hi, total),
+                                 (self._w[0], self._w[1], self._w[2]), whist,
+                                 (self._wlat[0], self._wlat[1], self._wlat[2], self._wlat[3]),
+                                 (self._rlat[0], self._rlat[1]))
 
     def _done_count(self) -> int:
         return self._completed

@@ -475,3 +475,236 @@ def test_stamped_writes_verify_and_every_kind_of_bad_block_is_named(ch):
 def test_bad_stamp_arguments(ch, cmd, kwargs, match):
     with pytest.raises(JobError, match=match):
         ch.run(cmd, count=1, **kwargs)
+
+
+# -- mixed reads and writes (fio's rw=randrw, rwmixread) ----------------------------------------
+
+
+def mixed_plan(seed, count, first, units, step, read_percent, random_lbas=True):
+    """The LBAs a seeded mixed job writes and reads, computed apart from the job (its generators,
+    as documented: xorshift64* for the LBAs, a second one seeded from the same seed for the mix)."""
+    from sgpy import _binding
+    from sgpy.job import _LbaPlan, mix_is_write, mix_seed
+
+    mode = _binding.LBA_RANDOM if random_lbas else _binding.LBA_SEQUENTIAL
+    plan = _LbaPlan(mode, first, units, step, None, seed)
+    state = mix_seed(seed)
+    writes, reads = [], []
+    for _ in range(count):
+        state, w = mix_is_write(state, read_percent)
+        (writes if w else reads).append(plan.next())
+    return writes, reads
+
+
+@pytest.mark.parametrize("qd", [1, 8])
+def test_a_mixed_job_writes_exactly_where_its_plan_says_and_counts_each_direction(ch, qd):
+    zero(ch, 0, 2048)
+    w = command.Write16(lba=0, transfer_length=4, data=stamp(b"mix!", 4))
+    job = ch.run(command.Read16(lba=0, transfer_length=4), write=w, read_percent=70, count=600, queue_depth=qd,
+                 lba="random", lba_range=(512, 1536), seed=99)
+    s = job.stats
+    writes, reads = mixed_plan(99, 600, 512, 256, 4, 70)
+    assert (s.commands, s.errors, s.submitted) == (600, 0, 600)
+    assert (s.read.commands, s.write.commands) == (len(reads), len(writes))
+    assert s.read.submitted + s.write.submitted == 600 and s.write.submitted == len(writes)
+    assert 0.60 < len(reads) / 600 < 0.80
+    assert s.read.bytes + s.write.bytes == s.bytes == 600 * 4 * BLOCK
+    # latency: each direction has its own histogram; together they are the job's
+    assert s.read.latency.count + s.write.latency.count == s.latency.count == 600
+    assert s.write.latency.count == len(writes)
+    assert min(s.read.latency.min_ns, s.write.latency.min_ns) == s.latency.min_ns
+    assert max(s.read.latency.max_ns, s.write.latency.max_ns) == s.latency.max_ns
+    hist = {}
+    for part in (s.read, s.write):
+        for low, high, n in part.latency.histogram:
+            hist[(low, high)] = hist.get((low, high), 0) + n
+    assert tuple((lo, hi, n) for (lo, hi), n in sorted(hist.items())) == s.latency.histogram
+    assert "\n  read: " in str(s) and "\n  write: " in str(s)
+    # the device holds the pattern exactly at the LBAs written, nowhere else
+    blocks = read_blocks(ch, 0, 2048)
+    written = sorted({lba + k for lba in writes for k in range(4)})
+    assert [i for i, b in enumerate(blocks) if b != bytes(BLOCK)] == written
+    assert set(reads) - set(writes)  # some chunks were only read: they stayed zero
+
+
+def test_the_io_engine_mixes_the_same_way(ch, sg_device):
+    """A block node runs the Python twin of the C loop: the same seed writes the same blocks."""
+    disk = other_nodes(sg_device)[0]
+    w = command.Write16(lba=0, transfer_length=2, data=stamp(b"tw", 2))
+    footprints = []
+    for target in (ch, None):
+        zero(ch, 0, 1024)
+        if target is None:
+            with Channel.from_path(disk) as other:
+                other.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+                job = other.run(command.Read16(lba=0, transfer_length=2), write=w, read_percent=40, count=200,
+                                lba="random", lba_range=(0, 1024), seed=5)
+                assert job.engine == "io"
+        else:
+            job = ch.run(command.Read16(lba=0, transfer_length=2), write=w, read_percent=40, count=200,
+                         lba="random", lba_range=(0, 1024), seed=5, queue_depth=4)
+            assert job.engine == "c"
+        assert job.stats.read.commands + job.stats.write.commands == 200
+        footprints.append((job.stats.write.commands,
+                           [i for i, b in enumerate(read_blocks(ch, 0, 1024)) if b != bytes(BLOCK)]))
+    assert footprints[0] == footprints[1]
+    assert footprints[0][0] == len(mixed_plan(5, 200, 0, 512, 2, 40)[0])
+
+
+def test_a_mixed_jobs_stamped_writes_verify_later_and_while_it_runs(ch):
+    tag = 0x0D1C_5EED
+    w = command.Write16(lba=0, transfer_length=8, data=bytes(8 * BLOCK))
+    r = command.Read16(lba=0, transfer_length=8)
+    # stamp the range, then mix reads (verified) and stamped writes of the same tag over it
+    ch.run(w, lba="sequential", lba_range=(4096, 5120), count=128, queue_depth=8, stamp=tag)
+    job = ch.run(r, write=w, read_percent=50, lba="random", lba_range=(4096, 5120), count=800, queue_depth=16,
+                 stamp=tag, verify=tag, seed=3)
+    assert job.stats.errors == 0 and job.stats.read.commands > 300 and job.stats.write.commands > 300
+    # a mixed job's stamped writes verify afterwards: every block written holds its LBA and the tag
+    zero(ch, 6144, 1024)
+    job = ch.run(r, write=w, read_percent=30, lba="sequential", lba_range=(6144, 7168), count=128, queue_depth=4,
+                 stamp=tag + 1, seed=4)
+    writes, _ = mixed_plan(4, 128, 6144, 128, 8, 30, random_lbas=False)
+    assert job.stats.write.commands == len(writes)
+    job = ch.run(r, lba=writes, verify=tag + 1, queue_depth=4)
+    assert job.stats.commands == len(writes)
+    blocks = read_blocks(ch, 6144, 1024)
+    for i, b in enumerate(blocks):
+        lba = 6144 + i
+        if lba - lba % 8 in writes:
+            assert b[:16] == lba.to_bytes(8, "big") + (tag + 1).to_bytes(8, "big")
+        else:
+            assert b == bytes(BLOCK)
+    # reads that meet a block without the stamp fail as any verified read does, naming the LBA
+    ch.cmd.Write16(lba=4200, transfer_length=1, data=bytes(BLOCK))
+    with pytest.raises(DataMismatch) as info:
+        ch.run(r, write=w, read_percent=100, lba=[4096, 4200], stamp=tag, verify=tag)
+    assert info.value.lba == 4200 and info.value.command.lba == 4200
+
+
+def test_a_failing_write_in_a_mixed_job_names_the_write(ch):
+    w = command.Write16(lba=0, transfer_length=1, data=bytes(BLOCK))
+    job = ch.run(command.Read16(lba=0, transfer_length=1), write=w, read_percent=0, lba=[BLOCKS + 5],
+                 count=3, stop_on_error=False)
+    assert (job.stats.errors, job.stats.write.errors, job.stats.read.errors) == (3, 3, 0)
+    assert all(isinstance(e, IllegalRequest) and e.command.name == "Write16" and e.command.lba == BLOCKS + 5
+               for e in job.errors)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(read_percent=50), JobError, "read_percent= goes with write="),
+    (dict(write=command.Write16(lba=0, transfer_length=8, data=bytes(8 * BLOCK)), read_percent=101), JobError,
+     "read_percent=101 is out of range"),
+    (dict(write=command.Write16(lba=0, transfer_length=8, data=bytes(8 * BLOCK)), read_percent=-1), JobError,
+     "read_percent=-1 is out of range"),
+    (dict(write=command.Write16(lba=0, transfer_length=8, data=bytes(8 * BLOCK)), read_percent=True), TypeError,
+     "read_percent must be an int"),
+    (dict(write=command.Read16(lba=0, transfer_length=8)), JobError, "is a command that writes"),
+    (dict(write=b"\x8a" + bytes(15)), TypeError, "write command template"),
+    (dict(write=command.Write16(lba=0, transfer_length=4, data=bytes(4 * BLOCK))), JobError,
+     "move the same blocks"),
+    (dict(write=command.Write10(lba=0, transfer_length=8, data=bytes(8 * BLOCK))), JobError,
+     "move the same blocks"),
+    (dict(write=command.Write16(lba=0, transfer_length=8, data=bytes(BLOCK))), EncodeError, "transfer_length says 8 blocks"),
+    (dict(write=command.Write16(lba=0, transfer_length=8, data=bytes(8 * BLOCK)), verify=7), JobError,
+     "same tag"),
+    (dict(write=command.Write16(lba=0, transfer_length=8, data=bytes(8 * BLOCK)), verify=7, stamp=8), JobError,
+     "same tag"),
+    (dict(write=command.Write16(lba=8, transfer_length=8, data=bytes(8 * BLOCK)), lba=None), JobError,
+     "reads and writes one place"),
+    (dict(rate_iops=0), JobError, "rate_iops=0 is out of range"),
+    (dict(rate_iops=10 ** 9 + 1), JobError, "rate_iops=1000000001 is out of range"),
+    (dict(rate_iops=2.5), TypeError, "rate_iops must be an int"),
+    (dict(lba_range=(0, BLOCKS + 8)), JobError, "goes past the end"),
+    (dict(lba_range=(BLOCKS, BLOCKS + 8)), JobError, "goes past the end"),
+])
+def test_bad_mix_rate_and_range_arguments(ch, kwargs, error, match):
+    before = fd_count()
+    options = dict(count=10, lba="random")
+    options.update(kwargs)
+    if options["lba"] is None:
+        del options["lba"]
+    with pytest.raises(error, match=match):
+        ch.run(command.Read16(lba=0, transfer_length=8), **options)
+    assert fd_count() == before
+
+
+def test_a_mixed_job_template_must_be_the_read(ch):
+    with pytest.raises(JobError, match="template is its read command"):
+        ch.run(command.Write16(lba=0, transfer_length=1, data=bytes(BLOCK)),
+               write=command.Write16(lba=0, transfer_length=1, data=bytes(BLOCK)), count=1)
+
+
+def test_a_mixed_jobs_writes_need_permission(sg_device, reactor):
+    with settle(Channel.from_path(sg_device, reactor=reactor, read_only=True)) as c:
+        with pytest.raises(UnsafeCommand):
+            c.run(command.Read16(lba=0, transfer_length=1),
+                  write=command.Write16(lba=0, transfer_length=1, data=bytes(BLOCK)), count=1)
+
+
+def test_the_whole_medium_is_still_a_range(ch):
+    job = ch.run(command.Read16(lba=0, transfer_length=8), lba="random", lba_range=(BLOCKS - 8, BLOCKS), count=5)
+    assert job.stats.commands == 5
+
+
+# -- rate limit (fio's rate_iops) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("qd, async_", [(1, False), (8, False), (8, True)])
+def test_a_rate_limited_job_sends_n_commands_per_second(ch, qd, async_):
+    r = command.Read16(lba=0, transfer_length=8)
+    free = ch.run(r, seconds=1, queue_depth=qd, lba="random").stats
+    job = ch.run(r, seconds=2, queue_depth=qd, lba="random", rate_iops=200, async_=async_)
+    s = job.wait()
+    assert 2.0 <= s.seconds < 3.0
+    assert 400 * 0.85 <= s.commands <= 400 * 1.15, s
+    assert s.commands == s.submitted
+    assert free.iops > 1.5 * s.iops  # without the limit it goes faster
+
+
+def test_a_rate_limited_job_with_a_count_takes_its_time(ch):
+    t0 = time.monotonic()
+    job = ch.run(command.TestUnitReady(), count=100, rate_iops=250, queue_depth=4)
+    took = time.monotonic() - t0
+    assert job.stats.commands == 100
+    assert 0.35 <= took < 1.5  # 100 commands at 250 per second: 0.4 s
+
+
+def test_a_slow_rate_ends_at_the_deadline_and_cancel_ends_a_waiting_job(ch):
+    t0 = time.monotonic()
+    job = ch.run(command.TestUnitReady(), seconds=0.5, rate_iops=1, queue_depth=4)
+    assert job.stats.commands == 1  # the first token at once, the next one due after the deadline
+    assert time.monotonic() - t0 < 1.5
+    job = ch.run(command.TestUnitReady(), seconds=60, rate_iops=2, queue_depth=4, async_=True)
+    ch.reactor.wait(timeout=0.3)
+    assert not job.returned
+    job.cancel()
+    s = job.wait(timeout=5)
+    assert s.commands == s.submitted >= 1
+
+
+def test_a_rate_limited_mixed_job_and_ctrl_c(ch):
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = fd_count()
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            ch.run(command.Read16(lba=0, transfer_length=8),
+                   write=command.Write16(lba=0, transfer_length=8, data=bytes(8 * BLOCK)),
+                   seconds=60, queue_depth=8, lba="random", rate_iops=50)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert fd_count() == before  # the rate limit's timer closed with the job's fds
+    assert ch.cmd.TestUnitReady().ok
+
+
+def test_rate_limited_jobs_leave_no_fd_behind(ch):
+    before = fd_count()
+    for qd in (1, 16):
+        for async_ in (False, True):
+            ch.run(command.TestUnitReady(), count=20, queue_depth=qd, rate_iops=1000, async_=async_).wait()
+    assert fd_count() == before
