@@ -356,6 +356,13 @@ BENCH_SECONDS_MAX = 365 * 24 * 3600
 #: The most commands ``bench --count`` runs (the jobs count them in 64-bit signed integers).
 BENCH_COUNT_MAX = 2**63 - 1
 
+#: The highest ``bench --rate-iops``: one command per nanosecond (the rate limit's clock).
+BENCH_RATE_MAX = 10**9
+
+#: ``bench --rw`` patterns that write, and those that mix reads and writes (fio's names).
+_BENCH_WRITES = ("write", "randwrite", "rw", "randrw")
+_BENCH_MIXED = ("rw", "randrw")
+
 
 def parse_size(text: str) -> int:
     """``512``, ``4k``, ``64K``, ``1m``, ``2MiB``... in bytes (k and m are powers of 1024)."""
@@ -2625,25 +2632,68 @@ def _merge_latency(parts: Sequence[Any]) -> Any:
                    histogram=tuple((low, high, n) for (low, high), n in sorted(buckets.items())))
 
 
-def _bench_progress(out: _Out, reactor: Any, jobs: Sequence[Any], bs: int) -> None:
-    """Wait for ``jobs``; on a terminal, show IOPS and MB/s of the last half second meanwhile.
+def _bench_done(elapsed: float, done: int, seconds: Optional[float], count: Optional[int],
+                rate: float) -> Tuple[float, Optional[float]]:
+    """How far a run is, as a fraction from 0 to 1, and its ETA in seconds (None while unknown).
+
+    A run ends at ``seconds`` or after ``count`` commands, whichever comes
+    first (fio's runtime and number_ios): the fraction is the larger of
+    the two, and the ETA the sooner (the count's from the recent ``rate``).
+    """
+    parts: List[Tuple[float, Optional[float]]] = []
+    if seconds:
+        parts.append((elapsed / seconds, max(0.0, seconds - elapsed)))
+    if count:
+        left = max(0, count - done)
+        parts.append((done / count, left / rate if rate > 0 else None))
+    if not parts:
+        return 0.0, None
+    frac = min(1.0, max(p for p, _ in parts))
+    etas = [e for _, e in parts if e is not None]
+    return frac, (min(etas) if etas else None)
+
+
+def _eta_text(seconds: Optional[float]) -> str:
+    """An ETA as fio shows it: ``0:42``, ``1:02:03``; ``-:--`` while unknown."""
+    if seconds is None:
+        return "-:--"
+    s = int(seconds + 0.999)
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def _bench_progress(out: _Out, reactor: Any, jobs: Sequence[Any], bs: int, *, show: bool = False,
+                    seconds: Optional[float] = None, count: Optional[int] = None) -> None:
+    """Wait for ``jobs``; with ``show``, a live line on stderr meanwhile: percent done, ETA, and IOPS
+    and MB/s of the last half second (fio's status line).
 
     The jobs run in C on the reactor's epoll; waiting with a timeout hands
     control back twice a second to read their counters (``job.stats``).
     """
-    if out.json or not out.stdout.isatty():
+    if not show:
         reactor.wait(jobs)
         return
+    err = out.stderr
     started = last_t = time.monotonic()
     last_n = 0
     while not reactor.wait(jobs, timeout=0.5):
         now = time.monotonic()
         n = sum(job.stats.commands for job in jobs)
         rate = (n - last_n) / (now - last_t) if now > last_t else 0.0
-        out.stdout.write(f"\r  {now - started:6.1f} s  {rate:10.0f} IOPS  {rate * bs / 1e6:9.1f} MB/s ")
-        out.stdout.flush()
+        frac, eta = _bench_done(now - started, n, seconds, count, rate)
+        err.write(f"\r  {frac * 100:5.1f}% done  ETA {_eta_text(eta):>7}  {rate:10.0f} IOPS  "
+                  f"{rate * bs / 1e6:9.1f} MB/s ")
+        err.flush()
         last_n, last_t = n, now
-    out.stdout.write("\r" + " " * 60 + "\r")
+    _clear_progress(out, show)
+
+
+def _clear_progress(out: _Out, show: bool) -> None:
+    """Blank the live line (see :func:`_bench_progress`)."""
+    if show:
+        out.stderr.write("\r" + " " * 72 + "\r")
+        out.stderr.flush()
 
 
 def _identity(ch: Any) -> Dict[str, Optional[str]]:
@@ -2677,14 +2727,33 @@ def _utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _stop_jobs(out: _Out, reactor: Any, jobs: Sequence[Any]) -> None:
+def _stop_jobs(out: _Out, reactor: Any, jobs: Sequence[Any], show: bool = False) -> None:
     """After a Ctrl-C: send no more commands, and wait for those in flight, so that the jobs' counters
     are final and hold every command that completed (a second Ctrl-C ends the wait, and the run)."""
     for job in jobs:
         job.cancel()
     reactor.wait(jobs)
-    if not out.json and out.stdout.isatty():
-        out.stdout.write("\r" + " " * 60 + "\r")  # the live line
+    _clear_progress(out, show)
+
+
+def _bench_span(args: argparse.Namespace, block: int, blocks: int, per: int) -> Tuple[int, int]:
+    """``--offset`` and ``--size`` (bytes) as the LBAs ``[first, stop)`` the run covers, checked against
+    the block size and the capacity before anything is sent (fio's offset= and size=)."""
+    capacity = blocks * block
+    offset = args.offset or 0
+    for name, value in (("--offset", offset), ("--size", args.size)):
+        if value is not None and value % block:
+            raise UsageError(f"{name} {value} is not a multiple of the block size {block}")
+    if offset >= capacity:
+        raise UsageError(f"--offset {offset} is at or past the end of the device ({capacity} bytes)")
+    size = capacity - offset if args.size is None else args.size
+    if args.size is not None and offset + size > capacity:
+        raise UsageError(f"--offset {offset} --size {size} goes past the end of the device ({capacity} bytes, "
+                         f"{capacity - offset} from the offset)")
+    first, stop = offset // block, (offset + size) // block
+    if stop - first < per:
+        raise UsageError(f"--size {size} is smaller than one command's --bs {per * block}")
+    return first, stop
 
 
 def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
@@ -2703,7 +2772,8 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
     from sgpy.job import JobError
     from sgpy.reactor import Reactor
 
-    writing = args.rw in ("write", "randwrite")
+    writing = args.rw in _BENCH_WRITES
+    mixed = args.rw in _BENCH_MIXED
     reactor = Reactor()
     try:
         channels = []
@@ -2728,25 +2798,35 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
         per = args.bs // block
         if per > cap["blocks"]:
             raise UsageError(f"--bs {args.bs} is larger than the device ({cap['capacity_bytes']} bytes)")
-        if writing:
-            cmd: Any = command.Write16(lba=0, transfer_length=per, data=bytes(args.bs))
+        first, stop = _bench_span(args, block, cap["blocks"], per)
+        write: Any = None
+        if mixed:
+            cmd: Any = command.Read16(lba=0, transfer_length=per)
+            write = command.Write16(lba=0, transfer_length=per, data=bytes(args.bs))
+        elif writing:
+            cmd = command.Write16(lba=0, transfer_length=per, data=bytes(args.bs))
         else:
             cmd = command.Read16(lba=0, transfer_length=per)
+        # A mixed run's --verify checks its reads and stamps its writes with the same tag, so that
+        # every block it writes still verifies (see docs/jobs.rst).
+        stamp = args.verify if mixed and args.verify is not None else args.stamp
         sequential = not args.rw.startswith("rand")
         depths = [(ch, qd) for ch, qd in zip(channels, _spread(args.qd, len(channels))) if qd]
-        ranges = _bench_ranges(cap["blocks"], per, len(depths), sequential)
+        ranges = [(first + a, first + b) for a, b in _bench_ranges(stop - first, per, len(depths), sequential)]
         seconds = args.seconds if args.seconds is not None or args.count is not None else 5.0
         counts = _spread(args.count, len(depths)) if args.count is not None else [None] * len(depths)
+        rates = _spread(args.rate_iops, len(depths)) if args.rate_iops is not None else [None] * len(depths)
         jobs: List[Any] = []
         started = _utc_now()
-        for i, ((ch, qd), lba_range, count) in enumerate(zip(depths, ranges, counts)):
+        for i, ((ch, qd), lba_range, count, rate) in enumerate(zip(depths, ranges, counts, rates)):
             ch.block_size = block
             if count == 0:
                 continue
             try:
                 jobs.append(ch.run(cmd, async_=True, seconds=seconds, count=count, queue_depth=qd,
                                    lba="sequential" if sequential else "random", lba_range=lba_range,
-                                   seed=_BENCH_SEED + i, stamp=args.stamp, verify=args.verify))
+                                   seed=_BENCH_SEED + i, stamp=stamp, verify=args.verify, write=write,
+                                   read_percent=args.rwmixread if mixed else None, rate_iops=rate))
             except (JobError, TransferTooLarge) as exc:
                 raise UsageError(str(exc)) from None
 
@@ -2758,11 +2838,12 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
         for job in jobs:
             job.add_done_callback(stop_all)
         interrupted = False
+        show = bool(getattr(args, "progress", False)) or out.stderr.isatty()
         try:
-            _bench_progress(out, reactor, jobs, args.bs)
+            _bench_progress(out, reactor, jobs, args.bs, show=show, seconds=seconds, count=args.count)
         except KeyboardInterrupt:
             interrupted = True
-            _stop_jobs(out, reactor, jobs)
+            _stop_jobs(out, reactor, jobs, show)
         for job in jobs:
             failure = _out_of_kernel_memory(path, job.exception) if job.exception is not None else None
             if failure is not None:
@@ -2775,23 +2856,11 @@ def _bench(args: argparse.Namespace, out: _Out, path: str) -> Dict[str, Any]:
     finally:
         reactor.close()
     return _bench_doc(args, path, stats, jobs[0].engine if jobs else "", identity=identity, started=started,
-                      interrupted=interrupted)
+                      interrupted=interrupted, span=(first * block, (stop - first) * block))
 
 
-def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any], job_engine: str, *,
-               identity: Optional[Dict[str, Optional[str]]] = None, started: Optional[str] = None,
-               interrupted: bool = False) -> Dict[str, Any]:
-    """The JSON answer of bench from the jobs' :class:`~sgpy.job.JobStats` (their sums; the longest time).
-
-    ``job_engine`` is the jobs' :attr:`sgpy.job.Job.engine`: ``"c"`` on sg nodes, ``"io"`` on iSCSI.
-    ``identity`` (vendor, model, revision, serial), the sgpy version and the
-    start time ``started`` (ISO 8601, UTC) say what was measured, with what,
-    and when, so that results kept in files can be compared; ``interrupted``
-    says the run was cut short by Ctrl-C.
-    """
-    from sgpy import __version__
-
-    elapsed = max((s.seconds for s in stats), default=0.0)
+def _bench_part(stats: Sequence[Any], elapsed: float) -> Dict[str, Any]:
+    """The counters of one direction (``read`` or ``write``) of a run, summed over its jobs."""
     n = sum(s.commands for s in stats)
     nbytes = sum(s.bytes for s in stats)
     lat = _merge_latency([s.latency for s in stats])
@@ -2800,13 +2869,8 @@ def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any], job_en
         return round(ns / 1e6, 4)
 
     return {
-        "device": path, "identity": dict(identity) if identity is not None else
-        {"vendor": None, "model": None, "revision": None, "serial": None},
-        "sgpy_version": __version__, "timestamp": started if started is not None else _utc_now(),
-        "interrupted": interrupted, "rw": args.rw, "bs": args.bs, "qd": args.qd, "channels": args.channels,
-        "engine": "job", "job_engine": job_engine, "seconds": round(elapsed, 6), "ios": n, "bytes": nbytes,
-        "errors": sum(s.errors for s in stats), "recovered": sum(s.recovered for s in stats),
-        "short_transfers": sum(s.short_transfers for s in stats),
+        "ios": n, "bytes": nbytes, "errors": sum(s.errors for s in stats),
+        "recovered": sum(s.recovered for s in stats), "short_transfers": sum(s.short_transfers for s in stats),
         "iops": round(n / elapsed, 1) if elapsed else 0.0,
         "mb_per_s": round(nbytes / elapsed / 1e6, 3) if elapsed else 0.0,
         "latency_ms": {"min": ms(lat.min_ns), "mean": ms(lat.mean_ns), "p50": ms(lat.percentile(50)),
@@ -2815,16 +2879,59 @@ def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any], job_en
     }
 
 
+def _bench_doc(args: argparse.Namespace, path: str, stats: Sequence[Any], job_engine: str, *,
+               identity: Optional[Dict[str, Optional[str]]] = None, started: Optional[str] = None,
+               interrupted: bool = False, span: Optional[Tuple[int, int]] = None) -> Dict[str, Any]:
+    """The JSON answer of bench from the jobs' :class:`~sgpy.job.JobStats` (their sums; the longest time).
+
+    ``job_engine`` is the jobs' :attr:`sgpy.job.Job.engine`: ``"c"`` on sg nodes, ``"io"`` on iSCSI.
+    ``identity`` (vendor, model, revision, serial), the sgpy version and the
+    start time ``started`` (ISO 8601, UTC) say what was measured, with what,
+    and when, so that results kept in files can be compared; ``interrupted``
+    says the run was cut short by Ctrl-C.  ``span`` is the ``(offset, size)``
+    in bytes the run covered.  ``read`` and ``write`` hold the counters of
+    each direction apart (fio's read and write sections): a mixed run's
+    jobs count them apart, any other run is all one or the other.
+    """
+    from sgpy import __version__
+
+    elapsed = max((s.seconds for s in stats), default=0.0)
+    rw = args.rw
+    mixed = rw in _BENCH_MIXED
+    reads = [s.read for s in stats if s.read is not None] if mixed else ([] if rw in _BENCH_WRITES else list(stats))
+    writes = [s.write for s in stats if s.write is not None] if mixed else (list(stats) if rw in _BENCH_WRITES else [])
+    total = _bench_part(stats, elapsed)
+    offset, size = span if span is not None else (0, None)
+    return {
+        "device": path, "identity": dict(identity) if identity is not None else
+        {"vendor": None, "model": None, "revision": None, "serial": None},
+        "sgpy_version": __version__, "timestamp": started if started is not None else _utc_now(),
+        "interrupted": interrupted, "rw": rw, "bs": args.bs, "qd": args.qd, "channels": args.channels,
+        "rwmixread": getattr(args, "rwmixread", None) if mixed else None,
+        "rate_iops": getattr(args, "rate_iops", None), "offset": offset, "size": size,
+        "engine": "job", "job_engine": job_engine, "seconds": round(elapsed, 6),
+        **total,
+        "read": _bench_part(reads, elapsed), "write": _bench_part(writes, elapsed),
+    }
+
+
 def _cmd_bench(args: argparse.Namespace, out: _Out) -> int:
     """``sgpy bench``: refuse writes without --allow-data-loss before opening anything, run, report."""
     from sgpy import command
 
-    if args.rw in ("write", "randwrite"):
+    if args.rw in _BENCH_WRITES:
         _check(args, command.Write16)
-        if args.verify is not None:
+        if args.verify is not None and args.rw not in _BENCH_MIXED:
             raise UsageError("--verify checks reads; with --rw write or randwrite use --stamp")
     elif args.stamp is not None:
         raise UsageError("--stamp marks writes; with --rw read or randread use --verify")
+    if args.rwmixread is not None and args.rw not in _BENCH_MIXED:
+        raise UsageError(f"--rwmixread goes with --rw randrw or rw (a mix of reads and writes), not {args.rw}")
+    if args.rw in _BENCH_MIXED and args.rwmixread is None:
+        args.rwmixread = 50  # fio's default
+    if args.rate_iops is not None and args.rate_iops < args.channels:
+        raise UsageError(f"--rate-iops {args.rate_iops} is less than --channels {args.channels}: each channel "
+                         "sends at least one command per second")
     if args.channels > args.qd:
         raise UsageError(f"--channels {args.channels} is more than --qd {args.qd}: each channel needs at least "
                          "one command in flight")
@@ -2838,12 +2945,28 @@ def _cmd_bench(args: argparse.Namespace, out: _Out) -> int:
         return code
     lat = result["latency_ms"]
     cut = " (interrupted)" if result["interrupted"] else ""
-    out.line(f"{path}: {args.rw} bs={args.bs} qd={args.qd} channels={args.channels} for "
+    extra = f" rwmixread={args.rwmixread}" if args.rw in _BENCH_MIXED else ""
+    if args.rate_iops is not None:
+        extra += f" rate_iops={args.rate_iops}"
+    if args.offset is not None or args.size is not None:
+        extra += f" offset={result['offset']} size={result['size']}"
+    out.line(f"{path}: {args.rw}{extra} bs={args.bs} qd={args.qd} channels={args.channels} for "
              f"{result['seconds']:.2f} s{cut}")
     out.fields([("IOs", result["ios"]), ("IOPS", f"{result['iops']:.0f}"), ("MB/s", f"{result['mb_per_s']:.1f}"),
-                ("latency", f"p50 {lat['p50']:.3f} ms   p99 {lat['p99']:.3f} ms   p99.9 {lat['p999']:.3f} ms   "
-                            f"max {lat['max']:.3f} ms")])
+                ("latency", _latency_text(lat))])
+    if args.rw in _BENCH_MIXED:
+        for name in ("read", "write"):
+            part = result[name]
+            out.line(f"  {name}")
+            out.fields([("IOs", part["ios"]), ("IOPS", f"{part['iops']:.0f}"), ("MB/s", f"{part['mb_per_s']:.1f}"),
+                        ("latency", _latency_text(part["latency_ms"]))], indent="    ")
     return code
+
+
+def _latency_text(lat: Dict[str, float]) -> str:
+    """A bench summary's latency line from its JSON ``latency_ms``."""
+    return (f"p50 {lat['p50']:.3f} ms   p99 {lat['p99']:.3f} ms   p99.9 {lat['p999']:.3f} ms   "
+            f"max {lat['max']:.3f} ms")
 
 
 # -- the parser --------------------------------------------------------------------
@@ -3051,13 +3174,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="duration (default 5, or none with --count; at most 365 days)")
     p.add_argument("--count", type=_int_range(1, BENCH_COUNT_MAX, "--count"), default=None, metavar="N",
                    help="commands in all (split among the channels); ends the run first if --seconds is longer")
-    p.add_argument("--rw", choices=["randread", "randwrite", "read", "write"], default="randread",
-                   help="access pattern (default randread)")
+    p.add_argument("--rw", choices=["randread", "randwrite", "read", "write", "randrw", "rw"], default="randread",
+                   help="access pattern (default randread); randrw and rw mix reads and writes")
+    p.add_argument("--rwmixread", type=_int_range(0, 100, "--rwmixread"), default=None, metavar="PCT",
+                   help="randrw and rw: percent of the commands that read (default 50)")
+    p.add_argument("--rate-iops", type=_int_range(1, BENCH_RATE_MAX, "--rate-iops"), default=None, metavar="N",
+                   help="send at most N commands per second (all channels together)")
+    p.add_argument("--offset", type=parse_size, default=None, metavar="SIZE",
+                   help="start this many bytes into the device (a multiple of the block size; default 0)")
+    p.add_argument("--size", type=_size, default=None, metavar="SIZE",
+                   help="cover only this many bytes from --offset (default: to the end)")
+    p.add_argument("--progress", action="store_true",
+                   help="show percent done and ETA on stderr even when it is not a terminal")
     tags = p.add_mutually_exclusive_group()
     tags.add_argument("--stamp", type=_int, default=None, metavar="TAG",
                       help="writes: start every block with its LBA and TAG (for a later --verify)")
     tags.add_argument("--verify", type=_int, default=None, metavar="TAG",
-                      help="reads: check every block holds its LBA and TAG (exit status 3 on a mismatch)")
+                      help="reads: check every block holds its LBA and TAG (exit status 3 on a mismatch); "
+                           "randrw and rw also stamp their writes with TAG")
     p.add_argument("--channels", type=_positive, default=1, metavar="N",
                    help="channels, one job each, sharing the queue depth (default 1)")
     p = verb("conform", _cmd_conform, "run the SCSI conformance suite on DEVICE (an sg node or iscsi:// URL); "

@@ -329,8 +329,12 @@ def test_read_to_stdout(capsysbinary, dev):
 def test_bench_json(capsys, dev, argv):
     doc = run_json(capsys, "bench", dev, "--seconds", "0.3", *argv)
     assert set(doc) == {"device", "identity", "sgpy_version", "timestamp", "interrupted", "rw", "bs", "qd",
-                        "channels", "engine", "job_engine", "seconds", "ios", "bytes", "errors", "recovered",
-                        "short_transfers", "iops", "mb_per_s", "latency_ms"}
+                        "channels", "rwmixread", "rate_iops", "offset", "size", "engine", "job_engine", "seconds",
+                        "ios", "bytes", "errors", "recovered", "short_transfers", "iops", "mb_per_s", "latency_ms",
+                        "read", "write"}
+    mine, other = ("write", "read") if "write" in doc["rw"] else ("read", "write")
+    assert doc[mine]["ios"] == doc["ios"] and doc[other]["ios"] == 0
+    assert (doc["offset"], doc["size"]) == (0, 64 << 20) and doc["rwmixread"] is None
     assert doc["identity"]["vendor"] == "Linux" and doc["identity"]["model"] == "scsi_debug"
     assert doc["identity"]["serial"] and doc["identity"]["revision"]
     assert doc["interrupted"] is False and doc["timestamp"].endswith("Z")
@@ -406,19 +410,26 @@ class Terminal(io.StringIO):
 
 
 def test_bench_human_summary_and_live_progress_on_a_terminal(dev):
-    out, err = Terminal(), io.StringIO()
+    out, err = io.StringIO(), Terminal()
     code = main(["bench", dev, "--seconds", "1.2", "--qd", "8"], stdout=out, stderr=err)
     assert code == EXIT_OK, err.getvalue()
-    text = out.getvalue()
-    assert "\r" in text and " IOPS " in text and " MB/s " in text  # the live line
-    summary = text.rsplit("\r", 1)[-1].splitlines()
+    live = err.getvalue()
+    assert "\r" in live and " IOPS " in live and " MB/s " in live
+    assert re.search(r"\r +\d+\.\d% done  ETA +0:0\d ", live)  # percent done and the time left
+    summary = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()
     assert summary[0] == f"{dev}: randread bs=4096 qd=8 channels=1 for " + summary[0].rsplit("for ", 1)[1]
     assert [line.split()[0] for line in summary[1:]] == ["IOs", "IOPS", "MB/s", "latency"]
     assert all(word in summary[-1] for word in ("p50", "p99", "p99.9", "max"))
-    # without a terminal: no live line
-    plain = io.StringIO()
-    assert main(["bench", dev, "--seconds", "0.7"], stdout=plain, stderr=err) == EXIT_OK
-    assert "\r" not in plain.getvalue()
+    # without a terminal: no live line, unless asked for with --progress (then beside --json too)
+    plain, quiet = io.StringIO(), io.StringIO()
+    assert main(["bench", dev, "--seconds", "0.7"], stdout=plain, stderr=quiet) == EXIT_OK
+    assert "\r" not in plain.getvalue() and "% done" not in quiet.getvalue()
+    asked, told = io.StringIO(), io.StringIO()
+    assert main(["bench", dev, "--count", "3000", "--qd", "4", "--rate-iops", "3000", "--progress", "--json"],
+                stdout=asked, stderr=told) == EXIT_OK
+    assert json.loads(asked.getvalue())["ios"] == 3000
+    assert "% done" in told.getvalue() and "ETA" in told.getvalue()
 
 
 def ctrl_c_once_running(monkeypatch, after=0.4):
@@ -809,3 +820,97 @@ def test_verbose_prints_each_command_sent_and_leaves_logging_as_it_was(capsys, d
     assert (log.level, list(log.handlers)) == before
     code, out, err = run(capsys, "tur", dev)
     assert code == EXIT_OK and "sgpy: " not in err
+
+
+# -- fio parity: mixed reads and writes, rate limit, part of the medium ------------------------------
+
+
+@pytest.mark.parametrize("rw", ["randrw", "rw"])
+def test_bench_mixes_reads_and_writes_and_reports_them_apart(capsys, dev, rw):
+    doc = run_json(capsys, "bench", dev, "--rw", rw, "--rwmixread", "70", "--count", "2000", "--qd", "8",
+                   "--channels", "2", "--allow-data-loss")
+    assert doc["rw"] == rw and doc["rwmixread"] == 70 and doc["errors"] == 0
+    r, w = doc["read"], doc["write"]
+    assert doc["ios"] == r["ios"] + w["ios"] == 2000
+    assert 0.62 < r["ios"] / 2000 < 0.78
+    assert doc["bytes"] == r["bytes"] + w["bytes"] and w["bytes"] == w["ios"] * 4096
+    for part in (r, w):
+        lat = part["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p99"] <= lat["max"] <= doc["latency_ms"]["max"]
+    assert min(r["latency_ms"]["min"], w["latency_ms"]["min"]) == doc["latency_ms"]["min"]
+    assert run_json(capsys, "bench", dev, "--rw", rw, "--count", "100", "--allow-data-loss")["rwmixread"] == 50
+
+
+def test_bench_mixed_stamped_writes_verify_afterwards(capsys, dev):
+    # stamp 1 MiB, then mix verified reads and writes stamped with the same tag over it, then read it all back
+    span = ["--offset", "1m", "--size", "1m"]
+    assert run_json(capsys, "bench", dev, "--rw", "write", "--bs", "64k", "--count", "16", *span,
+                    "--stamp", "0x99", "--allow-data-loss")["ios"] == 16
+    doc = run_json(capsys, "bench", dev, "--rw", "randrw", "--count", "600", "--qd", "8", *span, "--verify", "0x99",
+                   "--allow-data-loss")
+    assert doc["errors"] == 0 and doc["read"]["ios"] > 200 and doc["write"]["ios"] > 200
+    assert run_json(capsys, "bench", dev, "--rw", "read", "--count", "256", *span, "--verify", "0x99")["ios"] == 256
+    # --stamp on a mixed run stamps its writes only: blocks it wrote verify with the new tag, the rest do not
+    doc = run_json(capsys, "bench", dev, "--rw", "randrw", "--rwmixread", "0", "--count", "50", *span,
+                   "--stamp", "0x9a", "--allow-data-loss")
+    assert doc["write"]["ios"] == 50 and doc["read"]["ios"] == 0
+    code, out, err = run(capsys, "bench", dev, "--rw", "read", "--count", "256", *span, "--verify", "0x99")
+    assert code == 3 and "data mismatch" in err and "with tag 0x9a, not its own with tag 0x99" in err
+
+
+def test_bench_rate_limit(capsys, dev):
+    limited = run_json(capsys, "bench", dev, "--rate-iops", "200", "--seconds", "2", "--qd", "8", "--channels", "2")
+    assert limited["rate_iops"] == 200
+    assert 400 * 0.85 <= limited["ios"] <= 400 * 1.15, limited
+    free = run_json(capsys, "bench", dev, "--seconds", "1", "--qd", "8", "--channels", "2")
+    assert free["iops"] > 1.5 * limited["iops"]
+    mixed = run_json(capsys, "bench", dev, "--rw", "randrw", "--rate-iops", "300", "--seconds", "1",
+                     "--allow-data-loss")
+    assert 300 * 0.85 <= mixed["ios"] <= 300 * 1.15 and mixed["read"]["ios"] and mixed["write"]["ios"]
+
+
+@pytest.mark.parametrize("rw, qd", [("write", 4), ("randwrite", 8), ("randrw", 8)])
+def test_bench_offset_and_size_keep_every_command_inside(capsys, dev, tmp_path, rw, qd):
+    first, count = 2048, 256  # [1 MiB, 1 MiB + 128 KiB)
+    zeros = tmp_path / "zeros"
+    zeros.write_bytes(bytes((count + 64) * BLOCK))
+    run_json(capsys, "write", dev, "--lba", str(first - 32), "-i", zeros, "--allow-data-loss")
+    doc = run_json(capsys, "bench", dev, "--rw", rw, "--bs", "8k", "--qd", str(qd), "--count", "400",
+                   "--offset", "1m", "--size", "128k", "--stamp", "0x5a", "--allow-data-loss")
+    assert (doc["offset"], doc["size"]) == (1 << 20, 128 << 10) and doc["errors"] == 0
+    out = tmp_path / "back"
+    run_json(capsys, "read", dev, "--lba", str(first - 32), "--count", str(count + 64), "-o", out)
+    data = out.read_bytes()
+    blocks = [data[i:i + BLOCK] for i in range(0, len(data), BLOCK)]
+    assert all(b == bytes(BLOCK) for b in blocks[:32] + blocks[32 + count:])  # the blocks just outside
+    stamped = [first - 32 + i for i, b in enumerate(blocks) if b != bytes(BLOCK)]
+    assert stamped and min(stamped) >= first and max(stamped) < first + count
+    for lba in stamped:
+        b = blocks[lba - first + 32]
+        assert b[:16] == lba.to_bytes(8, "big") + (0x5A).to_bytes(8, "big")
+    if rw == "write":
+        assert stamped == list(range(first, first + count))  # 400 commands of 16 blocks wrap the 16 chunks
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--offset", "100"], "--offset 100 is not a multiple of the block size 512"),
+    (["--size", "1000"], "--size 1000 is not a multiple of the block size 512"),
+    (["--offset", "64m"], "at or past the end of the device (67108864 bytes)"),
+    (["--offset", "63m", "--size", "2m"], "goes past the end of the device"),
+    (["--size", "2k"], "smaller than one command's --bs 4096"),
+    (["--offset", "1g"], "at or past the end"),
+])
+def test_bench_offset_and_size_are_checked_before_anything_is_sent(capsys, dev, argv, match):
+    code, out, err = run(capsys, "bench", dev, "--seconds", "0.1", *argv)
+    assert code == 2 and out == "" and match in err
+
+
+def test_bench_ctrl_c_in_a_rate_limited_mixed_run_prints_both_directions(capsys, dev, monkeypatch):
+    jobs = ctrl_c_once_running(monkeypatch, after=0.6)
+    code, out, err = run(capsys, "bench", dev, "--rw", "randrw", "--rate-iops", "500", "--seconds", "60", "--json",
+                         "--allow-data-loss")
+    assert code == EXIT_INTERRUPTED, err
+    doc = json.loads(out)
+    assert doc["interrupted"] is True and doc["ios"] == doc["read"]["ios"] + doc["write"]["ios"] > 0
+    assert doc["ios"] <= 500 * doc["seconds"] * 1.15 + 20
+    assert all(job.returned for job in jobs)
