@@ -36,7 +36,11 @@ per command.  Handler chains and verify handlers are not run per command
 
 ``stamp=TAG`` makes a write job start every block with its LBA and TAG;
 ``verify=TAG`` makes a read job check every block for exactly that
-(:class:`~sgpy.errors.DataMismatch` otherwise).  On channels that are not sg
+(:class:`~sgpy.errors.DataMismatch` otherwise).  ``write=`` beside a read
+template makes a mixed job (fio's ``randrw``): ``read_percent`` of its
+commands read, the rest write, chosen in C per command, counted apart in
+``stats.read`` and ``stats.write``.  ``rate_iops=N`` holds the job to N
+commands per second (a token bucket in the C loop).  On channels that are not sg
 nodes (iSCSI, block devices, bsg nodes) the same call runs through the
 channel's own IOs (``job.engine == "io"``) with the same LBA plan,
 statistics and errors, at the speed of IOs.
@@ -76,7 +80,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sgpy.channel import Channel
 
 __all__ = ["Job", "JobStats", "Latency", "JobError", "bucket_bounds", "hist_index", "make_job",
-           "stamp_blocks", "find_mismatch"]
+           "stamp_blocks", "find_mismatch", "mix_seed", "mix_is_write", "RATE_IOPS_MAX"]
 
 #: Commands a job handles per return to Python (a reactor round, or a slice of a
 #: synchronous run); large enough that Python's share per command is negligible.
@@ -304,7 +308,9 @@ class Job:
     what ended the job: device gone, channel closed), ``errors`` (up to
     ``max_errors`` failures, each a :class:`~sgpy.errors.TaskFailed` naming
     the command with the LBA it was sent with), ``stats``
-    (:class:`JobStats`, final once ``returned``).
+    (:class:`JobStats`, final once ``returned``); a mixed job's ``write``
+    (its write template, resolved) and ``read_percent``, and ``rate_iops``
+    (None when unlimited).
     """
 
     engine = ""

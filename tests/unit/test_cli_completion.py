@@ -105,8 +105,8 @@ BASH_CASES = {
     "sgpy modes DEV/sg0 --pc ": ["changeable", "current", "default", "saved"],
     "sgpy logs DEV/sg0 te": ["temp", "temperature"],
     "sgpy logs DEV/sg0 temp --j": ["--json"],
-    "sgpy bench DEV/sg0 --rw rand": ["randread", "randwrite"],
-    "sgpy bench DEV/sg0 --qd 8 --rw ": ["randread", "randwrite", "read", "write"],
+    "sgpy bench DEV/sg0 --rw rand": ["randread", "randrw", "randwrite"],
+    "sgpy bench DEV/sg0 --qd 8 --rw ": ["randread", "randrw", "randwrite", "read", "rw", "write"],
     "sgpy read DEV/sg0 -o DEV/bl": ["DEV/blocks.bin"],
     "sgpy raw DEV/sg0 12 00 --o": ["--out"],
     "sgpy sense 70 00 ": [],
@@ -197,7 +197,7 @@ ZSH_CASES = {
     "sgpy inq x --json --": ["--help", "--timeout", "--verbose", "--vpd"],  # --hex and --raw exclude --json
     "sgpy inq x --vpd se": ["serial"],
     "sgpy logs x te": ["temp", "temperature"],
-    "sgpy bench x --rw rand": ["randread", "randwrite"],
+    "sgpy bench x --rw rand": ["randread", "randrw", "randwrite"],
     "sgpy read x -o bl": ["blocks.bin"],
     "sgpy completion ": ["bash", "zsh"],
 }
@@ -245,7 +245,7 @@ def test_spec_reads_kinds_from_the_parser() -> None:
     read = {n: o for o in by_name["read"].options for n in o.names}
     assert read["-o"].values == "file" and read["--output"] is read["-o"]
     bench = {n: o for o in by_name["bench"].options for n in o.names}
-    assert bench["--rw"].choices == ("randread", "randwrite", "read", "write")
+    assert bench["--rw"].choices == ("randread", "randwrite", "read", "write", "randrw", "rw")
 
 
 def test_unknown_shell_is_a_value_error() -> None:
