@@ -869,14 +869,16 @@ def test_bench_rate_limit(capsys, dev):
     assert 300 * 0.85 <= mixed["ios"] <= 300 * 1.15 and mixed["read"]["ios"] and mixed["write"]["ios"]
 
 
-@pytest.mark.parametrize("rw, qd", [("write", 4), ("randwrite", 8), ("randrw", 8)])
-def test_bench_offset_and_size_keep_every_command_inside(capsys, dev, tmp_path, rw, qd):
+@pytest.mark.parametrize("rw, qd, channels", [("write", 4, 1), ("write", 4, 2), ("randwrite", 8, 1),
+                                             ("randrw", 8, 2)])
+def test_bench_offset_and_size_keep_every_command_inside(capsys, dev, tmp_path, rw, qd, channels):
     first, count = 2048, 256  # [1 MiB, 1 MiB + 128 KiB)
     zeros = tmp_path / "zeros"
     zeros.write_bytes(bytes((count + 64) * BLOCK))
     run_json(capsys, "write", dev, "--lba", str(first - 32), "-i", zeros, "--allow-data-loss")
     doc = run_json(capsys, "bench", dev, "--rw", rw, "--bs", "8k", "--qd", str(qd), "--count", "400",
-                   "--offset", "1m", "--size", "128k", "--stamp", "0x5a", "--allow-data-loss")
+                   "--channels", str(channels), "--offset", "1m", "--size", "128k", "--stamp", "0x5a",
+                   "--allow-data-loss")
     assert (doc["offset"], doc["size"]) == (1 << 20, 128 << 10) and doc["errors"] == 0
     out = tmp_path / "back"
     run_json(capsys, "read", dev, "--lba", str(first - 32), "--count", str(count + 64), "-o", out)
@@ -889,7 +891,8 @@ def test_bench_offset_and_size_keep_every_command_inside(capsys, dev, tmp_path, 
         b = blocks[lba - first + 32]
         assert b[:16] == lba.to_bytes(8, "big") + (0x5A).to_bytes(8, "big")
     if rw == "write":
-        assert stamped == list(range(first, first + count))  # 400 commands of 16 blocks wrap the 16 chunks
+        # 400 commands of 16 blocks wrap the 16 chunks (each channel's job its own half with two)
+        assert stamped == list(range(first, first + count))
 
 
 @pytest.mark.parametrize("argv, match", [
