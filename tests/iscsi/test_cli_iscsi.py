@@ -44,6 +44,13 @@ def test_bench_over_iscsi_runs_jobs_on_the_sessions_ios(tgtd, new_target, capsys
                         "--allow-data-loss", "--json"], capsys)
     assert rc == 0, err
     assert json.loads(out)["ios"] > 0
+    rc, out, err = run(["bench", url, "--count", "300", "--rw", "randrw", "--rwmixread", "70", "--qd", "4",
+                        "--offset", "64k", "--size", "1m", "--allow-data-loss", "--json"], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["ios"] == doc["read"]["ios"] + doc["write"]["ios"] == 300 and doc["write"]["ios"] > 0
+    rc, out, err = run(["bench", url, "--seconds", "0.2", "--rate-iops", "100"], capsys)
+    assert rc == cli.EXIT_USAGE and "rate_iops= needs the C engine" in err
 
 
 def test_health_over_iscsi_reports_what_tgtd_has(tgtd, new_target, capsys):

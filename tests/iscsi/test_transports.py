@@ -333,3 +333,38 @@ def test_stamped_write_then_verified_read_on_every_transport(channel, qd):
         channel.run(command.Read16(lba=0, transfer_length=4), lba="sequential", lba_range=(256, 512), count=64,
                     queue_depth=qd, verify=tag)
     assert (info.value.lba, info.value.found_lba, info.value.found_tag) == (333, 0, 0)
+
+
+@pytest.mark.parametrize("qd", [1, 8])
+def test_a_seeded_mixed_job_reads_and_writes_the_same_on_every_transport(channel, transport, qd):
+    from sgpy import _binding
+    from sgpy.job import _LbaPlan, mix_is_write, mix_seed
+
+    channel.execute_many([command.Write16(lba=lba, transfer_length=64, data=bytes(64 * BLOCK))
+                          for lba in range(0, 1024, 64)])
+    job = channel.run(command.Read16(lba=0, transfer_length=1), write=command.Write16(lba=0, transfer_length=1,
+                      data=b"M" * BLOCK), read_percent=60, count=300, lba="random", lba_range=(0, 1024), seed=77,
+                      queue_depth=qd)
+    assert job.engine == ("c" if transport.name == "sg" else "io")
+    blocks = b"".join(channel.cmd.Read16(lba=lba, transfer_length=64).data for lba in range(0, 1024, 64))
+    written = [i for i in range(1024) if blocks[i * BLOCK:(i + 1) * BLOCK] != bytes(BLOCK)]
+    plan, state, writes = _LbaPlan(_binding.LBA_RANDOM, 0, 1024, 1, None, 77), mix_seed(77), []
+    for _ in range(300):
+        state, w = mix_is_write(state, 60)
+        lba = plan.next()
+        if w:
+            writes.append(lba)
+    s = job.stats
+    assert written == sorted(set(writes))
+    assert (s.commands, s.write.commands, s.read.commands) == (300, len(writes), 300 - len(writes))
+    assert s.read.latency.count + s.write.latency.count == 300
+
+
+def test_rate_iops_needs_the_c_engine(channel, transport):
+    from sgpy.job import JobError
+
+    if transport.name == "sg":
+        assert channel.run(command.TestUnitReady(), count=10, rate_iops=1000).stats.commands == 10
+    else:
+        with pytest.raises(JobError, match="rate_iops= needs the C engine"):
+            channel.run(command.TestUnitReady(), count=10, rate_iops=1000)
