@@ -917,3 +917,15 @@ def test_bench_ctrl_c_in_a_rate_limited_mixed_run_prints_both_directions(capsys,
     assert doc["interrupted"] is True and doc["ios"] == doc["read"]["ios"] + doc["write"]["ios"] > 0
     assert doc["ios"] <= 500 * doc["seconds"] * 1.15 + 20
     assert all(job.returned for job in jobs)
+
+
+def test_bench_ctrl_c_with_progress_clears_the_live_line_then_prints_the_summary(dev, monkeypatch):
+    ctrl_c_once_running(monkeypatch, after=1.2)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["bench", dev, "--seconds", "60", "--progress"], stdout=out, stderr=err)
+    assert code == EXIT_INTERRUPTED, err.getvalue()
+    live = err.getvalue()
+    assert re.search(r"% done  ETA +(1:00|0:5\d) ", live)  # about 59 s of 60 left when it was stopped
+    assert "\r" + " " * 72 + "\r" in live and live.rstrip().endswith("follow")
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("(interrupted)") and int(lines[1].split()[1]) > 0
