@@ -64,6 +64,9 @@ __all__ = [
     "scsi_reset",
     "SyncCaller",
     "JobCore",
+    "timer_new",
+    "timer_arm",
+    "timer_clear",
 ]
 
 SG_DXFER_NONE: int = lib.SG_DXFER_NONE
@@ -635,6 +638,28 @@ class JobCore:
     def timer_fd(self) -> int:
         """The rate limit's timerfd (created by :meth:`make_epoll`), or -1."""
         return int(self.j.timerfd)
+
+
+def timer_new() -> int:
+    """A non-blocking CLOCK_MONOTONIC timerfd (the IO engine's rate limit); the caller closes it."""
+    r = int(lib.sgpy_timer_new())
+    if r < 0:
+        _raise(-r, "timerfd_create")
+    return r
+
+
+def timer_arm(fd: int, at_ns: int) -> None:
+    """Make timerfd ``fd`` fire once at ``at_ns`` (``time.monotonic_ns()`` time)."""
+    err = int(lib.sgpy_timer_arm(fd, at_ns))
+    if err:
+        _raise(err, "timerfd_settime")
+
+
+def timer_clear(fd: int) -> None:
+    """Consume timerfd ``fd``'s expirations, so that epoll stops reporting it."""
+    err = int(lib.sgpy_timer_clear(fd))
+    if err:
+        _raise(err, "read of a timerfd")
 
 
 def hist_index(ns: int) -> int:

@@ -955,3 +955,39 @@ static int sgpy_job_epoll(struct sgpy_job *j)
     j->epfd = ep;
     return ep;
 }
+
+/* ------------------------------------------------------------------------
+ * A bare timerfd, for the rate limit of jobs that run on IOs (sgpy.job's IO
+ * engine: iSCSI sessions), whose loop is Python's: the reactor watches the
+ * fd and the job sends the commands that waited for a token when it fires.
+ */
+
+/* A non-blocking CLOCK_MONOTONIC timerfd: the fd, or -errno. */
+static int sgpy_timer_new(void)
+{
+    int t = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    return t < 0 ? -errno : t;
+}
+
+/* Fire once at at_ns (CLOCK_MONOTONIC, absolute; at least 1).  0 or an errno. */
+static int sgpy_timer_arm(int fd, int64_t at_ns)
+{
+    struct itimerspec its;
+    if (at_ns <= 0)
+        at_ns = 1;
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_sec = (time_t)(at_ns / 1000000000LL);
+    its.it_value.tv_nsec = (long)(at_ns % 1000000000LL);
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &its, NULL) < 0 ? errno : 0;
+}
+
+/* Consume the expirations (none pending is not an error).  0 or an errno. */
+static int sgpy_timer_clear(int fd)
+{
+    uint64_t expirations;
+    ssize_t r;
+    do {
+        r = read(fd, &expirations, sizeof(expirations));
+    } while (r < 0 && errno == EINTR);
+    return r < 0 && errno != EAGAIN ? errno : 0;
+}

@@ -257,5 +257,11 @@ int sgpy_job_resubmit(struct sgpy_job *job, int i);
 /* Create the job's epoll over its fds (data = fd index): the fd, or -errno. */
 int sgpy_job_epoll(struct sgpy_job *job);
 
+/* A timerfd for the IO engine's rate limit: new (fd or -errno), armed for an
+ * absolute CLOCK_MONOTONIC time, cleared (0 or an errno). */
+int sgpy_timer_new(void);
+int sgpy_timer_arm(int fd, int64_t at_ns);
+int sgpy_timer_clear(int fd);
+
 /* The latency histogram's bucket of a value in ns (exposed for tests). */
 int sgpy_hist_index(uint64_t v);

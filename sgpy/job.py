@@ -267,6 +267,57 @@ def find_mismatch(data: bytes, lba: int, tag: int, block_size: int) -> Optional[
     return None
 
 
+class _TokenBucket:
+    """A rate limit of ``rate`` commands per second: the bucket of ``sgpy_job_token`` in sgpy/_sg.c
+    (one token at the start, at most ``_binding.RATE_BURST_NS`` of them saved up), for the IO engine."""
+
+    __slots__ = ("rate", "interval", "rem", "frac", "next_ns")
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.interval, self.rem = divmod(1_000_000_000, rate)
+        self.frac = 0
+        self.next_ns = time.monotonic_ns()  # CLOCK_MONOTONIC, as the C loop's clock
+
+    def take(self, now: int) -> bool:
+        """Take a token at ``now`` (ns): True when a command may go now."""
+        if now < self.next_ns:
+            return False
+        self.next_ns = max(self.next_ns, now - _binding.RATE_BURST_NS) + self.interval
+        self.frac += self.rem
+        if self.frac >= self.rate:
+            self.frac -= self.rate
+            self.next_ns += 1
+        return True
+
+
+class _RateTimer:
+    """The IO engine's rate-limit timer as a reactor endpoint (a :class:`sgpy.transport.Endpoint`):
+    when it fires, the job sends the commands that waited for a token."""
+
+    def __init__(self, job: "_IoJob") -> None:
+        self.job = job
+        self.channel = job.channel
+        self.fd = _binding.timer_new()
+        self.inflight: dict = {}
+        self.closed = False
+
+    def on_events(self, events: int) -> int:
+        """The timer fired (reactor lock held)."""
+        _binding.timer_clear(self.fd)
+        self.job._tick()
+        return 0
+
+    def settle(self) -> int:
+        """Nothing to settle: the timer delivers no completion."""
+        return 0
+
+    def close(self) -> None:
+        """The reactor is closing: end the job now (the job closes the timer's fd)."""
+        if not self.job.returned:
+            self.job._abort(ChannelClosed(f"the reactor of {self.channel!r} was closed during the job"))
+
+
 class _LbaPlan:
     """Which LBA each command gets: the same plan, in the same order, as ``sgpy_job_next_lba``
     (so a seeded random job sends the same LBAs on every transport)."""
@@ -1105,9 +1156,6 @@ class _IoJob(Job):
 
     def __init__(self, channel: "Channel", command: Any, **options: Any) -> None:
         super().__init__(channel, command, **options)
-        if self.rate_iops:
-            raise JobError(f"rate_iops= needs the C engine, on an sg node; {channel.path} is a {channel.kind} "
-                           "channel")
         mode, first, units, step, lbas, _off, _nbytes, seed = self._plan
         self._lbas = _LbaPlan(mode, first, units, step, lbas, seed)
         self._mix = mix_seed(seed)
@@ -1116,6 +1164,10 @@ class _IoJob(Job):
         self._wlat = [0, 0, 0, 0]
         self._rlat = [0, 0]
         self._whist: Optional[List[int]] = [0] * _binding.HIST_BUCKETS if self._latency else None
+        # The rate limit: commands that wait for a token (asynchronous channels: the timer sends them).
+        self._bucket = _TokenBucket(self.rate_iops) if self.rate_iops else None
+        self._waiting = 0
+        self._timer: Optional[_RateTimer] = None
         self._stopping = False
         self._inflight = 0
         self._submitted = 0
@@ -1215,7 +1267,7 @@ class _IoJob(Job):
                 raise
             return
         try:
-            while self._more():
+            while self._more() and self._token_now():
                 cmd = self._next_command()
                 self._submitted += 1
                 self._inflight += 1
@@ -1238,6 +1290,28 @@ class _IoJob(Job):
             raise
         self._finish()
 
+    def _deadline_ns(self) -> int:
+        """The deadline in ``time.monotonic_ns()`` time, or 0."""
+        return int(self._deadline() * 1e9) if self.seconds is not None else 0
+
+    def _token_now(self) -> bool:
+        """A synchronous channel's rate limit: sleep until a token is due; False when the job ended
+        meanwhile (its deadline, a cancel).  Sleeps at most 100 ms at a time, so Ctrl-C is seen."""
+        bucket = self._bucket
+        while bucket is not None:
+            now = time.monotonic_ns()
+            if bucket.take(now):
+                return True
+            at, end = bucket.next_ns, self._deadline_ns()
+            if end and end < at:
+                at = end
+            time.sleep(min(max(0, at - now), _SLICE_MS * 1_000_000) / 1e9)
+            if _interrupt.PENDING:
+                _interrupt.deliver()
+            if not self._more():
+                return False
+        return True
+
     # -- asynchronous channels (iSCSI) ----------------------------------------------
 
     def _start_async(self) -> None:
@@ -1249,15 +1323,52 @@ class _IoJob(Job):
             if not self._t0:
                 self._t0 = time.monotonic()
             self.channel.transport.jobs.append(self)
+            if self._bucket is not None:
+                self._timer = _RateTimer(self)
+                self.channel.reactor.register(self._timer)
             for _ in range(self.queue_depth):
                 if not self._submit():
                     break
-            if self._inflight == 0:
+            if self._inflight == 0 and not self._waiting:
                 self._finish()
 
     def _submit(self) -> bool:
+        """Start one more command, or (rate limit) count it waiting for a token; False once the job
+        sends no more."""
         if not self._more():
+            self._waiting = 0
             return False
+        bucket = self._bucket
+        if bucket is not None and not bucket.take(time.monotonic_ns()):
+            self._waiting += 1
+            self._arm()
+            return True
+        return self._send()
+
+    def _arm(self) -> None:
+        """Arm the timer for the next token, or the deadline if sooner."""
+        if self._timer is None or self._bucket is None:
+            return
+        at, end = self._bucket.next_ns, self._deadline_ns()
+        _binding.timer_arm(self._timer.fd, min(at, end) if end else at)
+
+    def _tick(self) -> None:
+        """The timer fired (reactor lock held): send what the tokens now allow; end when done."""
+        bucket = self._bucket
+        while self._waiting and not self.returned and bucket is not None:
+            if not self._more():
+                self._waiting = 0
+                break
+            if not bucket.take(time.monotonic_ns()):
+                self._arm()
+                break
+            self._waiting -= 1
+            if not self._send():
+                self._waiting = 0
+        if self._inflight == 0 and not self._waiting and not self.returned:
+            self._finish()
+
+    def _send(self) -> bool:
         cmd = self._next_command()
         start = time.monotonic_ns()
         try:
@@ -1278,11 +1389,24 @@ class _IoJob(Job):
         self._outcome(io)
         if not self.returned:
             self._submit()
-            if self._inflight == 0:
+            if self._inflight == 0 and not self._waiting:
                 self._finish()
 
     def _halt(self) -> None:
         self._stopping = True
+        self._waiting = 0
+
+    def _release(self) -> None:
+        timer = self._timer
+        self._timer = None
+        if timer is not None:
+            timer.closed = True
+            fd = timer.fd
+            self.channel.reactor.unregister(timer)  # a no-op when the reactor unregistered it already
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _idle(self) -> bool:
         return bool(self._t0) and self._inflight == 0

@@ -709,3 +709,18 @@ def test_rate_limited_jobs_leave_no_fd_behind(ch):
         for async_ in (False, True):
             ch.run(command.TestUnitReady(), count=20, queue_depth=qd, rate_iops=1000, async_=async_).wait()
     assert fd_count() == before
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["block", "bsg"])
+def test_rate_limited_jobs_on_block_and_bsg_nodes_sleep_between_commands(ch, sg_device, which):
+    node = other_nodes(sg_device)[which]
+    before = fd_count()
+    with Channel.from_path(node) as other:
+        other.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+        job = other.run(command.Read16(lba=0, transfer_length=8), seconds=1, lba="random", rate_iops=150)
+        assert job.engine == "io"
+        assert 150 * 0.85 <= job.stats.commands <= 150 * 1.15, job.stats
+        t0 = time.monotonic()
+        assert other.run(command.TestUnitReady(), count=40, rate_iops=100).stats.commands == 40
+        assert 0.35 <= time.monotonic() - t0 < 1.5  # 40 commands at 100 per second
+    assert fd_count() == before

@@ -10,6 +10,7 @@ both.  The last test puts an sg channel and an iSCSI channel on one reactor.
 
 import random
 import struct
+import time
 
 import pytest
 
@@ -360,11 +361,23 @@ def test_a_seeded_mixed_job_reads_and_writes_the_same_on_every_transport(channel
     assert s.read.latency.count + s.write.latency.count == 300
 
 
-def test_rate_iops_needs_the_c_engine(channel, transport):
-    from sgpy.job import JobError
-
-    if transport.name == "sg":
-        assert channel.run(command.TestUnitReady(), count=10, rate_iops=1000).stats.commands == 10
-    else:
-        with pytest.raises(JobError, match="rate_iops= needs the C engine"):
-            channel.run(command.TestUnitReady(), count=10, rate_iops=1000)
+@pytest.mark.parametrize("qd, async_", [(1, False), (8, False), (8, True)])
+def test_a_rate_limited_job_on_every_transport(channel, transport, qd, async_):
+    r = command.Read16(lba=0, transfer_length=8)
+    free = channel.run(r, seconds=1, queue_depth=qd, lba="random").stats
+    # 100 per second: tgtd on a loaded sandbox host gives about 250 at queue depth 1
+    job = channel.run(r, seconds=2, queue_depth=qd, lba="random", rate_iops=100, async_=async_)
+    s = job.wait()
+    assert job.engine == ("c" if transport.name == "sg" else "io")
+    assert 2.0 <= s.seconds < 3.0
+    assert 200 * 0.85 <= s.commands <= 200 * 1.15, s
+    assert s.commands == s.submitted and free.iops > 1.5 * s.iops
+    # a slow rate ends at the deadline; cancel ends a job whose commands wait for tokens
+    t0 = time.monotonic()
+    assert channel.run(command.TestUnitReady(), seconds=0.5, rate_iops=1, queue_depth=qd).stats.commands == 1
+    assert time.monotonic() - t0 < 1.5
+    job = channel.run(command.TestUnitReady(), seconds=60, rate_iops=2, queue_depth=qd, async_=True)
+    channel.reactor.wait(timeout=0.3)
+    assert not job.returned
+    job.cancel()
+    assert job.wait(timeout=5).commands >= 1
