@@ -627,6 +627,9 @@ class ReportSupportedOperationCodes(AllocationIn[Union[r.SupportedOperationCodes
 
     def __init__(self, *, handlers: Optional[Iterable[Handler]] = ..., verify_handler: Optional[Handler] = ..., rctd: int = ..., reporting_options: int = ..., requested_operation_code: int = ..., requested_service_action: int = ..., allocation_length: int = ..., control: int = ...) -> None: ...
 
+    @classmethod
+    def one_command(cls, opcode: int, service_action: Optional[int] = ..., *, rctd: bool = ..., allocation_length: int = ...) -> 'ReportSupportedOperationCodes': ...  # type: ignore[empty-body]
+
 class ReportSupportedTaskManagementFunctions(AllocationIn[r.SupportedTaskManagementFunctions]):
     """REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (A3h/0Dh, SPC-5)."""
 

@@ -2053,25 +2053,25 @@ def _logs_all(args: argparse.Namespace, out: _Out) -> int:
                                                                          pc=1)).result, None))
             except (TaskFailed, MalformedResponse) as exc:
                 got.append((page, subpage, None, exc))
-    failed = sum(1 for *_, exc in got if exc is not None)
+    failed = sum(1 for *_, err in got if err is not None)
     code = EXIT_DEVICE_ERROR if failed else EXIT_OK
     if out.json:
         out.emit({"device": ch.path, "subpages": with_subpages,
                   "supported": [{"page": p, "subpage": sp} for p, sp in wanted],
                   "pages": [{"page": p, "subpage": sp, "name": None if r is None else _log_name(r),
                              "data": None if r is None else jsonable(r),
-                             "error": None if exc is None else _log_error_json(exc)}
-                            for p, sp, r, exc in got]})
+                             "error": None if err is None else _log_error_json(err)}
+                            for p, sp, r, err in got]})
         return code
     out.line(f"{ch.path}: {len(wanted)} log page(s)" + (f", {failed} not read" if failed else ""))
-    for page, subpage, r, exc in got:
+    for page, subpage, r, err in got:
         out.line()
-        if exc is None:
+        if err is None:
             _log_page_text(out, r)
         else:
             label = f"Log page {page:02X}h" + (f"/{subpage:02X}h" if subpage else "")
             sub = f", subpage {subpage:02X}h" if subpage else ""
-            why = _failure_text(exc) if isinstance(exc, TaskFailed) else f"the answer does not parse: {exc}"
+            why = _failure_text(err) if isinstance(err, TaskFailed) else f"the answer does not parse: {err}"
             out.line(f"{label} (page {page:02X}h{sub}): not read: {why}")
     return code
 

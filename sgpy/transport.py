@@ -574,10 +574,10 @@ class SgFd:
                 if not (sb | status | masked | msg | host | driver | resid | info) and 0 <= duration < _CLEAN_MS:
                     # A clean completion's header differs from another's only by its
                     # duration: one shared (immutable) tuple per duration, not one per IO.
-                    h = _CLEAN[duration]
-                    if h is None:
-                        h = _CLEAN[duration] = _tuple_new(Header, (0, 0, 0, 0, 0, 0, duration, 0, b""))
-                    io.hdr = h
+                    clean = _CLEAN[duration]
+                    if clean is None:
+                        clean = _CLEAN[duration] = _tuple_new(Header, (0, 0, 0, 0, 0, 0, duration, 0, b""))
+                    io.hdr = clean
                 else:
                     sense = _binding.slot_sense(self.slots, idx, sb) if sb else b""
                     io.hdr = _tuple_new(Header, (status, masked, msg, host, driver, resid, duration, info, sense))

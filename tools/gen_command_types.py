@@ -19,6 +19,7 @@ tests/unit/test_typing.py fails while the file is stale.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import Dict, List, Tuple
@@ -94,6 +95,31 @@ def _params(cls: type) -> Tuple[List[str], List[str]]:
     return required + optional, attrs_
 
 
+def _classmethods(cls: type) -> List[str]:
+    """Stubs of the public class methods a command class defines itself (e.g. an alternative
+    constructor), from their signatures; their annotations are strings (PEP 563) and kept as written."""
+    out: List[str] = []
+    for name, obj in vars(cls).items():
+        if name.startswith("_") or not isinstance(obj, classmethod):
+            continue
+        sig = inspect.signature(obj.__func__)
+        parts: List[str] = []
+        star = False
+        for i, p in enumerate(sig.parameters.values()):
+            if i == 0:
+                parts.append(p.name)  # cls
+                continue
+            if p.kind is p.KEYWORD_ONLY and not star:
+                parts.append("*")
+                star = True
+            ann = "" if p.annotation is p.empty else f": {p.annotation}"
+            default = "" if p.default is p.empty else " = ..."
+            parts.append(f"{p.name}{ann}{default}")
+        ret = "" if sig.return_annotation is sig.empty else f" -> {sig.return_annotation}"
+        out += ["", "    @classmethod", f"    def {name}({', '.join(parts)}){ret}: ...  # type: ignore[empty-body]"]
+    return out
+
+
 def generate() -> str:
     classes = sorted(command.all_commands(), key=lambda c: c.__name__)
     names = [c.__name__ for c in classes]
@@ -135,6 +161,7 @@ def generate() -> str:
         out += ["", f"class {name}({base_expr}):", f'    """{doc}"""', ""]
         out += [f"    {d}" for d in decls]
         out += ["", f"    def __init__(self, *, {', '.join(params)}) -> None: ..."]
+        out += _classmethods(cls)
         sigs[name] = (", ".join(params), result)
     for proto, ret in (("Commands", "Io[{r}]"), ("AsyncCommands", "Awaitable[Io[{r}]]")):
         extra = "async_: bool = ..., timeout: Optional[int] = ..." if proto == "Commands" else \

@@ -168,7 +168,11 @@ class DeviceIdentification(VpdPage):
         The designator is the one Linux picks for the sysfs ``wwid``
         attribute (:func:`sgpy.responses.lu_name`), so the two agree;
         ``lsscsi -UU`` prints the same string for NAA and EUI-64 names.
+        None as well for a truncated page (allocation length too small): a
+        designator the kernel would prefer may be among those cut off.
         """
+        if self.truncated:
+            return None
         return lu_name(self.designators)
 
 
