@@ -151,7 +151,7 @@ def sgpy_execute_many(ch: Channel, ring: List[Any], seconds: float) -> float:
 # no engine around it (sgpy's own binding, no IO objects, no bookkeeping).
 
 
-def growth(ch: Channel, reactor: Reactor, ring: List[Any], sizes: Sequence[int]) -> None:
+def growth(ch: Channel, reactor: Reactor, ring: List[Any], sizes: Sequence[int], report: bool = True) -> None:
     """``execute_many(async_=True)`` of N prebuilt commands then one wait, for each N: the per-command
     cost and resident memory as N grows, garbage collector on (issue: flat from 1k to 1M).
 
@@ -178,6 +178,8 @@ def growth(ch: Channel, reactor: Reactor, ring: List[Any], sizes: Sequence[int])
             del ios
             rss_end = rss_kib()
             runs = sum(s["collections"] for s in gc.get_stats()) - collections0
+            if not report:
+                continue
             log(f"growth {what} N={n:,}: {t / n * 1e6:,.1f} us/command; RSS {rss0:,} -> {rss_peak:,} -> "
                 f"{rss_end:,} KiB; {runs} collections; {failed} failed")
             emit(kind="growth", workload=what, n=n, seconds=t, us=t / n * 1e6, rss_start_kib=rss0,
@@ -474,7 +476,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     sizes = [int(x) for x in args.growth.split(",") if x.strip()]
     if sizes:
         log(f"guest: growth rows, execute_many of {', '.join(f'{n:,}' for n in sizes)} commands")
-        growth(one_fd, reactor, ring0, [1000])  # warm-up
+        growth(one_fd, reactor, ring0, [1000, 10000], report=False)  # warm-up
         growth(one_fd, reactor, ring0, sizes)
 
     # One million commands: resident memory must stay flat.

@@ -691,6 +691,14 @@ class EngineMachine(RuleBasedStateMachine):
             if isinstance(exc, UnitAttention) and disk.ua_possible:
                 continue
             break
+        # Jobs check their LBA range against the capacity: learn it here, where the READ
+        # CAPACITY sgpy sends on its own behalf is counted as handed over (once per channel).
+        before = reac.r.statistics()["submitted"]
+        try:
+            ch.num_blocks
+        except SgError:
+            pass
+        reac.accepted += reac.r.statistics()["submitted"] - before
         return chan
 
     # -- rules: channels and reactors ----------------------------------------------
