@@ -803,6 +803,11 @@ def si_size(n: int) -> str:
     return f"{n}.{rest:03d}"[: len(str(n)) + 1 + digits] + units[i]
 
 
+def _dash(value: Any) -> str:
+    """A table cell: the value, or "-" for none (lsscsi's way)."""
+    return "-" if value is None or value == "" else str(value)
+
+
 def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
     """``sgpy list``: the sg devices from sysfs (lsscsi -g -s --wwn -i -t); nothing is sent, so no
     permission on them is needed.  ``--long`` adds the state, the block size, the queue depth, the
@@ -819,20 +824,17 @@ def _cmd_list(args: argparse.Namespace, out: _Out) -> int:
         out.note("no sg devices (is the sg driver loaded?)")
         return EXIT_OK
 
-    def dash(value: Any) -> str:
-        return "-" if value is None or value == "" else str(value)
-
     header = ["SG", "H:C:T:L", "TYPE", "VENDOR", "MODEL", "REV", "DEVICE", "SIZE", "TRANSPORT", "WWN", "SERIAL"]
     if args.long:
         header += ["STATE", "BLOCK", "QD", "DRIVER", "PORT"]
     rows = []
     for d in found:
-        row = [d.path, d.hctl, d.type_name, dash(d.vendor), dash(d.model), dash(d.revision), dash(d.device_node),
-               "-" if d.size_bytes is None else si_size(d.size_bytes), dash(d.transport), dash(d.wwn),
-               dash(d.serial)]
+        row = [d.path, d.hctl, d.type_name, _dash(d.vendor), _dash(d.model), _dash(d.revision), _dash(d.device_node),
+               "-" if d.size_bytes is None else si_size(d.size_bytes), _dash(d.transport), _dash(d.wwn),
+               _dash(d.serial)]
         if args.long:
-            row += [dash(d.state), dash(d.logical_block_size), dash(d.queue_depth), dash(d.host_driver),
-                    dash(d.transport_address)]
+            row += [_dash(d.state), _dash(d.logical_block_size), _dash(d.queue_depth), _dash(d.host_driver),
+                    _dash(d.transport_address)]
         rows.append(row + ["rw" if d.accessible else "-"])
     out.table(header + ["ACCESS"], rows)
     return EXIT_OK
@@ -852,17 +854,14 @@ def _list_hosts(args: argparse.Namespace, out: _Out) -> int:
         out.note("no SCSI hosts")
         return EXIT_OK
 
-    def dash(value: Any) -> str:
-        return "-" if value is None or value == "" else str(value)
-
     header = ["HOST", "NAME", "DRIVER", "TRANSPORT", "ADDRESS", "DEVICES"]
     if args.long:
         header += ["STATE", "CAN_QUEUE", "CMD_PER_LUN", "SG_TABLESIZE"]
     rows = []
     for h in found:
-        row = [h.host, h.name, dash(h.driver), dash(h.transport), dash(h.transport_address), h.devices]
+        row = [h.host, h.name, _dash(h.driver), _dash(h.transport), _dash(h.transport_address), h.devices]
         if args.long:
-            row += [dash(h.state), dash(h.can_queue), dash(h.cmd_per_lun), dash(h.sg_tablesize)]
+            row += [_dash(h.state), _dash(h.can_queue), _dash(h.cmd_per_lun), _dash(h.sg_tablesize)]
         rows.append(row)
     out.table(header, rows)
     return EXIT_OK
