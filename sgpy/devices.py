@@ -382,7 +382,7 @@ class Host:
     (``host0``); ``driver`` the driver's ``proc_name`` (``ahci``,
     ``mpt3sas``, ``iscsi_tcp``, ``scsi_debug``), the column ``lsscsi -H``
     shows; ``transport`` the kind of transport found as for
-    :attr:`Device.transport` (the host's transport class, then its sysfs
+    ``Device.transport`` (the host's transport class, then its sysfs
     path and its driver) and ``transport_address`` the host's own name on
     it where sysfs gives one (an FC port name and port ID, the host's SAS
     address, an iSCSI initiator name); ``state`` the host's state
