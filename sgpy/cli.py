@@ -5,7 +5,8 @@ Verbs follow sg3_utils, lsscsi, sdparm, smartctl and fio: ``list``, ``inq``,
 (with ``--set`` and ``--defaults``, MODE SELECT), ``control`` (sdparm
 --command), ``logs``, ``health``, ``raw``, ``read``, ``write``, ``copy``
 (device to device), ``bench`` and ``conform``.  Every verb takes ``--json``; the keys of each
-answer are documented in ``docs/cli.rst`` and do not change.  The verbs
+answer are documented in ``docs/cli.rst``, given with their types in
+:data:`JSON_SCHEMA_PATH`, and do not change.  The verbs
 that show one response also take ``--hex`` and ``--raw`` (its bytes, as
 sg3_utils' ``-H`` and ``-r``).
 
@@ -79,6 +80,7 @@ __all__ = [
     "page_by_name",
     "PAGE_NAMES",
     "JSON_EXACT_LIMIT",
+    "JSON_SCHEMA_PATH",
     "parse_size",
     "si_size",
     "EXIT_OK",
@@ -175,6 +177,11 @@ def jsonable(value: Any) -> Any:
 #: Integers from this magnitude on lose precision as JSON numbers in many readers (JavaScript's
 #: Number, any parser that makes doubles of them): :func:`with_hex` gives them in hex as well.
 JSON_EXACT_LIMIT = 2**53
+
+
+#: The schema of every verb's ``--json`` answer, shipped with the package (docs/cli.rst, "JSON schema"): a
+#: subset of JSON Schema draft 2020-12, ``variants`` holding one schema per verb or option that changes the keys.
+JSON_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cli_schema.json")
 
 
 def with_hex(value: Any) -> Any:

@@ -158,6 +158,13 @@ def test_wheel_carries_the_man_page(dist: Built) -> None:
     assert page == (REPO / "docs" / "man" / "sgpy.1").read_text(encoding="utf-8")
 
 
+def test_wheel_carries_the_json_schema(dist: Built) -> None:
+    # sgpy.cli.JSON_SCHEMA_PATH names the file beside cli.py: an installed sgpy must have it there
+    with zipfile.ZipFile(_one(dist, ".whl")) as z:
+        shipped = z.read("sgpy/cli_schema.json").decode()
+    assert shipped == (REPO / "sgpy" / "cli_schema.json").read_text(encoding="utf-8")
+
+
 def test_sdist_carries_sources_tests_docs_and_license(dist: Built) -> None:
     sdist = _one(dist, ".tar.gz")
     assert sdist.name == f"{STEM}.tar.gz"
@@ -166,7 +173,7 @@ def test_sdist_carries_sources_tests_docs_and_license(dist: Built) -> None:
         pkg_info = t.extractfile(f"{STEM}/PKG-INFO").read().decode()  # type: ignore[union-attr]
     for required in ("LICENSE", "CHANGELOG.rst", "README.rst", "pyproject.toml", "setup.py", "MANIFEST.in",
                      "sgpy/_version.py", "sgpy/_sg.c", "sgpy/_sg.h", "sgpy/_iscsi.c", "sgpy/_iscsi.h",
-                     "sgpy/sandbox/umlfix.c", "sgpy/py.typed", "docs/conf.py", "docs/index.rst",
+                     "sgpy/sandbox/umlfix.c", "sgpy/py.typed", "sgpy/cli_schema.json", "docs/conf.py", "docs/index.rst",
                      "tests/packaging/test_dist.py", "scripts/setup", "examples/demo.py", "docs/man/sgpy.1",
                      "tools/gen_man.py"):
         assert required in names, required
