@@ -161,6 +161,17 @@ def test_cli_json_is_the_documented_schema(portal: Tgtd, capsys: pytest.CaptureF
     assert [t["luns"] for t in json.loads(out)["targets"]] == [None, None]
 
 
+def test_cli_json_matches_the_schema_file(portal: Tgtd, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import cli_schema_check
+
+    for options in ([], ["--targets-only"]):
+        code, out, err = run(capsys, "discover", portal.portal, "--json", *options)
+        assert code == EXIT_OK, err
+        cli_schema_check.check(json.loads(out), "discover")
+
+
 def test_cli_text_lists_each_target_and_lun_url(portal: Tgtd, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "discover", portal.portal)
     assert code == EXIT_OK and err == ""
