@@ -1,12 +1,13 @@
 """The ``sgpy`` command line: list devices, query them, send raw CDBs, benchmark.
 
 Verbs follow sg3_utils, lsscsi, sdparm, smartctl and fio: ``list``, ``inq``,
-``vpd``, ``info``, ``readcap``, ``luns``, ``tur``, ``sense``, ``opcodes``, ``modes``
-(with ``--set`` and ``--defaults``, MODE SELECT), ``control`` (sdparm
---command), ``logs``, ``health``, ``raw``, ``read``, ``write``, ``copy``
-(device to device), ``bench`` and ``conform``.  Every verb takes ``--json``; the keys of each
-answer are documented in ``docs/cli.rst``, given with their types in
-:data:`JSON_SCHEMA_PATH`, and do not change.  The verbs
+``vpd``, ``info``, ``readcap``, ``luns``, ``zones`` (REPORT ZONES, sg_rep_zones),
+``tur``, ``sense``, ``opcodes``, ``modes`` (with ``--set`` and ``--defaults``,
+MODE SELECT), ``control`` (sdparm --command), ``logs``, ``health``, ``raw``,
+``read``, ``write``, ``copy`` (device to device), ``bench`` and ``conform``.
+Every verb takes ``--json``; the keys of each answer are documented in
+``docs/cli.rst``, given with their types in :data:`JSON_SCHEMA_PATH`, and
+do not change.  The verbs
 that show one response also take ``--hex`` and ``--raw`` (its bytes, as
 sg3_utils' ``-H`` and ``-r``).
 
@@ -94,6 +95,8 @@ __all__ = [
     "EXIT_CODES",
     "CONTROL_ACTIONS",
     "COPY_QD",
+    "ZONE_REPORTING_OPTIONS",
+    "ZONES_MAXLEN",
 ]
 
 EXIT_OK = 0
@@ -1152,6 +1155,131 @@ def _cmd_luns(args: argparse.Namespace, out: _Out) -> int:
     out.table(["LUN", "8-BYTE LUN", "ADDRESSING"],
               [[lun.linux, lun.raw.hex(), ", ".join(_show(lv.method) for lv in lun.levels) or "-"] for lun in r.luns],
               indent="  ")
+    return EXIT_OK
+
+
+#: The REPORTING OPTIONS of REPORT ZONES (ZBC-2 5.4) ``zones --report`` takes by name (sg_rep_zones -hh lists
+#: the same codes): which zones the device lists.
+ZONE_REPORTING_OPTIONS: Mapping[str, Tuple[int, str]] = MappingProxyType({
+    "all": (0x00, "every zone"),
+    "empty": (0x01, "zone condition EMPTY"),
+    "imp_open": (0x02, "zone condition IMPLICITLY OPENED"),
+    "exp_open": (0x03, "zone condition EXPLICITLY OPENED"),
+    "closed": (0x04, "zone condition CLOSED"),
+    "full": (0x05, "zone condition FULL"),
+    "read_only": (0x06, "zone condition READ ONLY"),
+    "offline": (0x07, "zone condition OFFLINE"),
+    "inactive": (0x08, "zone condition INACTIVE (ZBC-2)"),
+    "reset": (0x10, "RWP RECOMMENDED set (a reset of the write pointer is recommended)"),
+    "non_seq": (0x11, "NON_SEQ set (non-sequential write resources active)"),
+    "non_gap": (0x3E, "every zone but GAP zones (ZBC-2)"),
+    "not_wp": (0x3F, "zone condition NOT WRITE POINTER"),
+})
+
+#: The allocation length of each REPORT ZONES ``zones`` sends unless ``--maxlen`` says: sg_rep_zones'
+#: default (8192 bytes: a 64-byte header and 127 zone descriptors of 64 bytes).
+ZONES_MAXLEN = 8192
+
+
+def _reporting_option(text: str) -> int:
+    """An argparse type: REPORTING OPTIONS as a number (0 to 3Fh, a 6-bit field) or a name of
+    :data:`ZONE_REPORTING_OPTIONS` (``-`` may stand for ``_``)."""
+    named = ZONE_REPORTING_OPTIONS.get(text.lower().replace("-", "_"))
+    if named is not None:
+        return named[0]
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"unknown reporting option {text!r}: a number 0 to 0x3f or one of "
+            + ", ".join(f"{k}={v[0]:02X}h" for k, v in ZONE_REPORTING_OPTIONS.items())) from None
+    if not 0 <= value <= 0x3F:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: REPORTING OPTIONS is 0 to 0x3f")
+    return value
+
+
+def _zone_json(zone: Any) -> Dict[str, Any]:
+    """One zone descriptor (ZBC-2 table 6) as ``zones --json`` gives it: names and codes of its type and condition."""
+    return {"zone_start_lba": zone.zone_start_lba, "zone_length": zone.zone_length,
+            "write_pointer_lba": zone.write_pointer_lba, "zone_type": _show(zone.zone_type),
+            "zone_type_code": int(zone.zone_type), "zone_condition": _show(zone.zone_condition),
+            "zone_condition_code": int(zone.zone_condition), "non_seq": zone.non_seq, "reset": zone.reset}
+
+
+def _cmd_zones(args: argparse.Namespace, out: _Out) -> int:
+    """``sgpy zones`` (sg_rep_zones): REPORT ZONES (ZBC-2 5.4), the zone list of a zoned device.
+
+    Each command asks for at most ``--maxlen`` bytes (and no more than
+    ``--num`` zones need).  When the device has more matching zones than
+    one answer carries (its ZONE LIST LENGTH counts them all), the next
+    command starts at the end of the last zone received, until every zone,
+    ``--num`` zones or the maximum LBA is reached.  With ``--partial`` the
+    device counts only the zones that fit (ZBC-2 5.4.2), so one command is
+    sent; ``--hex`` and ``--raw`` show the first answer's bytes alone.
+    """
+    from sgpy import command
+
+    num = args.num or None  # 0, as sg_rep_zones' --num=0: every zone
+    start, answers = args.start, 0
+    zones: List[Any] = []
+    first: Optional[Tuple[Any, bytes]] = None
+    with _open(args, policy=safety.READ_ONLY) as ch:
+        while True:
+            want = args.maxlen if num is None else min(args.maxlen, 64 + 64 * (num - len(zones)))
+            cmd = command.ReportZones(zone_start_lba=start, allocation_length=want, partial=int(args.partial),
+                                      reporting_options=args.report)
+            try:
+                io = _execute(ch, cmd)
+            except IllegalRequest as exc:
+                if answers == 0 and exc.matches(0x20):  # INVALID COMMAND OPERATION CODE (SPC-5 4.5.6)
+                    out.note(f"sgpy zones: {ch.path} is not a zoned block device: it does not know REPORT ZONES "
+                             "(ZBC-2; a host-managed or host-aware disk answers it)")
+                raise _DeviceError(ch.path, exc) from None
+            except TaskFailed as exc:
+                raise _DeviceError(ch.path, exc) from None
+            answers += 1
+            r = io.result
+            if first is None:
+                first = (r, io.data)
+            zones.extend(r.zones)
+            if out.dumping or args.partial or not r.zones or len(r.zones) * 64 >= r.zone_list_length \
+                    or (num is not None and len(zones) >= num):
+                break
+            last = r.zones[-1]
+            following = last.zone_start_lba + last.zone_length
+            if following <= start or r.maximum_lba is None or following > r.maximum_lba:
+                break  # no progress, or past the last LBA: what the device said is all there is
+            start = following
+    assert first is not None  # the loop ends after one answer at least
+    head, data = first
+    if out.dumping:
+        out.dump(data)
+        return EXIT_OK
+    zones = zones[:num]
+    names = {v[0]: k for k, v in ZONE_REPORTING_OPTIONS.items()}
+    doc = {"device": ch.path, "start_lba": args.start, "reporting_options": args.report,
+           "reporting_options_name": names.get(args.report), "partial": args.partial,
+           "maximum_lba": head.maximum_lba, "same": head.same, "same_meaning": head.same_meaning,
+           "zone_list_length": head.zone_list_length, "commands": answers,
+           "zones": [_zone_json(z) for z in zones]}
+    if out.json:
+        out.emit(doc)
+        return EXIT_OK
+    which = names.get(args.report, f"reporting options {args.report:02X}h")
+    out.line(f"{ch.path}: {len(zones)} zone(s) from LBA {args.start} ({which}; {answers} REPORT ZONES)")
+    out.fields([("maximum LBA", _dash(head.maximum_lba if head.maximum_lba is None
+                                       else f"{head.maximum_lba} (0x{head.maximum_lba:x})")),
+                ("same", _dash(head.same if head.same is None else f"{head.same}: {head.same_meaning or 'reserved'}"))])
+    if zones:
+        out.table(["START LBA", "LENGTH", "WRITE POINTER", "TYPE", "CONDITION", "FLAGS"],
+                  [[z.zone_start_lba, z.zone_length,
+                    # NOT WRITE POINTER: a conventional or gap zone has no write pointer (ZBC-2 table 8)
+                    "-" if z.zone_condition == 0 else z.write_pointer_lba,
+                    _show(z.zone_type) if isinstance(z.zone_type, enum.Enum) else f"type {z.zone_type:x}h",
+                    _show(z.zone_condition) if isinstance(z.zone_condition, enum.Enum)
+                    else f"condition {z.zone_condition:x}h",
+                    ",".join(f for f, on in (("non_seq", z.non_seq), ("reset", z.reset)) if on) or "-"]
+                   for z in zones], indent="  ")
     return EXIT_OK
 
 
@@ -3084,6 +3212,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("luns", _cmd_luns, "REPORT LUNS", [device], dumps=True)
     p.add_argument("--select", type=_int_range(0, 0xFF, "SELECT REPORT"), default=0, metavar="N",
                    help="SELECT REPORT field (default 0)")
+    p = verb("zones", _cmd_zones, "REPORT ZONES (sg_rep_zones): the zones of a zoned device, their type, "
+             "condition, start, length and write pointer", [device], dumps=True)
+    p.add_argument("--start", "-s", type=_int_range(0, 2**64 - 1, "ZONE START LBA"), default=0, metavar="LBA",
+                   help="list the zones from the one holding LBA on (ZONE START LBA; default 0)")
+    p.add_argument("--report", "-o", type=_reporting_option, default=0, metavar="OPT",
+                   help="which zones (REPORTING OPTIONS, default 0: all): a number, or "
+                        + ", ".join(f"{k}={v[0]:02X}h" for k, v in ZONE_REPORTING_OPTIONS.items()))
+    p.add_argument("--partial", "-p", action="store_true",
+                   help="set PARTIAL: the device counts only the zones that fit the answer (one command is sent)")
+    p.add_argument("--num", "-n", type=_int, default=0, metavar="N",
+                   help="at most N zones (default 0: every zone)")
+    p.add_argument("--maxlen", "-m", type=_int_range(64, 0xFFFFFFFF, "--maxlen"), default=ZONES_MAXLEN,
+                   metavar="LEN", help=f"allocation length of each command (default {ZONES_MAXLEN}, 127 zones); "
+                   "more zones take more commands")
     p = verb("tur", _cmd_tur, "TEST UNIT READY (exit status 3 when not ready)", [device])
     p.add_argument("--count", "-n", type=_int_range(1, TUR_COUNT_MAX, "--count"), default=None, metavar="N",
                    help="send it N times, count the ready and not ready answers and time them (sg_turs -n N -t); "

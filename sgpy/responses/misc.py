@@ -263,6 +263,15 @@ class Zone:
     write_pointer_lba: int
 
 
+#: What the SAME field of the REPORT ZONES header says about the zone descriptors, ZBC-2 table 5.
+_SAME_MEANING = {
+    0x0: "zone type and length may differ from zone to zone",
+    0x1: "every zone has the type and length of the first",
+    0x2: "every zone has the type of the first, and its length but for the last zone",
+    0x3: "zone types may differ; every zone has the length of the first",
+}
+
+
 @attrs.frozen
 class ReportZonesData:
     """REPORT ZONES parameter data, ZBC-2 table 5: a 64-byte header and 64-byte zone descriptors.
@@ -284,6 +293,11 @@ class ReportZonesData:
     def required_length(buf: bytes) -> Optional[int]:
         """ZONE LIST LENGTH + 64, or None when the 4-byte length is missing."""
         return length_header(buf, 0, 4, 64)
+
+    @property
+    def same_meaning(self) -> Optional[str]:
+        """What ``same`` says (ZBC-2 table 5), in words; None when the field is cut off or reserved (4h-Fh)."""
+        return None if self.same is None else _SAME_MEANING.get(self.same)
 
     @classmethod
     def from_bytes(cls, buf: bytes) -> "ReportZonesData":

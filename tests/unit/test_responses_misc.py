@@ -3,6 +3,8 @@ REPORT TARGET PORT GROUPS, REPORT ZONES, task management functions, REQUEST SENS
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pytest
 
 from sgpy.constants import PersistentReservationType, ProtocolIdentifier, SenseKey
@@ -225,6 +227,17 @@ def test_report_zones() -> None:
     assert cut.truncated and len(cut.zones) == 1 and cut.wanted_length == 192
     with pytest.raises(MalformedResponse):
         ReportZonesData.from_bytes(h("00000010") + bytes(60))
+
+
+@pytest.mark.parametrize("same, words", [(0, "may differ"), (1, "type and length of the first"),
+                                         (2, "but for the last zone"), (3, "zone types may differ"),
+                                         (4, None), (0xF, None)])
+def test_report_zones_same_meaning(same: int, words: Optional[str]) -> None:
+    header = h("00000000") + bytes([same]) + bytes(3) + (0xFFFF).to_bytes(8, "big") + bytes(48)
+    d = ReportZonesData.from_bytes(header)
+    assert d.same == same
+    assert d.same_meaning is None if words is None else words in (d.same_meaning or "")
+    assert ReportZonesData.from_bytes(header[:4]).same_meaning is None  # the header cut before SAME
 
 
 # ---------------------------------------------- task management functions
