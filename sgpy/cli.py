@@ -1158,8 +1158,8 @@ def _cmd_luns(args: argparse.Namespace, out: _Out) -> int:
     return EXIT_OK
 
 
-#: The REPORTING OPTIONS of REPORT ZONES (ZBC-2 5.4) ``zones --report`` takes by name (sg_rep_zones -hh lists
-#: the same codes): which zones the device lists.
+#: The REPORTING OPTIONS of REPORT ZONES (ZBC-2 5.4) ``zones --report`` takes by name, with their codes and
+#: meanings: which zones the device lists.
 ZONE_REPORTING_OPTIONS: Mapping[str, Tuple[int, str]] = MappingProxyType({
     "all": (0x00, "every zone"),
     "empty": (0x01, "zone condition EMPTY"),
@@ -1214,7 +1214,7 @@ def _cmd_zones(args: argparse.Namespace, out: _Out) -> int:
     one answer carries (its ZONE LIST LENGTH counts them all), the next
     command starts at the end of the last zone received, until every zone,
     ``--num`` zones or the maximum LBA is reached.  With ``--partial`` the
-    device counts only the zones that fit (ZBC-2 5.4.2), so one command is
+    device counts only the zones that fit (ZBC-2 5.4, PARTIAL), so one command is
     sent; ``--hex`` and ``--raw`` show the first answer's bytes alone.
     """
     from sgpy import command
@@ -1231,7 +1231,7 @@ def _cmd_zones(args: argparse.Namespace, out: _Out) -> int:
             try:
                 io = _execute(ch, cmd)
             except IllegalRequest as exc:
-                if answers == 0 and exc.matches(0x20):  # INVALID COMMAND OPERATION CODE (SPC-5 4.5.6)
+                if answers == 0 and exc.matches(0x20):  # INVALID COMMAND OPERATION CODE (20h/00h, SPC-5 table F.1)
                     out.note(f"sgpy zones: {ch.path} is not a zoned block device: it does not know REPORT ZONES "
                              "(ZBC-2; a host-managed or host-aware disk answers it)")
                 raise _DeviceError(ch.path, exc) from None

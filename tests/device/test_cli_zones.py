@@ -145,7 +145,7 @@ def test_zones_in_pieces_num_and_partial(capsys, sg_device):
     last = run_json(capsys, "zones", sg_device, "--start", 8 * ZONE - 1)
     assert [z["zone_start_lba"] for z in last["zones"]] == [7 * ZONE]
     assert run_json(capsys, "zones", sg_device, "--maxlen", 64)["zones"] == []  # the header alone
-    # past the maximum LBA: LBA OUT OF RANGE (ZBC-2 5.4.1), a device error that is not "not zoned"
+    # past the maximum LBA: LBA OUT OF RANGE (ZBC-2 5.4), a device error that is not "not zoned"
     code, out, err = run(capsys, "zones", sg_device, "--start", 8 * ZONE, "--json")
     assert code == EXIT_DEVICE_ERROR and "not a zoned" not in err
     assert json.loads(out)["error"]["sense"]["asc"] == 0x21
