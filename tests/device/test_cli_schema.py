@@ -86,9 +86,9 @@ def check_all(capsys, runs):
 @pytest.mark.scsi_debug(dev_size_mb=16)
 def test_every_device_verb_answers_exactly_its_schema(capsys, tmp_path, sg_device):
     seen = check_all(capsys, answers(capsys, tmp_path, sg_device))
-    # every schema is run here but discover (iSCSI: tests/iscsi/test_cli_iscsi.py), copy (two disks, below)
-    # and the ones needing no device (tests/unit/test_cli_schema.py)
-    assert set(SCHEMA["variants"]) - seen == {"discover", "copy", "sense", "completion"}
+    # every schema is run here but discover (iSCSI: tests/iscsi/test_cli_iscsi.py), copy (two disks) and
+    # zones (a zoned disk), below, and the ones needing no device (tests/unit/test_cli_schema.py)
+    assert set(SCHEMA["variants"]) - seen == {"discover", "copy", "zones", "sense", "completion"}
 
 
 @pytest.mark.scsi_debug(add_host=2, per_host_store=1, num_tgts=1)
@@ -97,6 +97,15 @@ def test_copy_answers_exactly_its_schema(capsys, sg_devices):
     check_all(capsys, [
         ("copy", ["copy", a, b, "--lba", "10", "--count", "64", "--dst-lba", "100", "--allow-data-loss"], EXIT_OK),
         ("copy", ["copy", a, b, "--count", "32", "--verify", "--allow-data-loss"], EXIT_OK),
+    ])
+
+
+@pytest.mark.scsi_debug(zbc="managed", zone_size_mb=4, zone_nr_conv=1, dev_size_mb=32, num_tgts=1)
+def test_zones_answers_exactly_its_schema(capsys, sg_device):
+    check_all(capsys, [
+        ("zones", ["zones", sg_device], EXIT_OK),
+        ("zones", ["zones", sg_device, "--report", "empty", "--num", "2"], EXIT_OK),
+        ("zones", ["zones", sg_device, "--maxlen", "192"], EXIT_OK),
     ])
 
 
