@@ -180,3 +180,18 @@ def test_tur_count_over_iscsi(tgtd, new_target, capsys):
     assert 0 < doc["min_ms"] <= doc["mean_ms"] <= doc["max_ms"]
     rc, out, err = run(["tur", url, "--count", "5"], capsys)
     assert rc == 0 and out.splitlines()[0] == f"{url}: 5 TEST UNIT READY: 5 ready, 0 not ready"
+
+
+def test_opcodes_one_command_logs_all_and_zones_over_iscsi(tgtd, new_target, capsys):
+    """``opcodes --opcode``, ``logs --all`` and ``zones`` take a URL too; what tgtd lacks (LOG SENSE,
+    REPORT ZONES) is a device error, exit status 3, with the error object."""
+    url = tgtd.url(new_target())
+    rc, out, err = run(["opcodes", url, "--opcode", "0x28", "--json"], capsys)
+    doc = json.loads(out)
+    assert rc == 0 and doc["opcode"] == 0x28 and doc["supported"] is True and doc["support"] == "supported", err
+    rc, out, err = run(["logs", url, "--all", "--json"], capsys)
+    assert rc == cli.EXIT_DEVICE_ERROR and json.loads(out)["error"]["command"] == "LogSense"
+    assert "Invalid command operation code" in err
+    rc, out, err = run(["zones", url, "--json"], capsys)
+    assert rc == cli.EXIT_DEVICE_ERROR and json.loads(out)["error"]["command"] == "ReportZones"
+    assert "is not a zoned block device" in err
