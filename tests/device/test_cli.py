@@ -22,19 +22,10 @@ from sgpy.cli import (
     main,
 )
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run, run_json  # noqa: E402
+
 BLOCK = 512
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_json(capsys, *argv):
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == EXIT_OK, err
-    return json.loads(out)
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ the device started.
 """
 
 import json
+import os
+import sys
 
 import pytest
 
-from sgpy.cli import EXIT_DEVICE_ERROR, EXIT_NO_DEVICE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
+from sgpy.cli import EXIT_DEVICE_ERROR, EXIT_NO_DEVICE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run  # noqa: E402
 
 
 def control(capsys, dev, *argv):

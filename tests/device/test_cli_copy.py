@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import struct
+import sys
 
 import pytest
 
@@ -22,15 +23,12 @@ from sgpy.errors import UnitAttention
 from sgpy.handler import might_fail
 from sgpy.safety import Policy
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run  # noqa: E402
+
 TWO_DISKS = dict(add_host=2, per_host_store=1, num_tgts=1)
 pytestmark = pytest.mark.scsi_debug(**TWO_DISKS)
 BLOCK = 512
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def pattern(lba, count, tag):

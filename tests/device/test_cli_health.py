@@ -8,19 +8,18 @@ page set, the latter reports FAILURE PREDICTION THRESHOLD EXCEEDED (FALSE),
 """
 
 import json
+import os
+import sys
 
 import pytest
 
 from sgpy import health, modes
 from sgpy.channel import Channel
-from sgpy.cli import EXIT_NO_DEVICE, EXIT_OK, main
+from sgpy.cli import EXIT_NO_DEVICE, EXIT_OK
 from sgpy.safety import ALLOW_DATA_LOSS
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run  # noqa: E402
 
 
 @pytest.fixture

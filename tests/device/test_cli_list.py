@@ -6,22 +6,21 @@ what the device answers to INQUIRY and READ CAPACITY, and against lsscsi
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 import sgpy
 from sgpy import command
 from sgpy.channel import Channel
-from sgpy.cli import EXIT_OK, main, si_size
+from sgpy.cli import EXIT_OK, si_size
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run  # noqa: E402
 
 
 def listed(capsys, *extra):

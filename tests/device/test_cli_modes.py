@@ -7,21 +7,20 @@ test puts the values it changed back.
 """
 
 import json
+import os
+import sys
 
 import pytest
 
 from sgpy import modes
 from sgpy.channel import Channel
-from sgpy.cli import EXIT_DEVICE_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
+from sgpy.cli import EXIT_DEVICE_ERROR, EXIT_FAILURE, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from sgpy.safety import Policy
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run  # noqa: E402
+
 WATCHED = [(0x08, "wce"), (0x0A, "d_sense"), (0x0A, "gltsd"), (0x1C, "test"), (0x1C, "mrie"), (0x08, "ic")]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def current(path):

@@ -3,25 +3,18 @@
 (smartctl -i): their output, their JSON keys and their exit status."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from sgpy.cli import EXIT_OK, EXIT_USAGE, main
+from sgpy.cli import EXIT_OK, EXIT_USAGE
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_json(capsys, *argv):
-    code, out, err = run(capsys, *argv, "--json")
-    assert code == EXIT_OK, err
-    return json.loads(out)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run, run_json  # noqa: E402
 
 
 # -- list --hosts -------------------------------------------------------------------

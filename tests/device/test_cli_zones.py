@@ -3,13 +3,18 @@
 refusal of a disk that is not zoned."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 from sgpy.cli import EXIT_DEVICE_ERROR, EXIT_OK, EXIT_USAGE, main
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run  # noqa: E402
 
 #: 32 MiB of 512-byte blocks in 4 MiB zones: 8 zones of 8192 blocks, the first conventional.
 ZONED = pytest.mark.scsi_debug(zbc="managed", zone_size_mb=4, zone_nr_conv=1, dev_size_mb=32, num_tgts=1)
@@ -21,12 +26,6 @@ ZONE_KEYS = {"zone_start_lba", "zone_length", "write_pointer_lba", "zone_type", 
              "zone_condition_code", "non_seq", "reset"}
 
 needs_sg_rep_zones = pytest.mark.skipif(shutil.which("sg_rep_zones") is None, reason="sg3_utils is not installed")
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def run_json(capsys, *argv):

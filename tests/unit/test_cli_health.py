@@ -2,16 +2,21 @@
 bitmask) and the verb's output on a channel that answers LOG SENSE from canned pages."""
 
 import json
+import os
 import struct
+import sys
 
 import pytest
 
 from sgpy import cli, health
-from sgpy.cli import EXIT_DEVICE_ERROR, EXIT_OK, EXIT_USAGE, main
+from sgpy.cli import EXIT_DEVICE_ERROR, EXIT_OK, EXIT_USAGE
 from sgpy.errors import IllegalRequest
 from sgpy.responses import parse_log_page
 from sgpy.results import parse_result
 from sgpy.sense import decode
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run  # noqa: E402
 
 
 def param(code, value, control=0x03):
@@ -108,12 +113,6 @@ def device(monkeypatch):
         return ch
 
     return make
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def decoded(**raw):

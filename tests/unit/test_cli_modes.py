@@ -2,12 +2,17 @@
 lists it builds (SPC-5 6.11, 7.5.5), and the command line's refusals that come before any device is opened."""
 
 import json
+import os
+import sys
 
 import pytest
 
 from sgpy import modes
-from sgpy.cli import EXIT_REFUSED, EXIT_USAGE, main
+from sgpy.cli import EXIT_REFUSED, EXIT_USAGE
 from sgpy.responses import ControlExtensionPage, InformationalExceptionsControlPage, ModeParameters
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cli_run import run  # noqa: E402
 
 # MODE SENSE(10) of the caching page as scsi_debug answers it: 8-byte header, one short block descriptor
 # (131072 blocks of 512 bytes), the page with WCE set; the device-specific parameter has DPOFUA.
@@ -111,12 +116,6 @@ def test_one_parameter_list_per_page_and_a_fields_last_value():
     lists = modes.plan(params(CACHING), params(CACHING_CHANGEABLE),
                        [modes.setting(8, 0, "wce", 0), modes.setting(8, 0, "wce", 1)])
     assert len(lists) == 1 and lists[0].pages[0].wce is True
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("argv, code, words", [
