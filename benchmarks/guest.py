@@ -381,6 +381,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--skip-rounds", action="store_true", help="only the long runs (for a quick check)")
     p.add_argument("--growth", default="1000,10000,100000,1000000",
                    help="batch sizes of the growth rows, comma-separated ('' to skip)")
+    p.add_argument("--only", default="", help="comma-separated words: run only the workloads naming one")
     args = p.parse_args(argv)
     global FLOOR
     FLOOR = args.floor
@@ -397,8 +398,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # (setting, workload, contender, fn, whether to report the job's latency after it)
     work: List[Tuple[int, str, str, Callable[[], float], bool]] = []
 
+    only = [w for w in args.only.split(",") if w]
+
     def add(setting: int, workload: str, who: str, fn: Callable[[], float], latency: bool = False) -> None:
-        work.append((setting, workload, who, fn, latency))
+        if not only or any(w in workload for w in only):
+            work.append((setting, workload, who, fn, latency))
 
     dev0 = devs[0]
     one_fd = Channel.from_path(dev0, reactor=reactor, max_fds=1)  # execute_many at QD 16 exactly

@@ -310,10 +310,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--growth-only", action="store_true",
                    help="only the growth rows: no rounds, no million or channel runs; the results go to "
                         "benchmarks/growth.json (results.json is left alone)")
+    p.add_argument("--only", default="",
+                   help="run only the workloads whose name contains one of these comma-separated words "
+                        "(e.g. 'sync,QD 16'), with no million, channel or growth runs; the results go to "
+                        "benchmarks/results-only.json (results.json is left alone)")
     args = p.parse_args(argv)
-    if args.growth_only:
+    if args.growth_only or args.only:
         args.million = 0
         args.channels = 0
+    if args.only:
+        args.growth = ""
     sys.path.insert(0, ROOT)
     ensure_venv()
     ensure_packages()
@@ -328,7 +334,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rc = sandbox.run(
         [sys.executable, os.path.join(HERE, "guest.py"), "--floor", floor, "--rounds", str(args.rounds),
          "--seconds", str(args.seconds), "--million", str(args.million), "--channels", str(args.channels),
-         "--growth", args.growth] + (["--skip-rounds"] if args.growth_only else []),
+         "--growth", args.growth, "--only", args.only] + (["--skip-rounds"] if args.growth_only else []),
         kernel="qemu", scsi_debug=SCSI_DEBUG, timeout=args.timeout, cwd=ROOT, stdout=out, mem="2048M",
     )
     if rc != 0:
@@ -345,10 +351,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        "probes_host": host}, f, indent=1)
         print("\n".join(growth_table(summary.get("growth", []))))
         return rc
-    with open(os.path.join(HERE, "results.json"), "w", encoding="utf-8") as f:
+    name = "results-only.json" if args.only else "results.json"
+    with open(os.path.join(HERE, name), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)
     print(table(summary))
-    if not args.no_plot:
+    if not args.no_plot and not args.only:
         # matplotlib goes into the project's venv, not the system's Python.
         py = VENV_PY if os.path.exists(VENV_PY) else sys.executable
         subprocess.run([py, os.path.join(HERE, "plot.py"), os.path.join(HERE, "results.json")], check=False)

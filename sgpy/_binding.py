@@ -63,6 +63,10 @@ __all__ = [
     "sg_tablesize",
     "scsi_reset",
     "SyncCaller",
+    "sync_plain",
+    "CLEAN_MS",
+    "CLEAN_HEADERS",
+    "clean_header",
     "JobCore",
     "timer_new",
     "timer_arm",
@@ -133,6 +137,23 @@ class Header(NamedTuple):
 
 
 _new_tuple = tuple.__new__
+
+#: Clean completions (every output field 0 but the duration, in ms) share one
+#: header per duration below this: a clean header differs from another only
+#: by its duration, and a tuple is immutable.
+CLEAN_MS = 4096
+#: ``CLEAN_HEADERS[duration]``: the shared clean header, or None until :func:`clean_header` made it.
+CLEAN_HEADERS: List[Optional[Header]] = [None] * CLEAN_MS
+
+
+def clean_header(duration: int) -> Header:
+    """The header of a completion whose every output field is zero but ``duration`` (shared below CLEAN_MS)."""
+    if 0 <= duration < CLEAN_MS:
+        h = CLEAN_HEADERS[duration]
+        if h is None:
+            h = CLEAN_HEADERS[duration] = _new_tuple(Header, (0, 0, 0, 0, 0, 0, duration, 0, b""))
+        return h
+    return _new_tuple(Header, (0, 0, 0, 0, 0, 0, duration, 0, b""))
 
 
 def buffer_pointer(buf: Any) -> Any:
@@ -390,13 +411,15 @@ class SyncCaller:
     (``sgpy_sync_call``).  Not thread-safe: one per channel and thread.
     """
 
-    __slots__ = ("fd", "_slot", "_hdr", "_bsg", "_call")
+    __slots__ = ("fd", "slot", "bsg", "_hdr", "_call")
 
     def __init__(self, fd: int, bsg: bool = False) -> None:
         self.fd = fd
-        self._slot = ffi.new("struct sgpy_slot *")
-        self._hdr = ffi.addressof(self._slot, "hdr")
-        self._bsg = 1 if bsg else 0
+        #: The C submission slot (header, CDB and sense storage), for :func:`sync_plain`.
+        self.slot = ffi.new("struct sgpy_slot *")
+        self._hdr = ffi.addressof(self.slot, "hdr")
+        #: 1 on a bsg node (the v4 header), else 0: :func:`sync_plain`'s second argument.
+        self.bsg = 1 if bsg else 0
         self._call = lib.sgpy_sync_call
 
     def call(self, cdb: bytes, direction: int, data: Any, length: int, timeout_ms: int) -> Header:
@@ -407,20 +430,42 @@ class SyncCaller:
         or ``ffi.NULL``.  Raises OSError with the ioctl's errno, ValueError
         for a CDB that does not fit.
         """
-        rc = self._call(self.fd, self._bsg, self._slot, direction, cdb, len(cdb), data, length, timeout_ms)
+        rc = self._call(self.fd, self.bsg, self.slot, direction, cdb, len(cdb), data, length, timeout_ms)
         h = self._hdr
         if rc == 0:  # clean: GOOD or CONDITION MET, nothing else to read (sgpy_sync_call)
             # tuple.__new__ straight: Header(...) goes through a Python-level __new__.
             return _new_tuple(Header, (h.status, h.masked_status, 0, 0, h.driver_status, h.resid, h.duration,
                                        h.info, b""))
         if rc > 0:
-            if rc == _errno.EINVAL and not 0 < len(cdb) <= CDB_MAX:
-                raise ValueError(f"CDB of {len(cdb)} bytes does not fit (1..{CDB_MAX} bytes)")
-            _raise(rc, "SG_IO")
+            self.fail(rc, cdb)
+        return self.outcome()
+
+    def outcome(self) -> Header:
+        """Every output field of the last call, with its sense bytes."""
+        h = self._hdr
         n = h.sb_len_wr
-        sense = bytes(ffi.buffer(self._slot.sense, n)) if n else b""
+        sense = bytes(ffi.buffer(self.slot.sense, n)) if n else b""
         return Header(h.status, h.masked_status, h.msg_status, h.host_status, h.driver_status, h.resid,
                       h.duration, h.info, sense)
+
+    @staticmethod
+    def fail(err: int, cdb: bytes) -> None:
+        """Raise what a call that failed with ``err`` raises: ValueError for a CDB that does not fit,
+        else OSError with the errno."""
+        if err == _errno.EINVAL and not 0 < len(cdb) <= CDB_MAX:
+            raise ValueError(f"CDB of {len(cdb)} bytes does not fit (1..{CDB_MAX} bytes)")
+        _raise(err, "SG_IO")
+
+
+#: ``sync_plain(caller.fd, caller.bsg, caller.slot, direction, cdb, len(cdb), data, length, timeout_ms)``:
+#: :meth:`SyncCaller.call` for the per-command fast path, with nothing built
+#: unless needed.  Returns the duration in ms (>= 0) when the command ended
+#: with every other output field zero (GOOD, no residue, no sense: its header
+#: is :func:`clean_header`), -1 when it ended otherwise (read it with
+#: :meth:`SyncCaller.outcome`), or ``-1 - errno`` when the ioctl failed
+#: (:meth:`SyncCaller.fail`).  The caller keeps the slot to itself and the
+#: data buffer alive until it returns.
+sync_plain = lib.sgpy_sync_plain
 
 
 JOB_FREE: int = lib.SGPY_JOB_FREE

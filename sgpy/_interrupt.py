@@ -48,7 +48,7 @@ import time
 from types import CodeType, FrameType
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 
-__all__ = ["FORCE_AFTER", "PENDING", "protected", "interruptible", "entry", "call_interruptible", "ensure",
+__all__ = ["FORCE_AFTER", "PENDING", "HANDLER", "EXTRA", "SIGINT", "getsignal", "protected", "interruptible", "entry", "call_interruptible", "ensure",
            "deliver", "defer_signal", "is_protected_at"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -98,7 +98,8 @@ def entry(fn: _F) -> _F:
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        if _getsignal(_SIGINT) is not _handler or _EXTRA:
+        handler = _getsignal(_SIGINT)
+        if handler is not _handler and callable(handler) or _EXTRA:  # SIG_IGN, SIG_DFL: nothing to do
             ensure()
         try:
             return fn(*args, **kwargs)
@@ -158,17 +159,36 @@ def _handler(signum: int, frame: Optional[FrameType]) -> Any:
     return _run(signum, frame)
 
 
-def deliver() -> None:
+#: sgpy's SIGINT handler, the one :func:`ensure` installs (for entry points doing :func:`entry`'s check themselves).
+HANDLER = _handler
+#: The signals :func:`defer_signal` holds back besides SIGINT (the list itself: it is appended to).
+EXTRA = _EXTRA
+#: ``_signal.getsignal``: the installed handler, without :func:`signal.getsignal`'s enum conversion.
+getsignal = _getsignal
+SIGINT = _SIGINT
+
+
+def deliver(depth: int = 1) -> None:
     """A safe point: run the signals held back, unless the caller is itself inside bookkeeping.
 
     Only the main thread runs them (CPython runs signal handlers there
     only); called anywhere else, or with a protected frame above the caller,
     it leaves them for the outer safe point.  If one handler raises, those
     after it stay held for the next safe point.
+
+    ``depth=2``: for a protected entry point that does :func:`entry`'s work
+    itself (``Channel.execute``), calling this last from its own frame: the
+    frames that decide are those above it.  Such a function begins with the
+    check :func:`entry` makes (``getsignal(SIGINT) is not HANDLER and
+    callable(...) or EXTRA`` → :func:`ensure`) and ends with ``finally: if
+    PENDING: deliver(2)``, calling nothing after reading ``PENDING``: CPython
+    runs a signal's handler only at a call, a function's start or a backward
+    jump (Python/ceval.c, CHECK_EVAL_BREAKER), so a signal landing after that
+    read is handled in the caller's frame, not noted in this one and left.
     """
     if not PENDING or threading.current_thread() is not threading.main_thread():
         return
-    frame = sys._getframe(1)
+    frame = sys._getframe(depth)
     if is_protected_at(frame):
         return
     while PENDING:

@@ -262,6 +262,30 @@ static int sgpy_sync_call(int fd, int bsg, struct sgpy_slot *slot, int dxfer_dir
     return -1;
 }
 
+/* sgpy_sync_call for the per-command fast path: returns the duration (ms,
+ * >= 0) when the command ended "plain" -- every output field zero but the
+ * duration: status GOOD, no masked, message, host or driver status, no
+ * residue, no info bits, no sense (<scsi/sg.h>, struct sg_io_hdr) -- so the
+ * caller reads nothing more; -1 when it ended otherwise (the caller reads
+ * every output field); -1 - errno when the ioctl failed or the CDB does
+ * not fit (-1 - EINVAL, nothing sent). */
+static long long sgpy_sync_plain(int fd, int bsg, struct sgpy_slot *slot, int dxfer_direction,
+                                 const unsigned char *cdb, unsigned int cdb_len,
+                                 void *data, unsigned int data_len, unsigned int timeout_ms)
+{
+    sg_io_hdr_t *h = &slot->hdr;
+    int err;
+    if (sgpy_fill(slot, dxfer_direction, cdb, cdb_len, data, data_len, timeout_ms, 0, 0))
+        return -1 - (long long)EINVAL;
+    err = bsg ? sgpy_bsg_io(fd, h) : sgpy_sg_io(fd, h);
+    if (err)
+        return -1 - (long long)err;
+    if ((h->status | h->masked_status | h->msg_status | h->sb_len_wr | h->host_status |
+         h->driver_status) == 0 && h->resid == 0 && h->info == 0)
+        return (long long)h->duration;
+    return -1;
+}
+
 /* ------------------------------------------------------------------------
  * Jobs: many commands from one template, driven entirely in C.
  *

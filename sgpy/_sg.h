@@ -142,6 +142,13 @@ int sgpy_sync_call(int fd, int bsg, struct sgpy_slot *slot, int dxfer_direction,
                    const unsigned char *cdb, unsigned int cdb_len,
                    void *data, unsigned int data_len, unsigned int timeout_ms);
 
+/* sgpy_sync_call for the fast path: the duration (>= 0) when every other
+ * output field is zero, -1 when the command ended otherwise, -1 - errno
+ * when the ioctl failed or the CDB does not fit. */
+long long sgpy_sync_plain(int fd, int bsg, struct sgpy_slot *slot, int dxfer_direction,
+                          const unsigned char *cdb, unsigned int cdb_len,
+                          void *data, unsigned int data_len, unsigned int timeout_ms);
+
 /* An sg ioctl whose third argument is an int pointer (SG_GET_VERSION_NUM,
  * SG_SET_RESERVED_SIZE, ...); returns 0 or an errno. */
 int sgpy_ioctl_int(int fd, unsigned long request, int *value);

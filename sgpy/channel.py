@@ -25,6 +25,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, TypeVar, cast
 
+import attr
+
 from sgpy import _binding, _check, _interrupt, _urls
 from sgpy import safety as _safety
 from sgpy.cdb.base import Command as _Command
@@ -42,7 +44,9 @@ from sgpy.errors import (
     TransferTooLarge,
     UnitAttention,
 )
-from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_finished
+from sgpy.io import UNSET as _UNSET
+from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_finished, new_io
+from sgpy.io import log_cached as _log_cached
 from sgpy.io import log_enabled as _log_enabled
 from sgpy.reactor import Reactor, default_reactor
 from sgpy.transport import SgFd, SgPool, Transport
@@ -81,6 +85,32 @@ _UA_RETRIES = 10
 #: Transfer lengths a channel remembers per (command class, CDB, data size)
 #: for the current block size (see _make_io).
 _XFER_CACHE_MAX = 4096
+#: Commands a channel remembers for :meth:`Channel.execute`'s fast path (each entry holds its command).
+_PLAIN_MAX = 1024
+_TO_DEVICE = Direction.TO_DEVICE
+_NULL = _binding.NULL
+_buffer_pointer = _binding.buffer_pointer
+_sync_plain = _binding.sync_plain
+_CLEAN_HEADERS = _binding.CLEAN_HEADERS
+_CLEAN_MS = _binding.CLEAN_MS
+_clean_header = _binding.clean_header
+_getsignal = _interrupt.getsignal
+_SIGINT = _interrupt.SIGINT
+_SGPY_HANDLER = _interrupt.HANDLER
+_EXTRA_SIGNALS = _interrupt.EXTRA
+_PENDING = _interrupt.PENDING
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class _Plain:
+    """A command checked once for :meth:`Channel.execute`'s synchronous fast path (see _plain_entry)."""
+
+    command: Any  #: the command as given (its id is the key)
+    resolved: Any  #: the command for the channel's block size (the IO's command)
+    cdb: bytes
+    dxfer: int  #: the kernel's data direction
+    length: int  #: bytes read (0: no data)
+    io_class: Any  #: NoDirectionIo or Input
 
 
 def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
@@ -174,6 +204,9 @@ class Channel:
     #: True in a child process that inherited this channel through fork() (see _inherit).
     _inherited = False
     _xfer_cache: Optional[Dict[Any, Any]] = None  # set by __init__ (subclasses that skip it go without)
+    #: ``id(cmd) -> _Plain``: commands checked once for :meth:`execute`'s synchronous fast path
+    #: (set for sg, block and bsg channels; None: no fast path).
+    _plain: Optional[Dict[int, "_Plain"]] = None
 
     #: Where :attr:`max_transfer` comes from, for the TransferTooLarge message.
     _limit_source = "sg's 256 MiB limit or the device queue's max_hw_sectors_kb"
@@ -228,14 +261,15 @@ class Channel:
         self._dxfer = _DXFER
         self._xfer_cache = {}
         self._max_transfer: Optional[int] = None
-        self._sync_callers: List[_binding.SyncCaller] = []
+        self._sync_callers: Deque[_binding.SyncCaller] = collections.deque()
         self._sync_fds: List[int] = []
         # Synchronous SG_IO calls run without the reactor's lock, on fds
         # close() must not close under them (the number could then name
         # another device's file when the ioctl is made).  A call registers in
         # _sync_busy (one entry, its timeout) before it looks at _closed, and
-        # close() sets _closed before it looks at _sync_busy: with list
-        # appends and removes atomic under the GIL, one of the two always
+        # close() sets _closed before it looks at _sync_busy: with deque
+        # appends and removes atomic under the GIL (deques, not lists: a
+        # list emptied and filled again reallocates each time), one of the two always
         # sees the other, so a call either starts on an fd close() will wait
         # for, or refuses (ChannelClosed).  Idle callers wait in
         # _sync_callers; a caller still out when close() gave up waiting
@@ -244,7 +278,7 @@ class Channel:
         # one out after close()).
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
-        self._sync_busy: List[int] = []
+        self._sync_busy: Deque[int] = collections.deque()
         self._orphaned = False  # close() is over: callers still out close their fds themselves
         self._fd_closed = False  # block/bsg: the shared fd was closed (by close() or the last caller out)
         #: Every command, executed on this channel when called: ``channel.cmd.Read10(lba=0, transfer_length=1)``.
@@ -285,6 +319,7 @@ class Channel:
         if self.kind == "sg":
             self.transport.add_fd(fd)  # type: ignore[attr-defined]  # an SgPool
             self._fast = True
+        self._plain = {}
 
     # -- construction --------------------------------------------------------
 
@@ -420,6 +455,8 @@ class Channel:
         self._block_size = value
         if self._xfer_cache is not None:
             self._xfer_cache = {}
+        if self._plain is not None:
+            self._plain = {}
 
     @property
     def num_blocks(self) -> int:
@@ -579,7 +616,7 @@ class Channel:
                     "(was it resized after the command was built?)")
             else:
                 cbuf = data
-        io: Io[Any] = _IO_CLASS[direction](cmd, self, length, None, timeout, verify_handler)
+        io: Io[Any] = new_io(_IO_CLASS[direction], cmd, self, length, None, timeout, verify_handler)
         if length:
             # The C pointer is a buffer export of the object itself (cffi's
             # from_buffer holds a Py_buffer until it is dropped): while the IO
@@ -621,7 +658,7 @@ class Channel:
             f"{cmd.name} would move {length} bytes; {self.path} accepts at most {self.max_transfer} "
             f"bytes in one command ({self._limit_source}): split the transfer")
 
-    @_interrupt.entry
+    @_interrupt.protected
     def execute(
         self,
         cmd: Command[_R],
@@ -639,6 +676,120 @@ class Channel:
         ``timeout`` is in milliseconds; ``verify_handler`` overrides the
         command's own.
         """
+        # The entry point's work (_interrupt.entry) done here rather than by its
+        # wrapper, whose extra call costs as much as the rest of a plain
+        # command's Python: sgpy's SIGINT handler put in front, and what it
+        # held back run at the end.  The last statement of the finally clause
+        # reads a list and calls nothing, so a signal landing after it runs in
+        # the caller's frame, not held here (see _interrupt.deliver).
+        handler = _getsignal(_SIGINT)
+        if handler is not _SGPY_HANDLER and callable(handler) or _EXTRA_SIGNALS:
+            _interrupt.ensure()
+        try:
+            plain = self._plain
+            if plain is not None and not async_ and timeout is None and verify_handler is None and not options:
+                # The synchronous fast path: a command seen before (checked once,
+                # see _plain_entry), no handler, no policy, a caller free.  Any
+                # other case takes the general path below, which checks everything
+                # again and raises what is wrong.
+                p = plain.get(id(cmd))
+                if p is None or p.command is not cmd:
+                    p = self._plain_entry(cmd)
+                if p is not None and not cmd.handlers and not self.read_only and self.policy is None:
+                    timeout = self._timeout
+                    busy = self._sync_busy
+                    busy.append(timeout)  # registered before _closed is read: see __init__
+                    callers = self._sync_callers
+                    if callers and not self._closed and not self.transport.gone:
+                        try:
+                            caller = callers.pop()
+                        except IndexError:  # another thread took the last one meanwhile
+                            caller = None
+                        if caller is not None:
+                            length = p.length
+                            buf: Any = None
+                            if length:
+                                buf = bytearray(length)
+                                ptr = _buffer_pointer(buf)
+                            else:
+                                ptr = _NULL
+                            h: Optional[Header] = None
+                            cdb = p.cdb
+                            try:
+                                rc = _sync_plain(caller.fd, caller.bsg, caller.slot, p.dxfer, cdb, len(cdb), ptr,
+                                                 length, timeout)
+                                if rc == -1:
+                                    h = caller.outcome()  # read before the slot is given back
+                            finally:
+                                # _give_back, inlined for its common path
+                                callers.append(caller)
+                                if self._orphaned:
+                                    self._drop_caller(caller)
+                                busy.remove(timeout)
+                                if self._closed:
+                                    self._sync_call_ended()
+                            if rc >= 0:
+                                # Reactor.finish and done for a plain success with no handler
+                                # to run and nobody else holding the IO yet: the same marks
+                                # and counts as _sync_finished's, on an IO made finished
+                                # (new_io's fields, with their final values).
+                                io = p.io_class()
+                                io.command = p.resolved
+                                io.channel = self
+                                io.timeout = timeout
+                                io.returned = True
+                                io.length = length
+                                io.data_buf = None if buf is None else memoryview(buf)
+                                io.hdr = (_CLEAN_HEADERS[rc] if rc < _CLEAN_MS else None) or _clean_header(rc)
+                                io.error = io.sense = io.exception = io.verify_handler = io._cbuf = None
+                                io._fdstate = io._callbacks = None
+                                io._pack_id = 0
+                                io._slot = -1
+                                io._submitted_at = 0.0
+                                io._abandoned = io._reissued = False
+                                io._result = _UNSET
+                                io._settled = True
+                                # The counts without the reactor's lock: no call and no
+                                # backward jump between the three statements, so no other
+                                # thread runs among them (CPython 3.11+ hands the GIL over
+                                # only where it checks its eval breaker: a function's start,
+                                # a backward jump, after a call; Python/ceval.c), and none
+                                # of them is split by a thread that holds the lock.
+                                reactor = self.reactor
+                                t = self.transport
+                                reactor.submitted += 1
+                                t.submitted += 1
+                                reactor.completed += 1
+                                if _log_cached(_DEBUG) is not False and _log_enabled(_DEBUG):
+                                    log_finished(io)
+                                return io
+                            io = new_io(p.io_class, p.resolved, self, length, None, timeout)
+                            if buf is not None:
+                                io.data_buf = memoryview(buf)
+                            if h is None:  # the ioctl failed: nothing was sent, or the device is gone
+                                try:
+                                    caller.fail(-1 - rc, cdb)
+                                except OSError as exc:
+                                    raise self._sg_io_error(exc, io) from None
+                            self._sync_finished(io, h)  # type: ignore[arg-type]
+                            if not io.returned:  # re-issued with a larger allocation length, through the pool
+                                self.reactor.wait([io])
+                            if io.exception is not None:
+                                raise io.exception
+                            return io
+                    else:
+                        caller = None
+                    self._give_back(None, timeout)  # not taken: the general path decides
+                    timeout = None
+            return self._execute(cmd, async_, timeout, verify_handler, options)
+        finally:
+            if _PENDING:
+                _interrupt.deliver(2)
+
+    @_interrupt.protected
+    def _execute(self, cmd: Any, async_: bool, timeout: Optional[int], verify_handler: Any,
+                 options: Dict[str, Any]) -> Io:
+        """execute()'s general path: every kind of call, every check."""
         if options:
             if "async" in options:
                 async_ = bool(options.pop("async"))
@@ -815,24 +966,69 @@ class Channel:
         before the call leaves _sync_busy, and _orphaned is read after both.
         """
         if caller is not None:
-            callers = self._sync_callers
-            callers.append(caller)
-            if self._orphaned:  # close() is over and closed the callers it found: maybe not this one
-                try:
-                    callers.remove(caller)
-                except ValueError:
-                    pass  # close() took it and closed its fd
-                else:
-                    if self.kind == "sg":
-                        _close_quietly(caller.fd)
+            self._sync_callers.append(caller)
+            if self._orphaned:
+                self._drop_caller(caller)
         self._sync_busy.remove(timeout)
-        if self._closed:  # close() may be waiting for the last call to end
-            with self._use_lock:
-                if self._orphaned and self.sync_only and self._owns_fd and not self._sync_busy \
-                        and not self._fd_closed:
-                    self._fd_closed = True
-                    _close_quietly(self._fd)  # the last synchronous call on the shared fd is over
-                self._sync_idle.notify_all()
+        if self._closed:
+            self._sync_call_ended()
+
+    def _drop_caller(self, caller: _binding.SyncCaller) -> None:
+        """close() is over and closed the callers it found: maybe not ``caller``, just given back."""
+        try:
+            self._sync_callers.remove(caller)
+        except ValueError:
+            pass  # close() took it and closed its fd
+        else:
+            if self.kind == "sg":
+                _close_quietly(caller.fd)
+
+    def _sync_call_ended(self) -> None:
+        """A synchronous call ended on a closed channel: close() may be waiting for the last one."""
+        with self._use_lock:
+            if self._orphaned and self.sync_only and self._owns_fd and not self._sync_busy \
+                    and not self._fd_closed:
+                self._fd_closed = True
+                _close_quietly(self._fd)  # the last synchronous call on the shared fd is over
+            self._sync_idle.notify_all()
+
+    def _plain_entry(self, cmd: Any) -> Optional["_Plain"]:
+        """Check ``cmd`` once for :meth:`execute`'s fast path; None when it must take the general path.
+
+        The fast path takes commands that move no data or read it, with no
+        verify handler of their own and no variable-length answer to re-issue
+        (a handler list, which can grow, is looked at on every call).  What
+        is checked here depends only on the command (a frozen value) and on
+        the channel's block size and transfer limit, and the entry is dropped
+        when the block size changes.
+        """
+        if not isinstance(cmd, _Command) or cmd.verify_handler is not None or cmd.name in _VARIABLE \
+                or cmd.direction is _TO_DEVICE or self._closed or self.transport.gone:
+            return None
+        try:
+            resolved = cmd.for_block_size(self.block_size) if cmd.needs_block_size else cmd
+            length = resolved.transfer_bytes(self.block_size) if cmd.needs_block_size else cmd.transfer_bytes()
+        except Exception:  # the general path raises it, in its own words
+            return None
+        cdb = resolved._cdb
+        if cdb is None or resolved.direction is _TO_DEVICE:
+            return None
+        lo, hi = self.cdb_lengths
+        if not lo <= len(cdb) <= hi or length > self.max_transfer:
+            return None
+        if resolved.direction is _FROM_DEVICE:
+            if not length:
+                return None
+        elif length:
+            return None
+        entry = _Plain(cmd, resolved, cdb, self._dxfer[resolved.direction], length,
+                       _IO_CLASS[resolved.direction])
+        plain = self._plain
+        if plain is not None:
+            if len(plain) >= _PLAIN_MAX:
+                plain.clear()
+            plain[id(cmd)] = entry  # the entry holds cmd: its id is not reused while the entry lives
+        return entry
 
     def _execute_sg_io(self, io: Io) -> None:
         """The synchronous SG_IO path (block devices, bsg nodes, and sg nodes' synchronous commands).
@@ -869,6 +1065,12 @@ class Channel:
             self._give_back(caller, timeout)
         if io.__class__ is Output:
             io._let_go()  # SG_IO returned: the kernel is done with the data-out buffer
+        self._sync_finished(io, h)
+
+    def _sync_finished(self, io: Io, h: Header) -> None:
+        """Give a synchronous command's completion ``h`` to ``io``: count it, then finish it
+        (handlers, verify handler, re-issue) or classify its failure."""
+        cmd = io.command
         io.hdr = h
         reactor = self.reactor
         t = self.transport
@@ -889,7 +1091,7 @@ class Channel:
                     io.returned = True
                     io._settled = True
                     reactor.completed += 1
-                    if _log_enabled(_DEBUG):
+                    if _log_cached(_DEBUG) is not False and _log_enabled(_DEBUG):
                         log_finished(io)
             else:
                 reactor.outstanding += 1
@@ -1056,7 +1258,7 @@ class Channel:
         self.transport.closing = True
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
-        self._sync_busy = []
+        self._sync_busy = collections.deque()
         for job in self.transport.jobs:
             job._inherit()
 
@@ -1077,7 +1279,7 @@ class Channel:
             st.closed = True
             if st.fd != self._fd or self._owns_fd:
                 _close_quietly(st.fd)
-        callers, self._sync_callers = self._sync_callers, []
+        callers, self._sync_callers = self._sync_callers, collections.deque()
         if self.kind == "sg":
             for fd in self._sync_fds:
                 _close_quietly(fd)

@@ -23,7 +23,7 @@ from sgpy.constants import DEFAULT_TIMEOUT_MS, ScsiStatus
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy.channel import Channel
 
-__all__ = ["Header", "Io", "NoDirectionIo", "Input", "Output", "LOG", "log_enabled", "log_finished"]
+__all__ = ["Header", "Io", "new_io", "UNSET", "NoDirectionIo", "Input", "Output", "LOG", "log_enabled", "log_cached", "log_finished"]
 
 #: The logger of finished commands: one DEBUG record per IO as it returns
 #: (sync or async, any transport), the way sg3_utils' ``-v`` prints the CDB,
@@ -34,6 +34,14 @@ __all__ = ["Header", "Io", "NoDirectionIo", "Input", "Output", "LOG", "log_enabl
 LOG = logging.getLogger("sgpy.command")
 #: ``log_enabled(logging.DEBUG)``: whether a finished command is logged (Logger.isEnabledFor, bound).
 log_enabled = LOG.isEnabledFor
+#: ``log_cached(logging.DEBUG)``: the logger's own cached answer of
+#: :data:`log_enabled` -- True, False, or None before it was asked since the
+#: last change of levels.  The cache is ``logging.Logger._cache``, which
+#: logging clears in place whenever a level changes (Lib/logging/__init__.py,
+#: ``Manager._clear_cache``).  Hot paths test ``log_cached(DEBUG) is not
+#: False and log_enabled(DEBUG)``: one C call while logging is off, against a
+#: Python call; a stale True only costs a ``LOG.debug`` that checks again.
+log_cached = getattr(LOG, "_cache", {}).get
 _DEBUG = logging.DEBUG
 
 
@@ -120,36 +128,28 @@ class Io(Generic[R]):
         "__weakref__",
     )
 
-    def __init__(
-        self,
-        command: Any,
-        channel: "Channel",
-        length: int,
-        data_buf: Any,
-        timeout: int = DEFAULT_TIMEOUT_MS,
-        verify_handler: Any = None,
-    ) -> None:
-        self.command = command
-        self.channel = channel
-        self.timeout = timeout
-        self.returned = False
-        self.length = length
-        self.data_buf = data_buf
-        self.hdr: Optional[Header] = None
-        self.error: Optional[BaseException] = None
-        self.sense: Any = None
-        self.exception: Optional[BaseException] = None
-        self.verify_handler = verify_handler
-        self._cbuf: Any = None
-        self._pack_id = 0
-        self._fdstate: Any = None
-        self._slot = -1
-        self._submitted_at = 0.0
-        self._abandoned = False
-        self._reissued = False
-        self._result: Any = _UNSET
-        self._callbacks: Any = None
-        self._settled = False  # counted as finished by the reactor (Reactor._done), exactly once
+    # The fields, as new_io sets them (annotations only: the storage is the slots above).
+    command: Any
+    channel: "Channel"
+    timeout: int
+    returned: bool
+    data_buf: Any
+    hdr: Optional[Header]
+    error: Optional[BaseException]
+    sense: Any
+    exception: Optional[BaseException]
+    verify_handler: Any
+    length: int
+    _cbuf: Any
+    _pack_id: int
+    _fdstate: Any
+    _slot: int
+    _submitted_at: float
+    _abandoned: bool
+    _reissued: bool
+    _result: Any
+    _callbacks: Any
+    _settled: bool
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(timeout={self.timeout}, returned={self.returned})"
@@ -254,6 +254,41 @@ class Io(Generic[R]):
         return self._result
 
 
+def new_io(cls: "type[Io[Any]]", command: Any, channel: "Channel", length: int, data_buf: Any,
+           timeout: int = DEFAULT_TIMEOUT_MS, verify_handler: Any = None) -> "Io[Any]":
+    """A new, unsent IO of class ``cls`` (:class:`NoDirectionIo`, :class:`Input` or :class:`Output`).
+
+    Channels make IOs (:meth:`sgpy.channel.Channel.execute`); this is how.
+    A function rather than ``__init__``: ``cls()`` with the inherited
+    ``object.__init__`` and the fields stored here costs a third less than a
+    Python ``__init__`` (the class call passes through ``slot_tp_init``), on
+    the path every command takes.
+    """
+    io = cls()
+    io.command = command
+    io.channel = channel
+    io.timeout = timeout
+    io.returned = False
+    io.length = length
+    io.data_buf = data_buf
+    io.hdr = None
+    io.error = None
+    io.sense = None
+    io.exception = None
+    io.verify_handler = verify_handler
+    io._cbuf = None
+    io._pack_id = 0
+    io._fdstate = None
+    io._slot = -1
+    io._submitted_at = 0.0
+    io._abandoned = False
+    io._reissued = False
+    io._result = _UNSET
+    io._callbacks = None
+    io._settled = False  # counted as finished by the reactor (Reactor.done), exactly once
+    return io
+
+
 class NoDirectionIo(Io[R]):
     """An IO of a command that moves no data (TEST UNIT READY, RESERVE...)."""
 
@@ -280,3 +315,5 @@ class _Unset:
 
 
 _UNSET = _Unset()
+#: ``io._result`` before the answer is parsed (for code that makes IOs: :func:`new_io`).
+UNSET = _UNSET

@@ -45,7 +45,7 @@ import re
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union, cast
+from typing import Deque, TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import attr
 
@@ -1024,13 +1024,13 @@ class IscsiChannel(Channel):
         self._owns_fd = False
         self._dxfer = _DIR
         self._max_transfer = max_transfer
-        self._sync_callers: List[Any] = []
+        self._sync_callers: Deque[Any] = collections.deque()
         self._sync_fds: List[int] = []
         # Channel.close()'s bookkeeping of synchronous callers (an iSCSI
         # channel has none, so close() has nothing to wait for).
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
-        self._sync_busy: List[int] = []
+        self._sync_busy: Deque[int] = collections.deque()
         self._orphaned = False
         self._fd_closed = False
         self._num_blocks: Optional[int] = None

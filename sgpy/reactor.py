@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 
 from sgpy import _interrupt
 from sgpy.errors import ChannelClosed, CommandTimeout, InheritedChannel
-from sgpy.io import Io, log_enabled, log_finished
+from sgpy.io import Io, log_cached, log_enabled, log_finished
 from sgpy.results import VARIABLE_LENGTH
 from sgpy.transport import Endpoint, SgFd, Transport
 
@@ -264,7 +264,7 @@ class Reactor:
         else:
             self.completed += 1
         io._settled = True
-        if log_enabled(_DEBUG):
+        if log_cached(_DEBUG) is not False and log_enabled(_DEBUG):
             log_finished(io)
         if io._callbacks:
             self.run_callbacks(io)

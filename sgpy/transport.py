@@ -44,7 +44,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequenc
 from sgpy import _binding
 from sgpy.constants import ScsiStatus
 from sgpy.errors import CdbLengthError, ChannelClosed, DeviceGone, KernelMemoryError, TaskFailed
-from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_enabled, log_finished
+from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_cached, log_enabled, log_finished
 from sgpy.results import VARIABLE_LENGTH
 
 try:  # Python 3.8+: typing.Protocol
@@ -70,8 +70,8 @@ _NULL = _binding.NULL
 _tuple_new = tuple.__new__
 
 #: Clean completions (every field 0 but the duration, in ms) share one header per duration below this.
-_CLEAN_MS = 4096
-_CLEAN: List[Optional[Header]] = [None] * _CLEAN_MS
+_CLEAN_MS = _binding.CLEAN_MS
+_CLEAN = _binding.CLEAN_HEADERS
 
 #: The kernel's data direction of each IO class.
 _DXFER_OF = {NoDirectionIo: _binding.SG_DXFER_NONE, Input: _binding.SG_DXFER_FROM_DEV,
@@ -575,9 +575,7 @@ class SgFd:
                     # A clean completion's header differs from another's only by its
                     # duration: one shared (immutable) tuple per duration, not one per IO.
                     clean = _CLEAN[duration]
-                    if clean is None:
-                        clean = _CLEAN[duration] = _tuple_new(Header, (0, 0, 0, 0, 0, 0, duration, 0, b""))
-                    io.hdr = clean
+                    io.hdr = clean if clean is not None else _binding.clean_header(duration)
                 else:
                     sense = _binding.slot_sense(self.slots, idx, sb) if sb else b""
                     io.hdr = _tuple_new(Header, (status, masked, msg, host, driver, resid, duration, info, sense))
@@ -615,7 +613,7 @@ class SgFd:
                         transport.outstanding -= 1
                         reactor.completed += 1
                         io._settled = True
-                        if log_enabled(_DEBUG):
+                        if log_cached(_DEBUG) is not False and log_enabled(_DEBUG):
                             log_finished(io)
                         if io._callbacks:
                             reactor.run_callbacks(io)

@@ -292,3 +292,60 @@ def test_defer_signal_holds_back_another_signals_raising_handler() -> None:
     finally:
         _interrupt._EXTRA.remove(signal.SIGALRM)
         signal.signal(signal.SIGALRM, old)
+
+
+@_interrupt.protected
+def _inline_record(book: Book) -> int:
+    """An entry point doing _interrupt.entry's work itself, as Channel.execute does."""
+    handler = _interrupt.getsignal(_interrupt.SIGINT)
+    if handler is not _interrupt.HANDLER and callable(handler) or _interrupt.EXTRA:
+        _interrupt.ensure()
+    try:
+        for i in range(STEPS):
+            book.steps.append(i)
+        return len(book.steps)
+    finally:
+        if _interrupt.PENDING:
+            _interrupt.deliver(2)
+
+
+def test_an_entry_point_doing_the_wrappers_work_itself_is_whole_and_loses_no_signal() -> None:
+    code = _inline_record.__code__
+    _inline_record(Book())  # sgpy's handler in front, as after any first call into sgpy
+    at = 0
+    left_at: List[int] = []
+    while True:
+        book = Book()
+        try:
+            end = _run_with_signal_at(lambda: _inline_record(book), code, at, wrapper=False)
+        except KeyboardInterrupt:
+            end = None
+        else:
+            if end is None:
+                # Raised before the return itself, after PENDING was read: the tracer's handler
+                # noted it from a frame above the entry point's.  Without a tracer nothing runs
+                # in that frame any more and the caller's frame handles it, as deliver() here.
+                assert _interrupt.PENDING, f"SIGINT at instruction {at} was lost"
+                left_at.append(at)
+                with pytest.raises(KeyboardInterrupt):
+                    _interrupt.deliver()
+        assert book.steps == list(range(STEPS)), f"SIGINT at instruction {at} left {book.steps}"
+        assert not _interrupt.PENDING
+        if end is not None:
+            break
+        at += 1
+    assert at > 20 and left_at == [at - 1]
+
+
+def test_deliver_from_an_entry_points_own_frame_looks_above_it() -> None:
+    @_interrupt.protected
+    def entry_point(depth: int) -> None:
+        _interrupt.deliver(depth)
+
+    _interrupt.ensure()
+    _interrupt.PENDING.append((signal.SIGINT, 0.0))
+    entry_point(1)  # its own frame is protected: left for an outer safe point
+    assert _interrupt.PENDING
+    with pytest.raises(KeyboardInterrupt):
+        entry_point(2)  # the frames above it are not: run now
+    assert not _interrupt.PENDING

@@ -1,0 +1,227 @@
+"""Channel.execute's synchronous fast path (sgpy/channel.py, ``_plain_entry``).
+
+A command sent synchronously a second time skips the general path's checks:
+it was checked once for this channel, and only what can change between
+calls (its handler list, the channel's policy, its block size, close and
+unplug) is looked at again.  Each test here changes one of those between
+calls and asserts the outcome is the general path's; the last one raises
+SIGINT at every bytecode instruction of ``execute`` and checks nothing is
+left half done.
+"""
+
+import signal
+import struct
+import sys
+import threading
+
+import pytest
+
+from sgpy import Channel, _interrupt, command, handler, safety
+from sgpy.errors import ChannelClosed, IllegalRequest, UnsafeCommand
+from sgpy.io import Input, NoDirectionIo
+
+BLOCK = 512
+
+
+def open_ready(path, **kw):
+    ch = Channel.from_path(path, **kw)
+    ch.execute(command.TestUnitReady(), verify_handler=handler.might_fail)  # clears the power-on unit attention
+    return ch
+
+
+def counts(ch):
+    r = ch.reactor
+    return r.submitted, r.completed, r.failed, ch.submitted
+
+
+def test_repeated_commands_get_fresh_finished_ios_counted_once_each(sg_device):
+    with open_ready(sg_device) as ch:
+        tur = command.TestUnitReady()
+        before = counts(ch)
+        ios = [ch.execute(tur) for _ in range(50)]
+        after = counts(ch)
+        assert len({id(io) for io in ios}) == 50
+        for io in ios:
+            assert type(io) is NoDirectionIo and io.returned and io.ok and io.command is tur
+            assert io.hdr.status == 0 and io.hdr.resid == 0 and io.error is None and io.data == b""
+        assert [a - b for a, b in zip(after, before)] == [50, 50, 0, 50]
+        assert ch.outstanding == 0 and ch.reactor.outstanding == 0
+
+
+def test_reads_return_the_medium_and_each_io_owns_its_buffer(sg_device):
+    with open_ready(sg_device, block_size=BLOCK) as ch:
+        data = b"".join(struct.pack(">Q", 1000 + i) * (BLOCK // 8) for i in range(4))
+        ch.execute(command.Write10(lba=1000, transfer_length=4, data=data))
+        reads = [command.Read10(lba=1000 + i, transfer_length=1) for i in range(4)]
+        first = [ch.execute(rd) for rd in reads]
+        second = [ch.execute(rd) for rd in reads]  # the fast path: each command seen once already
+        for i, (a, b) in enumerate(zip(first, second)):
+            assert type(b) is Input and b.length == BLOCK and b.hdr.resid == 0
+            assert a.data == b.data == data[i * BLOCK:(i + 1) * BLOCK]
+        second[0].data_buf[:8] = b"\xff" * 8  # a caller's own copy: nothing else changes
+        assert second[1].data == data[BLOCK:2 * BLOCK]
+        assert ch.execute(reads[0]).data == data[:BLOCK]
+        assert second[0].data_buf is not second[1].data_buf
+
+
+def test_a_handler_added_after_the_first_call_runs(sg_device):
+    with open_ready(sg_device) as ch:
+        tur = command.TestUnitReady()
+        ch.execute(tur)
+        ch.execute(tur)
+        seen = []
+        tur.add_handler(seen.append)
+        io = ch.execute(tur)
+        assert seen == [io]
+
+
+def test_a_policy_set_after_the_first_call_refuses(sg_device):
+    with open_ready(sg_device) as ch:
+        release = command.Release6()
+        ch.execute(release)
+        ch.execute(release)
+        ch.policy = safety.Policy()  # read-only
+        before = counts(ch)
+        with pytest.raises(UnsafeCommand):
+            ch.execute(release)
+        assert counts(ch) == before
+        ch.policy = None
+        ch.read_only = True
+        with pytest.raises(UnsafeCommand):
+            ch.execute(release)
+        assert counts(ch) == before
+
+
+def test_a_new_block_size_resolves_the_command_again(sg_device):
+    with open_ready(sg_device, block_size=BLOCK) as ch:
+        rd = command.Read10(lba=0, transfer_length=1)
+        assert ch.execute(rd).length == BLOCK
+        assert ch.execute(rd).length == BLOCK
+        ch.block_size = 4 * BLOCK  # the device still answers 512 bytes: a residue
+        io = ch.execute(rd, verify_handler=handler.might_fail)
+        assert io.length == 4 * BLOCK
+        io = ch.execute(rd)
+        assert io.length == 4 * BLOCK and io.hdr.resid == 3 * BLOCK and len(io.data) == BLOCK
+
+
+def test_a_failure_on_the_fast_path_raises_with_its_sense_and_io(sg_device):
+    with open_ready(sg_device, block_size=BLOCK) as ch:
+        beyond = command.Read16(lba=0xFFFFFFFF, transfer_length=1)
+        for _ in range(3):
+            before = counts(ch)
+            with pytest.raises(IllegalRequest) as info:
+                ch.execute(beyond)
+            io = info.value.io
+            assert io.returned and io.error is info.value and io.sense is not None
+            assert io.hdr.status == 2 and io.hdr.sense  # CHECK CONDITION, with its sense bytes
+            s, c, f, t = (a - b for a, b in zip(counts(ch), before))
+            assert (s, c, f, t) == (1, 0, 1, 1)
+
+
+def test_a_closed_channel_refuses_a_command_it_has_seen(sg_device):
+    ch = open_ready(sg_device)
+    tur = command.TestUnitReady()
+    ch.execute(tur)
+    ch.close()
+    with pytest.raises(ChannelClosed):
+        ch.execute(tur)
+
+
+def test_threads_on_one_channel_lose_and_double_nothing(sg_device):
+    with open_ready(sg_device, block_size=BLOCK) as ch:
+        tur = command.TestUnitReady()
+        rd = command.Read10(lba=0, transfer_length=1)
+        before = counts(ch)
+        errors = []
+        done = []
+
+        def worker():
+            try:
+                for i in range(100):
+                    io = ch.execute(tur if i % 2 else rd)
+                    assert io.ok
+                    done.append(io)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len({id(io) for io in done}) == 400
+        assert [a - b for a, b in zip(counts(ch), before)] == [400, 400, 0, 400]
+        assert not ch._sync_busy and len(ch._sync_callers) <= 4
+
+
+def _signal_at(fn, code, at):
+    """Run ``fn()`` raising SIGINT at the ``at``-th bytecode instruction run in frames of ``code``;
+    return None if it was raised, else how many instructions there were."""
+    count = [0]
+
+    def local(frame, event, arg):
+        if event == "opcode":
+            if count[0] == at:
+                signal.raise_signal(signal.SIGINT)
+            count[0] += 1
+        return local
+
+    def global_(frame, event, arg):
+        if frame.f_code is code:
+            frame.f_trace_opcodes = True
+            return local
+        return None
+
+    sys.settrace(global_)
+    try:
+        fn()
+    finally:
+        sys.settrace(None)
+    return None if count[0] > at else count[0]
+
+
+@pytest.mark.parametrize("make", [command.TestUnitReady, lambda: command.Read10(lba=8, transfer_length=1)],
+                         ids=["tur", "read"])
+def test_ctrl_c_at_any_instruction_of_execute_leaves_nothing_half_done(sg_device, make):
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open_ready(sg_device, block_size=BLOCK) as ch:
+            cmd = make()
+            ch.execute(cmd)  # the fast path from now on
+            code = Channel.execute.__code__
+            at = 0
+            interrupted = 0
+            left_at = []
+            while True:
+                before = counts(ch)
+                try:
+                    end = _signal_at(lambda: ch.execute(cmd), code, at)
+                except KeyboardInterrupt:
+                    end = None
+                    interrupted += 1
+                else:
+                    if end is None and _interrupt.PENDING:
+                        # Raised before execute's very last instruction (its return), after it
+                        # read PENDING: the tracer's handler ran in a frame above execute's and
+                        # noted it.  Without a tracer no Python code runs there: the signal is
+                        # handled in the caller's frame, as this deliver() from here does.
+                        left_at.append(at)
+                        with pytest.raises(KeyboardInterrupt):
+                            _interrupt.deliver()
+                        interrupted += 1
+                    assert end is not None or left_at[-1:] == [at], f"SIGINT at instruction {at} was lost"
+                s, c, f, t = (a - b for a, b in zip(counts(ch), before))
+                assert (s, c, f, t) in ((0, 0, 0, 0), (1, 1, 0, 1)), f"SIGINT at instruction {at}: {(s, c, f, t)}"
+                assert not _interrupt.PENDING, f"SIGINT at instruction {at} was left pending"
+                assert not ch._sync_busy and ch._sync_callers, f"SIGINT at instruction {at} kept a caller"
+                assert ch.outstanding == 0 and ch.reactor.outstanding == 0
+                if end is not None:
+                    break
+                at += 1
+            assert at > 100 and interrupted == at  # walked all of it, and every signal came out once
+            assert left_at == [at - 1]  # only at the return itself
+            assert ch.execute(cmd).ok  # and the channel goes on
+    finally:
+        signal.signal(signal.SIGINT, old)
+        del _interrupt.PENDING[:]
