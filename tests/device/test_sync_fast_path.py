@@ -225,3 +225,39 @@ def test_ctrl_c_at_any_instruction_of_execute_leaves_nothing_half_done(sg_device
     finally:
         signal.signal(signal.SIGINT, old)
         del _interrupt.PENDING[:]
+
+
+def test_asynchronous_commands_seen_before_read_the_medium_and_run_their_handlers(sg_device):
+    with open_ready(sg_device, block_size=BLOCK) as ch:
+        data = b"".join(struct.pack(">Q", 2000 + i) * (BLOCK // 8) for i in range(8))
+        ch.execute(command.Write10(lba=2000, transfer_length=8, data=data))
+        reads = [command.Read10(lba=2000 + i, transfer_length=1) for i in range(8)]
+        for _ in range(3):  # the first round checks each command, the others reuse the check
+            ios = [ch.execute(rd, async_=True) for rd in reads]
+            ch.reactor.wait(ios)
+            assert [io.data for io in ios] == [data[i * BLOCK:(i + 1) * BLOCK] for i in range(8)]
+            assert len({id(io.data_buf.obj) for io in ios}) == 8
+        seen = []
+        reads[0].add_handler(seen.append)
+        io = ch.execute(reads[0], async_=True)
+        io.wait()
+        assert seen == [io]
+        release = command.Release6()
+        ch.execute(release, async_=True).wait()
+        ch.read_only = True  # a RELEASE seen before is checked against the new setting
+        with pytest.raises(UnsafeCommand):
+            ch.execute(release, async_=True)
+        assert ch.outstanding == 0
+
+
+def test_max_fds_set_later_is_checked_and_bounds_the_pool(sg_device):
+    with open_ready(sg_device, block_size=BLOCK) as ch:
+        for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError)):
+            with pytest.raises(error, match="max_fds"):
+                ch.max_fds = bad
+            assert ch.max_fds == 16  # unchanged
+        ch.max_fds = 2
+        ios = ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(40)], async_=True)
+        ch.reactor.wait(ios)
+        assert all(io.ok for io in ios)
+        assert len(ch.transport.endpoints) <= 2
