@@ -9,6 +9,7 @@ SIGINT at every bytecode instruction of ``execute`` and checks nothing is
 left half done.
 """
 
+import os
 import signal
 import struct
 import sys
@@ -19,6 +20,9 @@ import pytest
 from sgpy import Channel, _interrupt, command, handler, safety
 from sgpy.errors import ChannelClosed, IllegalRequest, UnsafeCommand
 from sgpy.io import Input, NoDirectionIo
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from signal_trace import run_with_signal_at  # noqa: E402
 
 BLOCK = 512
 
@@ -155,32 +159,6 @@ def test_threads_on_one_channel_lose_and_double_nothing(sg_device):
         assert not ch._sync_busy and len(ch._sync_callers) <= 4
 
 
-def _signal_at(fn, code, at):
-    """Run ``fn()`` raising SIGINT at the ``at``-th bytecode instruction run in frames of ``code``;
-    return None if it was raised, else how many instructions there were."""
-    count = [0]
-
-    def local(frame, event, arg):
-        if event == "opcode":
-            if count[0] == at:
-                signal.raise_signal(signal.SIGINT)
-            count[0] += 1
-        return local
-
-    def global_(frame, event, arg):
-        if frame.f_code is code:
-            frame.f_trace_opcodes = True
-            return local
-        return None
-
-    sys.settrace(global_)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-    return None if count[0] > at else count[0]
-
-
 @pytest.mark.parametrize("make", [command.TestUnitReady, lambda: command.Read10(lba=8, transfer_length=1)],
                          ids=["tur", "read"])
 def test_ctrl_c_at_any_instruction_of_execute_leaves_nothing_half_done(sg_device, make):
@@ -196,7 +174,7 @@ def test_ctrl_c_at_any_instruction_of_execute_leaves_nothing_half_done(sg_device
             while True:
                 before = counts(ch)
                 try:
-                    end = _signal_at(lambda: ch.execute(cmd), code, at)
+                    end = run_with_signal_at(lambda: ch.execute(cmd), {code}, at)
                 except KeyboardInterrupt:
                     end = None
                     interrupted += 1

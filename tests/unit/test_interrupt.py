@@ -9,15 +9,18 @@ doubled interruption.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
-from types import FrameType
 from typing import Any, Iterator, List, Optional
 
 import pytest
 
 from sgpy import _interrupt
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from signal_trace import run_with_signal_at  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -57,29 +60,9 @@ class Book:
 def _run_with_signal_at(fn: Any, code: Any, at: int, wrapper: bool = True) -> Optional[int]:
     """Run ``fn()`` with SIGINT raised at the ``at``-th instruction executed in frames of ``code``
     (and, with ``wrapper``, of the entry wrapper); return the instruction count if ``at`` was past the end."""
-    count = [0]
     # Every entry point shares one wrapper code object.
-    wrapper_code = _interrupt.entry(lambda: None).__code__ if wrapper else None
-
-    def local(frame: FrameType, event: str, arg: Any) -> Any:
-        if event == "opcode":
-            if count[0] == at:
-                signal.raise_signal(signal.SIGINT)
-            count[0] += 1
-        return local
-
-    def global_(frame: FrameType, event: str, arg: Any) -> Any:
-        if frame.f_code is code or frame.f_code is wrapper_code:
-            frame.f_trace_opcodes = True
-            return local
-        return None
-
-    sys.settrace(global_)
-    try:
-        fn()
-    finally:
-        sys.settrace(None)
-    return None if count[0] > at else count[0]
+    codes = {code, _interrupt.entry(lambda: None).__code__} if wrapper else {code}
+    return run_with_signal_at(fn, codes, at)
 
 
 def test_a_sigint_anywhere_in_a_protected_call_leaves_it_whole() -> None:
