@@ -684,11 +684,16 @@ class SgPool(Transport):
             return st
         pool = self.endpoints
         best = None
-        low = _binding.SG_MAX_QUEUE
+        low = maxq = _binding.SG_MAX_QUEUE
         for st in pool:
             if st.closed or st.wants_out:
                 continue
-            n = len(st.inflight)
+            # The fd's load is what the kernel holds: slots not free.  Not
+            # len(inflight), which still counts a command whose completion
+            # is being delivered (it leaves inflight last, see _deliver_one):
+            # a done callback submitting the next command would find the fd
+            # full and queue it.
+            n = maxq - len(st.free)
             if not n:
                 self.idle = st
                 return st
@@ -718,7 +723,7 @@ class SgPool(Transport):
         pool = self.endpoints
         maxq = _binding.SG_MAX_QUEUE
         while q:
-            loads = [len(st.inflight) for st in pool]
+            loads = [maxq - len(st.free) for st in pool]  # what the kernel holds (see idle_fd)
             total = len(q) + sum(loads)
             want = min(self.max_fds, total)
             while len(pool) < want:

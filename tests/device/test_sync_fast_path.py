@@ -239,3 +239,28 @@ def test_max_fds_set_later_is_checked_and_bounds_the_pool(sg_device):
         ch.reactor.wait(ios)
         assert all(io.ok for io in ios)
         assert len(ch.transport.endpoints) <= 2
+
+
+def test_a_done_callback_on_a_full_fd_submits_its_next_command_at_once(sg_device):
+    """The completing command no longer counts: its slot is free before its callbacks run."""
+    with open_ready(sg_device, block_size=BLOCK, max_fds=1) as ch:
+        rd = command.Read10(lba=0, transfer_length=1)
+        left = [400]
+        queued_at_submit = []
+        done = []
+
+        def on_done(io):
+            done.append(io)
+            if left[0] > 0:
+                left[0] -= 1
+                nxt = ch.execute(rd, async_=True)
+                queued_at_submit.append(len(ch.transport.queue))
+                nxt.add_done_callback(on_done)
+
+        for _ in range(16):  # one fd, 16 in flight: the kernel's limit per fd
+            left[0] -= 1
+            ch.execute(rd, async_=True).add_done_callback(on_done)
+        ch.reactor.wait()
+        assert len(done) == 400 and all(io.ok for io in done)
+        assert queued_at_submit and not any(queued_at_submit)
+        assert len(ch.transport.endpoints) == 1 and ch.outstanding == 0
