@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno as _errno
 import mmap
 import os
-from typing import Any, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from sgpy.constants import Direction
 
@@ -156,9 +156,11 @@ def clean_header(duration: int) -> Header:
     return _new_tuple(Header, (0, 0, 0, 0, 0, 0, duration, 0, b""))
 
 
-def buffer_pointer(buf: Any) -> Any:
-    """A C pointer to ``buf``'s memory (kept valid while the result lives)."""
-    return ffi.from_buffer(buf)
+#: ``buffer_pointer(buf)``: a C pointer to ``buf``'s memory, valid while the
+#: result lives (it holds a buffer export of ``buf``: a ``bytearray`` cannot
+#: be resized meanwhile).  cffi's ``ffi.from_buffer`` itself, not a Python
+#: function around it: every read and write takes one.
+buffer_pointer: Callable[[Any], Any] = ffi.from_buffer
 
 
 #: Size of one anonymous mapping :class:`BufferSlabs` carves data-in buffers from.
