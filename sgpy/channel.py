@@ -1082,6 +1082,8 @@ class Channel:
             self._give_back(caller, timeout)
         if io.__class__ is Output:
             io._let_go()  # SG_IO returned: the kernel is done with the data-out buffer
+        else:
+            io._cbuf = None  # and with a read's: its C pointer goes
         self._sync_finished(io, h)
 
     def _sync_finished(self, io: Io, h: Header) -> None:

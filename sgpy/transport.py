@@ -589,6 +589,8 @@ class SgFd:
             io._fdstate = None
             if io.__class__ is Output:
                 io._let_go()  # read() gave the command back: the kernel is done with its buffer
+            else:
+                io._cbuf = None  # nor does it write into a read's any more: the C pointer goes
             if len(inflight) == 1:
                 transport.idle = self  # the next command goes here (one per fd first)
         if io._abandoned:

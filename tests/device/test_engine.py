@@ -458,6 +458,31 @@ def test_each_finished_command_is_one_debug_record_on_sgpy_command(sg_device, ca
         assert not [r for r in caplog.records if r.name == "sgpy.command"]
 
 
+def test_a_finished_read_of_a_batch_keeps_no_c_pointer_to_its_buffer(sg_device):
+    # A read's C pointer (a buffer export, 40 bytes of Python heap) is only needed while the kernel may
+    # write; a finished read keeps its view and data only: 4 KiB reads hold about 450 bytes besides
+    # their data (the IO, the view of its buffer, its place in the list), 490 with the pointer.
+    import gc
+    import tracemalloc
+
+    with open_ready(sg_device, block_size=512) as ch:
+        cmds = [command.Read10(lba=(i % 1000) * 8, transfer_length=8) for i in range(5_000)]
+        assert ch.reactor.wait(ch.execute_many(cmds[:64], async_=True), timeout=60)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            ios = ch.execute_many(cmds, async_=True)
+            assert ch.reactor.wait(ios, timeout=600)
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert all(io.ok and len(io.data) == 4096 for io in ios)
+        assert held / len(ios) <= 475, f"{held / len(ios):.0f} bytes per read"
+        io = ch.execute(cmds[0])
+        assert io.data_buf.obj is not None and bytes(io.data_buf) == io.data
+
+
 def test_an_io_of_a_batch_holds_at_most_300_bytes_of_python_heap_besides_its_data(sg_device):
     # Measured with tracemalloc over 10,000 TEST UNIT READYs (no data): the IO object, its header
     # and its place in the returned list.  Clean completions share one header per duration, so the
