@@ -264,3 +264,32 @@ def test_a_done_callback_on_a_full_fd_submits_its_next_command_at_once(sg_device
         assert len(done) == 400 and all(io.ok for io in done)
         assert queued_at_submit and not any(queued_at_submit)
         assert len(ch.transport.endpoints) == 1 and ch.outstanding == 0
+
+
+@pytest.mark.parametrize("kind", ["block", "bsg"])
+def test_block_and_bsg_nodes_take_the_fast_path_with_the_same_outcomes(sg_device, kind):
+    import glob
+    import os
+
+    sysdev = f"/sys/class/scsi_generic/{os.path.basename(sg_device)}/device"
+    if kind == "block":
+        node = "/dev/" + os.path.basename(sorted(glob.glob(f"{sysdev}/block/*"))[0])
+    else:
+        node = "/dev/bsg/" + os.path.basename(os.path.realpath(sysdev))
+    data = struct.pack(">Q", 77) * (BLOCK // 8)
+    with Channel.from_path(node, block_size=BLOCK) as ch:
+        assert ch.kind == kind
+        ch.execute(command.TestUnitReady(), verify_handler=handler.might_fail)
+        ch.execute(command.Write10(lba=77, transfer_length=1, data=data))
+        tur, rd = command.TestUnitReady(), command.Read10(lba=77, transfer_length=1)
+        beyond = command.Read16(lba=0xFFFFFFFF, transfer_length=1)
+        before = counts(ch)
+        for _ in range(5):
+            assert ch.execute(tur).ok
+            io = ch.execute(rd)
+            assert io.data == data and io.hdr.resid == 0
+            with pytest.raises(IllegalRequest):
+                ch.execute(beyond)
+        assert [a - b for a, b in zip(counts(ch), before)] == [15, 10, 5, 15]
+    with pytest.raises(ChannelClosed):
+        ch.execute(tur)
