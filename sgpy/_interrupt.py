@@ -48,7 +48,8 @@ import time
 from types import CodeType, FrameType
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar
 
-__all__ = ["FORCE_AFTER", "PENDING", "HANDLER", "EXTRA", "SIGINT", "getsignal", "protected", "interruptible", "entry", "call_interruptible", "ensure",
+__all__ = ["FORCE_AFTER", "PENDING", "HANDLER", "EXTRA", "SIGINT", "getsignal", "protected", "interruptible",
+           "entry", "call_interruptible", "ensure",
            "deliver", "defer_signal", "is_protected_at"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -238,6 +238,18 @@ static int sgpy_bsg_io(int fd, sg_io_hdr_t *h)
     return 0;
 }
 
+/* sgpy_fill, then SG_IO (bsg: the v4 header): 0, or the errno (EINVAL:
+ * the CDB does not fit, nothing sent).  The shared part of the two
+ * synchronous calls below. */
+static int sgpy_sync_run(int fd, int bsg, struct sgpy_slot *slot, int dxfer_direction,
+                         const unsigned char *cdb, unsigned int cdb_len,
+                         void *data, unsigned int data_len, unsigned int timeout_ms)
+{
+    if (sgpy_fill(slot, dxfer_direction, cdb, cdb_len, data, data_len, timeout_ms, 0, 0))
+        return EINVAL;
+    return bsg ? sgpy_bsg_io(fd, &slot->hdr) : sgpy_sg_io(fd, &slot->hdr);
+}
+
 /* One synchronous command in one crossing: sgpy_fill, then SG_IO (the v3
  * header on an sg or block node, the v4 one on a bsg node).  Returns 0 when
  * the command ended clean -- GOOD or CONDITION MET (SAM-6 5.3), no host or
@@ -250,10 +262,7 @@ static int sgpy_sync_call(int fd, int bsg, struct sgpy_slot *slot, int dxfer_dir
                           void *data, unsigned int data_len, unsigned int timeout_ms)
 {
     sg_io_hdr_t *h = &slot->hdr;
-    int err;
-    if (sgpy_fill(slot, dxfer_direction, cdb, cdb_len, data, data_len, timeout_ms, 0, 0))
-        return EINVAL;
-    err = bsg ? sgpy_bsg_io(fd, h) : sgpy_sg_io(fd, h);
+    int err = sgpy_sync_run(fd, bsg, slot, dxfer_direction, cdb, cdb_len, data, data_len, timeout_ms);
     if (err)
         return err;
     if ((h->status == 0 || h->status == 4) && h->host_status == 0 &&
@@ -274,10 +283,7 @@ static long long sgpy_sync_plain(int fd, int bsg, struct sgpy_slot *slot, int dx
                                  void *data, unsigned int data_len, unsigned int timeout_ms)
 {
     sg_io_hdr_t *h = &slot->hdr;
-    int err;
-    if (sgpy_fill(slot, dxfer_direction, cdb, cdb_len, data, data_len, timeout_ms, 0, 0))
-        return -1 - (long long)EINVAL;
-    err = bsg ? sgpy_bsg_io(fd, h) : sgpy_sg_io(fd, h);
+    int err = sgpy_sync_run(fd, bsg, slot, dxfer_direction, cdb, cdb_len, data, data_len, timeout_ms);
     if (err)
         return -1 - (long long)err;
     if ((h->status | h->masked_status | h->msg_status | h->sb_len_wr | h->host_status |

@@ -25,8 +25,6 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple, TypeVar, cast
 
-import attr
-
 from sgpy import _binding, _check, _interrupt, _urls
 from sgpy import safety as _safety
 from sgpy.cdb.base import Command as _Command
@@ -87,7 +85,6 @@ _UA_RETRIES = 10
 _XFER_CACHE_MAX = 4096
 #: Commands a channel remembers for :meth:`Channel.execute`'s fast path (each entry holds its command).
 _PLAIN_MAX = 1024
-_TO_DEVICE = Direction.TO_DEVICE
 _NULL = _binding.NULL
 _buffer_pointer = _binding.buffer_pointer
 _sync_plain = _binding.sync_plain
@@ -101,16 +98,23 @@ _EXTRA_SIGNALS = _interrupt.EXTRA
 _PENDING = _interrupt.PENDING
 
 
-@attr.s(frozen=True, slots=True, auto_attribs=True)
 class _Plain:
-    """A command checked once for :meth:`Channel.execute`'s synchronous fast path (see _plain_entry)."""
+    """A command checked once for :meth:`Channel.execute`'s fast paths (see Channel._remember).
 
-    command: Any  #: the command as given (its id is the key)
-    resolved: Any  #: the command for the channel's block size (the IO's command)
-    cdb: bytes
-    dxfer: int  #: the kernel's data direction
-    length: int  #: bytes read (0: no data)
-    io_class: Any  #: NoDirectionIo or Input
+    A plain slotted class, not a frozen attrs one: one is made for every
+    command a channel sees for the first time, and attrs' frozen ``__init__``
+    stores each field through ``object.__setattr__``.  Never changed once made.
+    """
+
+    __slots__ = ("command", "resolved", "cdb", "dxfer", "length", "io_class")
+
+    def __init__(self, command: Any, resolved: Any, cdb: bytes, dxfer: int, length: int, io_class: Any) -> None:
+        self.command = command  # the command as given (its id is the key)
+        self.resolved = resolved  # the command for the channel's block size (the IO's command)
+        self.cdb = cdb
+        self.dxfer = dxfer  # the kernel's data direction
+        self.length = length  # bytes read (0: no data)
+        self.io_class = io_class  # NoDirectionIo or Input
 
 
 def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
@@ -689,12 +693,12 @@ class Channel:
             plain = self._plain
             if plain is not None and not async_ and timeout is None and verify_handler is None and not options:
                 # The synchronous fast path: a command seen before (checked once,
-                # see _plain_entry), no handler, no policy, a caller free.  Any
+                # see _remember), no handler, no policy, a caller free.  Any
                 # other case takes the general path below, which checks everything
                 # again and raises what is wrong.
                 p = plain.get(id(cmd))
                 if p is None or p.command is not cmd:
-                    p = self._plain_entry(cmd)
+                    p = self._first_sight(cmd)
                 if p is not None and not cmd.handlers and not self.read_only and self.policy is None:
                     timeout = self._timeout
                     busy = self._sync_busy
@@ -777,8 +781,6 @@ class Channel:
                             if io.exception is not None:
                                 raise io.exception
                             return io
-                    else:
-                        caller = None
                     self._give_back(None, timeout)  # not taken: the general path decides
                     timeout = None
             return self._execute(cmd, async_, timeout, verify_handler, options)
@@ -797,13 +799,14 @@ class Channel:
                 raise TypeError(f"execute() got unexpected keyword(s) {sorted(options)}")
         plain = self._plain
         p = None
-        if async_ and plain is not None and timeout is None and verify_handler is None \
-                and not self.read_only and self.policy is None and not self._closed:
-            # An asynchronous command checked before (see _plain_entry): its IO
+        remember = plain is not None and timeout is None and verify_handler is None
+        if remember and plain is not None and async_ and not self.read_only and self.policy is None \
+                and not self._closed:
+            # An asynchronous command checked before (see _remember): its IO
             # without the checks again; handlers run as on the general path.
             p = plain.get(id(cmd))
-            if p is None or p.command is not cmd:
-                p = self._plain_entry(cmd)
+            if p is not None and p.command is not cmd:
+                p = None
         if p is not None:
             length = p.length
             io = new_io(p.io_class, p.resolved, self, length, None, self._timeout)
@@ -813,6 +816,8 @@ class Channel:
                 io._cbuf = _buffer_pointer(buf)
         else:
             io = self._make_io(cmd, timeout, verify_handler)
+            if remember:
+                self._remember(cmd, io)
         if self.sync_only:
             if async_:
                 raise SgError(f"{self.path} is a {self.kind} device: it takes synchronous SG_IO commands only; "
@@ -1009,42 +1014,37 @@ class Channel:
                 _close_quietly(self._fd)  # the last synchronous call on the shared fd is over
             self._sync_idle.notify_all()
 
-    def _plain_entry(self, cmd: Any) -> Optional["_Plain"]:
-        """Check ``cmd`` once for :meth:`execute`'s fast path; None when it must take the general path.
+    def _first_sight(self, cmd: Any) -> Optional[_Plain]:
+        """Check ``cmd`` (:meth:`_make_io`) and remember it for the fast paths; None: the general path.
 
-        The fast path takes commands that move no data or read it, with no
-        verify handler of their own and no variable-length answer to re-issue
-        (a handler list, which can grow, is looked at on every call).  What
-        is checked here depends only on the command (a frozen value) and on
-        the channel's block size and transfer limit, and the entry is dropped
+        Whatever the checks raise is left to the general path, which raises
+        it in its own words.
+        """
+        try:
+            io = self._make_io(cmd, None, None)
+        except Exception:
+            return None
+        return self._remember(cmd, io)
+
+    def _remember(self, cmd: Any, io: Io) -> Optional[_Plain]:
+        """Keep what :meth:`_make_io` found for ``cmd`` (its IO ``io``), for :meth:`execute`'s fast paths.
+
+        They take commands that move no data or read it, with no verify
+        handler of their own and no variable-length answer to re-issue (a
+        handler list, which can grow, is looked at on every call).  What the
+        checks looked at depends only on the command (a frozen value) and on
+        the channel's block size and transfer limit; the entries are dropped
         when the block size changes.
         """
-        if not isinstance(cmd, _Command) or cmd.verify_handler is not None or cmd.name in _VARIABLE \
-                or cmd.direction is _TO_DEVICE or self._closed or self.transport.gone:
-            return None
-        try:
-            resolved = cmd.for_block_size(self.block_size) if cmd.needs_block_size else cmd
-            length = resolved.transfer_bytes(self.block_size) if cmd.needs_block_size else cmd.transfer_bytes()
-        except Exception:  # the general path raises it, in its own words
-            return None
-        cdb = resolved._cdb
-        if cdb is None or resolved.direction is _TO_DEVICE:
-            return None
-        lo, hi = self.cdb_lengths
-        if not lo <= len(cdb) <= hi or length > self.max_transfer:
-            return None
-        if resolved.direction is _FROM_DEVICE:
-            if not length:
-                return None
-        elif length:
-            return None
-        entry = _Plain(cmd, resolved, cdb, self._dxfer[resolved.direction], length,
-                       _IO_CLASS[resolved.direction])
         plain = self._plain
-        if plain is not None:
-            if len(plain) >= _PLAIN_MAX:
-                plain.clear()
-            plain[id(cmd)] = entry  # the entry holds cmd: its id is not reused while the entry lives
+        if plain is None or io.__class__ is Output or cmd.verify_handler is not None or cmd.name in _VARIABLE:
+            return None
+        resolved = io.command
+        if len(plain) >= _PLAIN_MAX:
+            plain.clear()
+        # The entry holds cmd: its id is not reused while the entry lives.
+        entry = plain[id(cmd)] = _Plain(cmd, resolved, resolved.cdb, self._dxfer[resolved.direction], io.length,
+                                        io.__class__)
         return entry
 
     def _execute_sg_io(self, io: Io) -> None:
