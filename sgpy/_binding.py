@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno as _errno
 import mmap
 import os
+import struct
 from typing import Any, Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from sgpy.constants import Direction
@@ -68,6 +69,15 @@ __all__ = [
     "CLEAN_HEADERS",
     "clean_header",
     "JobCore",
+    "ManyRun",
+    "MANY_FDS_MAX",
+    "MANY_SLICE_MS",
+    "MANY_UNSENT",
+    "MANY_INFLIGHT",
+    "MANY_PARKED",
+    "many_descriptor",
+    "new_flag",
+    "new_pointers",
     "timer_new",
     "timer_arm",
     "timer_clear",
@@ -218,6 +228,11 @@ def new_slots(n: int) -> Any:
 def new_headers(n: int) -> Any:
     """Allocate ``n`` zeroed ``sg_io_hdr_t`` for :func:`reap` to read into."""
     return ffi.new("sg_io_hdr_t[]", n)
+
+
+def new_pointers(n: int) -> Any:
+    """``n`` NULL data pointers: a :class:`ManyRun`'s ``pointers``."""
+    return ffi.new("void *[]", n)
 
 
 def slot_pointers(n: int) -> Any:
@@ -468,6 +483,122 @@ class SyncCaller:
 #: (:meth:`SyncCaller.fail`).  The caller keeps the slot to itself and the
 #: data buffer alive until it returns.
 sync_plain = lib.sgpy_sync_plain
+
+
+MANY_FDS_MAX: int = lib.SGPY_MANY_FDS_MAX
+#: The longest a :meth:`ManyRun.run` call waits before it returns EAGAIN, so that
+#: a signal that came just before its ``poll()`` is handled this late at worst.
+MANY_SLICE_MS = 100
+#: ``ManyRun.outcomes()`` values besides a plain success's duration (>= 0).
+MANY_UNSENT: int = lib.SGPY_MANY_UNSENT
+MANY_INFLIGHT: int = lib.SGPY_MANY_INFLIGHT
+MANY_PARKED: int = lib.SGPY_MANY_PARKED
+_MANY_CMD = struct.Struct(f"=iII{CDB_MAX}s")
+if _MANY_CMD.size != ffi.sizeof("struct sgpy_many_cmd"):  # pragma: no cover - a build for another ABI
+    raise ImportError("sgpy._sgffi: struct sgpy_many_cmd is not laid out as sgpy packs it")
+
+
+def new_flag() -> Any:
+    """An ``int`` in C memory, 0, that another thread sets to stop a :class:`ManyRun` (``flag[0] = 1``)."""
+    return ffi.new("int *")
+
+
+def many_descriptor(direction: int, cdb: bytes, length: int) -> bytes:
+    """One command of a :class:`ManyRun` batch, packed (``struct sgpy_many_cmd``).
+
+    ValueError for a CDB that does not fit a slot.
+    """
+    if not 0 < len(cdb) <= CDB_MAX:
+        raise ValueError(f"CDB of {len(cdb)} bytes does not fit (1..{CDB_MAX} bytes)")
+    return _MANY_CMD.pack(direction, len(cdb), length, cdb)
+
+
+class ManyRun:
+    """A batch of commands sent and collected in C over fds the caller owns (``sgpy_many_run``).
+
+    ``descriptors`` holds ``n`` commands packed by :func:`many_descriptor`;
+    ``pointers`` a C pointer per command for those that move data (or
+    None when none does).  The commands go out in order, at most
+    ``SG_MAX_QUEUE`` per fd; :meth:`run` returns 0 once every one is
+    back, -1 when a completion that is not plain waits in :meth:`parked`,
+    or an errno.  Nothing else may read the fds while the batch has
+    commands in flight, and the buffers behind ``pointers`` must stay
+    alive until :meth:`run` returned 0 or the fds carrying commands are
+    closed (:meth:`busy_fds`).  ``stop`` (:func:`new_flag`) set non-zero
+    from any thread makes it send nothing more.
+    """
+
+    __slots__ = ("m", "out", "n", "_keep")
+
+    def __init__(self, fds: Sequence[int], descriptors: bytes, n: int, pointers: Any, timeout_ms: int,
+                 stall_ms: int, stop: Any) -> None:
+        k = len(fds)
+        if not 1 <= k <= MANY_FDS_MAX:
+            raise ValueError(f"a batch uses 1 to {MANY_FDS_MAX} fds, not {k}")
+        if len(descriptors) != n * _MANY_CMD.size:
+            raise ValueError(f"{len(descriptors)} bytes of descriptors for {n} commands")
+        slots = SG_MAX_QUEUE * k
+        m = ffi.new("struct sgpy_many *")
+        fd_array = ffi.new("int[]", list(fds))
+        slot_array = ffi.new("struct sgpy_slot[]", slots)
+        free = ffi.new("int[]", list(range(slots - 1, -1, -1)))
+        per_fd = ffi.new("int[]", k)
+        out = ffi.new("int[]", [MANY_UNSENT] * n) if n else ffi.new("int[]", 1)
+        cmds = ffi.from_buffer("struct sgpy_many_cmd[]", descriptors)
+        m.nfds = k
+        m.fds = fd_array
+        m.slots = slot_array
+        m.free = free
+        m.nfree = slots
+        m.fd_inflight = per_fd
+        m.n = n
+        m.cmds = cmds
+        m.bufs = NULL if pointers is None else pointers
+        m.timeout_ms = timeout_ms
+        m.stall_ms = stall_ms
+        m.slice_ms = MANY_SLICE_MS
+        m.out = out
+        m.parked = m.bad = -1
+        m.stop = stop
+        self.m = m
+        self.out = out
+        self.n = n
+        # The C struct points into these: they live as long as the batch.
+        self._keep = (fd_array, slot_array, free, per_fd, cmds, descriptors, pointers, stop)
+
+    def run(self) -> int:
+        """Send and collect until done (0), a completion to read (-1: :meth:`parked`), or an errno
+        (EINTR: a signal came; EAGAIN: :data:`MANY_SLICE_MS` passed; call again)."""
+        return lib.sgpy_many_run(self.m)  # type: ignore[no-any-return]
+
+    def parked(self) -> Tuple[int, Header]:
+        """The command index and the whole outcome of the completion :meth:`run` handed over."""
+        slot = self.m.slots[self.m.parked]
+        h = slot.hdr
+        n = h.sb_len_wr
+        sense = bytes(ffi.buffer(slot.sense, n)) if n else b""
+        return h.pack_id, Header(h.status, h.masked_status, h.msg_status, h.host_status, h.driver_status,
+                                 h.resid, h.duration, h.info, sense)
+
+    def outcomes(self) -> List[int]:
+        """Per command: a plain success's duration (ms, >= 0), or :data:`MANY_PARKED`,
+        :data:`MANY_UNSENT`, :data:`MANY_INFLIGHT`."""
+        return ffi.unpack(self.out, self.n)  # type: ignore[no-any-return]
+
+    @property
+    def bad(self) -> int:
+        """The command whose ``write()`` failed (the errno :meth:`run` returned), or -1."""
+        return self.m.bad  # type: ignore[no-any-return]
+
+    @property
+    def sent(self) -> int:
+        """How many commands the kernel took."""
+        return self.m.sent  # type: ignore[no-any-return]
+
+    def busy_fds(self) -> List[int]:
+        """The positions (in ``fds``) of the fds that still carry commands of the batch."""
+        m = self.m
+        return [f for f in range(m.nfds) if m.fd_inflight[f] > 0]
 
 
 JOB_FREE: int = lib.SGPY_JOB_FREE

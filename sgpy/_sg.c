@@ -1021,3 +1021,199 @@ static int sgpy_timer_clear(int fd)
     } while (r < 0 && errno == EINTR);
     return r < 0 && errno != EAGAIN ? errno : 0;
 }
+
+/* ------------------------------------------------------------------------
+ * A batch of plain commands: Channel.execute_many's synchronous path.
+ *
+ * The commands go out in order over `nfds` fds of the caller's own (slot s
+ * lives on fds[s / SG_MAX_QUEUE], at most SG_MAX_QUEUE per fd, sg's limit),
+ * each sent as soon as a slot is free, and their completions are read back
+ * as they come.  A completion with every output field zero but the
+ * duration (as sgpy_sync_plain) only leaves its duration in out[i]; any
+ * other one is handed to Python (sgpy_many_run returns -1 with its slot in
+ * `parked`), which reads the whole header and sense from the slot before
+ * calling again.  No fd is shared: nothing but this loop reads them, so a
+ * completion can only be one of the batch's (the pack id is the command's
+ * index, checked against out[]).
+ *
+ * Data is copied to the caller's buffers only by read() (sg's indirect I/O:
+ * drivers/scsi/sg.c, sg_new_read -> sg_finish_rem_req; a command whose fd
+ * is closed first is finished as an orphan without the copy), so a batch
+ * abandoned with commands in flight closes their fds and the kernel never
+ * writes to buffers the caller has let go.
+ */
+#include <poll.h>
+
+/* The most fds one batch uses (16 commands each). */
+#define SGPY_MANY_FDS_MAX 64
+/* out[i] before the command is sent, while it is in flight, and once a
+ * completion that is not plain was handed to Python; >= 0: the duration
+ * (ms) of a plain success. */
+#define SGPY_MANY_UNSENT -2
+#define SGPY_MANY_INFLIGHT -3
+#define SGPY_MANY_PARKED -1
+
+/* One command of a batch, as Python packs it (struct.Struct("=iII32s")). */
+struct sgpy_many_cmd {
+    int dxfer;
+    unsigned int cdb_len;
+    unsigned int length;
+    unsigned char cdb[SGPY_CDB_MAX];
+};
+
+struct sgpy_many {
+    int nfds;
+    const int *fds;
+    struct sgpy_slot *slots;    /* nfds * SG_MAX_QUEUE */
+    int *free;                  /* free slot indexes (a stack) */
+    int nfree;
+    int *fd_inflight;           /* per fd */
+    int n;
+    const struct sgpy_many_cmd *cmds;
+    void *const *bufs;          /* per command (NULL: none moves data) */
+    unsigned int timeout_ms;
+    int stall_ms;               /* in flight and nothing back for this long: ETIMEDOUT */
+    int slice_ms;               /* the longest one call waits: then EAGAIN (Python looks at signals) */
+    int idle_ms;                /* waited so far with nothing back */
+    int next;                   /* the next command to send */
+    int inflight;
+    int sent;                   /* commands the kernel took */
+    int *out;                   /* per command, SGPY_MANY_UNSENT to start with */
+    int parked;                 /* slot of the completion handed to Python, or -1 */
+    int bad;                    /* the command whose write() failed (the errno returned), or -1 */
+    const volatile int *stop;   /* non-zero: send nothing more (the channel is closing) */
+};
+
+static int sgpy_many_send(struct sgpy_many *m)
+{
+    while (!*m->stop && m->next < m->n && m->nfree > 0) {
+        int i = m->next;
+        int s = m->free[m->nfree - 1];
+        int f = s / SG_MAX_QUEUE;
+        const struct sgpy_many_cmd *c = &m->cmds[i];
+        struct sgpy_slot *slot = &m->slots[s];
+        ssize_t r;
+        if (sgpy_fill(slot, c->dxfer, c->cdb, c->cdb_len, m->bufs ? m->bufs[i] : NULL, c->length,
+                      m->timeout_ms, i, 0)) {
+            m->bad = i;
+            m->next = i + 1;
+            return EINVAL;
+        }
+        do {
+            r = write(m->fds[f], &slot->hdr, sizeof(sg_io_hdr_t));
+        } while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            int e = errno;
+            if ((e == EAGAIN || e == EDOM) && m->inflight > 0)
+                return 0; /* full for now: send it once a completion is read */
+            m->bad = i;
+            m->next = i + 1;
+            return e;
+        }
+        m->nfree--;
+        m->fd_inflight[f]++;
+        m->inflight++;
+        m->out[i] = SGPY_MANY_INFLIGHT;
+        m->next = i + 1;
+        m->sent++;
+    }
+    return 0;
+}
+
+/* Read fd f's ready completions: 0 (none left ready), -1 (one parked), or
+ * an errno (EPROTO: a completion that is not one of the batch's). */
+static int sgpy_many_reap(struct sgpy_many *m, int f, int *got)
+{
+    sg_io_hdr_t h;
+    while (m->fd_inflight[f] > 0) {
+        ssize_t r;
+        long s;
+        int i;
+        memset(&h, 0, sizeof(h));
+        h.interface_id = 'S';
+        h.pack_id = -1;
+        do {
+            r = read(m->fds[f], &h, sizeof(h));
+        } while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return errno == EAGAIN ? 0 : errno;
+        s = (struct sgpy_slot *)h.usr_ptr - m->slots;
+        i = h.pack_id;
+        if (s < (long)f * SG_MAX_QUEUE || s >= (long)(f + 1) * SG_MAX_QUEUE || i < 0 || i >= m->n ||
+            m->out[i] != SGPY_MANY_INFLIGHT)
+            return EPROTO;
+        m->fd_inflight[f]--;
+        m->inflight--;
+        m->free[m->nfree++] = (int)s;
+        (*got)++;
+        if ((h.status | h.masked_status | h.msg_status | h.sb_len_wr | h.host_status | h.driver_status) == 0 &&
+            h.resid == 0 && h.info == 0) {
+            m->out[i] = (int)h.duration;
+            continue;
+        }
+        /* Its slot is free again but not reused before Python has read it:
+         * the next sgpy_many_run call comes after. */
+        m->slots[s].hdr = h;
+        m->out[i] = SGPY_MANY_PARKED;
+        m->parked = (int)s;
+        return -1;
+    }
+    return 0;
+}
+
+static int sgpy_many_run(struct sgpy_many *m)
+{
+    struct pollfd pfd[SGPY_MANY_FDS_MAX];
+    m->parked = -1;
+    m->bad = -1;
+    if (m->nfds < 1 || m->nfds > SGPY_MANY_FDS_MAX)
+        return EINVAL;
+    for (;;) {
+        int f, k, r, wait, got = 0;
+        int err = sgpy_many_send(m);
+        if (err)
+            return err;
+        if (m->inflight == 0)
+            return 0; /* every command sent (or stopped) and back */
+        for (f = 0; f < m->nfds; f++) {
+            if (m->fd_inflight[f] > 0) {
+                err = sgpy_many_reap(m, f, &got);
+                if (err)
+                    return err;
+            }
+        }
+        if (got) {
+            m->idle_ms = 0;
+            continue;
+        }
+        for (f = 0, k = 0; f < m->nfds; f++) {
+            if (m->fd_inflight[f] > 0) {
+                pfd[k].fd = m->fds[f];
+                pfd[k].events = POLLIN;
+                pfd[k].revents = 0;
+                k++;
+            }
+        }
+        /* A signal ends the wait (EINTR): Python runs its handlers, then
+         * calls again or gives the batch up.  A signal that came just before
+         * poll() does not end it, so no wait is longer than slice_ms: Python
+         * then looks at its signals and calls again (EAGAIN). */
+        wait = m->stall_ms - m->idle_ms;
+        if (wait > m->slice_ms)
+            wait = m->slice_ms;
+        r = poll(pfd, (nfds_t)k, wait < 0 ? 0 : wait);
+        if (r < 0)
+            return errno;
+        if (r == 0) {
+            m->idle_ms += wait;
+            return m->idle_ms >= m->stall_ms ? ETIMEDOUT : EAGAIN; /* ETIMEDOUT: nothing back for stall_ms */
+        }
+        for (f = 0; f < k; f++) {
+            if (pfd[f].revents & POLLNVAL)
+                return EBADF;
+            if ((pfd[f].revents & (POLLERR | POLLHUP)) && !(pfd[f].revents & POLLIN)) {
+                return ENODEV; /* sg_poll: POLLHUP once the device is detaching */
+            }
+        }
+    }
+}

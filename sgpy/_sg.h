@@ -272,3 +272,47 @@ int sgpy_timer_clear(int fd);
 
 /* The latency histogram's bucket of a value in ns (exposed for tests). */
 int sgpy_hist_index(uint64_t v);
+
+/* A batch of plain commands (Channel.execute_many): see sgpy/_sg.c. */
+#define SGPY_MANY_FDS_MAX ...
+#define SGPY_MANY_UNSENT ...
+#define SGPY_MANY_INFLIGHT ...
+#define SGPY_MANY_PARKED ...
+
+struct sgpy_many_cmd {
+    int dxfer;
+    unsigned int cdb_len;
+    unsigned int length;
+    unsigned char cdb[...];
+};
+
+struct sgpy_many {
+    int nfds;
+    const int *fds;
+    struct sgpy_slot *slots;
+    int *free;
+    int nfree;
+    int *fd_inflight;
+    int n;
+    const struct sgpy_many_cmd *cmds;
+    void *const *bufs;
+    unsigned int timeout_ms;
+    int stall_ms;
+    int slice_ms;
+    int idle_ms;
+    int next;
+    int inflight;
+    int sent;
+    int *out;
+    int parked;
+    int bad;
+    const volatile int *stop;
+};
+
+/* Send and collect until every command is back: 0; -1: the completion in
+ * slot `parked` is not plain (read it, then call again); else an errno
+ * (EINTR: a signal; EAGAIN: slice_ms passed, call again; ETIMEDOUT: nothing
+ * came back for stall_ms; `bad` >= 0:
+ * that command's write() failed).  Once *stop is set it sends nothing more
+ * and returns 0 when what is in flight is back. */
+int sgpy_many_run(struct sgpy_many *m);

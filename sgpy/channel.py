@@ -32,6 +32,7 @@ from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction
 from sgpy.errors import (
     CdbLengthError,
     ChannelClosed,
+    CommandTimeout,
     DeviceGone,
     InheritedChannel,
     EncodeError,
@@ -46,7 +47,8 @@ from sgpy.io import UNSET as _UNSET
 from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_finished, new_io
 from sgpy.io import log_cached as _log_cached
 from sgpy.io import log_enabled as _log_enabled
-from sgpy.reactor import Reactor, default_reactor
+from sgpy.reactor import WATCHDOG_GRACE, Reactor, default_reactor
+from sgpy.transport import GONE_ERRNOS as _GONE_ERRNOS
 from sgpy.transport import SgFd, SgPool, Transport
 from sgpy.results import VARIABLE_LENGTH as _VARIABLE
 
@@ -91,6 +93,7 @@ _sync_plain = _binding.sync_plain
 _CLEAN_HEADERS = _binding.CLEAN_HEADERS
 _CLEAN_MS = _binding.CLEAN_MS
 _clean_header = _binding.clean_header
+_MANY_UNSENT = _binding.MANY_UNSENT
 _getsignal = _interrupt.getsignal
 _SIGINT = _interrupt.SIGINT
 _SGPY_HANDLER = _interrupt.HANDLER
@@ -106,7 +109,7 @@ class _Plain:
     stores each field through ``object.__setattr__``.  Never changed once made.
     """
 
-    __slots__ = ("command", "resolved", "cdb", "dxfer", "length", "io_class")
+    __slots__ = ("command", "resolved", "cdb", "dxfer", "length", "io_class", "desc")
 
     def __init__(self, command: Any, resolved: Any, cdb: bytes, dxfer: int, length: int, io_class: Any) -> None:
         self.command = command  # the command as given (its id is the key)
@@ -115,6 +118,7 @@ class _Plain:
         self.dxfer = dxfer  # the kernel's data direction
         self.length = length  # bytes read (0: no data)
         self.io_class = io_class  # NoDirectionIo or Input
+        self.desc = _binding.many_descriptor(dxfer, cdb, length)  # for execute_many's batches (_many)
 
 
 def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
@@ -284,6 +288,7 @@ class Channel:
         self._sync_idle = threading.Condition(self._use_lock)
         self._sync_busy: Deque[int] = collections.deque()
         self._orphaned = False  # close() is over: callers still out close their fds themselves
+        self._stop = _binding.new_flag()  # set by close(): execute_many's C loop sends nothing more
         self._fd_closed = False  # block/bsg: the shared fd was closed (by close() or the last caller out)
         #: Every command, executed on this channel when called: ``channel.cmd.Read10(lba=0, transfer_length=1)``.
         self.cmd: Commands = cast("Commands", CommandNamespace(self))
@@ -931,6 +936,27 @@ class Channel:
             async_ = bool(options.pop("async"))
         if options:
             raise TypeError(f"execute_many() got unexpected keyword(s) {sorted(options)}")
+        ios: Optional[List[Io[Any]]] = None
+        if not async_ and self._plain is not None and self.kind == "sg":
+            cmds = cmds if isinstance(cmds, list) else list(cmds)  # an iterator is read once
+            if len(cmds) > 1 and not self.read_only and self.policy is None:
+                ios = self._many(cmds, timeout)  # None: not a batch of plain commands
+        if ios is None:
+            ios = self._submit_many(cmds, async_, timeout)
+            if async_:
+                return ios
+        for io in ios:
+            if io.exception is not None:
+                exc = io.exception
+                try:
+                    exc.batch = ios  # type: ignore[attr-defined]
+                except AttributeError:
+                    pass
+                raise exc
+        return ios
+
+    def _submit_many(self, cmds: Iterable[Command[Any]], async_: bool, timeout: Optional[int]) -> List[Io[Any]]:
+        """execute_many()'s general path: every command's IO through the engine; waits unless ``async_``."""
         slabs = _binding.BufferSlabs()  # the batch's data-in buffers: memory a dropped batch gives back
         ios = [self._make_io(c, timeout, None, slabs) for c in cmds]
         del slabs
@@ -948,18 +974,273 @@ class Channel:
                 t.begin(len(ios))
                 t.queue.extend(ios)
                 t.pump()
-            if async_:
-                return ios
-            reactor.wait(ios)
-        for io in ios:
-            if io.exception is not None:
-                exc = io.exception
-                try:
-                    exc.batch = ios  # type: ignore[attr-defined]
-                except AttributeError:
-                    pass
-                raise exc
+            if not async_:
+                reactor.wait(ios)
         return ios
+
+    def _many(self, cmds: List[Any], timeout: Optional[int]) -> Optional[List[Io[Any]]]:
+        """execute_many()'s synchronous path for a batch of plain commands: sent and collected in C.
+
+        Plain: each command was checked before (see :meth:`_remember`:
+        no writes, no verify handler, no variable-length answer) and has no
+        handler; otherwise None, and the general path takes the batch.  The
+        commands go out in order over fds of synchronous callers (one per 16
+        commands in flight, at most ``max_fds``), kept busy for the batch as
+        for ``SG_IO``, so close() never closes them under the loop; close()
+        stops the sending (``_stop``), the commands not yet sent then fail
+        with ChannelClosed.  A plain success never enters Python until the
+        batch is over; any other completion is classified as it comes.
+        """
+        plain = self._plain
+        if plain is None:
+            return None
+        ps: List[_Plain] = []
+        for c in cmds:
+            p = plain.get(id(c))
+            if p is None or p.command is not c:
+                p = self._first_sight(c)
+                if p is None:
+                    return None
+            if c.handlers:
+                return None
+            ps.append(p)
+        timeout = self._timeout if timeout is None else _check.timeout_ms(timeout)
+        n = len(ps)
+        views: List[Any] = [None] * n
+        pointers: Any = None
+        slabs: Optional[_binding.BufferSlabs] = None
+        for i, p in enumerate(ps):
+            length = p.length
+            if length:
+                if pointers is None:
+                    pointers = _binding.new_pointers(n)
+                if _SLAB_MIN <= length <= _binding.SLAB_BYTES:
+                    if slabs is None:
+                        slabs = _binding.BufferSlabs()
+                    views[i], pointers[i] = slabs.take(length)
+                else:
+                    buf = bytearray(length)
+                    views[i] = memoryview(buf)
+                    pointers[i] = _buffer_pointer(buf)
+        del slabs
+        want = min(max(1, self.transport.max_fds), -(-n // _binding.SG_MAX_QUEUE), _binding.MANY_FDS_MAX)
+        callers = self._take_callers(want, timeout)
+        if not callers:
+            return None  # no fd could be had: the general path says why
+        stall = min(timeout + int(WATCHDOG_GRACE * 1000), 0x7FFFFFFF)  # ms, a C int
+        run = _binding.ManyRun([c.fd for c in callers], b"".join([p.desc for p in ps]), n, pointers, timeout,
+                               stall, self._stop)
+        parked: Dict[int, Io] = {}
+        try:
+            err = self._many_run(run, ps, views, parked, timeout)
+        except BaseException:
+            # Ctrl-C (or a signal handler's exception) ends the batch at once, as
+            # it ends SG_IO: what is in the kernel is left to it as orphans.
+            self._many_over(run, callers, timeout, ps, views, parked, None)
+            raise
+        return self._many_over(run, callers, timeout, ps, views, parked, err)
+
+    def _take_callers(self, want: int, timeout: int) -> List[_binding.SyncCaller]:
+        """Up to ``want`` synchronous callers, each registered busy (ChannelClosed on a closed channel)."""
+        busy = self._sync_busy
+        callers: List[_binding.SyncCaller] = []
+        try:
+            while len(callers) < want:
+                busy.append(timeout)  # before _closed is read: see __init__
+                if self._closed or self.transport.gone:
+                    self._give_back(None, timeout)
+                    raise self._refusal(None)
+                try:
+                    caller = self._sync_callers.pop()
+                except IndexError:
+                    try:
+                        caller = self._new_sync_caller(timeout)  # gives the registration back when it fails
+                    except OSError:
+                        break  # fewer fds (none: the caller falls back)
+                callers.append(caller)
+        except BaseException:
+            for caller in callers:
+                self._give_back(caller, timeout)
+            raise
+        return callers
+
+    @_interrupt.interruptible
+    def _many_run(self, run: _binding.ManyRun, ps: List[_Plain], views: List[Any], parked: Dict[int, Io],
+                  timeout: int) -> int:
+        """Drive ``run`` until every command is back (0) or an errno ends it.
+
+        A vanishing device stops the sending and ends the batch once what it
+        still hands back is read (its errno is returned).  Interruptible (the C loop waits in poll(), which a signal ends with
+        EINTR): a handler that raises ends the batch (see :meth:`_many`).
+        """
+        gone = 0
+        while True:
+            if _PENDING:  # held back while the batch was prepared, or during a classification
+                _interrupt.deliver()
+            rc = run.run()
+            if rc == -1:
+                i, h = run.parked()
+                self._many_parked(i, h, ps[i], views[i], parked, timeout)
+            elif rc == 0:
+                return gone
+            elif rc in _GONE_ERRNOS:
+                if gone:
+                    return gone  # and nothing more comes back
+                # The device is going: send nothing more (on any of the channel's
+                # batches), and read what it still hands back (sg_read gives out
+                # completions already done before it looks at the detaching flag).
+                gone = rc
+                self._stop[0] = 1
+            elif run.bad >= 0:  # the kernel refused that command
+                self._many_refused(run.bad, rc, ps[run.bad], parked, timeout)
+            elif rc != _errno.EINTR and rc != _errno.EAGAIN:  # those: the handlers ran and did not raise
+                return rc
+
+    @_interrupt.protected
+    def _many_parked(self, i: int, h: Header, p: _Plain, view: Any, parked: Dict[int, Io], timeout: int) -> None:
+        """Command ``i`` of a batch ended otherwise than plain: classify it now (sense, retries...)."""
+        io = new_io(p.io_class, p.resolved, self, p.length, view, timeout)
+        parked[i] = io
+        self._sync_finished(io, h)
+
+    @_interrupt.protected
+    def _many_refused(self, i: int, err: int, p: _Plain, parked: Dict[int, Io], timeout: int) -> None:
+        """The kernel refused command ``i`` of a batch (``write()`` failed with ``err``): it fails, the rest go on."""
+        io = new_io(p.io_class, p.resolved, self, p.length, None, timeout)
+        parked[i] = io
+        error: BaseException
+        if err == _errno.ENOMEM:
+            error = self.transport.no_memory(io)
+        else:
+            error = TaskFailed(f"the kernel refused the command: {os.strerror(err)} (errno {err})", io=io,
+                               command=io.command)
+        reactor = self.reactor
+        with reactor.lock:
+            reactor.outstanding += 1
+            self.transport.outstanding += 1
+            reactor.fail(io, error)
+
+    def _many_fail(self, ios: List[Io], err: int, timeout: int, sent: bool) -> None:
+        """Fail ``ios``, left without an answer when ``err`` ended their batch (0: close() stopped it);
+        ``sent``: the kernel had taken them."""
+        reactor = self.reactor
+        t = self.transport
+        with reactor.lock:
+            if sent:
+                reactor.submitted += len(ios)
+                t.submitted += len(ios)
+            reactor.outstanding += len(ios)
+            t.outstanding += len(ios)
+            for io in ios:
+                reactor.fail(io, self._many_error(io, err, timeout, sent))
+
+    @_interrupt.protected
+    def _many_over(self, run: _binding.ManyRun, callers: List[_binding.SyncCaller], timeout: int,
+                   ps: List[_Plain], views: List[Any], parked: Dict[int, Io], err: Optional[int]) -> List[Io]:
+        """The batch is over: give the callers back, make the IOs, count them.
+
+        ``err`` None: it was interrupted; only what was read is counted (an
+        interrupted SG_IO counts nothing), and the fds still carrying
+        commands are closed.  Otherwise every command gets its IO: a plain
+        success made finished here, the others as they were classified;
+        those left without an answer fail (:meth:`_many_error`).
+        """
+        busy = set(run.busy_fds())
+        for f, caller in enumerate(callers):
+            if f in busy:
+                # Commands of the batch are still in the kernel on this fd: close
+                # it (sg finishes them as orphans, copying nothing to the buffers).
+                self._discard_caller(caller)
+                self._give_back(None, timeout)
+            else:
+                self._give_back(caller, timeout)
+        outs = run.outcomes()
+        ios: List[Io] = []
+        append = ios.append
+        unsent: List[Io] = []
+        inflight: List[Io] = []
+        n_plain = 0
+        log = _log_cached(_DEBUG) is not False and _log_enabled(_DEBUG)
+        for i, d in enumerate(outs):
+            if d >= 0:
+                p = ps[i]
+                # As execute()'s fast path: a plain success made finished.
+                io = p.io_class()
+                io.command = p.resolved
+                io.channel = self
+                io.timeout = timeout
+                io.returned = True
+                io.length = p.length
+                io.data_buf = views[i]
+                io.hdr = (_CLEAN_HEADERS[d] if d < _CLEAN_MS else None) or _clean_header(d)
+                io.error = io.sense = io.exception = io.verify_handler = io._cbuf = None
+                io._fdstate = io._callbacks = None
+                io._pack_id = 0
+                io._slot = -1
+                io._submitted_at = 0.0
+                io._abandoned = io._reissued = False
+                io._result = _UNSET
+                io._settled = True
+                n_plain += 1
+                if log:
+                    log_finished(io)
+            else:
+                got = parked.get(i)  # classified, or refused by the kernel
+                if got is not None:
+                    io = got
+                elif err is None:
+                    continue
+                else:
+                    p = ps[i]
+                    io = new_io(p.io_class, p.resolved, self, p.length, views[i] if d == _MANY_UNSENT else None,
+                                timeout)
+                    (unsent if d == _MANY_UNSENT else inflight).append(io)
+            append(io)
+        reactor = self.reactor
+        t = self.transport
+        with reactor.lock:
+            reactor.submitted += n_plain
+            t.submitted += n_plain
+            reactor.completed += n_plain
+        if err is None:
+            return ios
+        if inflight:
+            self._many_fail(inflight, err, timeout, True)
+        if unsent:
+            self._many_fail(unsent, err, timeout, False)
+        for io in parked.values():
+            if not io.returned:  # re-issued with a larger allocation length, through the pool
+                reactor.wait([io])
+        return ios
+
+    def _many_error(self, io: Io, err: int, timeout: int, sent: bool) -> BaseException:
+        """The error of ``io``, a batch's command left without an answer when ``err`` ended the batch."""
+        cmd = io.command
+        if err == 0:  # the batch was stopped: close(), or the device went while another batch ran
+            if self._closed:
+                return ChannelClosed(f"{self.path} was closed before {cmd!r} was sent")
+            err = _errno.ENODEV
+        if err in _GONE_ERRNOS:
+            return DeviceGone(f"{self.path}: the device is gone ({os.strerror(err)})"
+                              + ("" if sent else "; the command was not sent"), io=io, command=cmd, host_status=1)
+        if err == _errno.ETIMEDOUT:
+            why = (f"no completion within {timeout} ms + {WATCHDOG_GRACE:g} s (execute_many's watchdog); "
+                   "its fd was closed, the kernel finishes it alone")
+            if sent:
+                return CommandTimeout(why, io=io, command=cmd, host_status=3)
+            return TaskFailed(f"not sent: a command sent before it got {why}", io=io, command=cmd)
+        return TaskFailed(f"{self.path}: the batch ended: {os.strerror(err)} (errno {err})"
+                          + ("" if sent else "; the command was not sent"), io=io, command=cmd)
+
+    def _discard_caller(self, caller: _binding.SyncCaller) -> None:
+        """Close ``caller``'s fd for good: commands left in the kernel on it must never be read by another call."""
+        with self._use_lock:
+            try:
+                self._sync_fds.remove(caller.fd)
+            except ValueError:
+                pass
+            else:
+                _close_quietly(caller.fd)
 
     def _new_sync_caller(self, timeout: int) -> _binding.SyncCaller:
         """A caller for a synchronous command that found none free (registered busy already).
@@ -1203,6 +1484,7 @@ class Channel:
             if self._closed:
                 return
             self._closed = True
+            self._stop[0] = 1  # a batch running in C sends nothing more (_many)
             self.transport.closing = True
         reactor = self.reactor
         t = self.transport
@@ -1274,6 +1556,7 @@ class Channel:
         """
         self._inherited = True
         self._closed = True
+        self._stop[0] = 1
         self.transport.closing = True
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
