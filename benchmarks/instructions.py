@@ -12,7 +12,9 @@ Python loop, ``SyncCaller.call``: the floor of any synchronous Python
 path), ``tur`` (``execute(TEST UNIT READY)``, prebuilt), ``cmd``
 (``channel.cmd.TestUnitReady()``: the command built per call), ``read``
 (``execute`` of a prebuilt 4 KiB READ(10)), ``many`` (``execute_many`` of
-256 prebuilt 4 KiB READ(10)s on a one-fd channel: QD 16), ``chain`` (16
+256 prebuilt 4 KiB READ(10)s on a one-fd channel: QD 16), ``fresh`` (the
+same with 256 READ(10)s built for each batch, their building counted),
+``chain`` (16
 READ(10)s in flight, each done callback submitting the next).
 """
 
@@ -27,7 +29,7 @@ import sys
 from typing import List, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = ("loop", "tur", "cmd", "read", "many", "chain")
+WORKLOADS = ("loop", "tur", "cmd", "read", "many", "fresh", "chain")
 
 
 def work(what: str, n: int) -> None:
@@ -65,6 +67,10 @@ def work(what: str, n: int) -> None:
     elif what == "many":
         for _ in range(n // 256):
             ch.execute_many(ring)
+    elif what == "fresh":
+        read10 = command.Read10
+        for b in range(n // 256):
+            ch.execute_many([read10(lba=((b * 256 + i) * 7919 % 1000) * 8, transfer_length=8) for i in range(256)])
     elif what == "chain":
         state = {"left": n}
         rd = ring[0]

@@ -69,6 +69,7 @@ DEFAULT_MAX_FDS = 16
 
 #: Enum members read through their class are slow (a descriptor): hot paths use this.
 _FROM_DEVICE = Direction.FROM_DEVICE
+_TO_DEVICE = Direction.TO_DEVICE
 _IO_CLASS = {Direction.NONE: NoDirectionIo, Direction.FROM_DEVICE: Input, Direction.TO_DEVICE: Output}
 _DXFER = _binding.DXFER
 _DEBUG = logging.DEBUG
@@ -564,6 +565,52 @@ class Channel:
             raise TypeError(f"execute() takes a command (sgpy.command.Read10(...), RawCommand(...)), "
                             f"not {type(cmd).__name__} {cmd!r}")
         timeout = self._timeout if timeout is None else _check.timeout_ms(timeout)
+        cmd, length = self._resolve(cmd)
+        data = cmd.data
+        view = None if data is None else memoryview(data)
+        direction = cmd.direction
+        cbuf: Any = None
+        ptr: Any = None
+        if length:
+            if direction is _FROM_DEVICE:
+                if slabs is not None and _SLAB_MIN <= length <= _binding.SLAB_BYTES:
+                    view, ptr = slabs.take(length)
+                else:
+                    buf = bytearray(length)
+                    view = memoryview(buf)
+                    cbuf = buf
+            elif view is None:
+                raise EncodeError(f"{cmd.name}: {length} bytes to send but no data=; pass data=")
+            elif view.nbytes != length or not view.c_contiguous:
+                raise EncodeError(
+                    f"{cmd.name}: data= holds {view.nbytes} bytes"
+                    f"{'' if view.c_contiguous else ' in a non-contiguous buffer'}, but the command sends "
+                    f"{length}; the buffer must be one contiguous block of exactly the transfer length "
+                    "(was it resized after the command was built?)")
+            else:
+                cbuf = data
+        io: Io[Any] = new_io(_IO_CLASS[direction], cmd, self, length, None, timeout, verify_handler)
+        if length:
+            # The C pointer is a buffer export of the object itself (cffi's
+            # from_buffer holds a Py_buffer until it is dropped): while the IO
+            # holds it a bytearray cannot be resized under the kernel
+            # (BufferError), until the kernel gives the command back
+            # (Io._let_go).  It is taken from the object, never from the
+            # memoryview in data_buf: a memoryview with exports in a garbage
+            # cycle (an IO and the exception that names it) cannot be cleared
+            # by the collector (memory_clear raises BufferError), which crashed
+            # the interpreter.
+            io.data_buf = view  # .tobytes(), as the original data_buf.tostring()
+            io._cbuf = _binding.buffer_pointer(cbuf) if ptr is None else ptr
+        return io
+
+    def _resolve(self, cmd: Any) -> Tuple[Any, int]:
+        """Check a command against this channel; return it resolved for the block size, and its transfer length.
+
+        The checks :meth:`_make_io` makes before building an IO: the channel
+        is open, the safety policy allows the command, its CDB length is one
+        the transport carries, its transfer is within :attr:`max_transfer`.
+        """
         if self._closed or self.transport.gone:
             raise self._refusal(cmd)
         if self.read_only or self.policy is not None:
@@ -604,41 +651,7 @@ class Channel:
             limit = self.max_transfer
         if length > limit:
             raise self._too_large(cmd, length)
-        direction = cmd.direction
-        cbuf: Any = None
-        ptr: Any = None
-        if length:
-            if direction is _FROM_DEVICE:
-                if slabs is not None and _SLAB_MIN <= length <= _binding.SLAB_BYTES:
-                    view, ptr = slabs.take(length)
-                else:
-                    buf = bytearray(length)
-                    view = memoryview(buf)
-                    cbuf = buf
-            elif view is None:
-                raise EncodeError(f"{cmd.name}: {length} bytes to send but no data=; pass data=")
-            elif view.nbytes != length or not view.c_contiguous:
-                raise EncodeError(
-                    f"{cmd.name}: data= holds {view.nbytes} bytes"
-                    f"{'' if view.c_contiguous else ' in a non-contiguous buffer'}, but the command sends "
-                    f"{length}; the buffer must be one contiguous block of exactly the transfer length "
-                    "(was it resized after the command was built?)")
-            else:
-                cbuf = data
-        io: Io[Any] = new_io(_IO_CLASS[direction], cmd, self, length, None, timeout, verify_handler)
-        if length:
-            # The C pointer is a buffer export of the object itself (cffi's
-            # from_buffer holds a Py_buffer until it is dropped): while the IO
-            # holds it a bytearray cannot be resized under the kernel
-            # (BufferError), until the kernel gives the command back
-            # (Io._let_go).  It is taken from the object, never from the
-            # memoryview in data_buf: a memoryview with exports in a garbage
-            # cycle (an IO and the exception that names it) cannot be cleared
-            # by the collector (memory_clear raises BufferError), which crashed
-            # the interpreter.
-            io.data_buf = view  # .tobytes(), as the original data_buf.tostring()
-            io._cbuf = _binding.buffer_pointer(cbuf) if ptr is None else ptr
-        return io
+        return cmd, length
 
     def _closed_error(self) -> ChannelClosed:
         """What a closed channel raises: ChannelClosed, or InheritedChannel in a child after fork()."""
@@ -995,12 +1008,25 @@ class Channel:
         if plain is None:
             return None
         ps: List[_Plain] = []
+        room = _PLAIN_MAX - len(plain)
         for c in cmds:
             p = plain.get(id(c))
             if p is None or p.command is not c:
-                p = self._first_sight(c)
+                # Not seen yet: checked here, without the IO the general path
+                # builds; remembered while there is room (a batch does not empty
+                # the cache: its commands are often made for it and sent once).
+                if not isinstance(c, _Command):
+                    return None
+                try:
+                    resolved, length = self._resolve(c)
+                except Exception:
+                    return None  # the general path raises it in its own words
+                p = self._plain_entry(c, resolved, length)
                 if p is None:
                     return None
+                if room > 0:
+                    plain[id(c)] = p
+                    room -= 1
             if c.handlers:
                 return None
             ps.append(p)
@@ -1310,23 +1336,31 @@ class Channel:
     def _remember(self, cmd: Any, io: Io) -> Optional[_Plain]:
         """Keep what :meth:`_make_io` found for ``cmd`` (its IO ``io``), for :meth:`execute`'s fast paths.
 
-        They take commands that move no data or read it, with no verify
-        handler of their own and no variable-length answer to re-issue (a
-        handler list, which can grow, is looked at on every call).  What the
-        checks looked at depends only on the command (a frozen value) and on
-        the channel's block size and transfer limit; the entries are dropped
-        when the block size changes.
+        What the checks looked at depends only on the command (a frozen
+        value) and on the channel's block size and transfer limit; the
+        entries are dropped when the block size changes.
         """
         plain = self._plain
-        if plain is None or io.__class__ is Output or cmd.verify_handler is not None or cmd.name in _VARIABLE:
+        if plain is None:
             return None
-        resolved = io.command
-        if len(plain) >= _PLAIN_MAX:
-            plain.clear()
-        # The entry holds cmd: its id is not reused while the entry lives.
-        entry = plain[id(cmd)] = _Plain(cmd, resolved, resolved.cdb, self._dxfer[resolved.direction], io.length,
-                                        io.__class__)
+        entry = self._plain_entry(cmd, io.command, io.length)
+        if entry is not None:
+            if len(plain) >= _PLAIN_MAX:
+                plain.clear()
+            plain[id(cmd)] = entry  # the entry holds cmd: its id is not reused while the entry lives
         return entry
+
+    def _plain_entry(self, cmd: Any, resolved: Any, length: int) -> Optional[_Plain]:
+        """``cmd`` (checked; ``resolved`` for the block size, moving ``length`` bytes) for the fast paths, or None.
+
+        They take commands that move no data or read it, with no verify
+        handler of their own and no variable-length answer to re-issue (a
+        handler list, which can grow, is looked at on every call).
+        """
+        direction = resolved.direction
+        if direction is _TO_DEVICE or cmd.verify_handler is not None or cmd.name in _VARIABLE:
+            return None
+        return _Plain(cmd, resolved, resolved.cdb, self._dxfer[direction], length, _IO_CLASS[direction])
 
     def _execute_sg_io(self, io: Io) -> None:
         """The synchronous SG_IO path (block devices, bsg nodes, and sg nodes' synchronous commands).

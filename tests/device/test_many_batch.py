@@ -112,6 +112,20 @@ def test_a_batch_uses_one_fd_per_16_commands_up_to_max_fds(sg_device, runs):
         assert runs == [2, 16, 17, 200]
 
 
+def test_a_batch_of_new_commands_takes_the_c_loop_and_keeps_the_cache(sg_device, runs):
+    with open_ready(sg_device) as ch:
+        write_pattern(ch, 0, 64)
+        tur = command.TestUnitReady()
+        ch.execute(tur)
+        ch.execute(tur)
+        assert id(tur) in ch._plain
+        lbas = [(i * 13) % 64 for i in range(3000)]
+        ios = ch.execute_many([command.Read10(lba=lba, transfer_length=1) for lba in lbas])
+        assert runs == [3000]
+        assert [io.data for io in ios] == [pattern(lba) for lba in lbas]
+        assert id(tur) in ch._plain and len(ch._plain) <= 1024  # not emptied by a batch
+
+
 def test_commands_with_handlers_writes_or_a_policy_take_the_general_path(sg_device, runs):
     with open_ready(sg_device) as ch:
         seen = []
