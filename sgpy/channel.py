@@ -994,9 +994,11 @@ class Channel:
     def _many(self, cmds: List[Any], timeout: Optional[int]) -> Optional[List[Io[Any]]]:
         """execute_many()'s synchronous path for a batch of plain commands: sent and collected in C.
 
-        Plain: each command was checked before (see :meth:`_remember`:
-        no writes, no verify handler, no variable-length answer) and has no
-        handler; otherwise None, and the general path takes the batch.  The
+        Plain: each command passes the general path's checks
+        (:meth:`_resolve`, or remembered from an earlier call), writes no
+        data, has no verify handler of its own, no variable-length answer
+        and no handler (:meth:`_plain_entry`); otherwise None, and the
+        general path takes the batch.  The
         commands go out in order over fds of synchronous callers (one per 16
         commands in flight, at most ``max_fds``), kept busy for the batch as
         for ``SG_IO``, so close() never closes them under the loop; close()
