@@ -213,6 +213,8 @@ class Channel:
     #: True in a child process that inherited this channel through fork() (see _inherit).
     _inherited = False
     _xfer_cache: Optional[Dict[Any, Any]] = None  # set by __init__ (subclasses that skip it go without)
+    #: The flag close() sets to stop execute_many's C loop (sg channels, set by __init__).
+    _stop: Any = None
     #: ``id(cmd) -> _Plain``: commands checked once for :meth:`execute`'s synchronous fast path
     #: (set for sg, block and bsg channels; None: no fast path).
     _plain: Optional[Dict[int, "_Plain"]] = None
@@ -289,7 +291,7 @@ class Channel:
         self._sync_idle = threading.Condition(self._use_lock)
         self._sync_busy: Deque[int] = collections.deque()
         self._orphaned = False  # close() is over: callers still out close their fds themselves
-        self._stop = _binding.new_flag()  # set by close(): execute_many's C loop sends nothing more
+        self._stop = _binding.new_flag()
         self._fd_closed = False  # block/bsg: the shared fd was closed (by close() or the last caller out)
         #: Every command, executed on this channel when called: ``channel.cmd.Read10(lba=0, transfer_length=1)``.
         self.cmd: Commands = cast("Commands", CommandNamespace(self))
@@ -1520,7 +1522,8 @@ class Channel:
             if self._closed:
                 return
             self._closed = True
-            self._stop[0] = 1  # a batch running in C sends nothing more (_many)
+            if self._stop is not None:
+                self._stop[0] = 1  # a batch running in C sends nothing more (_many)
             self.transport.closing = True
         reactor = self.reactor
         t = self.transport
@@ -1592,7 +1595,8 @@ class Channel:
         """
         self._inherited = True
         self._closed = True
-        self._stop[0] = 1
+        if self._stop is not None:
+            self._stop[0] = 1
         self.transport.closing = True
         self._use_lock = threading.Lock()
         self._sync_idle = threading.Condition(self._use_lock)
