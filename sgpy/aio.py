@@ -37,7 +37,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Coroutine, Dict, Generator, It
 
 from sgpy.channel import Channel, CommandNamespace
 from sgpy.errors import ChannelClosed, IllegalRequest, TaskFailed
-from sgpy.io import Io
+from sgpy.io import Io, raise_first_failure
 from sgpy.reactor import Reactor
 from sgpy.safety import check_channel
 
@@ -265,14 +265,7 @@ class AsyncChannel:
             await self.block_size()
         ios = self.channel.execute_many(cmds, async_=True, timeout=timeout)
         await asyncio.gather(*(self._await(io) for io in ios), return_exceptions=True)
-        for io in ios:
-            if io.exception is not None:
-                exc = io.exception
-                try:
-                    exc.batch = ios  # type: ignore[attr-defined]
-                except AttributeError:
-                    pass
-                raise exc
+        raise_first_failure(ios)
         return ios
 
     async def run(self, cmd: Any, **options: Any) -> "Job":

@@ -44,7 +44,7 @@ from sgpy.errors import (
     UnitAttention,
 )
 from sgpy.io import UNSET as _UNSET
-from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_finished, new_io
+from sgpy.io import Header, Input, Io, NoDirectionIo, Output, log_finished, new_io, raise_first_failure
 from sgpy.io import log_cached as _log_cached
 from sgpy.io import log_enabled as _log_enabled
 from sgpy.reactor import WATCHDOG_GRACE, Reactor, default_reactor
@@ -960,14 +960,7 @@ class Channel:
             ios = self._submit_many(cmds, async_, timeout)
             if async_:
                 return ios
-        for io in ios:
-            if io.exception is not None:
-                exc = io.exception
-                try:
-                    exc.batch = ios  # type: ignore[attr-defined]
-                except AttributeError:
-                    pass
-                raise exc
+        raise_first_failure(ios)
         return ios
 
     def _submit_many(self, cmds: Iterable[Command[Any]], async_: bool, timeout: Optional[int]) -> List[Io[Any]]:

@@ -14,7 +14,7 @@ sgpy: :class:`NoDirectionIo`, :class:`Input` (data from the device) and
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, List, Optional, TypeVar
 
 from sgpy import _interrupt
 from sgpy._binding import Header
@@ -23,7 +23,8 @@ from sgpy.constants import DEFAULT_TIMEOUT_MS, ScsiStatus
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy.channel import Channel
 
-__all__ = ["Header", "Io", "new_io", "UNSET", "NoDirectionIo", "Input", "Output", "LOG", "log_enabled", "log_cached", "log_finished"]
+__all__ = ["Header", "Io", "new_io", "UNSET", "NoDirectionIo", "Input", "Output", "LOG", "log_enabled", "log_cached",
+           "log_finished", "raise_first_failure"]
 
 #: The logger of finished commands: one DEBUG record per IO as it returns
 #: (sync or async, any transport), the way sg3_utils' ``-v`` prints the CDB,
@@ -287,6 +288,22 @@ def new_io(cls: "type[Io[Any]]", command: Any, channel: "Channel", length: int, 
     io._callbacks = None
     io._settled = False  # counted as finished by the reactor (Reactor.done), exactly once
     return io
+
+
+def raise_first_failure(ios: "List[Io[Any]]") -> None:
+    """Raise the exception of the first IO of a batch that has one, with the batch as its ``batch``.
+
+    What a synchronous ``execute_many`` (and its asyncio twin) does once
+    every IO has returned, so the caller can look at the others.
+    """
+    for io in ios:
+        if io.exception is not None:
+            exc = io.exception
+            try:
+                exc.batch = ios  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+            raise exc
 
 
 class NoDirectionIo(Io[R]):
