@@ -1145,6 +1145,7 @@ static int sgpy_many_reap(struct sgpy_many *m, int f, int *got)
         m->fd_inflight[f]--;
         m->inflight--;
         m->free[m->nfree++] = (int)s;
+        m->idle_ms = 0;
         (*got)++;
         if ((h.status | h.masked_status | h.msg_status | h.sb_len_wr | h.host_status | h.driver_status) == 0 &&
             h.resid == 0 && h.info == 0) {
@@ -1182,10 +1183,8 @@ static int sgpy_many_run(struct sgpy_many *m)
                     return err;
             }
         }
-        if (got) {
-            m->idle_ms = 0;
+        if (got)
             continue;
-        }
         for (f = 0, k = 0; f < m->nfds; f++) {
             if (m->fd_inflight[f] > 0) {
                 pfd[k].fd = m->fds[f];
@@ -1211,9 +1210,8 @@ static int sgpy_many_run(struct sgpy_many *m)
         for (f = 0; f < k; f++) {
             if (pfd[f].revents & POLLNVAL)
                 return EBADF;
-            if ((pfd[f].revents & (POLLERR | POLLHUP)) && !(pfd[f].revents & POLLIN)) {
+            if ((pfd[f].revents & (POLLERR | POLLHUP)) && !(pfd[f].revents & POLLIN))
                 return ENODEV; /* sg_poll: POLLHUP once the device is detaching */
-            }
         }
     }
 }
