@@ -993,10 +993,10 @@ class Channel:
         (:meth:`_resolve`, or remembered from an earlier call), writes no
         data, has no verify handler of its own, no variable-length answer
         and no handler (:meth:`_plain_entry`); otherwise None, and the
-        general path takes the batch.  The
-        commands go out in order over fds of synchronous callers (one per 16
-        commands in flight, at most ``max_fds``), kept busy for the batch as
-        for ``SG_IO``, so close() never closes them under the loop; close()
+        general path takes the batch.  The commands go out in order over fds
+        of synchronous callers (one per 16 commands in flight, at most
+        ``max_fds``), kept busy for the batch as for ``SG_IO``, so close()
+        never closes them under the loop; close()
         stops the sending (``_stop``), the commands not yet sent then fail
         with ChannelClosed.  A plain success never enters Python until the
         batch is over; any other completion is classified as it comes.
@@ -1051,8 +1051,13 @@ class Channel:
         if not callers:
             return None  # no fd could be had: the general path says why
         stall = min(timeout + int(WATCHDOG_GRACE * 1000), 0x7FFFFFFF)  # ms, a C int
-        run = _binding.ManyRun([c.fd for c in callers], b"".join([p.desc for p in ps]), n, pointers, timeout,
-                               stall, self._stop)
+        try:
+            run = _binding.ManyRun([c.fd for c in callers], b"".join([p.desc for p in ps]), n, pointers,
+                                   timeout, stall, self._stop)
+        except BaseException:  # MemoryError: nothing was sent
+            for caller in callers:
+                self._give_back(caller, timeout)
+            raise
         parked: Dict[int, Io] = {}
         try:
             err = self._many_run(run, ps, views, parked, timeout)

@@ -126,6 +126,23 @@ def test_a_batch_of_new_commands_takes_the_c_loop_and_keeps_the_cache(sg_device,
         assert id(tur) in ch._plain and len(ch._plain) <= 1024  # not emptied by a batch
 
 
+def test_a_batch_that_cannot_be_set_up_gives_its_callers_back(sg_device, monkeypatch):
+    with open_ready(sg_device) as ch:
+        tur = command.TestUnitReady()
+        ch.execute_many([tur, tur])
+
+        def no_memory(*args, **kwargs):
+            raise MemoryError
+
+        before = counts(ch)
+        with monkeypatch.context() as m:
+            m.setattr(_binding.ManyRun, "__init__", no_memory)
+            with pytest.raises(MemoryError):
+                ch.execute_many([tur] * 40)
+        assert counts(ch) == before and not ch._sync_busy
+        assert all(io.ok for io in ch.execute_many([tur] * 40))
+
+
 def test_commands_with_handlers_writes_or_a_policy_take_the_general_path(sg_device, runs):
     with open_ready(sg_device) as ch:
         seen = []
