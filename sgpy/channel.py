@@ -1136,20 +1136,10 @@ class Channel:
         """The kernel refused command ``i`` of a batch (``write()`` failed with ``err``): it fails, the rest go on."""
         io = new_io(p.io_class, p.resolved, self, p.length, None, timeout)
         parked[i] = io
-        error: BaseException
-        if err == _errno.ENOMEM:
-            error = self.transport.no_memory(io)
-        else:
-            error = TaskFailed(f"the kernel refused the command: {os.strerror(err)} (errno {err})", io=io,
-                               command=io.command)
-        reactor = self.reactor
-        with reactor.lock:
-            reactor.outstanding += 1
-            self.transport.outstanding += 1
-            reactor.fail(io, error)
+        self._many_fail([io], lambda io: self.transport.refused(io, err), False)
 
-    def _many_fail(self, ios: List[Io], err: int, timeout: int, sent: bool) -> None:
-        """Fail ``ios``, left without an answer when ``err`` ended their batch (0: close() stopped it);
+    def _many_fail(self, ios: List[Io], error_of: Callable[[Io], BaseException], sent: bool) -> None:
+        """Fail ``ios`` of a batch, each with ``error_of(io)``, counted as the general path counts them;
         ``sent``: the kernel had taken them."""
         reactor = self.reactor
         t = self.transport
@@ -1160,7 +1150,7 @@ class Channel:
             reactor.outstanding += len(ios)
             t.outstanding += len(ios)
             for io in ios:
-                reactor.fail(io, self._many_error(io, err, timeout, sent))
+                reactor.fail(io, error_of(io))
 
     @_interrupt.protected
     def _many_over(self, run: _binding.ManyRun, callers: List[_binding.SyncCaller], timeout: int,
@@ -1233,9 +1223,9 @@ class Channel:
         if err is None:
             return ios
         if inflight:
-            self._many_fail(inflight, err, timeout, True)
+            self._many_fail(inflight, lambda io: self._many_error(io, err, timeout, True), True)
         if unsent:
-            self._many_fail(unsent, err, timeout, False)
+            self._many_fail(unsent, lambda io: self._many_error(io, err, timeout, False), False)
         for io in parked.values():
             if not io.returned:  # re-issued with a larger allocation length, through the pool
                 reactor.wait([io])

@@ -212,6 +212,13 @@ class Transport:
             "sg gathers it in pages allocated per command, drivers/scsi/sg.c sg_build_indirect); nothing was "
             "sent: split the transfer into smaller commands", io=io, command=io.command)
 
+    def refused(self, io: Io, err: int) -> BaseException:
+        """The error for a command whose ``write()`` the kernel refused with ``err`` (not a vanished device)."""
+        if err == _errno.ENOMEM:
+            return self.no_memory(io)
+        return TaskFailed(f"the kernel refused the command: {os.strerror(err)} (errno {err})", io=io,
+                          command=io.command)
+
     def fail_queued(self, why: str) -> None:
         """Fail every IO still queued (never sent) with ChannelClosed (lock held)."""
         q = self.queue
@@ -380,12 +387,7 @@ class SgFd:
             return []
         # The first refused command is at fault: fail it, retry the others.
         bad = rest[0]
-        if err == _errno.ENOMEM:
-            reactor.fail(bad, transport.no_memory(bad))
-        else:
-            reactor.fail(bad, TaskFailed(
-                f"the kernel refused the command: {os.strerror(err)} (errno {err})",
-                io=bad, command=bad.command))
+        reactor.fail(bad, transport.refused(bad, err))
         return rest[1:]
 
     def submit_one(self, io: Io) -> bool:
