@@ -573,10 +573,11 @@ class Channel:
         direction = cmd.direction
         cbuf: Any = None
         ptr: Any = None
+        off = -1
         if length:
             if direction is _FROM_DEVICE:
                 if slabs is not None and _SLAB_MIN <= length <= _binding.SLAB_BYTES:
-                    view, ptr = slabs.take(length)
+                    view, off, ptr = slabs.take(length)  # the mapping's view: data_buf made when asked
                 else:
                     buf = bytearray(length)
                     view = memoryview(buf)
@@ -602,7 +603,8 @@ class Channel:
             # cycle (an IO and the exception that names it) cannot be cleared
             # by the collector (memory_clear raises BufferError), which crashed
             # the interpreter.
-            io.data_buf = view  # .tobytes(), as the original data_buf.tostring()
+            io._data = view  # data_buf.tobytes(), as the original data_buf.tostring()
+            io._off = off
             io._cbuf = _binding.buffer_pointer(cbuf) if ptr is None else ptr
         return io
 
@@ -763,7 +765,8 @@ class Channel:
                                 io.timeout = timeout
                                 io.returned = True
                                 io.length = length
-                                io.data_buf = None if buf is None else memoryview(buf)
+                                io._data = buf  # data_buf, its view made when asked
+                                io._off = -1 if buf is None else 0
                                 io.hdr = (_CLEAN_HEADERS[rc] if rc < _CLEAN_MS else None) or _clean_header(rc)
                                 io.error = io.sense = io.exception = io.verify_handler = io._cbuf = None
                                 io._fdstate = io._callbacks = None
@@ -787,9 +790,9 @@ class Channel:
                                 if _log_cached(_DEBUG) is not False and _log_enabled(_DEBUG):
                                     log_finished(io)
                                 return io
-                            io = new_io(p.io_class, p.resolved, self, length, None, timeout)
+                            io = new_io(p.io_class, p.resolved, self, length, buf, timeout)
                             if buf is not None:
-                                io.data_buf = memoryview(buf)
+                                io._off = 0
                             if h is None:  # the ioctl failed: nothing was sent, or the device is gone
                                 try:
                                     caller.fail(-1 - rc, cdb)
@@ -832,7 +835,8 @@ class Channel:
             io = new_io(p.io_class, p.resolved, self, length, None, self._timeout)
             if length:
                 buf = bytearray(length)
-                io.data_buf = memoryview(buf)
+                io._data = buf
+                io._off = 0
                 io._cbuf = _buffer_pointer(buf)
         else:
             io = self._make_io(cmd, timeout, verify_handler)
@@ -1029,7 +1033,8 @@ class Channel:
             ps.append(p)
         timeout = self._timeout if timeout is None else _check.timeout_ms(timeout)
         n = len(ps)
-        views: List[Any] = [None] * n
+        views: List[Any] = [None] * n  # each read's buffer: a mapping's view, or its own bytearray
+        offs: List[int] = [-1] * n  # where in it its bytes begin (see Io.data_buf)
         pointers: Any = None
         slabs: Optional[_binding.BufferSlabs] = None
         for i, p in enumerate(ps):
@@ -1039,11 +1044,14 @@ class Channel:
                     pointers = _binding.new_pointers(n)
                 if _SLAB_MIN <= length <= _binding.SLAB_BYTES:
                     if slabs is None:
-                        slabs = _binding.BufferSlabs()
-                    views[i], pointers[i] = slabs.take(length)
+                        # Sized to the batch's reads and faulted in at once (see BufferSlabs).
+                        slabs = _binding.BufferSlabs(sum([q.length for q in ps[i:]
+                                                          if _SLAB_MIN <= q.length <= _binding.SLAB_BYTES]))
+                    views[i], offs[i], pointers[i] = slabs.take(length)
                 else:
                     buf = bytearray(length)
-                    views[i] = memoryview(buf)
+                    views[i] = buf
+                    offs[i] = 0
                     pointers[i] = _buffer_pointer(buf)
         del slabs
         want = min(max(1, self.transport.max_fds), -(-n // _binding.SG_MAX_QUEUE), _binding.MANY_FDS_MAX)
@@ -1060,13 +1068,13 @@ class Channel:
             raise
         parked: Dict[int, Io] = {}
         try:
-            err = self._many_run(run, ps, views, parked, timeout)
+            err = self._many_run(run, ps, views, offs, parked, timeout)
         except BaseException:
             # Ctrl-C (or a signal handler's exception) ends the batch at once, as
             # it ends SG_IO: what is in the kernel is left to it as orphans.
-            self._many_over(run, callers, timeout, ps, views, parked, None)
+            self._many_over(run, callers, timeout, ps, views, offs, parked, None)
             raise
-        return self._many_over(run, callers, timeout, ps, views, parked, err)
+        return self._many_over(run, callers, timeout, ps, views, offs, parked, err)
 
     def _take_callers(self, want: int, timeout: int) -> List[_binding.SyncCaller]:
         """Up to ``want`` synchronous callers, each registered busy (ChannelClosed on a closed channel)."""
@@ -1093,8 +1101,8 @@ class Channel:
         return callers
 
     @_interrupt.interruptible
-    def _many_run(self, run: _binding.ManyRun, ps: List[_Plain], views: List[Any], parked: Dict[int, Io],
-                  timeout: int) -> int:
+    def _many_run(self, run: _binding.ManyRun, ps: List[_Plain], views: List[Any], offs: List[int],
+                  parked: Dict[int, Io], timeout: int) -> int:
         """Drive ``run`` until every command is back (0) or an errno ends it.
 
         A vanishing device stops the sending and ends the batch once what it
@@ -1108,7 +1116,7 @@ class Channel:
             rc = run.run()
             if rc == -1:
                 i, h = run.parked()
-                self._many_parked(i, h, ps[i], views[i], parked, timeout)
+                self._many_parked(i, h, ps[i], views[i], offs[i], parked, timeout)
             elif rc == 0:
                 return gone
             elif rc in _GONE_ERRNOS:
@@ -1125,9 +1133,11 @@ class Channel:
                 return rc
 
     @_interrupt.protected
-    def _many_parked(self, i: int, h: Header, p: _Plain, view: Any, parked: Dict[int, Io], timeout: int) -> None:
+    def _many_parked(self, i: int, h: Header, p: _Plain, view: Any, off: int, parked: Dict[int, Io],
+                     timeout: int) -> None:
         """Command ``i`` of a batch ended otherwise than plain: classify it now (sense, retries...)."""
         io = new_io(p.io_class, p.resolved, self, p.length, view, timeout)
+        io._off = off
         parked[i] = io
         self._sync_finished(io, h)
 
@@ -1154,7 +1164,8 @@ class Channel:
 
     @_interrupt.protected
     def _many_over(self, run: _binding.ManyRun, callers: List[_binding.SyncCaller], timeout: int,
-                   ps: List[_Plain], views: List[Any], parked: Dict[int, Io], err: Optional[int]) -> List[Io]:
+                   ps: List[_Plain], views: List[Any], offs: List[int], parked: Dict[int, Io],
+                   err: Optional[int]) -> List[Io]:
         """The batch is over: give the callers back, make the IOs, count them.
 
         ``err`` None: it was interrupted; only what was read is counted (an
@@ -1189,7 +1200,8 @@ class Channel:
                 io.timeout = timeout
                 io.returned = True
                 io.length = p.length
-                io.data_buf = views[i]
+                io._data = views[i]  # data_buf, its view made when asked
+                io._off = offs[i]
                 io.hdr = (_CLEAN_HEADERS[d] if d < _CLEAN_MS else None) or _clean_header(d)
                 io.error = io.sense = io.exception = io.verify_handler = io._cbuf = None
                 io._fdstate = io._callbacks = None
@@ -1210,9 +1222,13 @@ class Channel:
                     continue
                 else:
                     p = ps[i]
-                    io = new_io(p.io_class, p.resolved, self, p.length, views[i] if d == _MANY_UNSENT else None,
-                                timeout)
-                    (unsent if d == _MANY_UNSENT else inflight).append(io)
+                    if d == _MANY_UNSENT:
+                        io = new_io(p.io_class, p.resolved, self, p.length, views[i], timeout)
+                        io._off = offs[i]
+                        unsent.append(io)
+                    else:
+                        io = new_io(p.io_class, p.resolved, self, p.length, None, timeout)
+                        inflight.append(io)
             append(io)
         reactor = self.reactor
         t = self.transport

@@ -109,7 +109,8 @@ class Io(Generic[R]):
         "channel",
         "timeout",
         "returned",
-        "data_buf",
+        "_data",
+        "_off",
         "hdr",
         "error",
         "sense",
@@ -134,7 +135,11 @@ class Io(Generic[R]):
     channel: "Channel"
     timeout: int
     returned: bool
-    data_buf: Any
+    # data_buf's storage: the buffer itself when _off is -1; otherwise a
+    # buffer whose bytes [_off, _off + length) are this IO's, its view made
+    # on first access (see data_buf).
+    _data: Any
+    _off: int
     hdr: Optional[Header]
     error: Optional[BaseException]
     sense: Any
@@ -154,6 +159,41 @@ class Io(Generic[R]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(timeout={self.timeout}, returned={self.returned})"
+
+    @property
+    def data_buf(self) -> Any:
+        """A ``memoryview`` of the data buffer (None when the command moves no data).
+
+        Made on first access: a batch's reads share their buffer memory (a
+        mapping carved into many buffers, see
+        :class:`sgpy._binding.BufferSlabs`), and an IO holds that memory and
+        its offset in it until someone looks, rather than a view of its own
+        (184 bytes each, the larger part of a finished read's Python memory).
+        The same view is returned from then on.
+        """
+        off = self._off
+        base = self._data
+        if off < 0:
+            return base
+        n = self.length
+        view = memoryview(base)
+        if off or view.nbytes != n:
+            view = view[off:off + n]
+        # Made lazily by two threads at once: the second keeps the first's.
+        # Nothing between the test and the two stores lets another thread run
+        # (no call: CPython 3.11+ switches threads only where it checks its
+        # eval breaker, Python/ceval.c), so a reader sees either the lazy
+        # pair or the finished one.
+        if self._off >= 0:
+            self._data = view
+            self._off = -1
+            return view
+        return self._data
+
+    @data_buf.setter
+    def data_buf(self, value: Any) -> None:
+        self._data = value
+        self._off = -1
 
     # -- waiting -----------------------------------------------------------
 
@@ -212,10 +252,10 @@ class Io(Generic[R]):
         IO's own and stay as they are.
         """
         self._cbuf = None
-        view = self.data_buf
+        view = self._data  # an Output's is never lazy
         if type(view) is memoryview:
             data = getattr(self.command, "data", None)
-            self.data_buf = data if data is not None else view.obj
+            self._data = data if data is not None else view.obj
             try:
                 view.release()
             except BufferError:  # someone took a view of the view: it goes when they drop it
@@ -231,12 +271,15 @@ class Io(Generic[R]):
     @property
     def data(self) -> bytes:
         """The data that moved: ``dxfer_len - resid`` bytes (b"" for no-data commands)."""
-        buf = self.data_buf
+        off = self._off
+        buf = self._data  # read as data_buf would be, without keeping a view made for this copy
         if buf is None:
             return b""
         n = self.length
         if self.hdr is not None and self.hdr.resid > 0:
             n = max(0, n - self.hdr.resid)
+        if off >= 0:
+            return memoryview(buf)[off:off + n].tobytes()
         return buf[:n].tobytes() if type(buf) is memoryview else bytes(memoryview(buf)[:n])
 
     @property
@@ -271,7 +314,8 @@ def new_io(cls: "type[Io[Any]]", command: Any, channel: "Channel", length: int, 
     io.timeout = timeout
     io.returned = False
     io.length = length
-    io.data_buf = data_buf
+    io._data = data_buf
+    io._off = -1
     io.hdr = None
     io.error = None
     io.sense = None

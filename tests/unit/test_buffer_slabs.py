@@ -21,9 +21,30 @@ def _address(view: memoryview) -> int:
     return int(ffi.cast("uintptr_t", ffi.from_buffer(view)))
 
 
+def _present_pages(view: memoryview) -> int:
+    """How many pages of ``view`` are in memory (/proc/self/pagemap: bit 63 of each page's entry)."""
+    import mmap
+    import struct
+
+    page = mmap.PAGESIZE
+    first = _address(view) // page
+    count = -(-view.nbytes // page)
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(first * 8)
+        entries = struct.unpack(f"<{count}Q", f.read(count * 8))
+    return sum(1 for e in entries if e >> 63)
+
+
+def _carve(slabs: BufferSlabs, n: int) -> tuple:
+    """``take(n)``'s bytes as their own view, with their pointer."""
+    mapping, off, ptr = slabs.take(n)
+    assert mapping.nbytes == SLAB_BYTES and 0 <= off <= SLAB_BYTES - n
+    return mapping[off:off + n], ptr
+
+
 def test_buffers_are_zeroed_writable_disjoint_and_their_pointers_are_theirs():
     slabs = BufferSlabs()
-    taken = [slabs.take(n) for n in (4096, 512, 4096, 1000)]
+    taken = [_carve(slabs, n) for n in (4096, 512, 4096, 1000)]
     spans = []
     for view, ptr in taken:
         assert not view.readonly and view.c_contiguous
@@ -41,7 +62,7 @@ def test_buffers_are_zeroed_writable_disjoint_and_their_pointers_are_theirs():
 
 def test_a_full_slab_starts_another_and_a_buffer_never_straddles_two():
     slabs = BufferSlabs()
-    views = [slabs.take(3000)[0] for _ in range(SLAB_BYTES // 3000 + 2)]
+    views = [_carve(slabs, 3000)[0] for _ in range(SLAB_BYTES // 3000 + 2)]
     firsts = {v.obj for v in views}
     assert len(firsts) == 2
     for v in views:
@@ -52,8 +73,9 @@ def test_dropping_every_buffer_of_a_mapping_unmaps_it_and_one_kept_buffer_keeps_
     gc.collect()
     before = _mappings()
     slabs = BufferSlabs()
-    views = [slabs.take(4096)[0] for _ in range(3 * SLAB_BYTES // 4096)]
+    views = [_carve(slabs, 4096)[0] for _ in range(3 * SLAB_BYTES // 4096)]
     del slabs
+    gc.collect()
     assert _mappings() >= before + 1  # the kernel may merge adjacent anonymous mappings
     keep = views[5]
     keep[:4] = b"sgpy"
@@ -63,3 +85,32 @@ def test_dropping_every_buffer_of_a_mapping_unmaps_it_and_one_kept_buffer_keeps_
     del keep
     gc.collect()
     assert _mappings() <= before
+
+
+def test_expected_bytes_size_the_mappings_and_past_them_mappings_are_full_size():
+    import mmap
+
+    slabs = BufferSlabs(expect=3 * 4096 + 100)
+    views = [slabs.take(4096)[0] for _ in range(3)]
+    assert len({id(v) for v in views}) == 1  # one mapping for the expected bytes
+    assert views[0].nbytes == -(-(3 * 4096 + 100) // mmap.PAGESIZE) * mmap.PAGESIZE
+    assert _present_pages(views[0]) * mmap.PAGESIZE == views[0].nbytes  # faulted in when made
+    small = slabs.take(100)
+    assert small[0] is views[0] and small[1] == 3 * 4096
+    past, off, _ = slabs.take(4096)  # more than expected: a full-size mapping, faulted in as used
+    assert past.nbytes == SLAB_BYTES and off == 0
+    assert _present_pages(past) == 0
+    big = BufferSlabs(expect=3 * SLAB_BYTES)
+    assert [big.take(SLAB_BYTES)[0].nbytes for _ in range(3)] == [SLAB_BYTES] * 3
+
+
+def test_bad_sizes_are_refused_before_anything_is_taken():
+    import pytest
+
+    with pytest.raises(ValueError, match="expect must be"):
+        BufferSlabs(expect=-1)
+    slabs = BufferSlabs()
+    for n in (0, -5, SLAB_BYTES + 1):
+        with pytest.raises(ValueError, match="1 to"):
+            slabs.take(n)
+    assert slabs.take(10)[1] == 0
