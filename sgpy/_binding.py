@@ -205,7 +205,9 @@ class BufferSlabs:
     (``MAP_POPULATE``, mmap(2)): one system call instead of one page fault
     per 4 KiB page as the kernel copies each read in, which made a
     synchronous batch of 4 KiB reads 20% slower per command under QEMU.
-    Past ``expect``, mappings are :data:`SLAB_BYTES`, faulted in as used.
+    Without ``expect`` (or past it) mappings are :data:`SLAB_BYTES`: the
+    first faulted in as used, the next ones when made (the batch has shown
+    it is large).
     """
 
     __slots__ = ("_view", "_base", "_off", "_size", "_left")
@@ -231,8 +233,11 @@ class BufferSlabs:
                 size = min(SLAB_BYTES, -(-left // mmap.PAGESIZE) * mmap.PAGESIZE)
                 m = mmap.mmap(-1, size, flags=_MAP_POPULATED)  # zero-filled, like bytearray(n)
             else:
+                # Not expected: faulted in at once only once the batch filled a
+                # whole mapping already (a large batch; a small one would pay for
+                # pages it never uses).
                 size = SLAB_BYTES
-                m = mmap.mmap(-1, size)
+                m = mmap.mmap(-1, size, flags=_MAP_POPULATED) if view is not None else mmap.mmap(-1, size)
             view = self._view = memoryview(m)
             self._base = ffi.from_buffer(m)
             self._size = size

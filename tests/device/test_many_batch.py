@@ -394,3 +394,62 @@ def test_ctrl_c_at_any_instruction_of_a_batch_leaves_nothing_half_done(sg_device
             assert runs
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+def test_a_batch_that_hears_nothing_for_its_stall_time_ends_and_closes_the_busy_fd(sg_device, scsi_debug, runs,
+                                                                                   monkeypatch, reactor):
+    # The C loop's own watchdog: no completion for timeout + WATCHDOG_GRACE ends the batch.  The grace
+    # is made negative here so that the stall time (0.5 s) comes before the device answers (0.9 s)
+    # and before the kernel's own timeout (5 s): the kernel still holds every command sent.
+    import sgpy.channel as channel_module
+
+    fds = fd_count()
+    with open_ready(sg_device, max_fds=1, timeout=5000, reactor=reactor) as ch:
+        ch.execute_many([command.TestUnitReady()] * 20)  # the caller's fd exists now
+        base = fd_count()
+        before = counts(ch)
+        monkeypatch.setattr(channel_module, "WATCHDOG_GRACE", -4.5)
+        slow(scsi_debug, 900_000_000)
+        start = time.monotonic()
+        try:
+            with pytest.raises(CommandTimeout) as info:
+                ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(40)])
+            elapsed = time.monotonic() - start
+        finally:
+            monkeypatch.undo()
+        assert 0.4 < elapsed < 0.85, elapsed
+        ios = info.value.batch
+        assert info.value.io is ios[0] and runs
+        sent = [io for io in ios if isinstance(io.error, CommandTimeout)]
+        unsent = [io for io in ios if not isinstance(io.error, CommandTimeout)]
+        assert len(sent) == 16 and ios[:16] == sent  # one fd: sg's 16 in flight, in order
+        assert all(type(io.error) is TaskFailed and "not sent" in str(io.error) for io in unsent)
+        assert all("execute_many's watchdog" in str(io.error) for io in ios)
+        s, c, f, t = (a - b for a, b in zip(counts(ch), before))
+        assert (s, c, f, t) == (16, 0, 40, 16) and ch.reactor.outstanding == 0 and not ch._sync_busy
+        assert fd_count() == base - 1  # the fd the kernel still holds commands on was closed
+        time.sleep(1.2)  # the orphans are done (scsi_debug refuses a new delay till then)
+        slow(scsi_debug, 0)
+        ios = ch.execute_many([command.Read10(lba=i, transfer_length=1) for i in range(40)])
+        assert all(io.ok for io in ios)
+    assert fd_count() == fds
+
+
+def test_a_command_the_kernel_refuses_fails_alone_and_the_rest_of_the_batch_goes_on(sg_device, runs):
+    # A 64 MiB READ: within sg's 256 MiB and this queue's limits as sysfs states them, but the
+    # block layer cannot map it into one request and sg's write() fails with EINVAL (measured
+    # in the sandbox: 8 MiB passes, 16 MiB and more are refused), before anything reaches the device.
+    with open_ready(sg_device, max_fds=1) as ch:
+        write_pattern(ch, 0, 40)
+        ch._max_transfer = max(ch.max_transfer, 1 << 30)  # sgpy's own check passes, whatever it finds
+        too_long = command.Read16(lba=0, transfer_length=(64 << 20) // BLOCK)
+        cmds = [command.Read10(lba=i, transfer_length=1) for i in range(40)]
+        cmds.insert(20, too_long)
+        before = counts(ch)
+        with pytest.raises(TaskFailed, match="the kernel refused the command|memory") as info:
+            ch.execute_many(cmds)
+        ios = info.value.batch
+        assert info.value.io is ios[20] and ios[20].error is info.value and runs
+        assert [io.data for i, io in enumerate(ios) if i != 20] == [pattern(i) for i in range(40)]
+        s, c, f, t = (a - b for a, b in zip(counts(ch), before))
+        assert (s, c, f, t) == (40, 40, 1, 40) and ch.reactor.outstanding == 0 and not ch._sync_busy

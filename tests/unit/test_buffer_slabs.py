@@ -97,9 +97,14 @@ def test_expected_bytes_size_the_mappings_and_past_them_mappings_are_full_size()
     assert _present_pages(views[0]) * mmap.PAGESIZE == views[0].nbytes  # faulted in when made
     small = slabs.take(100)
     assert small[0] is views[0] and small[1] == 3 * 4096
-    past, off, _ = slabs.take(4096)  # more than expected: a full-size mapping, faulted in as used
+    past, off, _ = slabs.take(4096)  # more than expected: a full-size mapping, faulted in when made
     assert past.nbytes == SLAB_BYTES and off == 0
-    assert _present_pages(past) == 0
+    assert _present_pages(past) == SLAB_BYTES // mmap.PAGESIZE
+    unknown = BufferSlabs()  # nothing expected: the first mapping is faulted in as used, the next at once
+    first = unknown.take(SLAB_BYTES - 4096)[0]
+    assert _present_pages(first) == 0
+    second = unknown.take(8192)[0]
+    assert second is not first and _present_pages(second) == SLAB_BYTES // mmap.PAGESIZE
     big = BufferSlabs(expect=3 * SLAB_BYTES)
     assert [big.take(SLAB_BYTES)[0].nbytes for _ in range(3)] == [SLAB_BYTES] * 3
 
