@@ -1442,12 +1442,14 @@ class Channel:
 
     def _sg_io_error(self, exc: OSError, io: Io) -> BaseException:
         """What a failed synchronous command raises: DeviceGone for a vanished device (ENODEV,
-        ENXIO), KernelMemoryError for ENOMEM, the OSError itself otherwise."""
+        ENXIO), KernelMemoryError for ENOMEM, for EINVAL the TaskFailed the
+        asynchronous path gives a command the kernel refuses, the OSError
+        itself otherwise."""
         if exc.errno in (_errno.ENODEV, _errno.ENXIO):
             return DeviceGone(f"{self.path}: the device is gone ({exc.strerror})", io=io, command=io.command,
                               host_status=1)
-        if exc.errno == _errno.ENOMEM:
-            return self.transport.no_memory(io)
+        if exc.errno == _errno.ENOMEM or exc.errno == _errno.EINVAL:
+            return self.transport.refused(io, exc.errno)
         return exc
 
     def _wants_reissue(self, io: Io) -> bool:

@@ -216,7 +216,14 @@ class Transport:
         """The error for a command whose ``write()`` the kernel refused with ``err`` (not a vanished device)."""
         if err == _errno.ENOMEM:
             return self.no_memory(io)
-        return TaskFailed(f"the kernel refused the command: {os.strerror(err)} (errno {err})", io=io,
+        hint = ""
+        if err == _errno.EINVAL and io.length > (1 << 20):
+            # sg maps a transfer into one block-layer request (blk_rq_map_user_io,
+            # block/blk-map.c), which can refuse one the queue's sysfs limits allow:
+            # scsi_debug under Linux 6.1 states no limit yet refuses 16 MiB.
+            hint = (f"; a {io.length}-byte transfer can be more than the kernel maps into one request "
+                    "even within the queue's stated limits: split it into smaller commands")
+        return TaskFailed(f"the kernel refused the command: {os.strerror(err)} (errno {err}){hint}", io=io,
                           command=io.command)
 
     def fail_queued(self, why: str) -> None:

@@ -450,6 +450,28 @@ def test_a_command_the_kernel_refuses_fails_alone_and_the_rest_of_the_batch_goes
             ch.execute_many(cmds)
         ios = info.value.batch
         assert info.value.io is ios[20] and ios[20].error is info.value and runs
+        assert "split it into smaller commands" in str(info.value)
         assert [io.data for i, io in enumerate(ios) if i != 20] == [pattern(i) for i in range(40)]
         s, c, f, t = (a - b for a, b in zip(counts(ch), before))
         assert (s, c, f, t) == (40, 40, 1, 40) and ch.reactor.outstanding == 0 and not ch._sync_busy
+
+
+def test_a_transfer_the_kernel_refuses_says_so_alike_on_every_path(sg_device, reactor):
+    # The same 16 MiB READ refused by the kernel (see above): synchronous SG_IO, an asynchronous
+    # command and a batch all fail with the same TaskFailed, and the channel goes on.
+    with open_ready(sg_device, reactor=reactor) as ch:
+        ch._max_transfer = max(ch.max_transfer, 1 << 30)
+        too_long = command.Read16(lba=0, transfer_length=(16 << 20) // BLOCK)
+        messages = set()
+        with pytest.raises(TaskFailed) as sync:
+            ch.execute(too_long)
+        messages.add(str(sync.value))
+        io = ch.execute(too_long, async_=True)
+        with pytest.raises(TaskFailed) as async_:
+            io.wait()
+        messages.add(str(async_.value))
+        with pytest.raises(TaskFailed) as many:
+            ch.execute_many([command.TestUnitReady(), too_long])
+        messages.add(str(many.value))
+        assert len(messages) == 1 and "Invalid argument (errno 22)" in messages.pop()
+        assert ch.execute(command.Read10(lba=0, transfer_length=1)).ok
