@@ -1170,19 +1170,28 @@ static int sgpy_many_run(struct sgpy_many *m)
     if (m->nfds < 1 || m->nfds > SGPY_MANY_FDS_MAX)
         return EINVAL;
     for (;;) {
-        int f, k, r, wait, got = 0;
+        int f, k, r, wait, gone, got = 0;
         int err = sgpy_many_send(m);
         if (err)
             return err;
         if (m->inflight == 0)
             return 0; /* every command sent (or stopped) and back */
-        for (f = 0; f < m->nfds; f++) {
+        for (f = 0, gone = 0; f < m->nfds; f++) {
             if (m->fd_inflight[f] > 0) {
                 err = sgpy_many_reap(m, f, &got);
+                if (err == ENODEV || err == ENXIO || err == EIO) {
+                    /* The device is going (sg_read hands out the completions
+                     * already done before it looks at sdp->detaching,
+                     * drivers/scsi/sg.c): drain the other fds before saying so. */
+                    gone = err;
+                    continue;
+                }
                 if (err)
                     return err;
             }
         }
+        if (gone)
+            return gone;
         if (got)
             continue;
         for (f = 0, k = 0; f < m->nfds; f++) {
