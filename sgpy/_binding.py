@@ -329,7 +329,8 @@ def reap_packed(fd: int, records: Any, max_n: int) -> Tuple[int, int]:
     """Like :func:`reap`, packing each completion into ``REC`` ints.
 
     Record layout: pack_id, status, masked_status, msg_status, sb_len_wr,
-    host_status, driver_status, resid, duration, info.  Returns
+    host_status, driver_status, resid, duration, info, clean (the duration
+    when every other output field is zero, else -1).  Returns
     ``(count, errno)``; read the ints with :func:`unpack`.
     """
     box = _err_box

@@ -125,9 +125,11 @@ static int sgpy_reap(int fd, sg_io_hdr_t *out, int max, int *err)
  * EINTR and decides. */
 /* Like sgpy_reap, but packs each completion's output fields into SGPY_REC
  * ints (pack_id, status, masked_status, msg_status, sb_len_wr, host_status,
- * driver_status, resid, duration, info) so Python reads them with one
- * ffi.unpack instead of one attribute access per field. */
-#define SGPY_REC 10
+ * driver_status, resid, duration, info, clean) so Python reads them with one
+ * ffi.unpack instead of one attribute access per field.  `clean` is the
+ * duration when every other output field is zero (a plain success, which
+ * Python finishes without looking at the rest), else -1. */
+#define SGPY_REC 11
 
 static int sgpy_reap_packed(int fd, int *out, int max, int *err)
 {
@@ -157,6 +159,8 @@ static int sgpy_reap_packed(int fd, int *out, int max, int *err)
         o[7] = h.resid;
         o[8] = (int)h.duration;
         o[9] = (int)h.info;
+        o[10] = (h.status | h.masked_status | h.msg_status | h.sb_len_wr | h.host_status | h.driver_status) == 0 &&
+                h.resid == 0 && h.info == 0 && o[8] >= 0 ? o[8] : -1;
     }
     return i;
 }

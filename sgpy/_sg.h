@@ -118,7 +118,7 @@ int sgpy_reap(int fd, sg_io_hdr_t *out, int max, int *err);
 
 /* sgpy_reap, packing each completion into SGPY_REC ints: pack_id, status,
  * masked_status, msg_status, sb_len_wr, host_status, driver_status, resid,
- * duration, info. */
+ * duration, info, clean (the duration of a plain success, else -1). */
 #define SGPY_REC ...
 int sgpy_reap_packed(int fd, int *out, int max, int *err);
 

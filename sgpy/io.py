@@ -20,6 +20,11 @@ from sgpy import _interrupt
 from sgpy._binding import Header
 from sgpy.constants import DEFAULT_TIMEOUT_MS, ScsiStatus
 
+_getsignal = _interrupt.getsignal
+_SIGINT = _interrupt.SIGINT
+_SGPY_HANDLER = _interrupt.HANDLER
+_EXTRA_SIGNALS = _interrupt.EXTRA
+
 if TYPE_CHECKING:  # pragma: no cover
     from sgpy.channel import Channel
 
@@ -216,7 +221,7 @@ class Io(Generic[R]):
         if self.exception is not None:
             raise self.exception
 
-    @_interrupt.entry
+    @_interrupt.protected
     def add_done_callback(self, fn: Any) -> None:
         """Call ``fn(io)`` once this IO has returned (at once if it already has).
 
@@ -225,21 +230,35 @@ class Io(Generic[R]):
         with the reactor's lock held; exceptions it raises are ignored.
         Unlike the command's handlers, it belongs to this execution only.
         """
-        # Under the reactor's lock: the thread that finishes IOs (the reactor's
-        # own, or another caller's wait) sets ``returned`` and runs the
-        # callbacks with it held, so a callback is either queued before that
-        # or sees ``returned`` and runs here, never lost in between.
-        with self.channel.reactor.lock:
-            if not self.returned:
-                if self._callbacks is None:
+        # The entry point's work (_interrupt.entry) done inline, as in
+        # Channel.execute: this is called once per command in callback chains.
+        handler = _getsignal(_SIGINT)
+        if handler is not _SGPY_HANDLER and callable(handler) or _EXTRA_SIGNALS:
+            _interrupt.ensure()
+        try:
+            # Without the reactor's lock: the IO is counted finished
+            # (``_settled``) before its callbacks are read (Reactor.done,
+            # SgFd._deliver_one), and nothing between the test below and the
+            # list being stored or appended to lets another thread run (no
+            # call before it: CPython 3.11+ switches threads only where it
+            # checks its eval breaker, Python/ceval.c).  So ``fn`` is either
+            # in the list before the finishing thread reads it, or sees the
+            # IO settled and runs here; never lost, never run twice, never
+            # before the verify handler and the chain are done.
+            if not self._settled:
+                cbs = self._callbacks
+                if cbs is None:
                     self._callbacks = [fn]
                 else:
-                    self._callbacks.append(fn)
+                    cbs.append(fn)
                 return
-        try:
-            fn(self)
-        except Exception:
-            pass
+            try:
+                fn(self)
+            except Exception:
+                pass
+        finally:
+            if _interrupt.PENDING:
+                _interrupt.deliver(2)
 
     def _let_go(self) -> None:
         """The kernel (or libiscsi) gave this command back: release the data-out buffer's export.

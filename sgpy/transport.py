@@ -566,28 +566,23 @@ class SgFd:
         io = inflight.get(pid)
         if io is None:
             return  # delivered already, or not ours (another opener of a shared fd)
-        transport = self.transport
-        reactor = transport.reactor
+        clean = held[base + 10]  # a plain success's duration (every other field zero), else -1
         idx = io._slot
         if idx >= 0 and io._pack_id == pid:
             if io.hdr is None and not io._abandoned:
-                sb = held[base + 4]
-                status = held[base + 1]
-                masked = held[base + 2]
-                msg = held[base + 3]
-                host = held[base + 5]
-                driver = held[base + 6]
-                resid = held[base + 7]
-                duration = held[base + 8]
-                info = held[base + 9]
-                if not (sb | status | masked | msg | host | driver | resid | info) and 0 <= duration < _CLEAN_MS:
+                if 0 <= clean < _CLEAN_MS:
                     # A clean completion's header differs from another's only by its
                     # duration: one shared (immutable) tuple per duration, not one per IO.
-                    clean = _CLEAN[duration]
-                    io.hdr = clean if clean is not None else _binding.clean_header(duration)
+                    shared = _CLEAN[clean]
+                    io.hdr = shared if shared is not None else _binding.clean_header(clean)
+                elif clean >= 0:
+                    io.hdr = _binding.clean_header(clean)
                 else:
+                    sb = held[base + 4]
                     sense = _binding.slot_sense(self.slots, idx, sb) if sb else b""
-                    io.hdr = _tuple_new(Header, (status, masked, msg, host, driver, resid, duration, info, sense))
+                    io.hdr = _tuple_new(Header, (held[base + 1], held[base + 2], held[base + 3], held[base + 5],
+                                                 held[base + 6], held[base + 7], held[base + 8], held[base + 9],
+                                                 sense))
             # The slot is given back after its sense storage was read.  No
             # signal handler runs between these two statements on CPython
             # 3.11+ (it runs at function entry, backward jumps and after
@@ -601,16 +596,22 @@ class SgFd:
             else:
                 io._cbuf = None  # nor does it write into a read's any more: the C pointer goes
             if len(inflight) == 1:
-                transport.idle = self  # the next command goes here (one per fd first)
+                self.transport.idle = self  # the next command goes here (one per fd first)
         if io._abandoned:
             # The watchdog already finished it; the kernel gave it back now.
-            reactor.abandoned.pop(pid, None)
+            self.transport.reactor.abandoned.pop(pid, None)
         elif io._pack_id == pid and not io._settled:
+            transport = self.transport
+            reactor = transport.reactor
             if not io.returned:
-                h: Header = io.hdr  # type: ignore[assignment]  # set from the held completion just above
-                status = h.status
-                if (status == 0 or status == _CONDITION_MET) and h.host_status == 0 \
-                        and h.driver_status & ~_DRIVER_SENSE == 0 and not h.sense:
+                if clean < 0:
+                    h: Header = io.hdr  # type: ignore[assignment]  # set from the held completion just above
+                    status = h.status
+                    success = (status == 0 or status == _CONDITION_MET) and h.host_status == 0 \
+                        and h.driver_status & ~_DRIVER_SENSE == 0 and not h.sense
+                else:
+                    success = True
+                if success:
                     cmd = io.command
                     if cmd.name in VARIABLE_LENGTH or cmd.handlers or io.verify_handler is not None \
                             or cmd.verify_handler is not None or io.error is not None:
@@ -633,7 +634,7 @@ class SgFd:
             if io._pack_id == pid and io.returned and not io._settled:
                 reactor.done(io)  # a finish an exception cut short after its handlers
         if io._settled and io._callbacks:
-            reactor.run_callbacks(io)  # callbacks an interruption left: each runs once
+            self.transport.reactor.run_callbacks(io)  # callbacks an interruption left: each runs once
         # Last: a re-run must still find the IO until everything above is done.
         inflight.pop(pid, None)
 

@@ -5,6 +5,7 @@ handlers, must_fail, validators, read_only, data integrity) is tested once,
 on sg and on iSCSI alike, in ``tests/iscsi/test_transports.py``.
 """
 
+import collections
 import os
 import random
 import signal
@@ -524,3 +525,53 @@ def test_an_io_of_a_batch_holds_at_most_300_bytes_of_python_heap_besides_its_dat
         for io in bad:
             might_fail(io)
         assert bad[0].hdr is not bad[1].hdr and bad[0].hdr.sense and bad[0].hdr.status == 2
+
+
+def test_done_callbacks_added_from_another_thread_than_the_reactors_run_once_after_the_handlers(sg_device):
+    # add_done_callback takes no lock: the reactor's thread counts an IO settled before it reads the
+    # callbacks, and the adder's test-and-store has no thread switch point.  Added while the IO is in
+    # flight, while its verify handler runs (returned, not settled yet: the handler sleeps, so the
+    # adder runs then), or after: each callback runs exactly once, after the verify handler (it sees
+    # its outcome), on the reactor's thread or the adder's.
+    from sgpy import Reactor
+
+    seen = collections.defaultdict(list)
+    bad = []
+
+    def verify(io):
+        time.sleep(0.002)  # the window between "returned" and "settled", widened
+        if io.command.lba % 3 == 1:
+            raise ValueError("rejected by the verify handler")
+
+    def callback(io):
+        if not io._settled or (io.command.lba % 3 == 1) != isinstance(io.exception, ValueError):
+            bad.append(io)
+        seen[id(io)].append(threading.get_ident())
+
+    reactor = Reactor()
+    reactor.start()
+    try:
+        with open_ready(sg_device, reactor=reactor, block_size=512) as ch:
+            all_ios = []
+            for k in range(6):
+                cmds = [command.Read10(lba=i, transfer_length=1, verify_handler=verify) for i in range(16)]
+                ios = ch.execute_many(cmds, async_=True)
+                for i, io in enumerate(ios):
+                    if (i + k) % 3 == 1:
+                        while not io.returned:  # then add it at once: while its verify handler sleeps
+                            time.sleep(0)
+                    elif (i + k) % 3 == 2:
+                        while not io._settled:  # then it runs here, at once
+                            time.sleep(0)
+                    io.add_done_callback(callback)
+                all_ios.extend(ios)
+            assert reactor.wait(all_ios, timeout=60)
+            deadline = time.monotonic() + 10
+            while sum(len(v) for v in seen.values()) < len(all_ios) and time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        reactor.close()
+    assert not bad, f"{len(bad)} callbacks ran before their IO settled"
+    assert sorted(len(seen[id(io)]) for io in all_ios) == [1] * len(all_ios)
+    threads = {t for v in seen.values() for t in v}
+    assert threading.get_ident() in threads and len(threads) == 2  # both ways were taken
