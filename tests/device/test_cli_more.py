@@ -142,8 +142,15 @@ def test_tur_count_ctrl_c_shows_what_was_measured_and_exits_130(sg_device):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # Ctrl-C once the commands run: the child has the device open (a busy machine may take seconds to start it)
     deadline = time.monotonic() + 60
-    while not any(os.path.realpath(f"/proc/{proc.pid}/fd/{fd}") == sg_device
-                  for fd in (os.listdir(f"/proc/{proc.pid}/fd") if proc.poll() is None else ())):
+
+    def has_device_open() -> bool:
+        try:  # the child opens and closes files as it starts: an fd listed may be gone when read
+            return any(os.readlink(f"/proc/{proc.pid}/fd/{fd}") == sg_device
+                       for fd in os.listdir(f"/proc/{proc.pid}/fd"))
+        except FileNotFoundError:
+            return False
+
+    while not has_device_open():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.05)
     time.sleep(0.3)
