@@ -229,15 +229,14 @@ class BufferSlabs:
         view = self._view
         left = self._left
         if off + n > self._size or view is None:
-            if left >= n:
-                size = min(SLAB_BYTES, -(-left // mmap.PAGESIZE) * mmap.PAGESIZE)
+            # Not expected: faulted in at once only once the batch filled a whole
+            # mapping already (a large batch; a small one would pay for pages it
+            # never uses).
+            size = min(SLAB_BYTES, -(-left // mmap.PAGESIZE) * mmap.PAGESIZE) if left >= n else SLAB_BYTES
+            if left >= n or view is not None:
                 m = mmap.mmap(-1, size, flags=_MAP_POPULATED)  # zero-filled, like bytearray(n)
             else:
-                # Not expected: faulted in at once only once the batch filled a
-                # whole mapping already (a large batch; a small one would pay for
-                # pages it never uses).
-                size = SLAB_BYTES
-                m = mmap.mmap(-1, size, flags=_MAP_POPULATED) if view is not None else mmap.mmap(-1, size)
+                m = mmap.mmap(-1, size)
             view = self._view = memoryview(m)
             self._base = ffi.from_buffer(m)
             self._size = size

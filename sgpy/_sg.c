@@ -131,6 +131,15 @@ static int sgpy_reap(int fd, sg_io_hdr_t *out, int max, int *err)
  * Python finishes without looking at the rest), else -1. */
 #define SGPY_REC 11
 
+/* A plain completion: every output field zero but the duration (GOOD, no
+ * sense, nothing left over) -- what Python finishes without looking at the
+ * rest.  One test for the packed records, SG_IO and batches. */
+static int sgpy_hdr_plain(const sg_io_hdr_t *h)
+{
+    return (h->status | h->masked_status | h->msg_status | h->sb_len_wr | h->host_status | h->driver_status) == 0 &&
+           h->resid == 0 && h->info == 0;
+}
+
 static int sgpy_reap_packed(int fd, int *out, int max, int *err)
 {
     sg_io_hdr_t h;
@@ -159,8 +168,7 @@ static int sgpy_reap_packed(int fd, int *out, int max, int *err)
         o[7] = h.resid;
         o[8] = (int)h.duration;
         o[9] = (int)h.info;
-        o[10] = (h.status | h.masked_status | h.msg_status | h.sb_len_wr | h.host_status | h.driver_status) == 0 &&
-                h.resid == 0 && h.info == 0 && o[8] >= 0 ? o[8] : -1;
+        o[10] = sgpy_hdr_plain(&h) && o[8] >= 0 ? o[8] : -1;
     }
     return i;
 }
@@ -290,8 +298,7 @@ static long long sgpy_sync_plain(int fd, int bsg, struct sgpy_slot *slot, int dx
     int err = sgpy_sync_run(fd, bsg, slot, dxfer_direction, cdb, cdb_len, data, data_len, timeout_ms);
     if (err)
         return -1 - (long long)err;
-    if ((h->status | h->masked_status | h->msg_status | h->sb_len_wr | h->host_status |
-         h->driver_status) == 0 && h->resid == 0 && h->info == 0)
+    if (sgpy_hdr_plain(h))
         return (long long)h->duration;
     return -1;
 }
@@ -1151,8 +1158,7 @@ static int sgpy_many_reap(struct sgpy_many *m, int f, int *got)
         m->free[m->nfree++] = (int)s;
         m->idle_ms = 0;
         (*got)++;
-        if ((h.status | h.masked_status | h.msg_status | h.sb_len_wr | h.host_status | h.driver_status) == 0 &&
-            h.resid == 0 && h.info == 0) {
+        if (sgpy_hdr_plain(&h)) {
             m->out[i] = (int)h.duration;
             continue;
         }

@@ -570,13 +570,11 @@ class SgFd:
         idx = io._slot
         if idx >= 0 and io._pack_id == pid:
             if io.hdr is None and not io._abandoned:
-                if 0 <= clean < _CLEAN_MS:
+                if clean >= 0:
                     # A clean completion's header differs from another's only by its
-                    # duration: one shared (immutable) tuple per duration, not one per IO.
-                    shared = _CLEAN[clean]
-                    io.hdr = shared if shared is not None else _binding.clean_header(clean)
-                elif clean >= 0:
-                    io.hdr = _binding.clean_header(clean)
+                    # duration: one shared (immutable) tuple per duration, not one per IO
+                    # (the cached one read inline, as Channel.execute's fast path does).
+                    io.hdr = (_CLEAN[clean] if clean < _CLEAN_MS else None) or _binding.clean_header(clean)
                 else:
                     sb = held[base + 4]
                     sense = _binding.slot_sense(self.slots, idx, sb) if sb else b""
