@@ -86,6 +86,7 @@ _UA_RETRIES = 10
 #: Transfer lengths a channel remembers per (command class, CDB, data size)
 #: for the current block size (see _make_io).
 _XFER_CACHE_MAX = 4096
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: Commands a channel remembers for :meth:`Channel.execute`'s fast path (each entry holds its command).
 _PLAIN_MAX = 1024
 _NULL = _binding.NULL
@@ -198,6 +199,15 @@ class CommandNamespace:
         from sgpy import command as _command
 
         return sorted(c.__name__ for c in _command.all_commands())
+
+
+def _sysfs_int(path: str) -> Optional[int]:
+    """A sysfs attribute holding a decimal number; None when it is absent or not a number."""
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 class Channel:
@@ -524,29 +534,63 @@ class Channel:
 
     @property
     def max_transfer(self) -> int:
-        """Largest single transfer in bytes: sg's limit and the device queue's ``max_hw_sectors_kb``."""
+        """Largest single transfer in bytes: sg's limit and the device queue's ``max_hw_sectors_kb``.
+
+        Commands above it are refused before anything is sent
+        (:class:`~sgpy.errors.TransferTooLarge`).  Below it the kernel may
+        still refuse a transfer it cannot map into one block-layer request
+        (see :attr:`assured_transfer`).
+        """
         if self._max_transfer is None:
             limit = _binding.SG_TRANSFER_LIMIT - 1
-            for p in self._queue_limit_paths():
-                try:
-                    with open(p, encoding="ascii") as f:
-                        limit = min(limit, int(f.read().strip()) * 1024)
+            segments = None
+            for q in self._queue_dirs():
+                kib = _sysfs_int(f"{q}/max_hw_sectors_kb")
+                if kib is not None:
+                    limit = min(limit, kib * 1024)
+                    segments = _sysfs_int(f"{q}/max_segments")
                     break
-                except (OSError, ValueError):
-                    continue
+            # Each page of a buffer fills at most one segment, so max_segments
+            # pages always fit one request; more pass only where pages merge
+            # into larger segments (ll_new_hw_segment and blk_rq_append_bio,
+            # block/blk-merge.c and block/blk-map.c, refuse a request with more
+            # than max_segments segments: EINVAL).
+            assured = limit if segments is None or segments <= 0 else min(limit, segments * _PAGE_SIZE)
+            self.transport.assured_transfer = assured
             self._max_transfer = limit
         return self._max_transfer
 
-    def _queue_limit_paths(self) -> List[str]:
+    @property
+    def assured_transfer(self) -> int:
+        """Largest transfer the kernel maps into one request whatever its buffer: ``max_segments`` pages.
+
+        The device queue takes at most ``max_segments`` scatter-gather
+        segments per request (sysfs ``queue/max_segments``), and a page of the
+        buffer is at least one of them.  A transfer up to this size is never
+        refused for its size; a larger one, up to :attr:`max_transfer`, goes
+        through when the kernel's buffer pages merge into larger segments,
+        which depends on the driver's segment rules (not all visible in
+        sysfs): scsi_debug under Linux 6.1 takes 2048 segments of one page,
+        8 MiB, and refuses 8 MiB + 4 KiB although its ``max_hw_sectors_kb``
+        states no limit.  A refused transfer fails with
+        :class:`~sgpy.errors.TaskFailed` naming this size.  Equal to
+        :attr:`max_transfer` when sysfs does not say.
+        """
+        limit = self.max_transfer  # reads both from sysfs the first time
+        assured = self.transport.assured_transfer
+        return limit if assured is None else min(assured, limit)
+
+    def _queue_dirs(self) -> List[str]:
+        """The sysfs ``queue`` directories that may describe this channel's device, most specific first."""
         name = os.path.basename(os.path.realpath(self.path))
         base = f"/sys/class/scsi_generic/{name}/device/block"
         out = []
         try:
             for blk in os.listdir(base):
-                out.append(f"{base}/{blk}/queue/max_hw_sectors_kb")
+                out.append(f"{base}/{blk}/queue")
         except OSError:
             pass
-        out.append(f"/sys/class/block/{name}/queue/max_hw_sectors_kb")
+        out.append(f"/sys/class/block/{name}/queue")
         return out
 
     # -- executing -----------------------------------------------------------

@@ -2377,9 +2377,9 @@ def _check_range(lba: int, count: int, cap: Dict[str, Any], what: str = "") -> N
 
 
 def _per_command(ch: Any, chunk: int, bs: int) -> Tuple[int, int]:
-    """Blocks per command (``--chunk``, at most the channel's transfer limit, at least one block)
+    """Blocks per command (``--chunk``, at most what the kernel always maps in one request, at least one block)
     and how many commands go in flight at once (so that at most :data:`_INFLIGHT_BYTES` are)."""
-    per = max(1, min(ch.max_transfer, chunk) // bs)
+    per = max(1, min(ch.assured_transfer, chunk) // bs)
     return per, max(1, min(_INFLIGHT_COMMANDS, _INFLIGHT_BYTES // (per * bs)))
 
 
@@ -2682,7 +2682,7 @@ def _cmd_copy(args: argparse.Namespace, out: _Out) -> int:
                              f"{args.lba} to {args.lba + args.count - 1} onto {args.dst_lba} to "
                              f"{args.dst_lba + args.count - 1}): a read could see a block already overwritten; "
                              "copy in two steps through a range that does not overlap")
-        per = max(1, min(src.max_transfer, dst.max_transfer, args.chunk) // bs)
+        per = max(1, min(src.assured_transfer, dst.assured_transfer, args.chunk) // bs)
         try:
             _copy_blocks(src, dst, args, out, bs, per, args.qd, done)
         except KeyboardInterrupt:

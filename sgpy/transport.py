@@ -186,6 +186,9 @@ class Transport:
         self.idle: Any = None
         #: The most endpoints (fds) the transport opens.
         self.max_fds = 1
+        #: Bytes the kernel maps into one request whatever the buffer (the
+        #: channel's ``assured_transfer``, once known), named when it refuses more.
+        self.assured_transfer: Optional[int] = None
         self._reissue = reissue
         self._on_close = on_close
         self._on_inherit = on_inherit
@@ -217,12 +220,15 @@ class Transport:
         if err == _errno.ENOMEM:
             return self.no_memory(io)
         hint = ""
-        if err == _errno.EINVAL and io.length > (1 << 20):
+        assured = self.assured_transfer
+        if err == _errno.EINVAL and io.length > (assured or 1 << 20):
             # sg maps a transfer into one block-layer request (blk_rq_map_user_io,
             # block/blk-map.c), which can refuse one the queue's sysfs limits allow:
-            # scsi_debug under Linux 6.1 states no limit yet refuses 16 MiB.
+            # scsi_debug under Linux 6.1 states no limit yet refuses 8 MiB + 4 KiB.
             hint = (f"; a {io.length}-byte transfer can be more than the kernel maps into one request "
                     "even within the queue's stated limits: split it into smaller commands")
+            if assured:
+                hint += f" of at most {assured} bytes (the queue's max_segments pages, which always fit)"
         return TaskFailed(f"the kernel refused the command: {os.strerror(err)} (errno {err}){hint}", io=io,
                           command=io.command)
 

@@ -6,6 +6,7 @@ on sg and on iSCSI alike, in ``tests/iscsi/test_transports.py``.
 """
 
 import collections
+import glob
 import os
 import random
 import signal
@@ -23,6 +24,7 @@ from sgpy.errors import (
     IllegalRequest,
     NotAnSgDevice,
     SgError,
+    TaskFailed,
     TransferTooLarge,
     UnsafeCommand,
     VerifyFailed,
@@ -137,6 +139,32 @@ def test_transfer_larger_than_the_device_allows_is_refused_with_the_limit(sg_dev
         blocks = limit // BLOCK + 1
         with pytest.raises(TransferTooLarge, match=f"at most {limit} bytes"):
             ch.cmd.Read16(lba=0, transfer_length=blocks)
+
+
+def test_assured_transfer_is_the_queues_segments_in_pages_and_always_fits(sg_device):
+    # max_segments pages always map into one request (each page is at least one segment); the
+    # sandbox's scsi_debug takes 2048 one-page segments, so 8 MiB passes and 8 MiB + 4 KiB is
+    # refused by the kernel, although max_hw_sectors_kb states no limit.
+    with open_ready(sg_device) as ch:
+        name = os.path.basename(os.path.realpath(sg_device))
+        queue = glob.glob(f"/sys/class/scsi_generic/{name}/device/block/*/queue")[0]
+        with open(f"{queue}/max_segments") as f:
+            segments = int(f.read())
+        page = os.sysconf("SC_PAGE_SIZE")
+        assert ch.assured_transfer == min(segments * page, ch.max_transfer)
+        assert ch.assured_transfer <= ch.max_transfer
+        blocks = ch.assured_transfer // BLOCK
+        io = ch.execute(command.Read16(lba=0, transfer_length=blocks))
+        assert io.ok and len(io.data) == ch.assured_transfer
+        io = ch.execute(command.Read16(lba=0, transfer_length=blocks), async_=True)
+        io.wait()
+        assert len(io.data) == ch.assured_transfer
+        # One page more: scsi_debug's segments hold one page each (measured: the kernel maps
+        # 2048 pages and refuses 2049), so the kernel refuses it, and says what fits.
+        with pytest.raises(TaskFailed, match=f"split it into smaller commands of at most "
+                                             f"{ch.assured_transfer} bytes"):
+            ch.execute(command.Read16(lba=0, transfer_length=(ch.assured_transfer + page) // BLOCK))
+        assert ch.execute(command.TestUnitReady()).ok
 
 
 def test_closed_channel_refuses_work(sg_device):

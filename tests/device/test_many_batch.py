@@ -473,5 +473,8 @@ def test_a_transfer_the_kernel_refuses_says_so_alike_on_every_path(sg_device, re
         with pytest.raises(TaskFailed) as many:
             ch.execute_many([command.TestUnitReady(), too_long])
         messages.add(str(many.value))
-        assert len(messages) == 1 and "Invalid argument (errno 22)" in messages.pop()
+        assert len(messages) == 1
+        message = messages.pop()
+        assert "Invalid argument (errno 22)" in message
+        assert f"of at most {ch.assured_transfer} bytes (the queue's max_segments pages" in message
         assert ch.execute(command.Read10(lba=0, transfer_length=1)).ok
