@@ -755,6 +755,7 @@ class Channel:
         handler = _getsignal(_SIGINT)
         if handler is not _SGPY_HANDLER and callable(handler) or _EXTRA_SIGNALS:
             _interrupt.ensure()
+        made: Optional[Io] = None  # an IO the fast paths made for cmd and did not send
         try:
             plain = self._plain
             if plain is not None and not async_ and timeout is None and verify_handler is None and not options:
@@ -764,7 +765,7 @@ class Channel:
                 # again and raises what is wrong.
                 p = plain.get(id(cmd))
                 if p is None or p.command is not cmd:
-                    p = self._first_sight(cmd)
+                    p, made = self._first_sight(cmd)
                 if p is not None and not cmd.handlers and not self.read_only and self.policy is None:
                     timeout = self._timeout
                     busy = self._sync_busy
@@ -850,41 +851,54 @@ class Channel:
                             return io
                     self._give_back(None, timeout)  # not taken: the general path decides
                     timeout = None
-            return self._execute(cmd, async_, timeout, verify_handler, options)
+            elif async_ and self._fast and plain is not None and timeout is None and verify_handler is None \
+                    and not options and not self.read_only and self.policy is None:
+                # The asynchronous fast path: a command seen before (checked
+                # once), no policy; its handlers run as on the general path.
+                # Any other case takes the general path, which checks
+                # everything again and raises what is wrong.
+                p = plain.get(id(cmd))
+                if p is None or p.command is not cmd:
+                    p, made = self._first_sight(cmd)
+                    if p is None and made is not None:
+                        # Checked but not for this path (a write, a variable-length
+                        # answer, a verify handler): the general path's submission.
+                        self._submit(made, True)
+                        return made
+                if p is not None:
+                    length = p.length
+                    io = new_io(p.io_class, p.resolved, self, length, None, self._timeout)
+                    if length:
+                        buf = bytearray(length)
+                        io._data = buf
+                        io._off = 0
+                        io._cbuf = _buffer_pointer(buf)
+                    self._submit(io, True)
+                    return io
+            return self._execute(cmd, async_, timeout, verify_handler, options, made)
         finally:
             if _PENDING:
                 _interrupt.deliver(2)
 
     @_interrupt.protected
     def _execute(self, cmd: Any, async_: bool, timeout: Optional[int], verify_handler: Any,
-                 options: Dict[str, Any]) -> Io:
-        """execute()'s general path: every kind of call, every check."""
+                 options: Dict[str, Any], made: Optional[Io] = None) -> Io:
+        """execute()'s general path: every kind of call, every check.
+
+        ``made``: the IO :meth:`_first_sight` made for ``cmd`` (the same
+        checks, with no timeout or verify handler given), used rather than
+        checking again.
+        """
         if options:
             if "async" in options:
                 async_ = bool(options.pop("async"))
             if options:
                 raise TypeError(f"execute() got unexpected keyword(s) {sorted(options)}")
-        plain = self._plain
-        p = None
-        remember = plain is not None and timeout is None and verify_handler is None
-        if remember and plain is not None and async_ and not self.read_only and self.policy is None \
-                and not self._closed:
-            # An asynchronous command checked before (see _remember): its IO
-            # without the checks again; handlers run as on the general path.
-            p = plain.get(id(cmd))
-            if p is not None and p.command is not cmd:
-                p = None
-        if p is not None:
-            length = p.length
-            io = new_io(p.io_class, p.resolved, self, length, None, self._timeout)
-            if length:
-                buf = bytearray(length)
-                io._data = buf
-                io._off = 0
-                io._cbuf = _buffer_pointer(buf)
+        if made is not None and not options:
+            io = made
         else:
             io = self._make_io(cmd, timeout, verify_handler)
-            if remember:
+            if self._plain is not None and timeout is None and verify_handler is None:
                 self._remember(cmd, io)
         if self.sync_only:
             if async_:
@@ -898,33 +912,43 @@ class Channel:
             if not io.returned:  # re-issued with a larger allocation length, through the pool
                 self.reactor.wait([io])
         else:
-            reactor = self.reactor
-            t = self.transport
-            with reactor.lock:
-                if self._closed or t.gone:
-                    # Checked again under the lock: close() or an unplug may
-                    # have come since _make_io, and neither sends anything more.
-                    raise self._refusal(io.command)
-                reactor.outstanding += 1
-                t.outstanding += 1
-                st: Optional[SgFd] = t.idle_fd() if self._fast and not t.queue else None  # type: ignore[attr-defined]
-                if st is not None and io.length > st.reserved:
-                    SgPool.prepare_reserve(st, [io])
-                if st is None or not st.submit_one(io):
-                    t.queue.append(io)
-                    t.pump()
-                else:
-                    t.submitted += 1
-                st = io._fdstate
-                if not async_ and st is not None and not io.returned:
-                    st.reap_one()  # delay=0 devices complete inside write()
+            self._submit(io, async_)
             if async_:
                 return io
             if not io.returned:
-                reactor.wait([io])
+                self.reactor.wait([io])
         if io.exception is not None:
             raise io.exception
         return io
+
+    @_interrupt.protected
+    def _submit(self, io: Io, async_: bool) -> None:
+        """Hand ``io`` to the transport: straight to an idle fd when nothing is queued, else the queue.
+
+        A synchronous command is read back at once when the device answered
+        inside ``write()`` (scsi_debug ``delay=0``, caches).
+        """
+        reactor = self.reactor
+        t = self.transport
+        with reactor.lock:
+            if self._closed or t.gone:
+                # Checked again under the lock: close() or an unplug may
+                # have come since the IO was made, and neither sends anything more.
+                raise self._refusal(io.command)
+            reactor.outstanding += 1
+            t.outstanding += 1
+            st: Optional[SgFd] = t.idle_fd() if self._fast and not t.queue else None  # type: ignore[attr-defined]
+            if st is not None and io.length > st.reserved:
+                SgPool.prepare_reserve(st, [io])
+            if st is None or not st.submit_one(io):
+                t.queue.append(io)
+                t.pump()
+            else:
+                t.submitted += 1
+            if not async_:
+                st = io._fdstate
+                if st is not None and not io.returned:
+                    st.reap_one()  # delay=0 devices complete inside write()
 
     @_interrupt.entry
     def run(
@@ -1373,17 +1397,18 @@ class Channel:
                 _close_quietly(self._fd)  # the last synchronous call on the shared fd is over
             self._sync_idle.notify_all()
 
-    def _first_sight(self, cmd: Any) -> Optional[_Plain]:
-        """Check ``cmd`` (:meth:`_make_io`) and remember it for the fast paths; None: the general path.
+    def _first_sight(self, cmd: Any) -> Tuple[Optional[_Plain], Optional[Io]]:
+        """Check ``cmd`` (:meth:`_make_io`) and remember it for the fast paths.
 
-        Whatever the checks raise is left to the general path, which raises
-        it in its own words.
+        Returns its entry (None: the general path) and the IO the checks
+        made (None when they raised: whatever they raise is left to the
+        general path, which raises it in its own words).
         """
         try:
             io = self._make_io(cmd, None, None)
         except Exception:
-            return None
-        return self._remember(cmd, io)
+            return None, None
+        return self._remember(cmd, io), io
 
     def _remember(self, cmd: Any, io: Io) -> Optional[_Plain]:
         """Keep what :meth:`_make_io` found for ``cmd`` (its IO ``io``), for :meth:`execute`'s fast paths.

@@ -696,11 +696,15 @@ class SgPool(Transport):
         without its bookkeeping.  None means "use the general path".
         """
         st = self.idle
-        if st is not None and not st.inflight and not st.closed and not st.wants_out:
+        maxq = _binding.SG_MAX_QUEUE
+        # The fd a completion just left idle (see _deliver_one): no slot taken.
+        # Its load counted as below, so a done callback's next command goes
+        # there without the walk over the pool.
+        if st is not None and len(st.free) == maxq and not st.closed and not st.wants_out:
             return st
         pool = self.endpoints
         best = None
-        low = maxq = _binding.SG_MAX_QUEUE
+        low = maxq
         for st in pool:
             if st.closed or st.wants_out:
                 continue

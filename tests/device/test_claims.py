@@ -181,6 +181,35 @@ def test_one_command_per_fd_first_then_up_to_16_per_fd(sg_device, scsi_debug, re
         assert all(io.ok for io in ios)
 
 
+def test_a_done_callbacks_next_command_goes_to_the_fd_its_completion_freed(sg_device, scsi_debug, reactor):
+    """docs/engine.rst: 'the next command a done callback sends goes to the fd whose completion freed a
+    place, not behind a queue'."""
+    slow(scsi_debug, 20_000_000)
+    with open_ready(sg_device, reactor=reactor, max_fds=4) as ch:
+        fd_of = {}
+        seen = []
+        left = [40]
+
+        def send(lba):
+            io = ch.execute(command.Read10(lba=lba, transfer_length=1), async_=True)
+            fd_of[id(io)] = io._fdstate
+            io.add_done_callback(on_done)
+            return io
+
+        def on_done(io):
+            if left[0] > 0:
+                left[0] -= 1
+                nxt = send(left[0])
+                seen.append((fd_of[id(io)], nxt._fdstate, len(ch.transport.queue)))
+
+        first = [send(i) for i in range(4)]
+        assert len({fd_of[id(io)] for io in first}) == 4  # one per fd
+        reactor.wait(timeout=60)
+        assert len(seen) == 40 and all(io.ok for io in first)
+        assert all(done is nxt and queued == 0 for done, nxt, queued in seen)
+        assert sorted(len(st.inflight) for st in ch.transport.endpoints) == [0, 0, 0, 0]
+
+
 def test_an_idle_fd_reserve_buffer_grows_to_the_transfer(sg_device, reactor):
     """docs/engine.rst: 'an idle fd's reserve buffer is grown (SG_SET_RESERVED_SIZE, read back) to fit the
     transfers it is given'."""
