@@ -20,6 +20,8 @@ import pytest
 from sgpy import Channel, _interrupt, command, handler, safety
 from sgpy.errors import ChannelClosed, IllegalRequest, UnsafeCommand
 from sgpy.io import Input, NoDirectionIo
+from sgpy.transport import SgFd, SgPool
+from sgpy._binding import SG_MAX_QUEUE
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from signal_trace import run_with_signal_at  # noqa: E402
@@ -200,6 +202,57 @@ def test_ctrl_c_at_any_instruction_of_execute_leaves_nothing_half_done(sg_device
             assert at > 100 and interrupted == at  # walked all of it, and every signal came out once
             assert left_at == [at - 1]  # only at the return itself
             assert ch.execute(cmd).ok  # and the channel goes on
+    finally:
+        signal.signal(signal.SIGINT, old)
+        del _interrupt.PENDING[:]
+
+
+@pytest.mark.parametrize("make", [command.TestUnitReady, lambda: command.Read10(lba=8, transfer_length=1),
+                                  lambda: command.Write10(lba=8, transfer_length=1, data=bytes(BLOCK))],
+                         ids=["tur", "read", "write"])
+def test_ctrl_c_at_any_instruction_of_an_asynchronous_execute_sends_once_or_not_at_all(sg_device, make):
+    # The asynchronous fast path (a remembered command) and, for the write, a command checked
+    # on the fast path but sent by the general path's submission: a SIGINT at each instruction
+    # of execute, the submission, the fd choice and the C call's wrapper.  The command is sent
+    # once or not at all, comes back, and the interruption comes out once.
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with open_ready(sg_device, block_size=BLOCK) as ch:
+            cmd = make()
+            ch.execute(cmd, async_=True).wait()  # checked and remembered from now on
+            codes = {Channel.execute.__code__, Channel._submit.__code__, SgPool.idle_fd.__code__,
+                     SgFd.submit_one.__code__}
+            at = 0
+            interrupted = 0
+            left_at = []
+            while True:
+                before = counts(ch)
+                got = []
+                try:
+                    end = run_with_signal_at(lambda: got.append(ch.execute(cmd, async_=True)), codes, at)
+                except KeyboardInterrupt:
+                    end = None
+                    interrupted += 1
+                else:
+                    if end is None and _interrupt.PENDING:
+                        left_at.append(at)  # see the synchronous test above
+                        with pytest.raises(KeyboardInterrupt):
+                            _interrupt.deliver()
+                        interrupted += 1
+                    assert end is not None or left_at[-1:] == [at], f"SIGINT at instruction {at} was lost"
+                assert ch.reactor.wait(timeout=30)  # whatever was sent comes back
+                s, c, f, t = (a - b for a, b in zip(counts(ch), before))
+                assert (s, c, f, t) in ((0, 0, 0, 0), (1, 1, 0, 1)), f"SIGINT at instruction {at}: {(s, c, f, t)}"
+                assert not got or (got[0].ok and (s, c, f, t) == (1, 1, 0, 1))
+                assert not _interrupt.PENDING, f"SIGINT at instruction {at} was left pending"
+                assert ch.outstanding == 0 and ch.reactor.outstanding == 0 and not ch.transport.queue
+                assert all(len(st.free) == SG_MAX_QUEUE and not st.inflight for st in ch.transport.endpoints)
+                if end is not None:
+                    break
+                at += 1
+            assert at > 100 and interrupted == at  # walked all of it, and every signal came out once
+            assert left_at == [at - 1]  # only at the return itself
+            assert ch.execute(cmd, async_=True).wait() is None  # and the channel goes on
     finally:
         signal.signal(signal.SIGINT, old)
         del _interrupt.PENDING[:]
