@@ -108,7 +108,9 @@ class _Plain:
 
     A plain slotted class, not a frozen attrs one: one is made for every
     command a channel sees for the first time, and attrs' frozen ``__init__``
-    stores each field through ``object.__setattr__``.  Never changed once made.
+    stores each field through ``object.__setattr__``.  Never changed once made
+    but for ``desc``, packed when a batch first needs it (every thread packs
+    the same bytes).
     """
 
     __slots__ = ("command", "resolved", "cdb", "dxfer", "length", "io_class", "desc")
@@ -120,7 +122,14 @@ class _Plain:
         self.dxfer = dxfer  # the kernel's data direction
         self.length = length  # bytes read (0: no data)
         self.io_class = io_class  # NoDirectionIo or Input
-        self.desc = _binding.many_descriptor(dxfer, cdb, length)  # for execute_many's batches (_many)
+        self.desc: Optional[bytes] = None  # for execute_many's batches: see descriptor()
+
+    def descriptor(self) -> bytes:
+        """The command packed for a batch in C (:func:`sgpy._binding.many_descriptor`), kept."""
+        desc = self.desc
+        if desc is None:
+            desc = self.desc = _binding.many_descriptor(self.dxfer, self.cdb, self.length)
+        return desc
 
 
 def _open(path: str, flags: int = _OPEN_FLAGS) -> int:
@@ -899,7 +908,7 @@ class Channel:
         else:
             io = self._make_io(cmd, timeout, verify_handler)
             if self._plain is not None and timeout is None and verify_handler is None:
-                self._remember(cmd, io)
+                self._remember(cmd, io.command, io.length)
         if self.sync_only:
             if async_:
                 raise SgError(f"{self.path} is a {self.kind} device: it takes synchronous SG_IO commands only; "
@@ -1128,7 +1137,7 @@ class Channel:
             return None  # no fd could be had: the general path says why
         stall = min(timeout + int(WATCHDOG_GRACE * 1000), 0x7FFFFFFF)  # ms, a C int
         try:
-            run = _binding.ManyRun([c.fd for c in callers], b"".join([p.desc for p in ps]), n, pointers,
+            run = _binding.ManyRun([c.fd for c in callers], b"".join([p.desc or p.descriptor() for p in ps]), n, pointers,
                                    timeout, stall, self._stop)
         except BaseException:  # MemoryError: nothing was sent
             for caller in callers:
@@ -1398,20 +1407,31 @@ class Channel:
             self._sync_idle.notify_all()
 
     def _first_sight(self, cmd: Any) -> Tuple[Optional[_Plain], Optional[Io]]:
-        """Check ``cmd`` (:meth:`_make_io`) and remember it for the fast paths.
+        """Check ``cmd`` as :meth:`_make_io` does and remember it for the fast paths.
 
-        Returns its entry (None: the general path) and the IO the checks
-        made (None when they raised: whatever they raise is left to the
-        general path, which raises it in its own words).
+        Returns its entry, or None (the general path) with the IO the checks
+        made for it, so that the general path does not check again.  The IO
+        is None when the checks raised: whatever they raise is left to the
+        general path, which raises it in its own words.  A command the fast
+        paths take gets no IO here (they make their own).
         """
+        if isinstance(cmd, _Command):
+            try:
+                resolved, length = self._resolve(cmd)
+            except Exception:
+                return None, None
+            entry = self._remember(cmd, resolved, length)
+            if entry is not None:
+                return entry, None
         try:
             io = self._make_io(cmd, None, None)
         except Exception:
             return None, None
-        return self._remember(cmd, io), io
+        return None, io
 
-    def _remember(self, cmd: Any, io: Io) -> Optional[_Plain]:
-        """Keep what :meth:`_make_io` found for ``cmd`` (its IO ``io``), for :meth:`execute`'s fast paths.
+    def _remember(self, cmd: Any, resolved: Any, length: int) -> Optional[_Plain]:
+        """Keep what the checks found for ``cmd`` (``resolved`` for the block size, moving ``length`` bytes)
+        for :meth:`execute`'s fast paths; return its entry, or None when they do not take it.
 
         What the checks looked at depends only on the command (a frozen
         value) and on the channel's block size and transfer limit; the
@@ -1420,7 +1440,7 @@ class Channel:
         plain = self._plain
         if plain is None:
             return None
-        entry = self._plain_entry(cmd, io.command, io.length)
+        entry = self._plain_entry(cmd, resolved, length)
         if entry is not None:
             if len(plain) >= _PLAIN_MAX:
                 plain.clear()
