@@ -15,7 +15,9 @@ path), ``tur`` (``execute(TEST UNIT READY)``, prebuilt), ``cmd``
 256 prebuilt 4 KiB READ(10)s on a one-fd channel: QD 16), ``fresh`` (the
 same with 256 READ(10)s built for each batch, their building counted),
 ``chain`` (16
-READ(10)s in flight, each done callback submitting the next).
+READ(10)s in flight, each done callback submitting the next), ``pool``
+(the same on a channel of up to 16 fds, as ``benchmarks/run.py``'s
+callback rows run it: one command per fd).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import sys
 from typing import List, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = ("loop", "tur", "cmd", "read", "many", "fresh", "chain")
+WORKLOADS = ("loop", "tur", "cmd", "read", "many", "fresh", "chain", "pool")
 
 
 def work(what: str, n: int) -> None:
@@ -40,7 +42,7 @@ def work(what: str, n: int) -> None:
     from sgpy.constants import Direction
 
     dev = sorted(d.path for d in devices.devices())[0]
-    ch = Channel.from_path(dev, max_fds=1, block_size=512)
+    ch = Channel.from_path(dev, max_fds=16 if what == "pool" else 1, block_size=512)
     tur = command.TestUnitReady()
     ring = [command.Read10(lba=(i * 7919 % 1000) * 8, transfer_length=8) for i in range(256)]
     caller = _binding.SyncCaller(os.open(dev, os.O_RDWR))
@@ -71,7 +73,7 @@ def work(what: str, n: int) -> None:
         read10 = command.Read10
         for b in range(n // 256):
             ch.execute_many([read10(lba=((b * 256 + i) * 7919 % 1000) * 8, transfer_length=8) for i in range(256)])
-    elif what == "chain":
+    elif what in ("chain", "pool"):
         state = {"left": n}
         rd = ring[0]
 
