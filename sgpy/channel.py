@@ -1137,8 +1137,8 @@ class Channel:
             return None  # no fd could be had: the general path says why
         stall = min(timeout + int(WATCHDOG_GRACE * 1000), 0x7FFFFFFF)  # ms, a C int
         try:
-            run = _binding.ManyRun([c.fd for c in callers], b"".join([p.desc or p.descriptor() for p in ps]), n, pointers,
-                                   timeout, stall, self._stop)
+            descs = b"".join([p.desc or p.descriptor() for p in ps])
+            run = _binding.ManyRun([c.fd for c in callers], descs, n, pointers, timeout, stall, self._stop)
         except BaseException:  # MemoryError: nothing was sent
             for caller in callers:
                 self._give_back(caller, timeout)
