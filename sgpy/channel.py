@@ -29,6 +29,7 @@ from sgpy import _binding, _check, _interrupt, _urls
 from sgpy import safety as _safety
 from sgpy.cdb.base import Command as _Command
 from sgpy.constants import DEFAULT_TIMEOUT_MS, Direction
+from sgpy.devices import read_sysfs_int
 from sgpy.errors import (
     CdbLengthError,
     ChannelClosed,
@@ -208,15 +209,6 @@ class CommandNamespace:
         from sgpy import command as _command
 
         return sorted(c.__name__ for c in _command.all_commands())
-
-
-def _sysfs_int(path: str) -> Optional[int]:
-    """A sysfs attribute holding a decimal number; None when it is absent or not a number."""
-    try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
 
 
 class Channel:
@@ -554,10 +546,10 @@ class Channel:
             limit = _binding.SG_TRANSFER_LIMIT - 1
             segments = None
             for q in self._queue_dirs():
-                kib = _sysfs_int(f"{q}/max_hw_sectors_kb")
+                kib = read_sysfs_int(f"{q}/max_hw_sectors_kb")
                 if kib is not None:
                     limit = min(limit, kib * 1024)
-                    segments = _sysfs_int(f"{q}/max_segments")
+                    segments = read_sysfs_int(f"{q}/max_segments")
                     break
             # Each page of a buffer fills at most one segment, so max_segments
             # pages always fit one request; more pass only where pages merge
@@ -903,7 +895,7 @@ class Channel:
                 async_ = bool(options.pop("async"))
             if options:
                 raise TypeError(f"execute() got unexpected keyword(s) {sorted(options)}")
-        if made is not None and not options:
+        if made is not None:
             io = made
         else:
             io = self._make_io(cmd, timeout, verify_handler)
@@ -1415,19 +1407,19 @@ class Channel:
         general path, which raises it in its own words.  A command the fast
         paths take gets no IO here (they make their own).
         """
-        if isinstance(cmd, _Command):
-            try:
-                resolved, length = self._resolve(cmd)
-            except Exception:
-                return None, None
-            entry = self._remember(cmd, resolved, length)
-            if entry is not None:
-                return entry, None
+        if not isinstance(cmd, _Command):
+            return None, None  # the general path raises the TypeError
         try:
-            io = self._make_io(cmd, None, None)
+            resolved, length = self._resolve(cmd)
         except Exception:
             return None, None
-        return None, io
+        entry = self._remember(cmd, resolved, length)
+        if entry is not None:
+            return entry, None
+        try:
+            return None, self._make_io(cmd, None, None)
+        except Exception:
+            return None, None
 
     def _remember(self, cmd: Any, resolved: Any, length: int) -> Optional[_Plain]:
         """Keep what the checks found for ``cmd`` (``resolved`` for the block size, moving ``length`` bytes)

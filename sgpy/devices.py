@@ -36,7 +36,7 @@ import attrs
 
 from sgpy.constants import PeripheralDeviceType
 
-__all__ = ["Device", "Host", "devices", "hosts", "list_devices", "find", "SYSFS", "DEV"]
+__all__ = ["Device", "Host", "devices", "hosts", "list_devices", "find", "SYSFS", "DEV", "read_sysfs_int"]
 
 #: Where sysfs and device nodes live; every function takes others (for tests).
 SYSFS = "/sys"
@@ -170,7 +170,7 @@ def _read_bytes(path: str) -> Optional[bytes]:
     return data or None
 
 
-def _read_int(path: str) -> Optional[int]:
+def read_sysfs_int(path: str) -> Optional[int]:
     """A sysfs attribute holding a decimal number; None when absent or not a number."""
     text = _read(path)
     try:
@@ -215,9 +215,9 @@ def _block_size(devdir: str) -> Tuple[Optional[int], Optional[int]]:
     except OSError:
         return None, None
     for n in names:
-        sectors = _read_int(os.path.join(devdir, "block", n, "size"))
+        sectors = read_sysfs_int(os.path.join(devdir, "block", n, "size"))
         if sectors is not None:
-            return sectors * _SECTOR, _read_int(os.path.join(devdir, "block", n, "queue", "logical_block_size"))
+            return sectors * _SECTOR, read_sysfs_int(os.path.join(devdir, "block", n, "queue", "logical_block_size"))
     return None, None
 
 
@@ -347,7 +347,7 @@ def _device(sysfs: str, dev: str, name: str) -> Optional[Device]:
         transport=transport,
         transport_address=address,
         host_driver=driver,
-        queue_depth=_read_int(os.path.join(devdir, "queue_depth")),
+        queue_depth=read_sysfs_int(os.path.join(devdir, "queue_depth")),
     )
 
 
@@ -464,9 +464,9 @@ def hosts(*, sysfs: Optional[str] = None) -> List[Host]:
         transport, address = _host_transport(sysfs, name, driver)
         out.append(Host(host=number, name=name, driver=driver, transport=transport, transport_address=address,
                         state=_read(os.path.join(hostdir, "state")) or None,
-                        can_queue=_read_int(os.path.join(hostdir, "can_queue")),
-                        cmd_per_lun=_read_int(os.path.join(hostdir, "cmd_per_lun")),
-                        sg_tablesize=_read_int(os.path.join(hostdir, "sg_tablesize")),
+                        can_queue=read_sysfs_int(os.path.join(hostdir, "can_queue")),
+                        cmd_per_lun=read_sysfs_int(os.path.join(hostdir, "cmd_per_lun")),
+                        sg_tablesize=read_sysfs_int(os.path.join(hostdir, "sg_tablesize")),
                         devices=per_host.get(number, 0)))
     return sorted(out, key=lambda h: h.host)
 
